@@ -1,0 +1,64 @@
+# Highway. Quick start: `make dev`, then `make test`.
+GO ?= go
+# Pinned tool versions: a target that needs a tool installs exactly this one.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+BIN := $(CURDIR)/bin
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+# TESTFLAGS lets CI add -race; FUZZTIME bounds each fuzz target in `make test`.
+TESTFLAGS ?=
+FUZZTIME ?= 10s
+# ARGS are passed to `highway dev` (e.g. make dev ARGS=--reset).
+ARGS ?=
+
+.PHONY: dev test fuzz lint generate check-generate bench build clean
+
+## dev: run the whole marketplace on embedded defaults under ./.highway/
+dev:
+	$(GO) run ./cmd/highway dev $(ARGS)
+
+## test: every test (SQLite always, PostgreSQL when 127.0.0.1:5432 answers), then short fuzzing
+test:
+	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory fuzz
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	@for target in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$target/*_test.go | sed 's/func //'); do \
+			echo "fuzz $$target $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$target || exit 1; \
+		done; \
+	done
+
+## lint: golangci-lint with the project's config (installed at a pinned version)
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
+
+## generate: regenerate committed code (templ)
+generate:
+	$(GO) tool templ generate -path . -log-level warn
+
+## check-generate: fail if generated code is stale
+check-generate: generate
+	@git diff --exit-code -- . || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all | grep -E '_templ\.go$$')" || { echo "uncommitted generated files"; exit 1; }
+
+## bench: benchmarks, one line per figure: BENCH <name> <value> <unit>
+bench:
+	@$(GO) test -run '^$$' -bench . -benchtime 1x ./... | awk '\
+		/^Benchmark/ { for (i = 3; i < NF; i += 2) if ($$(i+1) ~ /^BENCH:/) { split($$(i+1), a, ":"); print "BENCH", a[2], $$i, a[3] } } \
+		/^(FAIL|panic:)/ { print; failed = 1 } \
+		END { exit failed }'
+
+## build: the binaries into ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/highway ./cmd/highway
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/models"
+)
+
+// Config is the marketplace's configuration, from flags with environment
+// fallbacks.
+type Config struct {
+	Listen         string
+	Database       string
+	SessionSecret  string
+	BaseURL        string
+	LogLevel       string
+	LogFormat      string
+	TrustedProxies string
+	DevMode        bool
+}
+
+// Main is the marketplace process: Open starts it (tests call it with
+// Listen ":0"), Close stops it. main only wires signals around it.
+type Main struct {
+	Config Config
+	// Accounts overrides account costs and limits (tests use cheap hashes).
+	Accounts accounts.Config
+
+	Logger *slog.Logger
+	Store  *models.Store
+
+	stdout, stderr io.Writer
+	ln             net.Listener
+	server         *http.Server
+	serveErr       chan error
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr, serveErr: make(chan error, 1)}
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// commonFlags registers the flags serve and dev share.
+func commonFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.BaseURL, "base-url", envOr("HIGHWAY_BASE_URL", ""), "public URL of the marketplace; https makes cookies Secure (env HIGHWAY_BASE_URL; default http://<listen>)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("HIGHWAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HIGHWAY_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("HIGHWAY_LOG_FORMAT", "text"), "text or json (env HIGHWAY_LOG_FORMAT)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", envOr("HIGHWAY_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted (env HIGHWAY_TRUSTED_PROXIES)")
+}
+
+// ParseServeFlags reads the serve command's flags.
+func (m *Main) ParseServeFlags(args []string) error {
+	fs := flag.NewFlagSet("highway serve", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&m.Config.Listen, "listen", envOr("HIGHWAY_LISTEN", ":8080"), "address to listen on (env HIGHWAY_LISTEN)")
+	fs.StringVar(&m.Config.Database, "database", envOr("HIGHWAY_DATABASE", "highway.db"), "SQLite file path, or postgres://user@host/db (env HIGHWAY_DATABASE)")
+	fs.StringVar(&m.Config.SessionSecret, "session-secret", envOr("HIGHWAY_SESSION_SECRET", ""), "secret of at least 32 bytes keying CSRF and flash cookies (env HIGHWAY_SESSION_SECRET; required)")
+	commonFlags(fs, &m.Config)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: highway serve [flags]\n\nRuns the marketplace. Flags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
+	}
+}
+
+// Open validates the configuration, opens and migrates the database, and
+// starts serving in the background.
+func (m *Main) Open(ctx context.Context) error {
+	c := &m.Config
+	if m.Logger == nil {
+		l, err := newLogger(m.stderr, c.LogLevel, c.LogFormat)
+		if err != nil {
+			return err
+		}
+		m.Logger = l
+	}
+	if len(c.SessionSecret) < 32 {
+		return errors.New("a session secret of at least 32 bytes is required: set --session-secret or HIGHWAY_SESSION_SECRET (for example: openssl rand -hex 32)")
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another process using the port? choose another with --listen)", c.Listen, err)
+	}
+	m.ln = ln
+	if c.BaseURL == "" {
+		c.BaseURL = "http://" + displayAddr(ln.Addr())
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+
+	store, err := models.Open(ctx, c.Database)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	m.Store = store
+	if err := store.Migrate(ctx, m.Logger); err != nil {
+		m.closeQuietly()
+		return err
+	}
+	var proxies []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxies = append(proxies, p)
+		}
+	}
+	h, err := handlers.New(handlers.Config{
+		Store:          store,
+		Accounts:       accounts.New(store, m.Accounts),
+		Logger:         m.Logger,
+		Secret:         []byte(c.SessionSecret),
+		BaseURL:        c.BaseURL,
+		DevMode:        c.DevMode,
+		Registry:       prometheus.NewRegistry(),
+		TrustedProxies: proxies,
+	})
+	if err != nil {
+		m.closeQuietly()
+		return err
+	}
+	m.server = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	go func() {
+		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr <- err
+		}
+		close(m.serveErr)
+	}()
+	go m.sweepSessions(ctx)
+	m.Logger.Info("highway serving", "url", c.BaseURL, "database", store.Dialect)
+	return nil
+}
+
+// sweepSessions deletes expired sessions hourly so the table stays small.
+func (m *Main) sweepSessions(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := m.Store.DeleteExpiredSessions(ctx, time.Now()); err != nil {
+				m.Logger.Warn("sweep sessions", "err", err)
+			} else if n > 0 {
+				m.Logger.Info("expired sessions removed", "count", n)
+			}
+		}
+	}
+}
+
+// URL is the marketplace's base URL (with the real port when listening on :0).
+func (m *Main) URL() string { return m.Config.BaseURL }
+
+// Addr is the bound listen address.
+func (m *Main) Addr() net.Addr { return m.ln.Addr() }
+
+// Close stops accepting requests, lets in-flight ones finish (up to 10 s),
+// then closes the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	} else if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) closeQuietly() {
+	if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.Store != nil {
+		_ = m.Store.Close()
+	}
+}
+
+// RunUntil opens the marketplace and serves until ctx ends (SIGINT or
+// SIGTERM) or the server fails, then shuts down gracefully.
+func (m *Main) RunUntil(ctx context.Context) error {
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		m.Logger.Info("shutting down")
+	case serveErr = <-m.serveErr:
+	}
+	return errors.Join(serveErr, m.Close())
+}
+
+// displayAddr turns a bound address into something a browser can open:
+// an unspecified host (":8080", "[::]:8080") becomes localhost.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

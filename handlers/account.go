@@ -1,0 +1,24 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway/web"
+)
+
+// sessionCookieTTL matches the server-side session lifetime; the server's
+// expiry is what counts, the cookie's is only a hint to the browser.
+const sessionCookieTTL = 14 * 24 * time.Hour
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func (s *Server) accountPage(c *gin.Context) {
+	u := currentUser(c)
+	s.render(c, http.StatusOK, "Account", web.Account(s.page(c, "Account"), web.AccountView{
+		Email: u.Email, Name: u.Name, Roles: u.Roles(), MemberSince: web.FormatTime(u.CreatedAt),
+	}))
+}

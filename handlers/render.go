@@ -1,0 +1,37 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/a-h/templ"
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway/web"
+)
+
+// page builds the layout's view-model for this request.
+func (s *Server) page(c *gin.Context, title string) *web.Page {
+	p := &web.Page{Title: title, Path: c.Request.URL.Path, CSRF: c.GetString(keyCSRF), DevMode: s.devMode}
+	if u := currentUser(c); u != nil {
+		p.Viewer = &web.Viewer{ID: u.ID, Email: u.Email, Name: u.Name, Buyer: u.IsBuyer, Provider: u.IsProvider, Admin: u.IsAdmin}
+	}
+	if f, ok := c.Get(keyFlash); ok {
+		p.Flash = f.(*web.Flash)
+	}
+	return p
+}
+
+// render writes content inside the layout with status. Pages are never
+// cached: they carry per-user data and CSRF tokens.
+func (s *Server) render(c *gin.Context, status int, title string, content templ.Component) {
+	p := s.page(c, title)
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Cache-Control", "no-store")
+	c.Status(status)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
+	if err := web.Layout(p, content).Render(c.Request.Context(), c.Writer); err != nil {
+		s.log.Error("render", "request_id", c.GetString(keyRequestID), "err", err)
+	}
+}

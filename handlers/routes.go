@@ -1,0 +1,34 @@
+package handlers
+
+import "github.com/gin-gonic/gin"
+
+// routes is the one route table.
+func (s *Server) routes(e *gin.Engine) {
+	e.Use(s.requestID, s.recoverer, s.observe, securityHeaders, limitBody)
+	e.NoRoute(s.notFound)
+	e.NoMethod(s.methodNotAllowed)
+
+	// Operational endpoints: no session, no CSRF.
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler())
+	e.GET("/static/*path", serveStatic)
+	e.HEAD("/static/*path", serveStatic)
+
+	// Pages: cookie session and CSRF on every state-changing request.
+	pages := e.Group("/", s.loadSession, s.csrf, s.loadFlash)
+	pages.GET("/", s.home)
+	pages.GET("/signup", s.signupPage)
+	pages.POST("/signup", s.signupSubmit)
+	pages.GET("/login", s.loginPage)
+	pages.POST("/login", s.loginSubmit)
+	pages.POST("/logout", s.logout)
+
+	member := pages.Group("/", s.requireUser)
+	member.GET("/account", s.accountPage)
+
+	admin := member.Group("/admin", s.requireRole("admin"))
+	admin.GET("/users", s.adminUsers)
+	admin.POST("/users/:id/roles", s.adminSetRoles)
+	admin.POST("/users/:id/disable", s.adminSetDisabled)
+}

@@ -1,0 +1,87 @@
+// Package handlers is the HTTP surface: pages, the JSON API and health
+// endpoints, in one route table (routes.go). Handlers stay thin: parse,
+// call a service, render a view-model. Errors go through one place
+// (errors.go) that maps codes to status, page and JSON body.
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/models"
+)
+
+// Config is what the HTTP layer needs from main.
+type Config struct {
+	Store    *models.Store
+	Accounts *accounts.Service
+	Logger   *slog.Logger
+	// Secret keys CSRF tokens and flash cookies; at least 32 bytes.
+	Secret []byte
+	// BaseURL is the public URL; https makes cookies Secure.
+	BaseURL string
+	DevMode bool
+	// Registry receives the HTTP metrics; nil means a new private one.
+	Registry *prometheus.Registry
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed
+	// for the client IP (rate limits key on it). Empty trusts none.
+	TrustedProxies []string
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	store         *models.Store
+	accounts      *accounts.Service
+	log           *slog.Logger
+	secret        []byte
+	secureCookies bool
+	devMode       bool
+	registry      *prometheus.Registry
+	metrics       *httpMetrics
+}
+
+// New builds the HTTP handler with every route.
+func New(cfg Config) (http.Handler, error) {
+	if len(cfg.Secret) < 32 {
+		return nil, errors.New("handlers: session secret must be at least 32 bytes")
+	}
+	if cfg.Store == nil || cfg.Accounts == nil {
+		return nil, errors.New("handlers: store and accounts are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		store:         cfg.Store,
+		accounts:      cfg.Accounts,
+		log:           cfg.Logger,
+		secret:        cfg.Secret,
+		secureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
+		devMode:       cfg.DevMode,
+		registry:      cfg.Registry,
+		metrics:       m,
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	// By default gin believes X-Forwarded-For from anyone, which would let a
+	// client pick its own rate-limit key.
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	s.routes(e)
+	return e, nil
+}

@@ -1,0 +1,101 @@
+package poc
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestClassTable(t *testing.T) {
+	rates := ClassRates()
+	if !slices.IsSortedFunc(rates, func(a, b ClassRate) int { return strings.Compare(a.Class, b.Class) }) {
+		t.Fatal("class table not sorted")
+	}
+	for _, c := range rates {
+		// MilliH100 is round(1000 × TOPS / 1979).
+		if want := (uint64(c.DenseInt8TOPS)*1000 + h100DenseInt8TOPS/2) / h100DenseInt8TOPS; c.MilliH100 != want {
+			t.Errorf("%s: milli %d, want %d", c.Class, c.MilliH100, want)
+		}
+	}
+	if _, err := LookupClass("h100"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LookupClass("Voodoo2"); !errors.Is(err, ErrUnknownClass) {
+		t.Fatal(err)
+	}
+	if m, _ := H100Equivalents("A100", 8); m != 2520 {
+		t.Fatalf("8×A100 = %d milli-H100", m)
+	}
+}
+
+func TestEpochTarget(t *testing.T) {
+	p := DefaultParams()
+	cases := []struct {
+		name    string
+		p       Params
+		class   string
+		gpus    uint32
+		window  uint64
+		wantD   uint64
+		wantR   uint64
+		wantErr error
+	}{
+		// N = 1.5e9 × 60 = 9e10; D = 9e10/1200 = 75,000,000; R = 1080.
+		{"1×H100 60s", p, "H100", 1, 60, 75_000_000, 1080, nil},
+		// 8 × 2274 milli × 1.5e9 /1000 × 600 = 1.63728e13 → D = 13,644,000,000.
+		{"8×B200 600s", p, "B200", 8, 600, 13_644_000_000, 1080, nil},
+		{"unknown", p, "Voodoo2", 1, 60, 0, 0, ErrUnknownClass},
+		{"too short", p, "L4", 1, 0, 0, 0, ErrEpochTooSmall},
+		{"overflow", p, "B200", 1 << 31, 1 << 40, 0, 0, ErrOverflow},
+		// Dev: 50,000 nonces/s × 1 × 5 s = 250,000; D = 208; R = ⌊250,000·0.9/208⌋ = 1081.
+		{"dev CPU-SIM 5s", DevParams(), "CPU-SIM", 1, 5, 208, 1081, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := EpochTarget(tc.p, tc.class, tc.gpus, tc.window)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if tg.Difficulty != tc.wantD || tg.Required != tc.wantR {
+				t.Fatalf("got %+v, want D=%d R=%d", tg, tc.wantD, tc.wantR)
+			}
+			if err == nil {
+				r, _ := RequiredCount(tc.p, tc.class, tc.gpus, tc.window)
+				if r != tg.Required {
+					t.Fatal("RequiredCount disagrees")
+				}
+			}
+		})
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	mod := func(f func(*Params)) Params { p := DefaultParams(); f(&p); return p }
+	cases := []struct {
+		name string
+		p    Params
+		want error
+	}{
+		{"default", DefaultParams(), nil},
+		{"dev", DevParams(), nil},
+		{"version", mod(func(p *Params) { p.Version = 2 }), ErrWrongVersion},
+		{"dim", mod(func(p *Params) { p.Dim = 48 }), ErrBadParams},
+		{"dim big", mod(func(p *Params) { p.Dim = MaxDim + 32 }), ErrBadParams},
+		{"layers", mod(func(p *Params) { p.Layers = 0 }), ErrBadParams},
+		{"k", mod(func(p *Params) { p.SampleSize = 0 }), ErrBadParams},
+		{"max nonces", mod(func(p *Params) { p.MaxProofNonces = MaxProofNoncesCap + 1 }), ErrBadParams},
+		{"expected", mod(func(p *Params) { p.ExpectedValid = 5000 }), ErrBadParams},
+		{"slack", mod(func(p *Params) { p.SlackBP = BasisPoints }), ErrBadParams},
+		{"nonce bits", mod(func(p *Params) { p.NonceBits = 8 }), ErrBadParams},
+		{"min difficulty", mod(func(p *Params) { p.MinDifficulty = 0 }), ErrBadParams},
+		{"rate", mod(func(p *Params) { p.H100NoncesPerSecond = 0 }), ErrBadParams},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.p.Validate(); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,175 @@
+package poc
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// The work function, per nonce (the reference is Model.computeReference):
+//
+//	Wₗ      = SHA-256(K_w‖l‖block) in counter mode, K_w = SHA-256(tagWeights‖seed)
+//	x₀      = SHA-256(K_in‖nonce‖block) in counter mode, K_in = SHA-256(tagInput‖seed)
+//	y       = xₗ · Wₗ            int8 × int8 → int32, Wₗ is Dim×Dim
+//	xₗ₊₁[j] = requant(y[j])      back to int8
+//	digest  = SHA-256(tagOutput‖seed‖nonce‖x_L)
+//
+// with requant(y) = int8(q ⊕ (q >> 8)) where q = y >> 8 (arithmetic shifts,
+// then the low 8 bits). Why this requantisation:
+//   - The shift by 8 (a floor division) breaks linearity modulo 2^k. With no
+//     shift the network would be a chain of linear maps mod 256 that collapses
+//     to one matrix: a Layers× shortcut.
+//   - Keeping the low 8 bits (wrapping) keeps activations spread over all of
+//     int8: y has σ ≈ √Dim·74² ≈ 2^16.4 at Dim 256, so bits 8..15 are
+//     uniform, and nothing saturates or shrinks from layer to layer (a
+//     clamp would, and a collapsed activation is a shortcut).
+//   - Folding in bits 16..23 makes the result depend on 24 bits of the sum,
+//     so a 16-bit wrapping accumulator is not enough: the prover must do the
+//     int32 accumulation tensor cores do. The fold correlates with the
+//     position of y, leaving a mild bias (each byte value 0.63–1.39× its
+//     uniform frequency) that is the same at every layer: no drift, no
+//     collapse (TestActivationsStayUniform).
+
+// Model is the random-weight network for one (Params, Seed). Weight
+// generation costs Layers·Dim² bytes of SHA-256 output, so build it once per
+// seed and reuse it for every nonce. A Model is immutable and safe for
+// concurrent use.
+type Model struct {
+	dim, layers int
+	seed        Seed
+	// inputKey = SHA-256(tagInput‖seed) keys the per-nonce input stream.
+	inputKey [32]byte
+	// w holds the weights row-major, w[l·Dim² + i·Dim + j] = Wₗ[i][j].
+	w []int8
+	// packed holds the weights biased to uint8 (w+128) three columns to a
+	// uint64 in 21-bit lanes, triple-major: packed[(l·T + t)·Dim + i]
+	// holds Wₗ[i][3t..3t+2]. See kernel.go.
+	packed []uint64
+	// colSum[l·Dim + j] = Σᵢ (Wₗ[i][j] + 128), for the bias correction.
+	colSum []int32
+}
+
+// NewModel derives the network's weights from the seed.
+func NewModel(p Params, seed Seed) (*Model, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	d, L := int(p.Dim), int(p.Layers)
+	T := triples(d)
+	m := &Model{
+		dim: d, layers: L, seed: seed,
+		w:      make([]int8, L*d*d),
+		packed: make([]uint64, L*T*d),
+		colSum: make([]int32, L*d),
+	}
+	// Counter-mode SHA-256 under a per-seed key: each 44-byte message
+	// (key, layer, block) fits one compression (≤ 55 bytes) and yields 32
+	// weights, half the cost of hashing the tag and seed every time.
+	var msg [32 + 4 + 8]byte
+	wk := sha256.Sum256(append([]byte(tagWeights), seed[:]...))
+	copy(msg[:], wk[:])
+	m.inputKey = sha256.Sum256(append([]byte(tagInput), seed[:]...))
+	for l := 0; l < L; l++ {
+		binary.BigEndian.PutUint32(msg[32:], uint32(l))
+		lw := m.w[l*d*d : (l+1)*d*d]
+		for blk := 0; blk*32 < len(lw); blk++ {
+			binary.BigEndian.PutUint64(msg[36:], uint64(blk))
+			out := sha256.Sum256(msg[:])
+			for k := 0; k < 32 && blk*32+k < len(lw); k++ {
+				lw[blk*32+k] = int8(out[k])
+			}
+		}
+		cs := m.colSum[l*d : (l+1)*d]
+		for i := 0; i < d; i++ {
+			for j, v := range lw[i*d : (i+1)*d] {
+				cs[j] += int32(uint8(v) ^ 0x80) // v + 128 in [0, 255]
+			}
+		}
+		// Pack triple-major so the writes are sequential; a missing third
+		// column (Dim not a multiple of 3) packs as zero and is never read.
+		lp := m.packed[l*T*d : (l+1)*T*d]
+		for t := 0; t < T; t++ {
+			out := lp[t*d : (t+1)*d]
+			for i := range out {
+				row := lw[i*d : (i+1)*d]
+				var v uint64
+				for k := 0; k < 3 && 3*t+k < d; k++ {
+					v |= uint64(uint8(row[3*t+k])^0x80) << (laneBits * k)
+				}
+				out[i] = v
+			}
+		}
+	}
+	return m, nil
+}
+
+// Seed returns the seed the model was built from.
+func (m *Model) Seed() Seed { return m.seed }
+
+// requant maps an int32 layer sum back to int8 (see the comment above).
+func requant(y int32) int8 {
+	q := y >> 8
+	return int8(q ^ q>>8)
+}
+
+// input fills dst with the nonce's input vector: SHA-256(inputKey‖nonce‖
+// block) in counter mode, one compression per 32 values.
+func (m *Model) input(nonce uint64, dst []int8) {
+	var msg [32 + 8 + 4]byte
+	copy(msg[:], m.inputKey[:])
+	binary.BigEndian.PutUint64(msg[32:], nonce)
+	for blk := 0; blk*32 < len(dst); blk++ {
+		binary.BigEndian.PutUint32(msg[40:], uint32(blk))
+		out := sha256.Sum256(msg[:])
+		for k := 0; k < 32 && blk*32+k < len(dst); k++ {
+			dst[blk*32+k] = int8(out[k])
+		}
+	}
+}
+
+// outputPrefixLen is the length of tagOutput‖seed‖nonce.
+const outputPrefixLen = len(tagOutput) + 32 + 8
+
+// putOutputPrefix writes tagOutput‖seed‖nonce at the start of buf.
+func (m *Model) putOutputPrefix(buf []byte, nonce uint64) {
+	copy(buf, tagOutput)
+	copy(buf[len(tagOutput):], m.seed[:])
+	binary.BigEndian.PutUint64(buf[len(tagOutput)+32:], nonce)
+}
+
+// Compute is the reference work function: a plain triple loop, obviously
+// correct and slow. The fast kernel must agree with it bit for bit (the
+// tests check that, and the golden vectors pin it).
+func (m *Model) Compute(nonce uint64) [32]byte {
+	d := m.dim
+	x := make([]int8, d)
+	y := make([]int8, d)
+	m.input(nonce, x)
+	for l := 0; l < m.layers; l++ {
+		w := m.w[l*d*d : (l+1)*d*d]
+		for j := 0; j < d; j++ {
+			var acc int32
+			for i := 0; i < d; i++ {
+				acc += int32(x[i]) * int32(w[i*d+j])
+			}
+			y[j] = requant(acc)
+		}
+		x, y = y, x
+	}
+	buf := make([]byte, outputPrefixLen+d)
+	m.putOutputPrefix(buf, nonce)
+	for i, v := range x {
+		buf[outputPrefixLen+i] = byte(v)
+	}
+	return sha256.Sum256(buf)
+}
+
+// Compute builds the model for seed and evaluates one nonce with the
+// reference loop. Convenient for tests and tools; a verifier or prover
+// should build the Model once.
+func Compute(p Params, seed Seed, nonce uint64) ([32]byte, error) {
+	m, err := NewModel(p, seed)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return m.Compute(nonce), nil
+}

@@ -80,6 +80,16 @@ func ErrorMessage(err error) string {
 	}
 }
 
+// ErrorRetryAfter returns the seconds to wait carried by a rate-limit
+// error, or 0.
+func ErrorRetryAfter(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
 // ErrorField returns the field named by err, or "".
 func ErrorField(err error) string {
 	var e *Error

@@ -94,17 +94,13 @@ func (s *Server) startSession(c *gin.Context, token string) {
 // formError puts err on the form (next to its field, or over the form) and
 // re-renders through show. Internal errors go to the error page instead.
 func (s *Server) formError(c *gin.Context, f *web.Form, err error, show func(*web.Page)) {
-	var e *highway.Error
 	code := highway.ErrorCode(err)
 	if code == highway.EINTERNAL {
 		s.fail(c, err)
 		return
 	}
 	if code == highway.ERATELIMITED {
-		if he, ok := err.(*highway.Error); ok {
-			e = he
-			c.Header("Retry-After", itoa(e.RetryAfter))
-		}
+		c.Header("Retry-After", itoa(highway.ErrorRetryAfter(err)))
 	}
 	if field := highway.ErrorField(err); field != "" {
 		f.Errors[field] = highway.ErrorMessage(err)

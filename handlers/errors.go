@@ -72,8 +72,8 @@ func (s *Server) failStatus(c *gin.Context, status int, err error) {
 			"path", c.Request.URL.Path, "err", err.Error())
 	}
 	if code == highway.ERATELIMITED {
-		if e, ok := err.(*highway.Error); ok && e.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
+		if ra := highway.ErrorRetryAfter(err); ra > 0 {
+			c.Header("Retry-After", strconv.Itoa(ra))
 		}
 	}
 	if wantsJSON(c) {

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ func (s *Server) flashMAC(payload string) string {
 // loadFlash reads and clears the flash cookie on page views.
 func (s *Server) loadFlash(c *gin.Context) {
 	v, err := c.Cookie(cookieFlash)
-	if err != nil || v == "" || c.Request.Method != "GET" {
+	if err != nil || v == "" || c.Request.Method != http.MethodGet {
 		c.Next()
 		return
 	}

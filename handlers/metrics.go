@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -35,7 +36,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
-			if _, dup := err.(prometheus.AlreadyRegisteredError); !dup {
+			if !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 				return nil, err
 			}
 		}

@@ -120,7 +120,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if len(c.SessionSecret) < 32 {
 		return errors.New("a session secret of at least 32 bytes is required: set --session-secret or HIGHWAY_SESSION_SECRET (for example: openssl rand -hex 32)")
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? choose another with --listen)", c.Listen, err)
 	}

@@ -1,0 +1,157 @@
+package types
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	errorsmod "cosmossdk.io/errors"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+
+	"github.com/highway-compute/highway/poc"
+)
+
+// Bounds on params. Block hashes are kept for MaxEpochBlocks +
+// MaxProofGraceBlocks blocks, so any live lease's epoch seed is still on
+// hand whatever the params become later.
+const (
+	MaxEpochBlocks          = 20_000
+	MaxProofGraceBlocks     = 5_000
+	MaxDisputeWindowBlocks  = 1_000_000
+	MaxEpochsPerLeaseLimit  = 1_000_000
+	MaxGPUsPerLease         = 1024
+	MaxReasonLen            = 280
+	BlockHashRetention      = MaxEpochBlocks + MaxProofGraceBlocks + 1
+	DefaultDenom            = "uhwy"
+	basisPoints             = 10_000
+	maxClassNameLen         = 32
+	maxQuoteTTLSecondsLimit = 7 * 24 * 3600
+)
+
+// DefaultParams are production-shaped: 10-minute epochs at 1 s blocks, a
+// minute of proving per epoch, an hour to dispute, 1 % fee. The arbiter
+// defaults to the governance account until genesis names one.
+func DefaultParams() Params {
+	return Params{
+		Denom:               DefaultDenom,
+		EpochBlocks:         600,
+		ProofGraceBlocks:    60,
+		ProofWorkSeconds:    60,
+		DisputeWindowBlocks: 3600,
+		MaxMissedEpochs:     3,
+		FeeBps:              100,
+		Arbiter:             "",
+		MaxEpochsPerLease:   24 * 6 * 30, // 30 days of 10-minute epochs
+		MaxQuoteTtlSeconds:  600,
+		Poc:                 PoCParamsFrom(poc.DefaultParams()),
+		ClassRates:          DefaultClassRates(),
+	}
+}
+
+// DevParams are for `highway dev` and tests: 10-block epochs, a 3-block
+// grace, 2 s of proving on CPU at poc.DevParams, disputes for 5 blocks.
+func DevParams() Params {
+	p := DefaultParams()
+	p.EpochBlocks = 10
+	p.ProofGraceBlocks = 3
+	p.ProofWorkSeconds = 2
+	p.DisputeWindowBlocks = 5
+	p.MaxEpochsPerLease = 10_000
+	p.Poc = PoCParamsFrom(poc.DevParams())
+	return p
+}
+
+// DefaultClassRates is poc's datasheet table, sorted by class.
+func DefaultClassRates() []ClassRate {
+	var out []ClassRate
+	for _, c := range poc.ClassRates() {
+		out = append(out, ClassRate{Class: c.Class, MilliH100: c.MilliH100})
+	}
+	return out
+}
+
+// PoCParamsFrom converts poc.Params to their proto form.
+func PoCParamsFrom(p poc.Params) PoCParams {
+	return PoCParams{
+		Version: p.Version, Dim: p.Dim, Layers: p.Layers, SampleSize: p.SampleSize,
+		ExpectedValid: p.ExpectedValid, SlackBp: p.SlackBP, MaxProofNonces: p.MaxProofNonces,
+		NonceBits: p.NonceBits, MinDifficulty: p.MinDifficulty, H100NoncesPerSecond: p.H100NoncesPerSecond,
+	}
+}
+
+// ToPoC converts the proto form back to poc.Params.
+func (p PoCParams) ToPoC() poc.Params {
+	return poc.Params{
+		Version: p.Version, Dim: p.Dim, Layers: p.Layers, SampleSize: p.SampleSize,
+		ExpectedValid: p.ExpectedValid, SlackBP: p.SlackBp, MaxProofNonces: p.MaxProofNonces,
+		NonceBits: p.NonceBits, MinDifficulty: p.MinDifficulty, H100NoncesPerSecond: p.H100NoncesPerSecond,
+	}
+}
+
+// MilliH100 returns a class's rate (exact, case-sensitive match).
+func (p Params) MilliH100(class string) (uint64, error) {
+	for _, c := range p.ClassRates {
+		if c.Class == class {
+			return c.MilliH100, nil
+		}
+	}
+	return 0, errorsmod.Wrapf(ErrUnknownClass, "%q", class)
+}
+
+// Validate checks every field; MsgUpdateParams and genesis use it.
+func (p Params) Validate() error {
+	if err := sdk.ValidateDenom(p.Denom); err != nil {
+		return errorsmod.Wrapf(ErrInvalidParams, "denom: %v", err)
+	}
+	switch {
+	case p.EpochBlocks == 0 || p.EpochBlocks > MaxEpochBlocks:
+		return errorsmod.Wrapf(ErrInvalidParams, "epoch_blocks must be 1..%d", MaxEpochBlocks)
+	case p.ProofGraceBlocks > MaxProofGraceBlocks:
+		return errorsmod.Wrapf(ErrInvalidParams, "proof_grace_blocks must be ≤ %d", MaxProofGraceBlocks)
+	case p.ProofWorkSeconds == 0:
+		return errorsmod.Wrap(ErrInvalidParams, "proof_work_seconds must be positive")
+	case p.DisputeWindowBlocks > MaxDisputeWindowBlocks:
+		return errorsmod.Wrapf(ErrInvalidParams, "dispute_window_blocks must be ≤ %d", MaxDisputeWindowBlocks)
+	case p.MaxMissedEpochs == 0:
+		return errorsmod.Wrap(ErrInvalidParams, "max_missed_epochs must be positive")
+	case p.FeeBps > basisPoints:
+		return errorsmod.Wrap(ErrInvalidParams, "fee_bps must be ≤ 10000")
+	case p.MaxEpochsPerLease == 0 || p.MaxEpochsPerLease > MaxEpochsPerLeaseLimit:
+		return errorsmod.Wrapf(ErrInvalidParams, "max_epochs_per_lease must be 1..%d", MaxEpochsPerLeaseLimit)
+	case p.MaxQuoteTtlSeconds == 0 || p.MaxQuoteTtlSeconds > maxQuoteTTLSecondsLimit:
+		return errorsmod.Wrapf(ErrInvalidParams, "max_quote_ttl_seconds must be 1..%d", maxQuoteTTLSecondsLimit)
+	}
+	if p.Arbiter != "" {
+		if _, err := sdk.AccAddressFromBech32(p.Arbiter); err != nil {
+			return errorsmod.Wrapf(ErrInvalidParams, "arbiter: %v", err)
+		}
+	}
+	if err := p.Poc.ToPoC().Validate(); err != nil {
+		return errorsmod.Wrapf(ErrInvalidParams, "poc: %v", err)
+	}
+	if len(p.ClassRates) == 0 {
+		return errorsmod.Wrap(ErrInvalidParams, "class_rates must not be empty")
+	}
+	seen := map[string]bool{}
+	for _, c := range p.ClassRates {
+		if c.Class == "" || len(c.Class) > maxClassNameLen || strings.TrimSpace(c.Class) != c.Class {
+			return errorsmod.Wrapf(ErrInvalidParams, "class name %q", c.Class)
+		}
+		if seen[c.Class] {
+			return errorsmod.Wrapf(ErrInvalidParams, "class %q listed twice", c.Class)
+		}
+		seen[c.Class] = true
+		if c.MilliH100 == 0 || c.MilliH100 > 1_000_000 {
+			return errorsmod.Wrapf(ErrInvalidParams, "class %q: milli_h100 must be 1..1000000", c.Class)
+		}
+	}
+	if !slices.IsSortedFunc(p.ClassRates, func(a, b ClassRate) int { return strings.Compare(a.Class, b.Class) }) {
+		return errorsmod.Wrap(ErrInvalidParams, "class_rates must be sorted by class")
+	}
+	return nil
+}
+
+// Describe summarises the PoC params for logs and CLI output.
+func (p PoCParams) Describe() string {
+	return fmt.Sprintf("v%d %dx%d k=%d λ=%d", p.Version, p.Dim, p.Layers, p.SampleSize, p.ExpectedValid)
+}

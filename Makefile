@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 # ARGS are passed to `highway dev` (e.g. make dev ARGS=--reset).
 ARGS ?=
 
-.PHONY: dev test fuzz lint generate check-generate bench build clean
+.PHONY: dev test fuzz lint generate check-generate bench build chain clean
 
 ## dev: run the whole marketplace on embedded defaults under ./.highway/
 dev:
@@ -40,14 +40,15 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
 
-## generate: regenerate committed code (templ)
+## generate: regenerate committed code (templ, protobuf)
 generate:
 	$(GO) tool templ generate -path . -log-level warn
+	./scripts/protogen.sh
 
 ## check-generate: fail if generated code is stale
 check-generate: generate
 	@git diff --exit-code -- . || { echo "generated code is stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all | grep -E '_templ\.go$$')" || { echo "uncommitted generated files"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all | grep -E '(_templ|\.pb|\.pb\.gw|\.pulsar)\.go$$')" || { echo "uncommitted generated files"; exit 1; }
 
 ## bench: benchmarks, one line per figure: BENCH <name> <value> <unit>
 bench:
@@ -59,6 +60,13 @@ bench:
 ## build: the binaries into ./bin
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/highway ./cmd/highway
+	$(GO) build -o $(BIN)/highwayd ./cmd/highwayd
+
+## chain: a single-validator dev network under ./.highway/chain (1 s blocks), started in the foreground
+chain:
+	$(GO) build -o $(BIN)/highwayd ./cmd/highwayd
+	HIGHWAYD=$(BIN)/highwayd ./scripts/chain-init.sh .highway/chain
+	$(BIN)/highwayd start --home .highway/chain
 
 clean:
 	rm -rf $(BIN)

@@ -82,7 +82,9 @@ func (q queryServer) Epochs(ctx context.Context, req *types.QueryEpochsRequest) 
 		return nil, status.Error(codes.NotFound, err.Error())
 	}
 	recs, pageRes, err := query.CollectionPaginate(ctx, q.Keeper.Epochs, req.Pagination,
-		func(_ collections.Pair[uint64, uint64], r types.EpochRecord) (types.EpochRecord, error) { return r, nil },
+		func(_ collections.Pair[uint64, uint64], r types.EpochRecord) (types.EpochRecord, error) {
+			return r, nil
+		},
 		query.WithCollectionPaginationPairPrefix[uint64, uint64](req.LeaseId),
 	)
 	if err != nil {

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"math/big"
 
-	"cosmossdk.io/collections"
 	"testing"
+
+	"cosmossdk.io/collections"
 
 	errorsmod "cosmossdk.io/errors"
 	"cosmossdk.io/math"
@@ -318,7 +319,7 @@ func TestDisputeFreezesAndArbiterSplits(t *testing.T) {
 	}
 	before.requireUnchanged(t, f)
 
-	out, err := deliver(f, f.ms.ResolveDispute, &types.MsgResolveDispute{Arbiter: f.arbiter.String(), LeaseId: l.Id, BuyerBps: 5000, Note: "half"})
+	out, err := deliver(f, f.ms.ResolveDispute, &types.MsgResolveDispute{Arbiter: f.arbiter.String(), LeaseId: l.Id, BuyerBps: 5000, Resolution: "half"})
 	if err != nil {
 		t.Fatal(err)
 	}

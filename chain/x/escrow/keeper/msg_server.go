@@ -360,7 +360,7 @@ func (m msgServer) ResolveDispute(ctx context.Context, msg *types.MsgResolveDisp
 		return nil, err
 	}
 	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventDisputeResolved{
-		LeaseId: lease.Id, Arbiter: msg.Arbiter, BuyerBps: msg.BuyerBps, ToBuyer: toBuyer, ToProvider: net, Fee: fee, Note: msg.Note,
+		LeaseId: lease.Id, Arbiter: msg.Arbiter, BuyerBps: msg.BuyerBps, ToBuyer: toBuyer, ToProvider: net, Fee: fee, Resolution: msg.Resolution,
 	})
 	if err != nil {
 		return nil, err

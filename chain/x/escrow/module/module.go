@@ -27,7 +27,7 @@ var (
 	_ module.AppModuleBasic      = AppModule{}
 	_ module.HasGenesis          = AppModule{}
 	_ module.HasServices         = AppModule{}
-	_ module.HasInvariants       = AppModule{}
+	_ module.HasInvariants       = AppModule{} //nolint:staticcheck // see keeper.RegisterInvariants
 	_ module.HasConsensusVersion = AppModule{}
 	_ appmodule.AppModule        = AppModule{}
 	_ appmodule.HasEndBlocker    = AppModule{}
@@ -57,7 +57,9 @@ func (AppModule) Name() string { return types.ModuleName }
 func (AppModule) ConsensusVersion() uint64 { return ConsensusVersion }
 
 // RegisterLegacyAminoCodec registers amino types.
-func (AppModule) RegisterLegacyAminoCodec(cdc *codec.LegacyAmino) { types.RegisterLegacyAminoCodec(cdc) }
+func (AppModule) RegisterLegacyAminoCodec(cdc *codec.LegacyAmino) {
+	types.RegisterLegacyAminoCodec(cdc)
+}
 
 // RegisterInterfaces registers the messages.
 func (AppModule) RegisterInterfaces(r codectypes.InterfaceRegistry) { types.RegisterInterfaces(r) }
@@ -76,7 +78,7 @@ func (am AppModule) RegisterServices(cfg module.Configurator) {
 }
 
 // RegisterInvariants registers the module-balance invariant.
-func (am AppModule) RegisterInvariants(ir sdk.InvariantRegistry) {
+func (am AppModule) RegisterInvariants(ir sdk.InvariantRegistry) { //nolint:staticcheck // see keeper.RegisterInvariants
 	keeper.RegisterInvariants(ir, am.keeper)
 }
 

@@ -91,7 +91,7 @@ func (m *MsgResolveDispute) ValidateBasic() error {
 	if m.BuyerBps > basisPoints {
 		return errorsmod.Wrapf(ErrInvalidSplit, "got %d", m.BuyerBps)
 	}
-	if len(m.Note) > MaxReasonLen {
+	if len(m.Resolution) > MaxReasonLen {
 		return errorsmod.Wrapf(ErrInvalidReason, "at most %d bytes", MaxReasonLen)
 	}
 	return nil

@@ -3998,7 +3998,7 @@ var (
 	fd_EventDisputeResolved_to_buyer    protoreflect.FieldDescriptor
 	fd_EventDisputeResolved_to_provider protoreflect.FieldDescriptor
 	fd_EventDisputeResolved_fee         protoreflect.FieldDescriptor
-	fd_EventDisputeResolved_note        protoreflect.FieldDescriptor
+	fd_EventDisputeResolved_resolution  protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -4010,7 +4010,7 @@ func init() {
 	fd_EventDisputeResolved_to_buyer = md_EventDisputeResolved.Fields().ByName("to_buyer")
 	fd_EventDisputeResolved_to_provider = md_EventDisputeResolved.Fields().ByName("to_provider")
 	fd_EventDisputeResolved_fee = md_EventDisputeResolved.Fields().ByName("fee")
-	fd_EventDisputeResolved_note = md_EventDisputeResolved.Fields().ByName("note")
+	fd_EventDisputeResolved_resolution = md_EventDisputeResolved.Fields().ByName("resolution")
 }
 
 var _ protoreflect.Message = (*fastReflection_EventDisputeResolved)(nil)
@@ -4114,9 +4114,9 @@ func (x *fastReflection_EventDisputeResolved) Range(f func(protoreflect.FieldDes
 			return
 		}
 	}
-	if x.Note != "" {
-		value := protoreflect.ValueOfString(x.Note)
-		if !f(fd_EventDisputeResolved_note, value) {
+	if x.Resolution != "" {
+		value := protoreflect.ValueOfString(x.Resolution)
+		if !f(fd_EventDisputeResolved_resolution, value) {
 			return
 		}
 	}
@@ -4147,8 +4147,8 @@ func (x *fastReflection_EventDisputeResolved) Has(fd protoreflect.FieldDescripto
 		return x.ToProvider != ""
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		return x.Fee != ""
-	case "highway.escrow.v1.EventDisputeResolved.note":
-		return x.Note != ""
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
+		return x.Resolution != ""
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventDisputeResolved"))
@@ -4177,8 +4177,8 @@ func (x *fastReflection_EventDisputeResolved) Clear(fd protoreflect.FieldDescrip
 		x.ToProvider = ""
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		x.Fee = ""
-	case "highway.escrow.v1.EventDisputeResolved.note":
-		x.Note = ""
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
+		x.Resolution = ""
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventDisputeResolved"))
@@ -4213,8 +4213,8 @@ func (x *fastReflection_EventDisputeResolved) Get(descriptor protoreflect.FieldD
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		value := x.Fee
 		return protoreflect.ValueOfString(value)
-	case "highway.escrow.v1.EventDisputeResolved.note":
-		value := x.Note
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
+		value := x.Resolution
 		return protoreflect.ValueOfString(value)
 	default:
 		if descriptor.IsExtension() {
@@ -4248,8 +4248,8 @@ func (x *fastReflection_EventDisputeResolved) Set(fd protoreflect.FieldDescripto
 		x.ToProvider = value.Interface().(string)
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		x.Fee = value.Interface().(string)
-	case "highway.escrow.v1.EventDisputeResolved.note":
-		x.Note = value.Interface().(string)
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
+		x.Resolution = value.Interface().(string)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventDisputeResolved"))
@@ -4282,8 +4282,8 @@ func (x *fastReflection_EventDisputeResolved) Mutable(fd protoreflect.FieldDescr
 		panic(fmt.Errorf("field to_provider of message highway.escrow.v1.EventDisputeResolved is not mutable"))
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		panic(fmt.Errorf("field fee of message highway.escrow.v1.EventDisputeResolved is not mutable"))
-	case "highway.escrow.v1.EventDisputeResolved.note":
-		panic(fmt.Errorf("field note of message highway.escrow.v1.EventDisputeResolved is not mutable"))
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
+		panic(fmt.Errorf("field resolution of message highway.escrow.v1.EventDisputeResolved is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventDisputeResolved"))
@@ -4309,7 +4309,7 @@ func (x *fastReflection_EventDisputeResolved) NewField(fd protoreflect.FieldDesc
 		return protoreflect.ValueOfString("")
 	case "highway.escrow.v1.EventDisputeResolved.fee":
 		return protoreflect.ValueOfString("")
-	case "highway.escrow.v1.EventDisputeResolved.note":
+	case "highway.escrow.v1.EventDisputeResolved.resolution":
 		return protoreflect.ValueOfString("")
 	default:
 		if fd.IsExtension() {
@@ -4402,7 +4402,7 @@ func (x *fastReflection_EventDisputeResolved) ProtoMethods() *protoiface.Methods
 		if l > 0 {
 			n += 1 + l + runtime.Sov(uint64(l))
 		}
-		l = len(x.Note)
+		l = len(x.Resolution)
 		if l > 0 {
 			n += 1 + l + runtime.Sov(uint64(l))
 		}
@@ -4435,10 +4435,10 @@ func (x *fastReflection_EventDisputeResolved) ProtoMethods() *protoiface.Methods
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
 		}
-		if len(x.Note) > 0 {
-			i -= len(x.Note)
-			copy(dAtA[i:], x.Note)
-			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Note)))
+		if len(x.Resolution) > 0 {
+			i -= len(x.Resolution)
+			copy(dAtA[i:], x.Resolution)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Resolution)))
 			i--
 			dAtA[i] = 0x3a
 		}
@@ -4697,7 +4697,7 @@ func (x *fastReflection_EventDisputeResolved) ProtoMethods() *protoiface.Methods
 				iNdEx = postIndex
 			case 7:
 				if wireType != 2 {
-					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Note", wireType)
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Resolution", wireType)
 				}
 				var stringLen uint64
 				for shift := uint(0); ; shift += 7 {
@@ -4725,7 +4725,7 @@ func (x *fastReflection_EventDisputeResolved) ProtoMethods() *protoiface.Methods
 				if postIndex > l {
 					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
 				}
-				x.Note = string(dAtA[iNdEx:postIndex])
+				x.Resolution = string(dAtA[iNdEx:postIndex])
 				iNdEx = postIndex
 			default:
 				iNdEx = preIndex
@@ -5641,7 +5641,7 @@ type EventDisputeResolved struct {
 	ToBuyer    string `protobuf:"bytes,4,opt,name=to_buyer,json=toBuyer,proto3" json:"to_buyer,omitempty"`
 	ToProvider string `protobuf:"bytes,5,opt,name=to_provider,json=toProvider,proto3" json:"to_provider,omitempty"`
 	Fee        string `protobuf:"bytes,6,opt,name=fee,proto3" json:"fee,omitempty"`
-	Note       string `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	Resolution string `protobuf:"bytes,7,opt,name=resolution,proto3" json:"resolution,omitempty"`
 }
 
 func (x *EventDisputeResolved) Reset() {
@@ -5706,9 +5706,9 @@ func (x *EventDisputeResolved) GetFee() string {
 	return ""
 }
 
-func (x *EventDisputeResolved) GetNote() string {
+func (x *EventDisputeResolved) GetResolution() string {
 	if x != nil {
-		return x.Note
+		return x.Resolution
 	}
 	return ""
 }
@@ -5843,7 +5843,7 @@ var file_highway_escrow_v1_events_proto_rawDesc = []byte{
 	0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2,
 	0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66,
 	0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18,
-	0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x22, 0xd1, 0x02,
+	0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x22, 0xdd, 0x02,
 	0x0a, 0x14, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65,
 	0x73, 0x6f, 0x6c, 0x76, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f,
 	0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49,
@@ -5863,16 +5863,17 @@ var file_highway_escrow_v1_events_proto_rawDesc = []byte{
 	0x0a, 0x03, 0x66, 0x65, 0x65, 0x18, 0x06, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f,
 	0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69,
 	0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f,
-	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x12, 0x12, 0x0a,
-	0x04, 0x6e, 0x6f, 0x74, 0x65, 0x18, 0x07, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x6f, 0x74,
-	0x65, 0x22, 0x32, 0x0a, 0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73,
-	0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x64, 0x12, 0x1c, 0x0a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f,
-	0x72, 0x69, 0x74, 0x79, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x09, 0x61, 0x75, 0x74, 0x68,
-	0x6f, 0x72, 0x69, 0x74, 0x79, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e,
-	0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70,
-	0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61, 0x69,
-	0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73,
-	0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x12, 0x1e, 0x0a,
+	0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x18, 0x07, 0x20, 0x01, 0x28,
+	0x09, 0x52, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x22, 0x32, 0x0a,
+	0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x55, 0x70, 0x64, 0x61,
+	0x74, 0x65, 0x64, 0x12, 0x1c, 0x0a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74, 0x79,
+	0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74,
+	0x79, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f,
+	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70, 0x75, 0x74, 0x65, 0x2f,
+	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2f, 0x78, 0x2f,
+	0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72,
+	0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (

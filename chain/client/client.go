@@ -1,0 +1,390 @@
+// Package client is the one way the marketplace and the provider agent
+// talk to highwayd: build, simulate (gas), sign, broadcast and wait for
+// transactions with per-account sequence tracking and retry on sequence
+// mismatch; query the escrow, bank and auth modules; and follow new blocks
+// with their events, catching up from any height after a disconnect.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	errorsmod "cosmossdk.io/errors"
+	"cosmossdk.io/math"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/cosmos/cosmos-sdk/codec"
+	cryptotypes "github.com/cosmos/cosmos-sdk/crypto/types"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
+	txtypes "github.com/cosmos/cosmos-sdk/types/tx"
+	"github.com/cosmos/cosmos-sdk/types/tx/signing"
+	authsigning "github.com/cosmos/cosmos-sdk/x/auth/signing"
+	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
+	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
+
+	"github.com/highway-compute/highway/chain/app"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+)
+
+// Config locates a node.
+type Config struct {
+	// GRPC is the node's gRPC address (host:port).
+	GRPC string
+	// RPC is the node's CometBFT RPC URL (http://host:port), for following blocks.
+	RPC string
+	// ChainID must match the node's; transactions are bound to it.
+	ChainID string
+	// GasPrice is the fee per unit of gas, e.g. "0uhwy" on a dev chain or
+	// "0.025uhwy"; empty means free.
+	GasPrice string
+	// GasAdjustmentPct scales simulated gas (default 140: simulation
+	// under-counts a little when state moves between simulate and deliver).
+	GasAdjustmentPct uint64
+	// Timeout bounds the wait for inclusion (default 30 s).
+	Timeout time.Duration
+}
+
+// Client talks to one node. It is safe for concurrent use; transactions
+// from one signer are serialised so sequences never collide.
+type Client struct {
+	cfg      Config
+	conn     *grpc.ClientConn
+	enc      app.EncodingConfig
+	gasPrice sdk.DecCoins
+
+	Escrow escrowtypes.QueryClient
+	Bank   banktypes.QueryClient
+	Auth   authtypes.QueryClient
+	Tx     txtypes.ServiceClient
+
+	mu       sync.Mutex
+	accounts map[string]*account
+}
+
+type account struct {
+	mu       sync.Mutex
+	number   uint64
+	sequence uint64
+	loaded   bool
+}
+
+// Dial connects to a node's gRPC endpoint.
+func Dial(cfg Config) (*Client, error) {
+	if cfg.GRPC == "" || cfg.ChainID == "" {
+		return nil, errors.New("chain client: GRPC address and chain id are required")
+	}
+	if cfg.GasAdjustmentPct == 0 {
+		cfg.GasAdjustmentPct = 140
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	var price sdk.DecCoins
+	if cfg.GasPrice != "" {
+		p, err := sdk.ParseDecCoins(cfg.GasPrice)
+		if err != nil {
+			return nil, fmt.Errorf("chain client: gas price %q: %w", cfg.GasPrice, err)
+		}
+		price = p
+	}
+	enc := app.MakeEncodingConfig()
+	// The SDK's gogoproto codec: the default gRPC codec cannot marshal
+	// gogoproto custom types such as math.Int.
+	conn, err := grpc.NewClient(cfg.GRPC,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(codec.NewProtoCodec(enc.InterfaceRegistry).GRPCCodec())),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("chain client: dial %s: %w", cfg.GRPC, err)
+	}
+	return &Client{
+		cfg: cfg, conn: conn, enc: enc, gasPrice: price,
+		Escrow: escrowtypes.NewQueryClient(conn), Bank: banktypes.NewQueryClient(conn),
+		Auth: authtypes.NewQueryClient(conn), Tx: txtypes.NewServiceClient(conn),
+		accounts: map[string]*account{},
+	}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// ChainID is the chain the client signs for.
+func (c *Client) ChainID() string { return c.cfg.ChainID }
+
+// Encoding returns the codecs.
+func (c *Client) Encoding() app.EncodingConfig { return c.enc }
+
+// Signer signs transactions for one account. Keys never leave the process
+// that holds them: the marketplace signs for its managed buyer wallets and
+// the arbiter; the agent signs for its provider.
+type Signer interface {
+	Address() sdk.AccAddress
+	PubKey() cryptotypes.PubKey
+	Sign(msg []byte) ([]byte, error)
+}
+
+// KeySigner signs with an in-memory private key.
+type KeySigner struct{ Key cryptotypes.PrivKey }
+
+// Address implements Signer.
+func (k KeySigner) Address() sdk.AccAddress { return sdk.AccAddress(k.Key.PubKey().Address()) }
+
+// PubKey implements Signer.
+func (k KeySigner) PubKey() cryptotypes.PubKey { return k.Key.PubKey() }
+
+// Sign implements Signer.
+func (k KeySigner) Sign(msg []byte) ([]byte, error) { return k.Key.Sign(msg) }
+
+// TxResult is a committed transaction.
+type TxResult struct {
+	Hash    string
+	Height  int64
+	GasUsed int64
+	Data    []byte
+	Events  []Event
+}
+
+// Attr returns the first value of attribute key in the first event of
+// eventType, unquoted (typed events carry JSON values).
+func (r *TxResult) Attr(eventType, key string) (string, bool) {
+	for _, e := range r.Events {
+		if e.Type == eventType {
+			v, ok := e.Attributes[key]
+			return strings.Trim(v, `"`), ok
+		}
+	}
+	return "", false
+}
+
+// Event is an ABCI event with string attributes.
+type Event struct {
+	Type       string
+	Attributes map[string]string
+}
+
+// maxSequenceRetries bounds resubmission after "account sequence mismatch",
+// which happens when another process signs for the same account.
+const maxSequenceRetries = 3
+
+// Send simulates, signs, broadcasts and waits for msgs to commit. A
+// transaction that fails in CheckTx or DeliverTx returns the chain's
+// registered error (errors.Is works against escrowtypes.ErrX), and the
+// returned TxResult still names the hash when it was broadcast.
+func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult, error) {
+	acc := c.account(s.Address())
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	var lastErr error
+	for attempt := 0; attempt <= maxSequenceRetries; attempt++ {
+		if !acc.loaded {
+			if err := c.loadAccount(ctx, s.Address(), acc); err != nil {
+				return nil, err
+			}
+		}
+		res, err := c.sendOnce(ctx, s, acc, msgs)
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if !errors.Is(err, sdkerrors.ErrWrongSequence) {
+			return res, err
+		}
+		acc.loaded = false // someone else used the account: reload and retry
+	}
+	return nil, fmt.Errorf("chain client: sequence kept changing: %w", lastErr)
+}
+
+func (c *Client) account(addr sdk.AccAddress) *account {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.accounts[addr.String()]
+	if !ok {
+		a = &account{}
+		c.accounts[addr.String()] = a
+	}
+	return a
+}
+
+func (c *Client) loadAccount(ctx context.Context, addr sdk.AccAddress, acc *account) error {
+	res, err := c.Auth.Account(ctx, &authtypes.QueryAccountRequest{Address: addr.String()})
+	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			return fmt.Errorf("chain client: account %s does not exist on chain (fund it first): %w", addr, sdkerrors.ErrUnknownAddress)
+		}
+		return fmt.Errorf("chain client: load account %s: %w", addr, err)
+	}
+	var ai sdk.AccountI
+	if err := c.enc.InterfaceRegistry.UnpackAny(res.Account, &ai); err != nil {
+		return fmt.Errorf("chain client: decode account: %w", err)
+	}
+	acc.number, acc.sequence, acc.loaded = ai.GetAccountNumber(), ai.GetSequence(), true
+	return nil
+}
+
+func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sdk.Msg) (*TxResult, error) {
+	// Simulate with an empty signature to learn the gas.
+	b := c.enc.TxConfig.NewTxBuilder()
+	if err := b.SetMsgs(msgs...); err != nil {
+		return nil, err
+	}
+	if err := b.SetSignatures(signing.SignatureV2{
+		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT}, Sequence: acc.sequence,
+	}); err != nil {
+		return nil, err
+	}
+	simBytes, err := c.enc.TxConfig.TxEncoder()(b.GetTx())
+	if err != nil {
+		return nil, err
+	}
+	sim, err := c.Tx.Simulate(ctx, &txtypes.SimulateRequest{TxBytes: simBytes})
+	if err != nil {
+		return nil, abciErrorFromStatus(err)
+	}
+	gas := sim.GasInfo.GasUsed * c.cfg.GasAdjustmentPct / 100
+	b.SetGasLimit(gas)
+	if !c.gasPrice.IsZero() {
+		fees := make(sdk.Coins, 0, len(c.gasPrice))
+		for _, p := range c.gasPrice {
+			fees = append(fees, sdk.NewCoin(p.Denom, p.Amount.MulInt(math.NewIntFromUint64(gas)).Ceil().RoundInt()))
+		}
+		b.SetFeeAmount(sdk.NewCoins(fees...))
+	}
+
+	signerData := authsigning.SignerData{
+		Address: s.Address().String(), ChainID: c.cfg.ChainID, AccountNumber: acc.number,
+		Sequence: acc.sequence, PubKey: s.PubKey(),
+	}
+	if err := b.SetSignatures(signing.SignatureV2{
+		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT}, Sequence: acc.sequence,
+	}); err != nil {
+		return nil, err
+	}
+	signBytes, err := authsigning.GetSignBytesAdapter(ctx, c.enc.TxConfig.SignModeHandler(), signing.SignMode_SIGN_MODE_DIRECT, signerData, b.GetTx())
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.Sign(signBytes)
+	if err != nil {
+		return nil, fmt.Errorf("chain client: sign: %w", err)
+	}
+	if err := b.SetSignatures(signing.SignatureV2{
+		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT, Signature: sig}, Sequence: acc.sequence,
+	}); err != nil {
+		return nil, err
+	}
+	txBytes, err := c.enc.TxConfig.TxEncoder()(b.GetTx())
+	if err != nil {
+		return nil, err
+	}
+	br, err := c.Tx.BroadcastTx(ctx, &txtypes.BroadcastTxRequest{TxBytes: txBytes, Mode: txtypes.BroadcastMode_BROADCAST_MODE_SYNC})
+	if err != nil {
+		return nil, fmt.Errorf("chain client: broadcast: %w", err)
+	}
+	r := br.TxResponse
+	if r.Code != 0 {
+		return &TxResult{Hash: r.TxHash}, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
+	}
+	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
+	return c.WaitTx(ctx, r.TxHash)
+}
+
+// WaitTx polls until the transaction commits (or ctx / the timeout ends).
+// A committed transaction that failed returns its registered error.
+func (c *Client) WaitTx(ctx context.Context, hash string) (*TxResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		res, err := c.Tx.GetTx(ctx, &txtypes.GetTxRequest{Hash: hash})
+		if err == nil && res.TxResponse != nil {
+			r := res.TxResponse
+			out := &TxResult{Hash: r.TxHash, Height: r.Height, GasUsed: r.GasUsed}
+			for _, e := range r.Events {
+				ev := Event{Type: e.Type, Attributes: map[string]string{}}
+				for _, a := range e.Attributes {
+					ev.Attributes[a.Key] = a.Value
+				}
+				out.Events = append(out.Events, ev)
+			}
+			if r.Code != 0 {
+				return out, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
+			}
+			if r.Data != "" {
+				out.Data = []byte(r.Data)
+			}
+			return out, nil
+		}
+		if err != nil && status.Code(err) != codes.NotFound {
+			// "tx not found" is the normal answer until it commits; other
+			// errors (node restarting) are retried until the timeout.
+			if !strings.Contains(err.Error(), "not found") && ctx.Err() != nil {
+				return &TxResult{Hash: hash}, fmt.Errorf("chain client: wait for %s: %w", hash, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &TxResult{Hash: hash}, fmt.Errorf("chain client: tx %s not committed: %w", hash, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// abciErrorFromStatus turns a simulation failure ("... [codespace:code]")
+// back into the chain's registered error where it can.
+func abciErrorFromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := st.Message()
+	// The SDK formats simulation errors as "...: <log>" with the codespace
+	// and code in the gRPC details; fall back to matching registered text.
+	for _, reg := range registeredErrors {
+		if strings.Contains(msg, reg.Error()) {
+			return errorsmod.Wrap(reg, msg)
+		}
+	}
+	return fmt.Errorf("chain client: simulate: %s", msg)
+}
+
+// registeredErrors are matched in simulation failures so callers can use
+// errors.Is before anything is broadcast.
+var registeredErrors = []*errorsmod.Error{
+	escrowtypes.ErrLeaseNotFound, escrowtypes.ErrUnauthorized, escrowtypes.ErrInvalidQuote, escrowtypes.ErrQuoteExpired,
+	escrowtypes.ErrQuoteSignature, escrowtypes.ErrQuoteReused, escrowtypes.ErrInvalidAmount, escrowtypes.ErrLeaseNotActive,
+	escrowtypes.ErrWrongEpoch, escrowtypes.ErrProofWindow, escrowtypes.ErrDuplicateProof, escrowtypes.ErrInvalidProof,
+	escrowtypes.ErrDisputeWindow, escrowtypes.ErrNotArbiter, escrowtypes.ErrInvalidSplit, escrowtypes.ErrInvalidParams,
+	escrowtypes.ErrUnknownClass, escrowtypes.ErrInvalidAuthority, escrowtypes.ErrNotDisputed, escrowtypes.ErrSeedUnavailable,
+	escrowtypes.ErrInvalidAddress, escrowtypes.ErrInsufficientFunds, escrowtypes.ErrInvalidReason,
+	sdkerrors.ErrInsufficientFunds, sdkerrors.ErrWrongSequence, sdkerrors.ErrOutOfGas, sdkerrors.ErrInsufficientFee,
+}
+
+// Balance returns addr's balance of denom.
+func (c *Client) Balance(ctx context.Context, addr sdk.AccAddress, denom string) (math.Int, error) {
+	res, err := c.Bank.Balance(ctx, &banktypes.QueryBalanceRequest{Address: addr.String(), Denom: denom})
+	if err != nil {
+		return math.Int{}, err
+	}
+	return res.Balance.Amount, nil
+}
+
+// Lease returns a lease.
+func (c *Client) Lease(ctx context.Context, id uint64) (escrowtypes.Lease, error) {
+	res, err := c.Escrow.Lease(ctx, &escrowtypes.QueryLeaseRequest{Id: id})
+	if err != nil {
+		if status.Code(err) == codes.NotFound {
+			return escrowtypes.Lease{}, errorsmod.Wrapf(escrowtypes.ErrLeaseNotFound, "lease %d", id)
+		}
+		return escrowtypes.Lease{}, err
+	}
+	return res.Lease, nil
+}

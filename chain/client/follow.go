@@ -1,0 +1,170 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+)
+
+// Block is one committed block's events, in order: each transaction's
+// events (with its hash and result code), then the end-of-block events
+// (payouts, refunds, lease endings).
+type Block struct {
+	Height      int64
+	Time        time.Time
+	Txs         []TxEvents
+	BlockEvents []Event
+}
+
+// TxEvents are one transaction's events.
+type TxEvents struct {
+	Hash   string
+	Code   uint32
+	Events []Event
+}
+
+// FollowOptions tune Follow.
+type FollowOptions struct {
+	// Poll is the fallback interval when no websocket notification comes
+	// (default 2 s); catch-up never depends on notifications arriving.
+	Poll time.Duration
+	// MaxBackoff caps the reconnect delay (default 10 s).
+	MaxBackoff time.Duration
+}
+
+// Follow calls fn for every block from height from onward, in order,
+// forever (until ctx ends or fn fails). CometBFT's websocket NewBlock
+// subscription wakes it; each wake-up catches up from the last height
+// handled through /block_results, so a dropped connection or a restart
+// loses nothing: call Follow again with the next height.
+func (c *Client) Follow(ctx context.Context, from int64, opts FollowOptions, fn func(Block) error) error {
+	if c.cfg.RPC == "" {
+		return fmt.Errorf("chain client: following blocks needs the RPC address")
+	}
+	if opts.Poll == 0 {
+		opts.Poll = 2 * time.Second
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if from < 1 {
+		from = 1
+	}
+	next := from
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.followSession(ctx, &next, opts, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ferr, ok := err.(callbackError); ok {
+			return ferr.err
+		}
+		// Connection trouble: back off and reconnect, then catch up.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, opts.MaxBackoff)
+	}
+}
+
+// callbackError marks an error returned by the caller's fn, which ends
+// Follow instead of triggering a reconnect.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+func (c *Client) followSession(ctx context.Context, next *int64, opts FollowOptions, fn func(Block) error) error {
+	rpc, err := rpchttp.New(c.cfg.RPC, "/websocket")
+	if err != nil {
+		return err
+	}
+	if err := rpc.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = rpc.Stop() }()
+	sub := fmt.Sprintf("highway-follow-%d", time.Now().UnixNano())
+	events, err := rpc.Subscribe(ctx, sub, "tm.event='NewBlock'", 16)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rpc.UnsubscribeAll(context.Background(), sub) }()
+	tick := time.NewTicker(opts.Poll)
+	defer tick.Stop()
+	for {
+		if err := c.catchUp(ctx, rpc, next, fn); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case _, ok := <-events:
+			if !ok {
+				return fmt.Errorf("chain client: websocket subscription closed")
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// catchUp delivers every block from *next up to the latest.
+func (c *Client) catchUp(ctx context.Context, rpc *rpchttp.HTTP, next *int64, fn func(Block) error) error {
+	st, err := rpc.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for h := *next; h <= st.SyncInfo.LatestBlockHeight; h++ {
+		b, err := blockAt(ctx, rpc, h)
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return callbackError{err}
+		}
+		*next = h + 1
+	}
+	return nil
+}
+
+func blockAt(ctx context.Context, rpc *rpchttp.HTTP, h int64) (Block, error) {
+	blk, err := rpc.Block(ctx, &h)
+	if err != nil {
+		return Block{}, err
+	}
+	res, err := rpc.BlockResults(ctx, &h)
+	if err != nil {
+		return Block{}, err
+	}
+	out := Block{Height: h, Time: blk.Block.Time}
+	for i, tx := range blk.Block.Txs {
+		sum := sha256.Sum256(tx)
+		te := TxEvents{Hash: strings.ToUpper(hex.EncodeToString(sum[:]))}
+		if i < len(res.TxsResults) {
+			te.Code = res.TxsResults[i].Code
+			te.Events = convertEvents(res.TxsResults[i].Events)
+		}
+		out.Txs = append(out.Txs, te)
+	}
+	out.BlockEvents = convertEvents(res.FinalizeBlockEvents)
+	return out, nil
+}
+
+func convertEvents(in []abci.Event) []Event {
+	out := make([]Event, 0, len(in))
+	for _, e := range in {
+		ev := Event{Type: e.Type, Attributes: make(map[string]string, len(e.Attributes))}
+		for _, a := range e.Attributes {
+			ev.Attributes[a.Key] = a.Value
+		}
+		out = append(out, ev)
+	}
+	return out
+}

@@ -1,0 +1,105 @@
+// Package network starts in-process Highway networks (CometBFT + highwayd
+// app, real blocks) for tests and for `highway dev`, on top of the SDK's
+// testutil/network.
+package network
+
+import (
+	"fmt"
+	"time"
+
+	"cosmossdk.io/log"
+	"cosmossdk.io/math"
+	pruningtypes "cosmossdk.io/store/pruning/types"
+	dbm "github.com/cosmos/cosmos-db"
+
+	"github.com/cosmos/cosmos-sdk/baseapp"
+	"github.com/cosmos/cosmos-sdk/client/flags"
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+	servertypes "github.com/cosmos/cosmos-sdk/server/types"
+	sdknetwork "github.com/cosmos/cosmos-sdk/testutil/network"
+	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	moduletestutil "github.com/cosmos/cosmos-sdk/types/module/testutil"
+	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
+	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
+
+	"github.com/highway-compute/highway/chain/app"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+)
+
+// Account is a funded genesis account with its key.
+type Account struct {
+	Name  string
+	Key   *secp256k1.PrivKey
+	Funds math.Int
+}
+
+// Address is the account's address.
+func (a Account) Address() sdk.AccAddress { return sdk.AccAddress(a.Key.PubKey().Address()) }
+
+// Options shape a network.
+type Options struct {
+	ChainID       string
+	TimeoutCommit time.Duration
+	Escrow        escrowtypes.Params
+	Accounts      []Account
+}
+
+// Config builds an SDK network config with Highway's app, denom and the
+// given escrow params and funded accounts.
+func Config(opts Options) (sdknetwork.Config, error) {
+	app.SetAddressConfig()
+	tmp := app.New(log.NewNopLogger(), dbm.NewMemDB(), nil, true, simtestutil.EmptyAppOptions{})
+	gen := tmp.DefaultGenesis()
+	cdc := tmp.AppCodec()
+
+	escrowGen := escrowtypes.DefaultGenesis()
+	escrowGen.Params = opts.Escrow
+	if err := escrowGen.Validate(); err != nil {
+		return sdknetwork.Config{}, fmt.Errorf("escrow genesis: %w", err)
+	}
+	gen[escrowtypes.ModuleName] = cdc.MustMarshalJSON(escrowGen)
+
+	var authGen authtypes.GenesisState
+	cdc.MustUnmarshalJSON(gen[authtypes.ModuleName], &authGen)
+	var bankGen banktypes.GenesisState
+	cdc.MustUnmarshalJSON(gen[banktypes.ModuleName], &bankGen)
+	for _, a := range opts.Accounts {
+		acc := authtypes.NewBaseAccount(a.Address(), nil, 0, 0)
+		packed, err := authtypes.PackAccounts(authtypes.GenesisAccounts{acc})
+		if err != nil {
+			return sdknetwork.Config{}, err
+		}
+		authGen.Accounts = append(authGen.Accounts, packed...)
+		coins := sdk.NewCoins(sdk.NewCoin(app.BondDenom, a.Funds))
+		bankGen.Balances = append(bankGen.Balances, banktypes.Balance{Address: a.Address().String(), Coins: coins})
+	}
+	// Supply stays empty: bank computes it from the balances, which the
+	// network extends with the validators' own.
+	bankGen.Supply = nil
+	gen[authtypes.ModuleName] = cdc.MustMarshalJSON(&authGen)
+	gen[banktypes.ModuleName] = cdc.MustMarshalJSON(&bankGen)
+
+	cfg := sdknetwork.DefaultConfig(func() sdknetwork.TestFixture {
+		return sdknetwork.TestFixture{
+			AppConstructor: func(val sdknetwork.ValidatorI) servertypes.Application {
+				return app.New(val.GetCtx().Logger, dbm.NewMemDB(), nil, true,
+					simtestutil.NewAppOptionsWithFlagHome(val.GetCtx().Config.RootDir),
+					baseapp.SetPruning(pruningtypes.NewPruningOptionsFromString(val.GetAppConfig().Pruning)),
+					baseapp.SetMinGasPrices(val.GetAppConfig().MinGasPrices),
+					baseapp.SetChainID(val.GetCtx().Viper.GetString(flags.FlagChainID)),
+				)
+			},
+			GenesisState: gen,
+			EncodingConfig: moduletestutil.TestEncodingConfig{
+				InterfaceRegistry: tmp.InterfaceRegistry(), Codec: cdc, TxConfig: tmp.TxConfig(), Amino: tmp.LegacyAmino(),
+			},
+		}
+	})
+	cfg.NumValidators = 1
+	cfg.ChainID = opts.ChainID
+	cfg.BondDenom = app.BondDenom
+	cfg.MinGasPrices = "0" + app.BondDenom
+	cfg.TimeoutCommit = opts.TimeoutCommit
+	return cfg, nil
+}

@@ -5,6 +5,7 @@ package network
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"cosmossdk.io/log"
@@ -102,4 +103,25 @@ func Config(opts Options) (sdknetwork.Config, error) {
 	cfg.MinGasPrices = "0" + app.BondDenom
 	cfg.TimeoutCommit = opts.TimeoutCommit
 	return cfg, nil
+}
+
+// Start starts a network from cfg. The SDK picks free ports by binding and
+// releasing them, so another process can take one in between; a start that
+// fails that way is retried (twice) on fresh ports.
+func Start(l sdknetwork.Logger, cfg sdknetwork.Config) (*sdknetwork.Network, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		dir, err := os.MkdirTemp("", "highway-net-*")
+		if err != nil {
+			return nil, err
+		}
+		net, err := sdknetwork.New(l, dir, cfg)
+		if err == nil {
+			return net, nil
+		}
+		lastErr = err
+		l.Log(fmt.Sprintf("network start attempt %d failed: %v", attempt+1, err))
+		_ = os.RemoveAll(dir)
+	}
+	return nil, lastErr
 }

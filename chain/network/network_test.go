@@ -9,7 +9,6 @@ import (
 
 	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
-	sdknetwork "github.com/cosmos/cosmos-sdk/testutil/network"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
 	"github.com/highway-compute/highway/chain/app"
@@ -53,7 +52,7 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net, err := sdknetwork.New(t, t.TempDir(), cfg)
+	net, err := network.Start(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

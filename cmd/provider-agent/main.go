@@ -1,0 +1,393 @@
+// Command provider-agent runs on a provider's GPU machine: it enrolls with
+// the marketplace, reports the GPUs NVML sees, runs leased workloads and
+// proves their epochs. This file is wiring only: flags, environment and the
+// packages under provider-agent/.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/provider-agent/agent"
+	"github.com/highway-compute/highway/provider-agent/client"
+	"github.com/highway-compute/highway/provider-agent/gpu"
+	"github.com/highway-compute/highway/provider-agent/metrics"
+	"github.com/highway-compute/highway/provider-agent/probe"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/prover"
+	"github.com/highway-compute/highway/provider-agent/runner"
+	"github.com/highway-compute/highway/provider-agent/state"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// env is the process environment and the NVML constructor, injectable so
+// tests can run every command in-process.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	newNVML        func() nvml.Interface
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newNVML: func() nvml.Interface { return nvml.New() }})
+	stop()
+	os.Exit(code)
+}
+
+const usage = `provider-agent lists a machine's NVIDIA GPUs on the Highway marketplace.
+
+Usage: provider-agent <command> [flags]
+
+Commands:
+  enroll     register this machine with a one-time token from the provider console
+  run        report GPUs, run leased workloads, prove epochs (until stopped)
+  gpus       show the GPUs NVML sees (like nvidia-smi -L, with details)
+  selftest   run the Proof-of-Compute prover for a while and print its rate
+  version    print the agent's version
+
+Run "provider-agent <command> --help" for a command's flags. Every flag can
+also be set through the environment variable named in its help.
+`
+
+// Exit codes: 0 success, 1 failure, 2 usage error.
+func run(ctx context.Context, args []string, e env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, env) error{
+		"enroll": cmdEnroll, "run": cmdRun, "gpus": cmdGPUs, "selftest": cmdSelftest,
+		"version": func(context.Context, []string, env) error {
+			fmt.Fprintf(e.stdout, "provider-agent %s (protocol v%d)\n", version, protocol.Version)
+			return nil
+		},
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Fprint(e.stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(e.stderr, "unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	err := cmd(ctx, args[1:], e)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		// A bare errUsage means the flag set has already printed the
+		// problem; only a wrapped one carries a message of its own.
+		if err != errUsage { //nolint:errorlint // identity check on purpose: bare vs wrapped errUsage
+			fmt.Fprintf(e.stderr, "provider-agent %s: %v\n", name, err)
+		}
+		return 2
+	default:
+		fmt.Fprintf(e.stderr, "provider-agent %s: %v\n", name, err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage error")
+
+// flags wraps a FlagSet whose defaults come from the environment.
+type flags struct {
+	*flag.FlagSet
+	e env
+}
+
+func newFlags(name, synopsis string, e env) *flags {
+	fs := flag.NewFlagSet("provider-agent "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: provider-agent %s [flags]\n\n%s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return &flags{FlagSet: fs, e: e}
+}
+
+func (f *flags) str(name, envName, def, help string) *string {
+	if v := f.e.getenv(envName); v != "" {
+		def = v
+	}
+	return f.String(name, def, fmt.Sprintf("%s (env %s)", help, envName))
+}
+
+func (f *flags) boolean(name, envName string, def bool, help string) *bool {
+	if v, err := strconv.ParseBool(f.e.getenv(envName)); err == nil {
+		def = v
+	}
+	return f.Bool(name, def, fmt.Sprintf("%s (env %s)", help, envName))
+}
+
+func (f *flags) duration(name, envName string, def time.Duration, help string) *time.Duration {
+	if v, err := time.ParseDuration(f.e.getenv(envName)); err == nil {
+		def = v
+	}
+	return f.Duration(name, def, fmt.Sprintf("%s (env %s)", help, envName))
+}
+
+func (f *flags) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(f.Output(), "unexpected arguments: %s\n", strings.Join(f.Args(), " "))
+		return errUsage
+	}
+	return nil
+}
+
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/highway-agent"
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return d + "/highway-agent"
+	}
+	return ".highway-agent"
+}
+
+// openGPUs opens NVML, or a fake profile when one is named.
+func openGPUs(e env, fake string) (*gpu.Session, error) {
+	var lib nvml.Interface
+	if fake != "" {
+		f, err := gpu.FakeProfile(fake)
+		if err != nil {
+			return nil, err
+		}
+		lib = f
+	} else {
+		lib = e.newNVML()
+	}
+	return gpu.Open(lib)
+}
+
+func cmdGPUs(_ context.Context, args []string, e env) error {
+	f := newFlags("gpus", "Shows the GPUs NVML sees and what the agent would report for them.", e)
+	fake := f.str("fake-gpus", "HIGHWAY_FAKE_GPUS", "", "use simulated GPUs from this profile (tests and demos only; e.g. dgxh100, h100x8, rtx4090x2)")
+	asJSON := f.Bool("json", false, "print the inventory as JSON")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	s, err := openGPUs(e, *fake)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	inv, err := s.Snapshot()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"driver_version": inv.DriverVersion, "cuda_version": inv.CUDAVersion, "nvml_version": inv.NVMLVersion,
+			"simulated": inv.Simulated, "profile": inv.Profile, "gpus": inv.GPUs,
+		})
+	}
+	sim := ""
+	if inv.Simulated {
+		sim = fmt.Sprintf("  [SIMULATED: fake profile %s]", inv.Profile)
+	}
+	fmt.Fprintf(e.stdout, "Driver %s, CUDA %s, %d GPU(s)%s\n", inv.DriverVersion, inv.CUDAVersion, len(inv.GPUs), sim)
+	for _, g := range inv.GPUs {
+		fmt.Fprintf(e.stdout, "GPU %d: %s (UUID: %s)\n", g.Index, g.Name, g.UUID)
+		fmt.Fprintf(e.stdout, "  class %s, memory %d/%d MiB, util %d%%, %d C, power %d/%d W, ECC uncorrected %d, PCIe gen %d x%d, MIG %v",
+			g.Class, g.MemoryUsedMiB, g.MemoryTotalMiB, g.UtilizationPct, g.TemperatureC, g.PowerMW/1000, g.PowerLimitMW/1000,
+			g.ECCUncorrected, g.PCIeGen, g.PCIeWidth, g.MIGEnabled)
+		if len(g.Unsupported) > 0 {
+			fmt.Fprintf(e.stdout, ", not reported: %s", strings.Join(g.Unsupported, ","))
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	return nil
+}
+
+func cmdEnroll(ctx context.Context, args []string, e env) error {
+	f := newFlags("enroll", "Generates this agent's ed25519 key, registers it with the one-time token from the\nprovider console and stores it (0600) in the state directory.", e)
+	server := f.str("server", "HIGHWAY_SERVER", "", "marketplace URL, e.g. https://highway.example (required)")
+	token := f.str("token", "HIGHWAY_ENROLL_TOKEN", "", "one-time enrollment token from the provider console (required)")
+	dir := f.str("state-dir", "HIGHWAY_STATE_DIR", defaultStateDir(), "state directory (key and enrollment)")
+	fake := f.str("fake-gpus", "HIGHWAY_FAKE_GPUS", "", "use simulated GPUs from this profile (tests and demos only)")
+	host, _ := os.Hostname()
+	hostname := f.str("hostname", "HIGHWAY_HOSTNAME", host, "machine name shown in the console")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if *server == "" || *token == "" {
+		f.Usage()
+		return fmt.Errorf("--server and --token are required: %w", errUsage)
+	}
+	s, err := openGPUs(e, *fake)
+	if err != nil {
+		return err
+	}
+	inv, err := s.Snapshot()
+	_ = s.Close()
+	if err != nil {
+		return err
+	}
+	api := &client.Client{BaseURL: *server, UserAgent: userAgent()}
+	st, err := agent.Enroll(ctx, api, state.Dir{Path: *dir}, agent.EnrollRequest{
+		ServerURL: *server, Token: *token, Hostname: *hostname, Version: version, Inventory: inv, Rand: rand.Reader,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Enrolled as agent %s (machine %s) with %d GPU(s). Key and state in %s.\nStart it with: provider-agent run --state-dir %s\n",
+		st.AgentID, st.MachineID, len(inv.GPUs), *dir, *dir)
+	return nil
+}
+
+func userAgent() string { return "provider-agent/" + version }
+
+func cmdRun(ctx context.Context, args []string, e env) error {
+	f := newFlags("run", "Reports GPUs every heartbeat, runs leased workloads and serves metrics until stopped\n(SIGINT/SIGTERM stops the workloads and exits).", e)
+	dir := f.str("state-dir", "HIGHWAY_STATE_DIR", defaultStateDir(), "state directory written by enroll")
+	fake := f.str("fake-gpus", "HIGHWAY_FAKE_GPUS", "", "use simulated GPUs from this profile (tests and demos only; reported as simulated)")
+	metricsAddr := f.str("metrics-addr", "HIGHWAY_METRICS_ADDR", "127.0.0.1:9400", "Prometheus /metrics listen address; empty disables")
+	allowExec := f.boolean("allow-exec", "HIGHWAY_ALLOW_EXEC", false, "enable the exec driver: buyers' commands run directly on this host (UNSAFE for untrusted buyers, see docs/provider.md)")
+	docker := f.boolean("docker", "HIGHWAY_DOCKER", true, "enable the docker driver (needs Docker and the NVIDIA Container Toolkit)")
+	dockerMem := f.str("docker-memory", "HIGHWAY_DOCKER_MEMORY", "", "memory limit per container, e.g. 64g")
+	dockerCPUs := f.str("docker-cpus", "HIGHWAY_DOCKER_CPUS", "", "CPU limit per container, e.g. 16")
+	dockerPids := f.str("docker-pids-limit", "HIGHWAY_DOCKER_PIDS_LIMIT", "4096", "process limit per container")
+	interval := f.duration("heartbeat-interval", "HIGHWAY_HEARTBEAT_INTERVAL", 0, "heartbeat interval; 0 uses the marketplace's (default 10s)")
+	grace := f.duration("stop-grace", "HIGHWAY_STOP_GRACE", 10*time.Second, "time a stopped workload gets between SIGTERM and SIGKILL")
+	logLevel := f.str("log-level", "HIGHWAY_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	sd := state.Dir{Path: *dir}
+	st, err := sd.Load()
+	if err != nil {
+		return err
+	}
+	key, err := sd.LoadKey()
+	if err != nil {
+		return err
+	}
+	sess, err := openGPUs(e, *fake)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sess.Close() }()
+	inv, err := sess.Snapshot()
+	if err != nil {
+		return err
+	}
+	if inv.Simulated {
+		logger.Warn("SIMULATED GPUs: every report says so", "profile", inv.Profile)
+	}
+
+	var drivers []runner.Driver
+	if *docker {
+		pids, _ := strconv.Atoi(*dockerPids)
+		drivers = append(drivers, &runner.Docker{Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids})
+	}
+	if *allowExec {
+		logger.Warn("exec driver enabled: buyers' commands run directly on this host; only for trusted buyers")
+		drivers = append(drivers, &runner.Exec{WorkRoot: *dir + "/work"})
+	}
+	met := metrics.New(version, inv.Simulated)
+	hb := *interval
+	if hb == 0 && st.HeartbeatIntervalS > 0 {
+		hb = time.Duration(st.HeartbeatIntervalS) * time.Second
+	}
+	a, err := agent.New(agent.Config{
+		AgentID: st.AgentID, Version: version, GPUs: sess, Drivers: drivers, Regions: st.Regions,
+		API:    &client.Client{BaseURL: st.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}, UserAgent: userAgent()},
+		Prober: &probe.Prober{}, Metrics: met, Logger: logger, HeartbeatInterval: hb, StopGrace: *grace,
+		// Quotes, Proofs and Submitter are plugged in by the chain side
+		// (see docs/provider.md); Prover is the local one.
+		Prover: &prover.Local{},
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metricsErr := make(chan error, 1)
+	if *metricsAddr != "" {
+		go func() {
+			metricsErr <- met.Serve(runCtx, *metricsAddr, func(addr net.Addr) {
+				logger.Info("serving metrics", "addr", "http://"+addr.String()+"/metrics")
+			})
+		}()
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	select {
+	case err := <-metricsErr:
+		// A metrics port already taken is a configuration error: say so
+		// instead of running unobserved.
+		cancel()
+		<-runErr //nolint:errcheck // only waiting for the agent to stop; the metrics error is the one to report
+		return err
+	case err := <-runErr:
+		return err
+	}
+}
+
+func cmdSelftest(ctx context.Context, args []string, e env) error {
+	f := newFlags("selftest", "Runs the Proof-of-Compute prover for a while on this machine's CPU backend and prints\nthe nonces evaluated per second and the equivalent number of H100s.", e)
+	d := f.duration("duration", "HIGHWAY_SELFTEST_DURATION", 10*time.Second, "how long to prove")
+	dev := f.boolean("dev-params", "HIGHWAY_SELFTEST_DEV", false, "use the small dev-chain parameters instead of production ones")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	p := poc.DefaultParams()
+	name := "production"
+	if *dev {
+		p, name = poc.DevParams(), "dev"
+	}
+	fmt.Fprintf(e.stdout, "Proving for %s with %s parameters (%d-wide, %d layers) on the CPU backend...\n", *d, name, p.Dim, p.Layers)
+	start := time.Now()
+	bar := func(done uint64) {
+		frac := min(float64(time.Since(start))/float64(*d), 1)
+		n := int(frac * 30)
+		rate := float64(done) / max(time.Since(start).Seconds(), 1e-9)
+		fmt.Fprintf(e.stdout, "\r[%s%s] %3.0f%% %12.0f nonces/s", strings.Repeat("#", n), strings.Repeat(" ", 30-n), frac*100, rate)
+	}
+	r, err := prover.Measure(ctx, poc.CPUBackend{}, p, *d, bar)
+	if err != nil {
+		fmt.Fprintln(e.stdout)
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\r[%s] 100%%\n", strings.Repeat("#", 30))
+	fmt.Fprintf(e.stdout, "%d nonces in %s: %d nonces/s = %.4f H100-equivalents (an H100 is calibrated at %d nonces/s with these parameters)\n",
+		r.Evaluated, r.Elapsed.Round(time.Millisecond), r.NoncesPerSec, float64(r.NoncesPerSec)/float64(p.H100NoncesPerSecond), p.H100NoncesPerSecond)
+	return nil
+}

@@ -1,0 +1,792 @@
+package market
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// machine is one provider machine and its offer: all of its GPUs are one
+// model (a machine with mixed GPUs registers one machine id per model).
+type machine struct {
+	// The fields a heartbeat reads and writes come first, so the common
+	// beat touches one cache line of the machine.
+	id string
+	// free: GPUs the agent reports idle; held: GPUs in a live reservation
+	// or lease. Available = free &^ held. The agent sees a leased GPU as
+	// busy, so a lease is never counted twice, and a GPU the agent marks
+	// busy for its own reasons is simply not offered.
+	free     uint64
+	lastBeat int64
+	// deadline is lastBeat + MissedBeats × interval. The beats heap may
+	// hold an older deadline for the machine: a heartbeat only moves this
+	// field (O(1)); Tick re-queues the machine when its stale heap entry
+	// comes up. Deadlines only grow, so the heap never fires early.
+	deadline int64
+	gpus     uint8
+
+	alive, verified, healthy, online, delisted bool
+	// indexed: the machine has an entry in books[ixBook] at ixPrice.
+	indexed bool
+
+	region   uint8
+	model    uint16
+	vram     uint16
+	rel      uint16
+	provider uint32
+	ixBook   uint32
+	held     uint64
+	price    int64
+	ixPrice  int64
+	listedAt int64
+	rtt      [MaxRegions]uint16
+}
+
+type rowHint struct {
+	ok   bool
+	slot uint32
+	c    *chunk
+	i    int
+}
+
+type provider struct {
+	id        string
+	suspended bool
+	machines  []uint32
+}
+
+const (
+	stResting uint8 = iota + 1
+	stReserved
+	stLeased
+)
+
+type order struct {
+	id, buyer    string
+	typ          OrderType
+	state        uint8
+	latencyFirst bool
+	region       uint8
+	model        int32 // -1: any model
+	count        int64
+	minVRAM      int64
+	maxPrice     int64
+	maxRTT       int64
+	hours        int64
+	expiresAt    int64
+	seq          uint64
+	alive        bool
+	// Set once matched.
+	machine   uint32
+	mask      uint64
+	price     int64
+	resExpiry int64
+}
+
+// Engine is the order book, the resting orders, the reservations and the
+// live capacity registry. Create it with NewEngine and feed it commands in
+// log order through Apply, from one goroutine.
+type Engine struct {
+	cfg        Config
+	nR, nM     int
+	modelIdx   map[string]uint16
+	regionIdx  map[string]uint8
+	beatWindow int64
+
+	now int64
+	seq uint64
+
+	// machines live in fixed-size pages so that growing to a million never
+	// copies the table (and never leaves a dead copy for the GC and RSS).
+	pages       [][]machine
+	nMachines   int
+	freeMachine []uint32
+	machineIDs  idTable
+	providers   []provider
+	providerIdx map[string]uint32
+	orders      []order
+	freeOrder   []uint32
+	orderIDs    idTable
+
+	books []book // index model*nR + machine region
+	// bookMin and bookRTT mirror the book headers (cheapest ask, lowest RTT
+	// to each region; region-major: bookRTT[r*len(books)+book]) in two
+	// flat arrays, so choosing the books to read touches a few cache lines
+	// even for an any-model order over all 1 000 books. An empty book reads
+	// as unreachable (MaxInt64, 0xFFFF).
+	bookMin []int64
+	bookRTT []uint16
+	rest    []restList // index model; nM is "any model"
+	resting int
+
+	beats, reservations, gtc deadlines
+
+	// hint is where bestOffer found its answer; match uses it to refresh
+	// that row without searching the book. Valid only until the next book
+	// change: match consumes it, Apply clears it.
+	hint rowHint
+
+	events    []Event
+	changed   []uint32
+	cands     []uint32
+	bookCands []cursor
+	coll      []restKey
+	due       []dl
+}
+
+// NewEngine returns an empty engine for cfg. It returns ErrBadConfig when
+// the catalogs are empty, too large or hold duplicates, or a timing value
+// is out of range.
+func NewEngine(cfg Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Models = slices.Clone(cfg.Models)
+	cfg.Regions = slices.Clone(cfg.Regions)
+	e := &Engine{
+		cfg: cfg, nR: len(cfg.Regions), nM: len(cfg.Models),
+		modelIdx:    make(map[string]uint16, len(cfg.Models)),
+		regionIdx:   make(map[string]uint8, len(cfg.Regions)),
+		beatWindow:  cfg.MissedBeats * cfg.HeartbeatIntervalMs,
+		providerIdx: map[string]uint32{},
+	}
+	for i, m := range cfg.Models {
+		e.modelIdx[m] = uint16(i)
+	}
+	for i, r := range cfg.Regions {
+		e.regionIdx[r] = uint8(i)
+	}
+	e.books = make([]book, e.nM*e.nR)
+	e.bookMin = make([]int64, len(e.books))
+	e.bookRTT = make([]uint16, e.nR*len(e.books))
+	for i := range e.bookMin {
+		e.bookMin[i] = 1<<63 - 1
+	}
+	for i := range e.bookRTT {
+		e.bookRTT[i] = 0xFFFF
+	}
+	e.rest = make([]restList, e.nM+1)
+	return e, nil
+}
+
+// Rebuild replays a persisted log into a fresh engine, as the marketplace
+// does at start. Commands that failed when first applied fail again the
+// same way and are skipped, exactly as they were.
+func Rebuild(cfg Config, log []Command) (*Engine, error) {
+	e, err := NewEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i := range log {
+		_, _ = e.Apply(&log[i])
+	}
+	return e, nil
+}
+
+// Now is the time of the last applied command (unix ms).
+func (e *Engine) Now() int64 { return e.now }
+
+// Stats counts what the engine holds.
+type Stats struct {
+	// Machines known (listed, offline, suspended or delisted with holds).
+	Machines int
+	// Listed offers: machines that can be matched right now.
+	Listed int
+	// Resting good-til-cancelled orders.
+	Resting int
+	// Reservations and Leases hold GPUs.
+	Reservations, Leases int
+}
+
+// Stats returns the current counts.
+func (e *Engine) Stats() Stats {
+	s := Stats{Machines: e.machineIDs.n, Resting: e.resting, Reservations: len(e.reservations.h)}
+	for i := range e.books {
+		s.Listed += e.books[i].n
+	}
+	s.Leases = e.orderIDs.n - e.resting - s.Reservations
+	return s
+}
+
+// Apply applies one command and returns its events, in order. The slice is
+// reused by the next Apply: copy what must outlive it. On error no state
+// has changed (the error is one of the sentinels in errors.go), so a
+// command that failed can stay in the log and replays to the same error.
+func (e *Engine) Apply(c *Command) ([]Event, error) {
+	e.hint.ok = false
+	e.events = e.events[:0]
+	e.changed = e.changed[:0]
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Now < e.now {
+		return nil, ErrTimeWentBack
+	}
+	prev := e.now
+	e.now = c.Now
+	var err error
+	switch c.Kind {
+	case KindUpsertMachine:
+		err = e.upsert(c)
+	case KindRemoveMachine:
+		err = e.removeMachine(c)
+	case KindHeartbeat:
+		err = e.heartbeat(c)
+	case KindTick:
+		e.tick()
+	case KindSuspendProvider:
+		err = e.suspend(c)
+	case KindReinstateProvider:
+		err = e.reinstate(c)
+	case KindPlaceOrder:
+		err = e.place(c)
+	case KindCancelOrder:
+		err = e.cancel(c)
+	case KindConfirmLease:
+		err = e.confirm(c)
+	case KindReleaseLease:
+		err = e.release(c)
+	}
+	if err != nil {
+		e.now = prev
+		return nil, err
+	}
+	e.sweep()
+	return e.events, nil
+}
+
+const (
+	pageShift = 12
+	pageSize  = 1 << pageShift
+	pageMask  = pageSize - 1
+)
+
+func (e *Engine) mach(s uint32) *machine { return &e.pages[s>>pageShift][s&pageMask] }
+
+func allMask(n uint8) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<n - 1
+}
+
+func (m *machine) avail() uint64 { return m.free &^ m.held }
+
+// listed says whether the machine's offer may be matched at all: it is a
+// live listing, its verification PoC cleared, its agent is beating and
+// reports it healthy, its provider is in good standing, and it has a free
+// GPU.
+func (e *Engine) listed(m *machine) bool {
+	return m.alive && !m.delisted && m.verified && m.online && m.healthy &&
+		!e.providers[m.provider].suspended && m.avail() != 0
+}
+
+// sync puts the machine's book entry in step with the machine: inserted,
+// removed, moved (price, model or region changed) or refreshed in place.
+func (e *Engine) sync(s uint32) { e.syncRow(s, true) }
+
+// syncRow is sync for a caller that knows whether the RTTs changed: an
+// in-place refresh then skips the RTT rows, one cache line per region.
+func (e *Engine) syncRow(s uint32, rtts bool) {
+	m := e.mach(s)
+	want := e.listed(m)
+	bk := uint32(int(m.model)*e.nR + int(m.region))
+	if m.indexed {
+		if want && m.ixBook == bk && m.ixPrice == m.price {
+			b := &e.books[bk]
+			if rtts {
+				e.bookOp(bk, func(b *book) { b.update(m, s, e.nR) })
+			} else {
+				c, i := b.find(m.price, s)
+				c.vram[i], c.rel[i] = m.vram, m.rel
+				c.avail[i] = uint8(bits.OnesCount64(m.avail()))
+			}
+			return
+		}
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR) })
+		m.indexed = false
+	}
+	if want {
+		e.bookOp(bk, func(b *book) { b.insert(m, s, e.nR) })
+		m.indexed, m.ixBook, m.ixPrice = true, bk, m.price
+	}
+}
+
+// bookOp changes book bi and refreshes its mirrored header where it moved
+// (rarely: the cheapest ask or a lowest RTT changed).
+func (e *Engine) bookOp(bi uint32, op func(*book)) {
+	b := &e.books[bi]
+	op(b)
+	minP := int64(1<<63 - 1)
+	if b.n > 0 {
+		minP = b.minPrice
+	}
+	if e.bookMin[bi] != minP {
+		e.bookMin[bi] = minP
+	}
+	nb := len(e.books)
+	for r := 0; r < e.nR; r++ {
+		v := uint16(0xFFFF)
+		if b.n > 0 {
+			v = b.minRTT[r]
+		}
+		if p := &e.bookRTT[r*nb+int(bi)]; *p != v {
+			*p = v
+		}
+	}
+}
+
+// snap is what decides whether a change to a machine can let a resting
+// order match it: only an improvement can, and only then is it swept.
+type snap struct {
+	listed bool
+	avail  int
+	price  int64
+	vram   uint16
+	model  uint16
+	region uint8
+	rtt    [MaxRegions]uint16
+}
+
+func (e *Engine) snapOf(m *machine) snap {
+	return snap{listed: e.listed(m), avail: bits.OnesCount64(m.avail()), price: m.price, vram: m.vram, model: m.model, region: m.region, rtt: m.rtt}
+}
+
+func (e *Engine) improved(old snap, m *machine) bool {
+	if !e.listed(m) {
+		return false
+	}
+	if !old.listed || bits.OnesCount64(m.avail()) > old.avail || m.price < old.price || m.vram > old.vram ||
+		m.model != old.model || m.region != old.region {
+		return true
+	}
+	for i := 0; i < e.nR; i++ {
+		if m.rtt[i] < old.rtt[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// Checks, in this order: model, region, RTT list, provider, GPUs held.
+func (e *Engine) upsert(c *Command) error {
+	model, ok := e.modelIdx[c.Model]
+	if !ok {
+		return ErrUnknownModel
+	}
+	region, ok := e.regionIdx[c.Region]
+	if !ok {
+		return ErrUnknownRegion
+	}
+	if len(c.RTTms) != e.nR {
+		return ErrBadRTT
+	}
+	gpus := uint8(c.GPUs)
+	s, exists := e.machineSlot(c.Machine)
+	if exists {
+		m := e.mach(s)
+		if e.providers[m.provider].id != c.Provider {
+			return ErrProviderMismatch
+		}
+		if m.held&^allMask(gpus) != 0 {
+			return ErrMachineBusy
+		}
+	}
+	var m *machine
+	var old snap
+	if exists {
+		m = e.mach(s)
+		old = e.snapOf(m)
+		if m.delisted {
+			m.delisted, m.listedAt = false, e.now
+		}
+		m.free = m.free&allMask(gpus) | allMask(gpus)&^allMask(m.gpus)
+	} else {
+		s = e.newMachine(c.Machine, c.Provider)
+		m = e.mach(s)
+		m.listedAt, m.lastBeat, m.online, m.healthy = e.now, e.now, true, true
+		m.free = allMask(gpus)
+		m.deadline = e.now + e.beatWindow
+		e.beats.set(s, m.deadline)
+	}
+	m.model, m.region, m.gpus, m.vram, m.rel = model, region, gpus, uint16(c.VRAMGiB), uint16(c.ReliabilityBps)
+	m.price, m.verified = c.Price, c.Verified
+	copy(m.rtt[:], c.RTTms)
+	e.sync(s)
+	if !exists || e.improved(old, m) {
+		e.changed = append(e.changed, s)
+	}
+	return nil
+}
+
+func (e *Engine) newMachine(id, prov string) uint32 {
+	var s uint32
+	if n := len(e.freeMachine); n > 0 {
+		s = e.freeMachine[n-1]
+		e.freeMachine = e.freeMachine[:n-1]
+	} else {
+		if e.nMachines&pageMask == 0 {
+			e.pages = append(e.pages, make([]machine, pageSize))
+		}
+		s = uint32(e.nMachines)
+		e.nMachines++
+	}
+	p := e.providerOf(prov)
+	*e.mach(s) = machine{id: id, provider: p, alive: true}
+	e.providers[p].machines = append(e.providers[p].machines, s)
+	e.machineIDs.insert(hashID(id), s)
+	return s
+}
+
+func (e *Engine) providerOf(id string) uint32 {
+	if p, ok := e.providerIdx[id]; ok {
+		return p
+	}
+	e.providers = append(e.providers, provider{id: id})
+	p := uint32(len(e.providers) - 1)
+	e.providerIdx[id] = p
+	return p
+}
+
+// deleteMachine forgets a delisted machine once nothing holds its GPUs.
+func (e *Engine) deleteMachine(s uint32) {
+	m := e.mach(s)
+	if m.indexed {
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR) })
+	}
+	e.beats.remove(s)
+	p := &e.providers[m.provider]
+	if i := slices.Index(p.machines, s); i >= 0 {
+		p.machines = slices.Delete(p.machines, i, i+1)
+	}
+	e.machineIDs.delete(hashID(m.id), s)
+	*m = machine{}
+	e.freeMachine = append(e.freeMachine, s)
+}
+
+// A removed machine's offer leaves the book at once; the record stays
+// while reservations or leases hold its GPUs, so they can end normally.
+func (e *Engine) removeMachine(c *Command) error {
+	s, ok := e.machineSlot(c.Machine)
+	if !ok || e.mach(s).delisted {
+		return ErrMachineNotFound
+	}
+	m := e.mach(s)
+	m.delisted = true
+	if m.held == 0 {
+		e.deleteMachine(s)
+	} else {
+		e.sync(s)
+	}
+	return nil
+}
+
+// Checks, in this order: machine, RTT list, free mask.
+func (e *Engine) heartbeat(c *Command) error {
+	s, ok := e.machineSlot(c.Machine)
+	if !ok {
+		return ErrMachineNotFound
+	}
+	if len(c.RTTms) != 0 && len(c.RTTms) != e.nR {
+		return ErrBadRTT
+	}
+	m := e.mach(s)
+	if c.Free&^allMask(m.gpus) != 0 {
+		return ErrBadFreeMask
+	}
+	rttChanged := len(c.RTTms) != 0 && !slices.Equal(m.rtt[:e.nR], c.RTTms)
+	if m.online && c.Free == m.free && c.Healthy == m.healthy && !rttChanged {
+		// The common beat: nothing the book sees has changed, so it costs
+		// one lookup and two stores.
+		m.lastBeat, m.deadline = e.now, e.now+e.beatWindow
+		return nil
+	}
+	old := e.snapOf(m)
+	m.free, m.healthy, m.lastBeat = c.Free, c.Healthy, e.now
+	if len(c.RTTms) != 0 {
+		copy(m.rtt[:], c.RTTms)
+	}
+	m.deadline = e.now + e.beatWindow
+	if !m.online {
+		m.online = true
+		e.beats.set(s, m.deadline)
+		e.events = append(e.events, Event{Kind: EvMachineOnline, Machine: m.id})
+	}
+	e.syncRow(s, rttChanged)
+	if e.improved(old, m) {
+		e.changed = append(e.changed, s)
+	}
+	return nil
+}
+
+// tick runs the time-driven transitions due at Now, in a fixed order:
+// lapsed reservations first (their GPUs come back), then machines that
+// missed their heartbeats (so nothing is matched onto a machine that just
+// went silent), then expired orders (so an expired order is never
+// matched), and finally Apply's sweep matches resting orders onto the
+// capacity that came back. Within each step the order is (due time, id),
+// never heap or map order.
+func (e *Engine) tick() {
+	due := e.reservations.popDue(e.now, e.due[:0])
+	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.orders[a.slot].id, e.orders[b.slot].id) })
+	for _, d := range due {
+		o := &e.orders[d.slot]
+		m := e.mach(o.machine)
+		e.events = append(e.events, Event{Kind: EvReservationExpired, Order: o.id, Machine: m.id, GPUs: o.mask, Count: o.count})
+		e.releaseHold(o.machine, o.mask)
+		e.deleteOrder(d.slot)
+	}
+	due = due[:0]
+	for len(e.beats.h) > 0 && e.beats.h[0].at <= e.now {
+		top := e.beats.h[0]
+		e.beats.remove(top.slot)
+		if m := e.mach(top.slot); m.deadline > e.now {
+			e.beats.set(top.slot, m.deadline) // it beat since: re-queue
+		} else {
+			due = append(due, dl{at: m.deadline, slot: top.slot})
+		}
+	}
+	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.mach(a.slot).id, e.mach(b.slot).id) })
+	for _, d := range due {
+		m := e.mach(d.slot)
+		m.online = false
+		e.sync(d.slot)
+		e.events = append(e.events, Event{Kind: EvMachineOffline, Machine: m.id})
+	}
+	due = e.gtc.popDue(e.now, due[:0])
+	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.orders[a.slot].id, e.orders[b.slot].id) })
+	for _, d := range due {
+		o := &e.orders[d.slot]
+		e.unrest(d.slot)
+		e.events = append(e.events, Event{Kind: EvOrderExpired, Order: o.id})
+		e.deleteOrder(d.slot)
+	}
+	e.due = due[:0]
+}
+
+func cmpDue(a, b dl, ida, idb string) int {
+	switch {
+	case a.at < b.at:
+		return -1
+	case a.at > b.at:
+		return 1
+	}
+	return strings.Compare(ida, idb)
+}
+
+func (e *Engine) suspend(c *Command) error {
+	if p, ok := e.providerIdx[c.Provider]; ok && e.providers[p].suspended {
+		return ErrAlreadySuspended
+	}
+	p := e.providerOf(c.Provider)
+	e.providers[p].suspended = true
+	for _, s := range e.providers[p].machines {
+		e.sync(s)
+	}
+	return nil
+}
+
+func (e *Engine) reinstate(c *Command) error {
+	p, ok := e.providerIdx[c.Provider]
+	if !ok || !e.providers[p].suspended {
+		return ErrNotSuspended
+	}
+	e.providers[p].suspended = false
+	for _, s := range e.providers[p].machines {
+		e.sync(s)
+		e.changed = append(e.changed, s)
+	}
+	return nil
+}
+
+// releaseHold returns GPUs to the machine (or forgets a delisted machine
+// whose last hold ended) and marks it for the sweep.
+func (e *Engine) releaseHold(s uint32, mask uint64) {
+	m := e.mach(s)
+	m.held &^= mask
+	if m.delisted && m.held == 0 {
+		e.deleteMachine(s)
+		return
+	}
+	e.syncRow(s, false) // only its free GPUs changed
+	e.changed = append(e.changed, s)
+}
+
+func (e *Engine) newOrder() uint32 {
+	if n := len(e.freeOrder); n > 0 {
+		s := e.freeOrder[n-1]
+		e.freeOrder = e.freeOrder[:n-1]
+		return s
+	}
+	e.orders = append(e.orders, order{})
+	return uint32(len(e.orders) - 1)
+}
+
+func (e *Engine) deleteOrder(s uint32) {
+	e.orderIDs.delete(hashID(e.orders[s].id), s)
+	e.orders[s] = order{}
+	e.freeOrder = append(e.freeOrder, s)
+}
+
+func (e *Engine) restKeyOf(s uint32) (int, restKey) {
+	o := &e.orders[s]
+	l := e.nM
+	if o.model >= 0 {
+		l = int(o.model)
+	}
+	return l, restKey{neg: -o.maxPrice, seq: o.seq, slot: s, region: o.region, count: uint8(o.count),
+		maxRTT: uint16(o.maxRTT), minVRAM: uint16(o.minVRAM)}
+}
+
+func (e *Engine) unrest(s uint32) {
+	l, k := e.restKeyOf(s)
+	e.rest[l].remove(k)
+	e.gtc.remove(s)
+	e.resting--
+}
+
+// Checks, in this order: duplicate id, model, region, then for rent-now
+// the offer (ErrOfferNotFound unless listed) and its fit (ErrNoMatch), for
+// fill-or-kill a match (ErrNoMatch). A good-til-cancelled order that finds
+// nothing rests.
+func (e *Engine) place(c *Command) error {
+	if _, dup := e.orderSlot(c.Order); dup {
+		return ErrDuplicateOrder
+	}
+	model := int32(-1)
+	if c.Model != "" {
+		mi, ok := e.modelIdx[c.Model]
+		if !ok {
+			return ErrUnknownModel
+		}
+		model = int32(mi)
+	}
+	region, ok := e.regionIdx[c.Region]
+	if !ok {
+		return ErrUnknownRegion
+	}
+	o := order{
+		id: c.Order, buyer: c.Buyer, typ: c.Type, latencyFirst: c.LatencyFirst, region: region, model: model,
+		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt,
+		alive: true,
+	}
+	var ms uint32
+	var found bool
+	switch c.Type {
+	case RentNow:
+		s, ok := e.machineSlot(c.Machine)
+		if !ok || !e.listed(e.mach(s)) {
+			return ErrOfferNotFound
+		}
+		if !e.qualifies(&o, e.mach(s)) {
+			return ErrNoMatch
+		}
+		ms, found = s, true
+	default:
+		ms, found = e.bestOffer(&o)
+		if !found && c.Type == FillOrKill {
+			return ErrNoMatch
+		}
+	}
+	e.seq++
+	o.seq = e.seq
+	os := e.newOrder()
+	e.orders[os] = o
+	e.orderIDs.insert(hashID(o.id), os)
+	if found {
+		e.match(os, ms)
+		return nil
+	}
+	o2 := &e.orders[os]
+	o2.state = stResting
+	l, k := e.restKeyOf(os)
+	e.rest[l].insert(k)
+	e.gtc.set(os, o2.expiresAt)
+	e.resting++
+	e.events = append(e.events, Event{Kind: EvOrderRested, Order: o2.id})
+	return nil
+}
+
+// match reserves the order's GPUs on the machine: the lowest-numbered
+// available GPUs, so the choice is a pure function of the state.
+func (e *Engine) match(os, ms uint32) {
+	o := &e.orders[os]
+	m := e.mach(ms)
+	avail := m.avail()
+	var mask uint64
+	for i := int64(0); i < o.count; i++ {
+		low := avail & -avail
+		mask |= low
+		avail &^= low
+	}
+	m.held |= mask
+	o.state, o.machine, o.mask, o.price = stReserved, ms, mask, m.price
+	o.resExpiry = e.now + e.cfg.ReservationTTLms
+	e.reservations.set(os, o.resExpiry)
+	total, _ := orderTotal(m.price, o.count, o.hours) // price ≤ max price, whose total Validate bounded
+	e.events = append(e.events, Event{
+		Kind: EvMatched, Order: o.id, Machine: m.id, Provider: e.providers[m.provider].id,
+		GPUs: mask, Count: o.count, Price: m.price, Total: total, RTTms: int64(m.rtt[o.region]), Expiry: o.resExpiry,
+	})
+	if h := e.hint; h.ok && h.slot == ms && e.listed(m) {
+		h.c.avail[h.i] = uint8(bits.OnesCount64(m.avail())) // still listed: only its free GPUs changed
+	} else {
+		e.syncRow(ms, false)
+	}
+	e.hint.ok = false
+}
+
+func (e *Engine) cancel(c *Command) error {
+	s, ok := e.orderSlot(c.Order)
+	if !ok {
+		return ErrOrderNotFound
+	}
+	o := &e.orders[s]
+	if o.buyer != c.Buyer {
+		return ErrNotOwner
+	}
+	switch o.state {
+	case stResting:
+		e.unrest(s)
+		e.events = append(e.events, Event{Kind: EvOrderCancelled, Order: o.id})
+	case stReserved:
+		e.reservations.remove(s)
+		e.events = append(e.events, Event{Kind: EvOrderCancelled, Order: o.id, Machine: e.mach(o.machine).id, GPUs: o.mask, Count: o.count})
+		e.releaseHold(o.machine, o.mask)
+	default:
+		return ErrWrongState
+	}
+	e.deleteOrder(s)
+	return nil
+}
+
+func (e *Engine) confirm(c *Command) error {
+	s, ok := e.orderSlot(c.Order)
+	if !ok {
+		return ErrOrderNotFound
+	}
+	o := &e.orders[s]
+	if o.state != stReserved {
+		return ErrWrongState
+	}
+	o.state = stLeased
+	e.reservations.remove(s)
+	e.events = append(e.events, Event{Kind: EvLeaseConfirmed, Order: o.id, Machine: e.mach(o.machine).id, GPUs: o.mask, Count: o.count})
+	return nil
+}
+
+func (e *Engine) release(c *Command) error {
+	s, ok := e.orderSlot(c.Order)
+	if !ok {
+		return ErrOrderNotFound
+	}
+	o := &e.orders[s]
+	if o.state == stResting {
+		return ErrWrongState
+	}
+	e.reservations.remove(s)
+	e.events = append(e.events, Event{Kind: EvLeaseReleased, Order: o.id, Machine: e.mach(o.machine).id, GPUs: o.mask, Count: o.count})
+	e.releaseHold(o.machine, o.mask)
+	e.deleteOrder(s)
+	return nil
+}

@@ -1,0 +1,457 @@
+package market
+
+import "math/bits"
+
+// Storage is designed for a million offers with little garbage-collector
+// work: offers live in one slice of structs indexed by a uint32 slot (freed
+// slots are reused from a free list), index entries are pointer-free values
+// stored in chunks, and heaps are slices of (time, slot) pairs. The GC then
+// scans a few thousand chunk headers and the id strings, not millions of
+// pointers.
+
+// chunkMax bounds a chunk: an insert shifts at most chunkMax rows, and a
+// book of n offers has about 2n/chunkMax chunks to binary-search. Measured
+// at 1M offers: 64 makes latency-first scans chase twice the chunk
+// pointers, 256 makes every insert and removal move 14 KB; 128 sits
+// between.
+const chunkMax = 128
+
+// chunk holds up to chunkMax offers of one book in (price, slot) order,
+// column by column: everything the matcher needs to reject or rank an
+// offer without touching the machine struct. Columns keep a scan on
+// contiguous memory and let it read only what it tests: a price-first scan
+// walks the price column, a latency-first scan walks the one RTT row of
+// the buyer's region (2 bytes an offer). Kept in step with the machines by
+// Engine.sync.
+type chunk struct {
+	n     int
+	price [chunkMax]int64
+	slot  [chunkMax]uint32
+	vram  [chunkMax]uint16
+	rel   [chunkMax]uint16
+	avail [chunkMax]uint8
+	// rtt holds one row of chunkMax RTTs per catalog region: row r is
+	// rtt[r*chunkMax : r*chunkMax+n].
+	rtt []uint16
+}
+
+func (c *chunk) row(r int) []uint16 { return c.rtt[r*chunkMax : r*chunkMax+c.n] }
+
+// set writes machine m's row i.
+func (c *chunk) set(i int, m *machine, s uint32, nR int) {
+	c.price[i], c.slot[i], c.vram[i], c.rel[i] = m.price, s, m.vram, m.rel
+	c.avail[i] = uint8(bits.OnesCount64(m.avail()))
+	for r := 0; r < nR; r++ {
+		c.rtt[r*chunkMax+i] = m.rtt[r]
+	}
+}
+
+// shift opens (d = 1) or closes (d = -1) row p.
+func (c *chunk) shift(p, d, nR int) {
+	n := c.n
+	if d > 0 {
+		copy(c.price[p+1:n+1], c.price[p:n])
+		copy(c.slot[p+1:n+1], c.slot[p:n])
+		copy(c.vram[p+1:n+1], c.vram[p:n])
+		copy(c.rel[p+1:n+1], c.rel[p:n])
+		copy(c.avail[p+1:n+1], c.avail[p:n])
+		for r := 0; r < nR; r++ {
+			row := c.rtt[r*chunkMax : r*chunkMax+chunkMax]
+			copy(row[p+1:n+1], row[p:n])
+		}
+		c.n++
+		return
+	}
+	copy(c.price[p:n-1], c.price[p+1:n])
+	copy(c.slot[p:n-1], c.slot[p+1:n])
+	copy(c.vram[p:n-1], c.vram[p+1:n])
+	copy(c.rel[p:n-1], c.rel[p+1:n])
+	copy(c.avail[p:n-1], c.avail[p+1:n])
+	for r := 0; r < nR; r++ {
+		row := c.rtt[r*chunkMax : r*chunkMax+chunkMax]
+		copy(row[p:n-1], row[p+1:n])
+	}
+	c.n--
+}
+
+func (c *chunk) pos(price int64, slot uint32) int {
+	lo, hi := 0, c.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if keyLess(c.price[mid], c.slot[mid], price, slot) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// book is one (model, machine region) list of listed offers in (ask,
+// slot) order: a two-level sorted list of chunks. The header fields a
+// match reads first (cheapest ask, RTT bounds) sit together, and the books
+// of one model are adjacent in Engine.books, so choosing which books to
+// read touches a few cache lines.
+type book struct {
+	// minPrice is the cheapest ask in the book (valid when n > 0).
+	minPrice int64
+	n        int
+	// minRTT[r] is the lowest RTT from any offer in the book to region r,
+	// exact, and minCnt[r] how many offers have it. A match skips a whole
+	// book that cannot meet the order's max RTT (a latency band: most
+	// regions are out of reach of a tight bound) or beat the best RTT found
+	// so far; and a latency-first scan stops once it holds an offer at the
+	// book's minimum and the asks pass it. Kept exact by counting: only
+	// when the last offer at the minimum leaves is a row rescanned.
+	minRTT [MaxRegions]uint16
+	minCnt [MaxRegions]uint32
+	chunks []*chunk
+	// last key of each chunk, contiguous so the chunk search does not
+	// chase a pointer per probe.
+	lastPrice []int64
+	lastSlot  []uint32
+}
+
+func keyLess(p1 int64, s1 uint32, p2 int64, s2 uint32) bool {
+	return p1 < p2 || (p1 == p2 && s1 < s2)
+}
+
+// chunkFor is the first chunk whose last key is ≥ (price, slot), or the
+// last chunk.
+func (b *book) chunkFor(price int64, slot uint32) int {
+	lo, hi := 0, len(b.chunks)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if keyLess(b.lastPrice[mid], b.lastSlot[mid], price, slot) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == len(b.chunks) {
+		lo--
+	}
+	return lo
+}
+
+func (b *book) relast(ci int) {
+	c := b.chunks[ci]
+	b.lastPrice[ci], b.lastSlot[ci] = c.price[c.n-1], c.slot[c.n-1]
+}
+
+func (b *book) newChunk(nR int) *chunk { return &chunk{rtt: make([]uint16, nR*chunkMax)} }
+
+// insert adds machine m (slot s) at its ask.
+func (b *book) insert(m *machine, s uint32, nR int) {
+	if b.n == 0 {
+		for i := range b.minRTT {
+			b.minRTT[i], b.minCnt[i] = 0xFFFF, 0
+		}
+	}
+	b.addRTTs(m, nR)
+	b.n++
+	if len(b.chunks) == 0 {
+		c := b.newChunk(nR)
+		c.n = 1
+		c.set(0, m, s, nR)
+		b.chunks = append(b.chunks, c)
+		b.lastPrice = append(b.lastPrice, 0)
+		b.lastSlot = append(b.lastSlot, 0)
+		b.relast(0)
+		b.minPrice = m.price
+		return
+	}
+	ci := b.chunkFor(m.price, s)
+	c := b.chunks[ci]
+	if c.n == chunkMax {
+		// Split in halves, then insert into the half that holds the key.
+		half := chunkMax / 2
+		right := b.newChunk(nR)
+		right.n = chunkMax - half
+		copy(right.price[:], c.price[half:])
+		copy(right.slot[:], c.slot[half:])
+		copy(right.vram[:], c.vram[half:])
+		copy(right.rel[:], c.rel[half:])
+		copy(right.avail[:], c.avail[half:])
+		for r := 0; r < nR; r++ {
+			copy(right.rtt[r*chunkMax:r*chunkMax+right.n], c.rtt[r*chunkMax+half:r*chunkMax+chunkMax])
+		}
+		c.n = half
+		b.chunks = append(b.chunks, nil)
+		copy(b.chunks[ci+2:], b.chunks[ci+1:])
+		b.chunks[ci+1] = right
+		b.lastPrice = append(b.lastPrice, 0)
+		copy(b.lastPrice[ci+2:], b.lastPrice[ci+1:])
+		b.lastSlot = append(b.lastSlot, 0)
+		copy(b.lastSlot[ci+2:], b.lastSlot[ci+1:])
+		b.relast(ci)
+		b.relast(ci + 1)
+		if !keyLess(b.lastPrice[ci], b.lastSlot[ci], m.price, s) {
+			// stays in the left half
+		} else {
+			ci, c = ci+1, right
+		}
+	}
+	p := c.pos(m.price, s)
+	c.shift(p, 1, nR)
+	c.set(p, m, s, nR)
+	b.relast(ci)
+	b.minPrice = b.chunks[0].price[0]
+}
+
+// find returns the chunk and row of (price, slot); it must be there.
+func (b *book) find(price int64, slot uint32) (*chunk, int) {
+	c := b.chunks[b.chunkFor(price, slot)]
+	p := c.pos(price, slot)
+	if p == c.n || c.slot[p] != slot || c.price[p] != price {
+		panic("market: index out of step with machines")
+	}
+	return c, p
+}
+
+// addRTTs counts machine m's RTTs into the per-region minima.
+func (b *book) addRTTs(m *machine, nR int) {
+	for r, v := range m.rtt[:nR] {
+		switch {
+		case v < b.minRTT[r]:
+			b.minRTT[r], b.minCnt[r] = v, 1
+		case v == b.minRTT[r]:
+			b.minCnt[r]++
+		}
+	}
+}
+
+// dropRTTs uncounts row i of c and returns the regions whose minimum it
+// was the last holder of: the caller rescans them (fixMins) once the row
+// is gone or rewritten.
+func (b *book) dropRTTs(c *chunk, i, nR int) uint64 {
+	var stale uint64
+	for r := 0; r < nR; r++ {
+		if c.rtt[r*chunkMax+i] == b.minRTT[r] {
+			if b.minCnt[r]--; b.minCnt[r] == 0 {
+				stale |= 1 << r
+			}
+		}
+	}
+	return stale
+}
+
+// fixMins recomputes the minima of the stale regions.
+func (b *book) fixMins(stale uint64) {
+	for stale != 0 {
+		r := bits.TrailingZeros64(stale)
+		stale &= stale - 1
+		lo, n := uint16(0xFFFF), uint32(0)
+		for _, c := range b.chunks {
+			for _, v := range c.row(r) {
+				switch {
+				case v < lo:
+					lo, n = v, 1
+				case v == lo:
+					n++
+				}
+			}
+		}
+		b.minRTT[r], b.minCnt[r] = lo, n
+	}
+}
+
+// update rewrites the row of machine m (slot s, same ask) in place.
+func (b *book) update(m *machine, s uint32, nR int) {
+	c, i := b.find(m.price, s)
+	stale := b.dropRTTs(c, i, nR)
+	c.set(i, m, s, nR)
+	b.addRTTs(m, nR)
+	b.fixMins(stale &^ b.nonZeroMins(stale))
+}
+
+// nonZeroMins is the subset of regions whose minimum is still held.
+func (b *book) nonZeroMins(regions uint64) uint64 {
+	var held uint64
+	for x := regions; x != 0; x &= x - 1 {
+		if r := bits.TrailingZeros64(x); b.minCnt[r] != 0 {
+			held |= 1 << r
+		}
+	}
+	return held
+}
+
+func (b *book) remove(price int64, slot uint32, nR int) {
+	ci := b.chunkFor(price, slot)
+	c := b.chunks[ci]
+	p := c.pos(price, slot)
+	if p == c.n || c.slot[p] != slot || c.price[p] != price {
+		panic("market: index out of step with machines")
+	}
+	stale := b.dropRTTs(c, p, nR)
+	c.shift(p, -1, nR)
+	b.n--
+	if c.n > 0 {
+		b.relast(ci)
+	} else {
+		b.chunks = append(b.chunks[:ci], b.chunks[ci+1:]...)
+		b.chunks[:len(b.chunks)+1][len(b.chunks)] = nil // drop the freed chunk
+		b.lastPrice = append(b.lastPrice[:ci], b.lastPrice[ci+1:]...)
+		b.lastSlot = append(b.lastSlot[:ci], b.lastSlot[ci+1:]...)
+	}
+	if b.n > 0 {
+		b.minPrice = b.chunks[0].price[0]
+		b.fixMins(stale)
+	}
+}
+
+// deadlines is an indexed min-heap of (at, slot): heartbeat deadlines,
+// reservation expiries and order expiries. Indexed (pos per slot) so that
+// a confirmed, cancelled or released reservation, a cancelled order or a
+// deleted machine leaves it at once, and each slot is in it at most once
+// (a lazy heap would keep stale entries, millions at scale). Heartbeats do
+// not touch it at all: see machine.deadline.
+type deadlines struct {
+	h   []dl
+	pos []int32 // slot → index in h, -1 when absent
+}
+
+type dl struct {
+	at   int64
+	slot uint32
+}
+
+func (d *deadlines) less(i, j int) bool {
+	a, b := d.h[i], d.h[j]
+	return a.at < b.at || (a.at == b.at && a.slot < b.slot)
+}
+
+func (d *deadlines) swap(i, j int) {
+	d.h[i], d.h[j] = d.h[j], d.h[i]
+	d.pos[d.h[i].slot] = int32(i)
+	d.pos[d.h[j].slot] = int32(j)
+}
+
+func (d *deadlines) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !d.less(i, p) {
+			return
+		}
+		d.swap(i, p)
+		i = p
+	}
+}
+
+func (d *deadlines) down(i int) {
+	n := len(d.h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && d.less(r, l) {
+			m = r
+		}
+		if !d.less(m, i) {
+			return
+		}
+		d.swap(i, m)
+		i = m
+	}
+}
+
+func (d *deadlines) grow(slot uint32) {
+	for int(slot) >= len(d.pos) {
+		d.pos = append(d.pos, -1)
+	}
+}
+
+// set inserts slot or moves it to at.
+func (d *deadlines) set(slot uint32, at int64) {
+	d.grow(slot)
+	if i := d.pos[slot]; i >= 0 {
+		d.h[i].at = at
+		d.up(int(i))
+		d.down(int(d.pos[slot]))
+		return
+	}
+	d.h = append(d.h, dl{at: at, slot: slot})
+	d.pos[slot] = int32(len(d.h) - 1)
+	d.up(len(d.h) - 1)
+}
+
+func (d *deadlines) remove(slot uint32) {
+	if int(slot) >= len(d.pos) || d.pos[slot] < 0 {
+		return
+	}
+	i := int(d.pos[slot])
+	last := len(d.h) - 1
+	if i != last {
+		d.swap(i, last)
+	}
+	d.h = d.h[:last]
+	d.pos[slot] = -1
+	if i != last {
+		moved := d.h[i].slot
+		d.up(i)
+		d.down(int(d.pos[moved]))
+	}
+}
+
+// popDue removes and appends to out every entry with at ≤ now.
+func (d *deadlines) popDue(now int64, out []dl) []dl {
+	for len(d.h) > 0 && d.h[0].at <= now {
+		top := d.h[0]
+		out = append(out, top)
+		d.remove(top.slot)
+	}
+	return out
+}
+
+// restKey orders resting orders: highest max price first (neg = -max
+// price), then earliest placement (seq). It also carries the order's other
+// constraints, so a sweep tests a resting order against a machine without
+// touching the order itself (the model is the list's).
+type restKey struct {
+	neg     int64
+	seq     uint64
+	slot    uint32
+	region  uint8
+	count   uint8
+	maxRTT  uint16
+	minVRAM uint16
+}
+
+func restLess(a, b restKey) bool { return a.neg < b.neg || (a.neg == b.neg && a.seq < b.seq) }
+
+// restList is one model's resting orders in priority order. A sorted slice:
+// resting orders are those the market cannot serve yet, far fewer than
+// offers, and a sweep reads them in order.
+type restList []restKey
+
+func (l restList) pos(k restKey) int {
+	lo, hi := 0, len(l)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if restLess(l[mid], k) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+func (l *restList) insert(k restKey) {
+	p := l.pos(k)
+	*l = append(*l, restKey{})
+	copy((*l)[p+1:], (*l)[p:])
+	(*l)[p] = k
+}
+
+func (l *restList) remove(k restKey) {
+	p := l.pos(k)
+	s := *l
+	if p == len(s) || s[p].seq != k.seq {
+		panic("market: resting list out of step with orders")
+	}
+	copy(s[p:], s[p+1:])
+	*l = s[:len(s)-1]
+}

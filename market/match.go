@@ -1,0 +1,348 @@
+package market
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// The matching rule (docs/matching.md has it with worked examples).
+//
+// Among listed offers that meet every constraint of the order (model or
+// any, VRAM per GPU ≥ min, free GPUs on the one machine ≥ count, ask ≤ max
+// price, RTT to the buyer's region ≤ max RTT), the order takes:
+//
+//  1. the lowest ask: the buyer pays the ask, so cheapest first is what a
+//     price-taking buyer wants and what makes providers compete on price;
+//  2. then the lowest RTT to the buyer's region: among equal prices the
+//     closer machine is strictly better for the buyer;
+//  3. then the higher reliability: among equal price and latency, the
+//     machine least likely to miss epochs;
+//  4. then the earliest listing: time priority rewards providers who list
+//     first, as in any order book;
+//  5. then the machine id (byte order): listing times can tie, and the
+//     rule must be a total order or the result would depend on storage.
+//
+// A latency-first order swaps 1 and 2 (RTT, then ask, then the rest): for
+// interactive or distributed work a few milliseconds are worth more than a
+// few cents. Resting orders are served when capacity appears or frees,
+// highest max price first, then earliest placed: the buyer willing to pay
+// most gets scarce capacity, as in a price-priority book, and pays only
+// the ask.
+
+// better reports whether offer a ranks before offer b for a (price-first
+// or latency-first) order. rtt is the RTT to the order's region.
+func (e *Engine) better(lf bool, ap int64, artt, arel uint16, as uint32, bp int64, brtt, brel uint16, bs uint32) bool {
+	if lf {
+		if artt != brtt {
+			return artt < brtt
+		}
+		if ap != bp {
+			return ap < bp
+		}
+	} else {
+		if ap != bp {
+			return ap < bp
+		}
+		if artt != brtt {
+			return artt < brtt
+		}
+	}
+	if arel != brel {
+		return arel > brel
+	}
+	ma, mb := e.mach(as), e.mach(bs)
+	if ma.listedAt != mb.listedAt {
+		return ma.listedAt < mb.listedAt
+	}
+	return strings.Compare(ma.id, mb.id) < 0
+}
+
+// qualifies checks an order's constraints against a listed machine.
+func (e *Engine) qualifies(o *order, m *machine) bool {
+	return (o.model < 0 || int32(m.model) == o.model) && int64(m.vram) >= o.minVRAM &&
+		int64(bits.OnesCount64(m.avail())) >= o.count && m.price <= o.maxPrice && int64(m.rtt[o.region]) <= o.maxRTT
+}
+
+// bestOffer finds the best listed offer for o through the books.
+//
+// Offers are indexed per (GPU model, machine region), each book ordered by
+// ask. An order considers only the books of its model (all models for
+// "any") whose cheapest ask is within its max price and whose RTT lower
+// bound to the buyer's region is within its max RTT: the machine region
+// is the latency band, and a tight bound rules out most regions from the
+// book headers alone.
+//
+// Price-first, the candidate books are then merged lazily in ask order:
+// read the book with the cheapest unread ask (lowest RTT bound on a tie),
+// only up to the next book's cheapest unread ask, and stop once no book
+// can hold an ask below the best found, or an equal ask at a lower RTT.
+// So a match reads the offers cheaper than its answer that fail a
+// constraint, the ties at its answer's ask that could win, and nothing
+// else. Latency-first, books are read whole (up to the max price) in order
+// of their lowest RTT to the buyer (exact per book), scanning just that
+// region's RTT row in ask order and stopping once an offer at the book's
+// lowest RTT is held and the asks pass it; every book whose lowest RTT is
+// worse than the best found is dropped. In practice: the buyer's own
+// region, one book, read until the cheapest offer at its lowest RTT.
+func (e *Engine) bestOffer(o *order) (uint32, bool) {
+	lo, hi := 0, e.nM
+	if o.model >= 0 {
+		lo, hi = int(o.model), int(o.model)+1
+	}
+	br := int(o.region)
+	maxRTT := uint16(o.maxRTT)
+	cands := e.bookCands[:0]
+	rtts := e.bookRTT[br*len(e.books):]
+	for bi := lo * e.nR; bi < hi*e.nR; bi++ {
+		if p := e.bookMin[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
+			cands = append(cands, cursor{book: uint32(bi), head: p})
+		}
+	}
+	var best scanBest
+	if o.latencyFirst {
+		e.latencyFirst(cands, o, &best)
+	} else {
+		e.priceFirst(cands, o, &best)
+	}
+	e.bookCands = cands[:0]
+	if best.found {
+		e.hint = rowHint{ok: true, slot: best.slot, c: best.c, i: best.i}
+	}
+	return best.slot, best.found
+}
+
+// cursor is a candidate book and how far a price-first merge has read it.
+type cursor struct {
+	book  uint32
+	ci, i int   // next unread row
+	head  int64 // its ask
+}
+
+type scanBest struct {
+	found bool
+	price int64
+	rtt   uint16
+	rel   uint16
+	slot  uint32
+	// where its row is, so the match can refresh it without a search
+	c *chunk
+	i int
+}
+
+func (e *Engine) offer(best *scanBest, lf bool, c *chunk, i int, rt uint16) {
+	if !best.found || e.better(lf, c.price[i], rt, c.rel[i], c.slot[i], best.price, best.rtt, best.rel, best.slot) {
+		*best = scanBest{found: true, price: c.price[i], rtt: rt, rel: c.rel[i], slot: c.slot[i], c: c, i: i}
+	}
+}
+
+func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
+	br, maxRTT, cnt, minV := int(o.region), uint16(o.maxRTT), uint8(o.count), uint16(o.minVRAM)
+	rtts := e.bookRTT[br*len(e.books):]
+	for len(cands) > 0 {
+		// The book with the cheapest unread ask, lowest RTT bound on a tie;
+		// and the cheapest unread ask among the others, up to which it is read.
+		k := 0
+		for j := 1; j < len(cands); j++ {
+			a, b := &cands[j], &cands[k]
+			if a.head < b.head || a.head == b.head && rtts[a.book] < rtts[b.book] {
+				k = j
+			}
+		}
+		next := o.maxPrice
+		for j := range cands {
+			if j != k && cands[j].head < next {
+				next = cands[j].head
+			}
+		}
+		cur := &cands[k]
+		b := &e.books[cur.book]
+		if best.found && (cur.head > best.price || cur.head == best.price && b.minRTT[br] > best.rtt) {
+			return // the cheapest remaining ask cannot beat or tie the best
+		}
+		limit := next
+		if best.found && best.price < limit {
+			limit = best.price
+		}
+		done := true
+	scan:
+		for ; cur.ci < len(b.chunks); cur.ci, cur.i = cur.ci+1, 0 {
+			c := b.chunks[cur.ci]
+			row := c.row(br)
+			for ; cur.i < c.n; cur.i++ {
+				i := cur.i
+				p := c.price[i]
+				if p > limit {
+					if p <= o.maxPrice && (!best.found || p <= best.price) {
+						cur.head, done = p, false // read on later, in ask order
+					}
+					break scan
+				}
+				rt := row[i]
+				if rt > maxRTT || c.avail[i] < cnt || c.vram[i] < minV || best.found && p == best.price && rt > best.rtt {
+					continue
+				}
+				e.offer(best, false, c, i, rt)
+				limit = best.price
+			}
+		}
+		if done {
+			cands[k] = cands[len(cands)-1]
+			cands = cands[:len(cands)-1]
+		}
+	}
+}
+
+func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
+	br, cnt, minV := int(o.region), uint8(o.count), uint16(o.minVRAM)
+	rtts := e.bookRTT[br*len(e.books):]
+	for len(cands) > 0 {
+		k := 0
+		for j := 1; j < len(cands); j++ {
+			a, b := cands[j].book, cands[k].book
+			if rtts[a] < rtts[b] || rtts[a] == rtts[b] && e.bookMin[a] < e.bookMin[b] {
+				k = j
+			}
+		}
+		b := &e.books[cands[k].book]
+		cands[k] = cands[len(cands)-1]
+		cands = cands[:len(cands)-1]
+		if best.found && b.minRTT[br] > best.rtt {
+			return // every remaining book is slower than the best
+		}
+		cut := uint16(o.maxRTT)
+		if best.found {
+			cut = best.rtt
+		}
+		floor := b.minRTT[br] // no offer in this book is faster
+	scan:
+		for _, c := range b.chunks {
+			if c.price[0] > o.maxPrice {
+				break
+			}
+			for i, rt := range c.row(br) {
+				if best.found && best.rtt == floor && c.price[i] > best.price {
+					// The best already has the book's lowest RTT and every
+					// later offer asks more: nothing after it can win.
+					break scan
+				}
+				if rt > cut || c.price[i] > o.maxPrice || c.avail[i] < cnt || c.vram[i] < minV ||
+					best.found && rt == cut && c.price[i] > best.price {
+					continue
+				}
+				e.offer(best, true, c, i, rt)
+				cut = best.rtt
+			}
+		}
+	}
+}
+
+// sweep serves resting orders after a command that may have added or
+// improved capacity (e.changed lists those machines).
+//
+// Invariant: after every command no resting order can match any listed
+// offer (it would have matched when placed, or in an earlier sweep). So
+// after a change only the changed machines can newly qualify, and the best
+// offer for a resting order is the best among them: the sweep scans only
+// the resting orders of those machines' models (and "any") whose max price
+// reaches the machines' asks, takes them in priority order (highest max
+// price, then earliest), and gives each the best changed machine that
+// still fits. Matching reduces capacity, which keeps the invariant.
+func (e *Engine) sweep() {
+	if len(e.changed) == 0 || e.resting == 0 {
+		return
+	}
+	slices.Sort(e.changed)
+	cands := e.cands[:0]
+	for i, s := range e.changed {
+		if i > 0 && e.changed[i-1] == s {
+			continue
+		}
+		if m := e.mach(s); m.alive && e.listed(m) {
+			cands = append(cands, s)
+		}
+	}
+	if len(cands) == 0 {
+		e.cands = cands
+		return
+	}
+	// Group by model, cheapest first within a model.
+	slices.SortFunc(cands, func(a, b uint32) int {
+		ma, mb := e.mach(a), e.mach(b)
+		if ma.model != mb.model {
+			return int(ma.model) - int(mb.model)
+		}
+		if ma.price != mb.price {
+			if ma.price < mb.price {
+				return -1
+			}
+			return 1
+		}
+		return int(a) - int(b)
+	})
+	coll := e.coll[:0]
+	minAll := e.mach(cands[0]).price
+	for i := 0; i < len(cands); {
+		md := e.mach(cands[i]).model
+		j := i
+		for j < len(cands) && e.mach(cands[j]).model == md {
+			j++
+		}
+		group := cands[i:j]
+		if p := e.mach(group[0]).price; p < minAll {
+			minAll = p
+		}
+		coll = e.collect(coll, e.rest[md], e.mach(group[0]).price, group)
+		i = j
+	}
+	coll = e.collect(coll, e.rest[e.nM], minAll, cands)
+	slices.SortFunc(coll, func(a, b restKey) int {
+		if restLess(a, b) {
+			return -1
+		}
+		if restLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	for _, k := range coll {
+		o := &e.orders[k.slot]
+		var (
+			found bool
+			bs    uint32
+		)
+		for _, s := range cands {
+			m := e.mach(s)
+			if !e.listed(m) || !e.qualifies(o, m) {
+				continue
+			}
+			if !found || e.better(o.latencyFirst, m.price, m.rtt[o.region], m.rel, s, e.mach(bs).price, e.mach(bs).rtt[o.region], e.mach(bs).rel, bs) {
+				found, bs = true, s
+			}
+		}
+		if found {
+			e.unrest(k.slot)
+			e.match(k.slot, bs)
+		}
+	}
+	e.cands, e.coll = cands, coll[:0]
+}
+
+// collect appends the resting orders of l, in priority order, whose max
+// price reaches minPrice and that fit at least one of the machines.
+func (e *Engine) collect(coll []restKey, l restList, minPrice int64, ms []uint32) []restKey {
+	for _, k := range l {
+		if -k.neg < minPrice {
+			break
+		}
+		for _, s := range ms {
+			m := e.mach(s) // listed, of the list's model (or any)
+			if m.price <= -k.neg && m.rtt[k.region] <= k.maxRTT && m.vram >= k.minVRAM &&
+				bits.OnesCount64(m.avail()) >= int(k.count) {
+				coll = append(coll, k)
+				break
+			}
+		}
+	}
+	return coll
+}

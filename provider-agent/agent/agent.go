@@ -1,0 +1,524 @@
+// Package agent is the provider agent's run loop: heartbeats, the
+// assignment long-poll, workload log shipping, latency probes, quote
+// signing and the proof hook, each in its own goroutine with its own
+// backoff, so a slow or absent marketplace delays reports but never stops
+// a running lease. Everything it talks to is injected (Config), so tests
+// drive it against an httptest server with mock GPUs.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/highway-compute/highway/provider-agent/client"
+	"github.com/highway-compute/highway/provider-agent/gpu"
+	"github.com/highway-compute/highway/provider-agent/metrics"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/prover"
+	"github.com/highway-compute/highway/provider-agent/runner"
+)
+
+// API is the marketplace as the agent sees it; *client.Client implements it.
+type API interface {
+	Heartbeat(ctx context.Context, hb protocol.Heartbeat) (protocol.HeartbeatResponse, error)
+	Assignments(ctx context.Context, after uint64, wait time.Duration) (protocol.AssignmentsResponse, error)
+	SendLogs(ctx context.Context, b protocol.LogBatch) error
+	SendQuote(ctx context.Context, r protocol.QuoteResponse) error
+}
+
+// GPUSource takes GPU snapshots; *gpu.Session implements it.
+type GPUSource interface {
+	Snapshot() (gpu.Inventory, error)
+}
+
+// Prober measures region RTTs; *probe.Prober implements it.
+type Prober interface {
+	MeasureAll(ctx context.Context, regions []protocol.Region) (map[string]int64, map[string]error)
+}
+
+// QuoteSigner signs a price quote with the provider's secp256k1 chain key
+// (chain/x/escrow/types.SignQuote), filling in PubKey and Signature. The
+// chain side plugs it in; the agent itself never imports the Cosmos SDK.
+type QuoteSigner interface {
+	SignQuote(ctx context.Context, chainID string, q protocol.Quote) (protocol.Quote, error)
+}
+
+// ProofSource yields the epochs to prove: the chain follower watches the
+// agent's leases and sends a Job when an epoch's proof window opens. The
+// channel closes when ctx ends.
+type ProofSource interface {
+	Jobs(ctx context.Context) <-chan prover.Job
+}
+
+// Prover proves one epoch; *prover.Local implements it.
+type Prover interface {
+	Prove(ctx context.Context, job prover.Job) (prover.Result, error)
+}
+
+// ProofSubmitter sends MsgSubmitProof with the provider's own key and
+// reports whether the chain cleared the epoch.
+type ProofSubmitter interface {
+	Submit(ctx context.Context, job prover.Job, res prover.Result) (cleared bool, err error)
+}
+
+// Config is everything the agent needs. API, GPUs and AgentID are required;
+// nil hooks disable their loop (no Prober: no RTTs; no QuoteSigner: quote
+// requests are answered with an error; no ProofSource: no proving).
+type Config struct {
+	AgentID   string
+	Version   string
+	API       API
+	GPUs      GPUSource
+	Drivers   []runner.Driver
+	Prober    Prober
+	Regions   []protocol.Region
+	Quotes    QuoteSigner
+	Proofs    ProofSource
+	Prover    Prover
+	Submitter ProofSubmitter
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+
+	HeartbeatInterval time.Duration // default 10 s
+	ProbeInterval     time.Duration // default 5 min
+	PollWait          time.Duration // long-poll wait, default 25 s
+	LogFlush          time.Duration // default 1 s
+	StopGrace         time.Duration // SIGTERM → SIGKILL, default 10 s
+	MaxQuoteTTL       time.Duration // refuse quotes valid longer, default 10 min
+	Backoff           client.Backoff
+	Now               func() time.Time
+}
+
+// Agent is a running provider agent. Create it with New, run it with Run.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	runner *runner.Manager
+	bootID string
+	seq    atomic.Uint64
+
+	mu        sync.Mutex
+	interval  time.Duration
+	regions   []protocol.Region
+	rtt       map[string]int64
+	inventory gpu.Inventory
+	haveInv   bool
+
+	logs *logBuffer
+}
+
+// New checks cfg and fills in defaults.
+func New(cfg Config) (*Agent, error) {
+	switch {
+	case cfg.AgentID == "":
+		return nil, errors.New("agent: AgentID is required (enroll first)")
+	case cfg.API == nil:
+		return nil, errors.New("agent: API is required")
+	case cfg.GPUs == nil:
+		return nil, errors.New("agent: GPUs is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.HeartbeatInterval, 10*time.Second)
+	def(&cfg.ProbeInterval, 5*time.Minute)
+	def(&cfg.PollWait, 25*time.Second)
+	def(&cfg.LogFlush, time.Second)
+	def(&cfg.StopGrace, 10*time.Second)
+	def(&cfg.MaxQuoteTTL, 10*time.Minute)
+	if cfg.Backoff.Base <= 0 {
+		cfg.Backoff = client.DefaultBackoff()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("agent: boot id: %w", err)
+	}
+	a := &Agent{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		bootID:   hex.EncodeToString(b[:]),
+		interval: cfg.HeartbeatInterval,
+		regions:  append([]protocol.Region(nil), cfg.Regions...),
+		logs:     newLogBuffer(50_000),
+	}
+	a.runner = runner.NewManager(cfg.Drivers, a.logs.add, cfg.StopGrace, cfg.Now)
+	return a, nil
+}
+
+// Runner exposes the workload manager (for status output and tests).
+func (a *Agent) Runner() *runner.Manager { return a.runner }
+
+// Run runs every loop until ctx ends, then stops the workloads (an agent
+// that is not running cannot report on them or prove for them), makes a
+// last attempt to ship their logs, and returns. No request is sent after
+// Run returns.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("agent starting", "agent_id", a.cfg.AgentID, "boot_id", a.bootID, "drivers", a.runner.Drivers())
+	var wg sync.WaitGroup
+	loops := []func(context.Context){a.heartbeatLoop, a.pollLoop, a.logLoop}
+	if a.cfg.Prober != nil {
+		loops = append(loops, a.probeLoop)
+	}
+	if a.cfg.Proofs != nil && a.cfg.Prover != nil {
+		loops = append(loops, a.proofLoop)
+	}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
+	wg.Wait()
+	a.runner.StopAll()
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = a.flushLogs(flushCtx)
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// sleep waits d or until ctx ends; it reports whether to go on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// snapshot reads the GPUs and marks which are leased.
+func (a *Agent) snapshot() (gpu.Inventory, error) {
+	inv, err := a.cfg.GPUs.Snapshot()
+	if err != nil {
+		return gpu.Inventory{}, err
+	}
+	busy := a.runner.Busy()
+	for i := range inv.GPUs {
+		if lease, ok := busy[inv.GPUs[i].UUID]; ok {
+			inv.GPUs[i].Free, inv.GPUs[i].LeaseID = false, lease
+		}
+	}
+	a.mu.Lock()
+	a.inventory, a.haveInv = inv, true
+	a.mu.Unlock()
+	return inv, nil
+}
+
+// Heartbeat builds the next heartbeat (exported for tests and the status
+// command). A GPU read failure is reported honestly: the beat carries no
+// GPUs, so the marketplace stops offering them, and the error is logged.
+func (a *Agent) Heartbeat() protocol.Heartbeat {
+	inv, err := a.snapshot()
+	if err != nil {
+		a.log.Error("GPU snapshot failed; reporting no GPUs", "err", err)
+	}
+	a.mu.Lock()
+	rtt := make(map[string]int64, len(a.rtt))
+	for k, v := range a.rtt {
+		rtt[k] = v
+	}
+	a.mu.Unlock()
+	leases := a.runner.Leases()
+	if len(leases) > protocol.MaxLeases {
+		leases = leases[:protocol.MaxLeases]
+	}
+	hb := protocol.Heartbeat{
+		AgentID: a.cfg.AgentID, Seq: a.seq.Add(1), BootID: a.bootID, SentAt: a.cfg.Now().UnixMilli(),
+		AgentVersion: a.cfg.Version, DriverVersion: inv.DriverVersion, CUDAVersion: inv.CUDAVersion,
+		Simulated: inv.Simulated, GPUs: inv.GPUs, RTTms: rtt, Leases: leases,
+	}
+	if hb.GPUs == nil {
+		hb.GPUs = []protocol.GPU{}
+	}
+	if hb.Leases == nil {
+		hb.Leases = []protocol.RunningLease{}
+	}
+	return hb
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	attempt := 0
+	for {
+		hb := a.Heartbeat()
+		if m := a.cfg.Metrics; m != nil {
+			m.ObserveGPUs(hb.GPUs)
+			m.ObserveLeases(hb.Leases)
+		}
+		start := time.Now()
+		resp, err := a.cfg.API.Heartbeat(ctx, hb)
+		if ctx.Err() != nil {
+			return
+		}
+		var wait time.Duration
+		if err != nil {
+			if m := a.cfg.Metrics; m != nil {
+				m.HeartbeatFailures.Inc()
+			}
+			wait = a.cfg.Backoff.DelayFor(attempt, err)
+			attempt++
+			level := slog.LevelWarn
+			if !client.Retryable(err) {
+				// 4xx: the server refuses this agent or this beat. Keep
+				// trying (an operator may fix it server-side) but say so.
+				level = slog.LevelError
+			}
+			a.log.Log(ctx, level, "heartbeat failed", "seq", hb.Seq, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
+		} else {
+			attempt = 0
+			if m := a.cfg.Metrics; m != nil {
+				m.HeartbeatLatency.Observe(time.Since(start).Seconds())
+				m.HeartbeatsSent.Inc()
+				m.LastHeartbeat.Set(float64(a.cfg.Now().Unix()))
+			}
+			a.runner.Forget(hb.Leases) // finished leases have been reported
+			wait = a.apply(resp)
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// apply takes in what a heartbeat response changes and returns the
+// interval to the next beat.
+func (a *Agent) apply(resp protocol.HeartbeatResponse) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if resp.HeartbeatIntervalS > 0 {
+		a.interval = time.Duration(resp.HeartbeatIntervalS) * time.Second
+	}
+	if len(resp.Regions) > 0 {
+		a.regions = resp.Regions
+	}
+	if resp.ServerTime > 0 {
+		skew := a.cfg.Now().Sub(time.UnixMilli(resp.ServerTime))
+		if skew > 30*time.Second || skew < -30*time.Second {
+			a.log.Warn("clock differs from the marketplace's; signed requests fail beyond 60 s: check NTP", "skew", skew.Round(time.Second))
+		}
+	}
+	return a.interval
+}
+
+func (a *Agent) probeLoop(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		regions := append([]protocol.Region(nil), a.regions...)
+		a.mu.Unlock()
+		if len(regions) > 0 {
+			rtt, errs := a.cfg.Prober.MeasureAll(ctx, regions)
+			for region, err := range errs {
+				a.log.Warn("latency probe failed", "region", region, "err", err)
+			}
+			a.mu.Lock()
+			a.rtt = rtt
+			a.mu.Unlock()
+			if m := a.cfg.Metrics; m != nil {
+				m.ObserveRTT(rtt)
+			}
+		}
+		if !sleep(ctx, a.cfg.ProbeInterval) {
+			return
+		}
+	}
+}
+
+// RTT returns the latest probe results.
+func (a *Agent) RTT() map[string]int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]int64, len(a.rtt))
+	for k, v := range a.rtt {
+		out[k] = v
+	}
+	return out
+}
+
+func (a *Agent) pollLoop(ctx context.Context) {
+	var after uint64
+	attempt := 0
+	for {
+		resp, err := a.cfg.API.Assignments(ctx, after, a.cfg.PollWait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			wait := a.cfg.Backoff.DelayFor(attempt, err)
+			attempt++
+			a.log.Warn("assignment poll failed", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		for _, as := range resp.Assignments {
+			if as.ID <= after {
+				continue // delivered twice
+			}
+			a.assign(ctx, as)
+			after = as.ID
+		}
+		for _, qr := range resp.QuoteRequests {
+			a.quote(ctx, qr)
+		}
+	}
+}
+
+// assign applies one assignment. Failures are recorded on the lease and
+// reported with the next heartbeat; they never stop the loop.
+func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
+	switch as.Action {
+	case protocol.ActionStop:
+		a.log.Info("stopping lease", "lease", as.LeaseID)
+		if err := a.runner.Stop(as.LeaseID); err != nil {
+			a.log.Error("stop lease", "lease", as.LeaseID, "err", err)
+		}
+	case protocol.ActionStart:
+		spec := runner.Spec{LeaseID: as.LeaseID, GPUs: as.GPUs, Workload: as.Workload}
+		if err := a.checkGPUs(as.GPUs); err != nil {
+			_ = a.runner.Fail(spec, err)
+			a.log.Error("refusing lease", "lease", as.LeaseID, "err", err)
+			return
+		}
+		var endsAt time.Time
+		if as.EndsAt > 0 {
+			endsAt = time.UnixMilli(as.EndsAt)
+		}
+		a.log.Info("starting lease", "lease", as.LeaseID, "gpus", as.GPUs)
+		if err := a.runner.Start(spec, endsAt); err != nil {
+			a.log.Error("start lease", "lease", as.LeaseID, "err", err)
+		}
+	}
+	_ = ctx
+}
+
+// checkGPUs refuses assignments naming GPUs this machine does not have:
+// a buyer must get exactly the hardware the lease names.
+func (a *Agent) checkGPUs(uuids []string) error {
+	inv, err := a.snapshot()
+	if err != nil {
+		return fmt.Errorf("read GPUs: %w", err)
+	}
+	have := make(map[string]bool, len(inv.GPUs))
+	for _, g := range inv.GPUs {
+		have[g.UUID] = true
+	}
+	for _, u := range uuids {
+		if !have[u] {
+			return fmt.Errorf("GPU %s is not on this machine", u)
+		}
+	}
+	return nil
+}
+
+// quote answers a quote request. Before asking the signer it checks the
+// request against the machine: the class must be one it has, with that
+// many GPUs free now, and the quote must expire soon. The price comes from
+// the marketplace (the provider's console settings); the chain still
+// enforces that only this provider's key can bind it.
+func (a *Agent) quote(ctx context.Context, qr protocol.QuoteRequest) {
+	resp := protocol.QuoteResponse{RequestID: qr.RequestID}
+	signed, err := a.signQuote(ctx, qr)
+	if err != nil {
+		resp.Error = err.Error()
+		a.log.Warn("quote refused", "request", qr.RequestID, "err", err)
+	} else {
+		resp.Quote = &signed
+	}
+	if err := a.cfg.API.SendQuote(ctx, resp); err != nil {
+		a.log.Warn("sending quote failed", "request", qr.RequestID, "err", err)
+	}
+}
+
+func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protocol.Quote, error) {
+	if a.cfg.Quotes == nil {
+		return protocol.Quote{}, errors.New("quote signing is not configured on this agent")
+	}
+	now := a.cfg.Now()
+	exp := time.Unix(qr.Quote.ExpiresAt, 0)
+	if !exp.After(now) {
+		return protocol.Quote{}, errors.New("quote already expired")
+	}
+	if exp.Sub(now) > a.cfg.MaxQuoteTTL {
+		return protocol.Quote{}, fmt.Errorf("quote expiry %s is beyond the agent's limit of %s", exp.Sub(now).Round(time.Second), a.cfg.MaxQuoteTTL)
+	}
+	inv, err := a.snapshot()
+	if err != nil {
+		return protocol.Quote{}, fmt.Errorf("read GPUs: %w", err)
+	}
+	free := 0
+	for _, g := range inv.GPUs {
+		if g.Class == qr.Quote.GPUClass && g.Free {
+			free++
+		}
+	}
+	if uint32(free) < qr.Quote.GPUs {
+		return protocol.Quote{}, fmt.Errorf("%d free %s GPUs, quote asks for %d", free, qr.Quote.GPUClass, qr.Quote.GPUs)
+	}
+	q := qr.Quote
+	q.PubKey, q.Signature = nil, nil
+	signed, err := a.cfg.Quotes.SignQuote(ctx, qr.ChainID, q)
+	if err != nil {
+		return protocol.Quote{}, fmt.Errorf("sign quote: %w", err)
+	}
+	return signed, nil
+}
+
+func (a *Agent) proofLoop(ctx context.Context) {
+	for job := range a.cfg.Proofs.Jobs(ctx) {
+		res, err := a.cfg.Prover.Prove(ctx, job)
+		if ctx.Err() != nil {
+			return
+		}
+		m := a.cfg.Metrics
+		if err != nil {
+			if m != nil {
+				m.ProofsFailed.Inc()
+			}
+			a.log.Error("proof failed", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces, "err", err)
+			continue
+		}
+		if a.cfg.Submitter == nil {
+			a.log.Warn("proof ready but no submitter configured", "lease", job.LeaseID, "epoch", job.Epoch)
+			continue
+		}
+		cleared, err := a.cfg.Submitter.Submit(ctx, job, res)
+		switch {
+		case err != nil:
+			if m != nil {
+				m.ProofsFailed.Inc()
+			}
+			a.log.Error("proof submission failed", "lease", job.LeaseID, "epoch", job.Epoch, "err", err)
+		default:
+			if m != nil {
+				m.ProofsSubmitted.Inc()
+				if cleared {
+					m.ProofsCleared.Inc()
+				}
+			}
+			a.log.Info("proof submitted", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces, "cleared", cleared)
+		}
+	}
+}

@@ -1,0 +1,335 @@
+// Package runner starts and stops buyers' workloads on the leased GPUs and
+// captures their output as numbered log lines.
+//
+// Two drivers: Exec runs a shell command directly on the host in its own
+// process group (only for operators who trust their buyers: see
+// docs/provider.md), Docker runs an image with `docker run --gpus`. The
+// Manager tracks leases, refuses to hand one GPU to two leases, stops a
+// workload on request, at its end time, or when the agent shuts down, and
+// remembers how each one ended until the agent has reported it.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// Spec is one workload to start.
+type Spec struct {
+	LeaseID  string
+	GPUs     []string // UUIDs
+	Workload protocol.Workload
+}
+
+// Output receives the workload's output one line at a time.
+type Output func(stream, text string)
+
+// Process is a running workload.
+type Process interface {
+	// Wait blocks until the workload ends and returns its exit code
+	// (-1 when killed by a signal).
+	Wait() (int, error)
+	// Stop asks the workload to end (SIGTERM), and kills it after grace.
+	Stop(grace time.Duration) error
+}
+
+// Driver starts workloads of one kind.
+type Driver interface {
+	// Name is "exec" or "docker"; it is reported with each lease.
+	Name() string
+	// Accepts reports whether the driver can run w.
+	Accepts(w protocol.Workload) bool
+	Start(ctx context.Context, spec Spec, out Output) (Process, error)
+}
+
+// LogSink receives every numbered line of every lease.
+type LogSink func(leaseID string, line protocol.LogLine)
+
+// ErrGPUBusy: a GPU of the assignment is held by another lease.
+var ErrGPUBusy = errors.New("GPU already leased")
+
+// ErrNoDriver: no enabled driver can run the workload.
+var ErrNoDriver = errors.New("no enabled driver for this workload")
+
+// Manager runs leases. Create it with NewManager.
+type Manager struct {
+	drivers []Driver
+	sink    LogSink
+	now     func() time.Time
+	grace   time.Duration
+
+	mu     sync.Mutex
+	leases map[string]*lease
+	wg     sync.WaitGroup
+}
+
+type lease struct {
+	mu     sync.Mutex
+	status protocol.RunningLease
+	proc   Process
+	seq    uint64
+	timer  *time.Timer
+	done   chan struct{}
+}
+
+// NewManager returns a Manager using the given drivers (in order of
+// preference). Grace is how long a stopped workload gets between SIGTERM
+// and SIGKILL; now may be nil.
+func NewManager(drivers []Driver, sink LogSink, grace time.Duration, now func() time.Time) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	if sink == nil {
+		sink = func(string, protocol.LogLine) {}
+	}
+	return &Manager{drivers: drivers, sink: sink, now: now, grace: grace, leases: make(map[string]*lease)}
+}
+
+// Drivers names the enabled drivers.
+func (m *Manager) Drivers() []string {
+	var out []string
+	for _, d := range m.drivers {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+func (l *lease) emit(m *Manager, stream, text string) {
+	l.mu.Lock()
+	l.seq++
+	line := protocol.LogLine{Seq: l.seq, Time: m.now().UnixMilli(), Stream: stream, Text: text}
+	l.mu.Unlock()
+	m.sink(l.status.LeaseID, line)
+}
+
+// Start starts a lease's workload. Starting a lease that is already known
+// is a no-op (assignments may be delivered twice). A lease that cannot
+// start is recorded as failed, with the reason, and the error returned.
+func (m *Manager) Start(spec Spec, endsAt time.Time) error {
+	m.mu.Lock()
+	if _, ok := m.leases[spec.LeaseID]; ok {
+		m.mu.Unlock()
+		return nil
+	}
+	l := &lease{
+		status: protocol.RunningLease{LeaseID: spec.LeaseID, State: protocol.LeaseStarting, GPUs: append([]string(nil), spec.GPUs...), StartedAt: m.now().UnixMilli()},
+		done:   make(chan struct{}),
+	}
+	fail := func(err error) error {
+		l.status.State, l.status.Error = protocol.LeaseFailed, err.Error()
+		close(l.done)
+		m.leases[spec.LeaseID] = l
+		m.mu.Unlock()
+		l.emit(m, protocol.StreamSystem, "workload failed to start: "+err.Error())
+		return fmt.Errorf("start lease %s: %w", spec.LeaseID, err)
+	}
+	busy := m.busyLocked()
+	for _, g := range spec.GPUs {
+		if other, ok := busy[g]; ok {
+			return fail(fmt.Errorf("%w: %s is held by lease %s", ErrGPUBusy, g, other))
+		}
+	}
+	var drv Driver
+	for _, d := range m.drivers {
+		if d.Accepts(spec.Workload) {
+			drv = d
+			break
+		}
+	}
+	if drv == nil {
+		kind := "image"
+		if spec.Workload.Command != "" {
+			kind = "command (the exec driver is off unless the operator passes --allow-exec)"
+		}
+		return fail(fmt.Errorf("%w: %s", ErrNoDriver, kind))
+	}
+	l.status.Driver = drv.Name()
+	m.leases[spec.LeaseID] = l // reserve the GPUs before releasing the lock
+	m.mu.Unlock()
+
+	proc, err := drv.Start(context.Background(), spec, func(stream, text string) { l.emit(m, stream, text) })
+	if err != nil {
+		m.mu.Lock()
+		delete(m.leases, spec.LeaseID)
+		return fail(err)
+	}
+	l.mu.Lock()
+	l.proc = proc
+	l.status.State = protocol.LeaseRunning
+	if !endsAt.IsZero() {
+		l.timer = time.AfterFunc(endsAt.Sub(m.now()), func() {
+			l.emit(m, protocol.StreamSystem, "lease ended: stopping workload")
+			_ = m.Stop(spec.LeaseID)
+		})
+	}
+	l.mu.Unlock()
+	l.emit(m, protocol.StreamSystem, fmt.Sprintf("workload started (driver %s, GPUs %s)", drv.Name(), strings.Join(spec.GPUs, ",")))
+
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		code, werr := proc.Wait()
+		l.mu.Lock()
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		if l.status.State == protocol.LeaseRunning {
+			l.status.State = protocol.LeaseExited
+		}
+		l.status.ExitCode = &code
+		if werr != nil {
+			l.status.Error = werr.Error()
+		}
+		state := l.status.State
+		l.mu.Unlock()
+		l.emit(m, protocol.StreamSystem, fmt.Sprintf("workload %s, exit code %d", state, code))
+		close(l.done)
+	}()
+	return nil
+}
+
+// Fail records a lease that the caller refused to start (for example
+// because it names a GPU this machine does not have), so the refusal is
+// reported like any other outcome.
+func (m *Manager) Fail(spec Spec, reason error) error {
+	m.mu.Lock()
+	if _, ok := m.leases[spec.LeaseID]; ok {
+		m.mu.Unlock()
+		return nil
+	}
+	l := &lease{
+		status: protocol.RunningLease{LeaseID: spec.LeaseID, State: protocol.LeaseFailed, GPUs: append([]string(nil), spec.GPUs...), StartedAt: m.now().UnixMilli(), Error: reason.Error()},
+		done:   make(chan struct{}),
+	}
+	close(l.done)
+	m.leases[spec.LeaseID] = l
+	m.mu.Unlock()
+	l.emit(m, protocol.StreamSystem, "workload refused: "+reason.Error())
+	return fmt.Errorf("start lease %s: %w", spec.LeaseID, reason)
+}
+
+// Stop stops a lease's workload and waits for it to end. Unknown or
+// finished leases are a no-op, so a repeated stop is harmless.
+func (m *Manager) Stop(leaseID string) error {
+	m.mu.Lock()
+	l, ok := m.leases[leaseID]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	l.mu.Lock()
+	proc := l.proc
+	if proc == nil || l.status.State != protocol.LeaseRunning {
+		l.mu.Unlock()
+		return nil
+	}
+	l.status.State = protocol.LeaseStopped
+	l.mu.Unlock()
+	err := proc.Stop(m.grace)
+	<-l.done
+	if err != nil {
+		return fmt.Errorf("stop lease %s: %w", leaseID, err)
+	}
+	return nil
+}
+
+// StopAll stops every running workload (agent shutdown) and waits.
+func (m *Manager) StopAll() {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.leases))
+	for id := range m.leases {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = m.Stop(id) }()
+	}
+	wg.Wait()
+	m.wg.Wait()
+}
+
+// Leases returns every known lease, sorted by id.
+func (m *Manager) Leases() []protocol.RunningLease {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]protocol.RunningLease, 0, len(m.leases))
+	for _, l := range m.leases {
+		l.mu.Lock()
+		s := l.status
+		s.GPUs = append([]string(nil), s.GPUs...)
+		l.mu.Unlock()
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LeaseID < out[j].LeaseID })
+	return out
+}
+
+// Forget drops finished leases once their outcome has been reported.
+// Running leases are kept whatever ids are passed.
+func (m *Manager) Forget(reported []protocol.RunningLease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range reported {
+		switch r.State {
+		case protocol.LeaseExited, protocol.LeaseStopped, protocol.LeaseFailed:
+		default:
+			continue
+		}
+		l, ok := m.leases[r.LeaseID]
+		if !ok {
+			continue
+		}
+		select {
+		case <-l.done:
+			delete(m.leases, r.LeaseID)
+		default:
+		}
+	}
+}
+
+// Busy maps each GPU UUID held by a live lease to that lease.
+func (m *Manager) Busy() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busyLocked()
+}
+
+func (m *Manager) busyLocked() map[string]string {
+	busy := make(map[string]string)
+	for id, l := range m.leases {
+		select {
+		case <-l.done:
+			continue
+		default:
+		}
+		for _, g := range l.status.GPUs {
+			busy[g] = id
+		}
+	}
+	return busy
+}
+
+// Wait returns when a lease has finished (for tests and shutdown).
+func (m *Manager) Wait(ctx context.Context, leaseID string) error {
+	m.mu.Lock()
+	l, ok := m.leases[leaseID]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

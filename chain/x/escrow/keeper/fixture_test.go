@@ -9,11 +9,14 @@ import (
 
 	"cosmossdk.io/log"
 	"cosmossdk.io/math"
+	"cosmossdk.io/store"
+	"cosmossdk.io/store/metrics"
 	storetypes "cosmossdk.io/store/types"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	dbm "github.com/cosmos/cosmos-db"
 	addresscodec "github.com/cosmos/cosmos-sdk/codec/address"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	"github.com/cosmos/cosmos-sdk/runtime"
-	"github.com/cosmos/cosmos-sdk/testutil"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	moduletestutil "github.com/cosmos/cosmos-sdk/types/module/testutil"
 	"github.com/cosmos/cosmos-sdk/x/auth"
@@ -61,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	keys := storetypes.NewKVStoreKeys(authtypes.StoreKey, banktypes.StoreKey, types.StoreKey)
 	enc := moduletestutil.MakeTestEncodingConfig(auth.AppModuleBasic{}, bank.AppModuleBasic{}, escrowmodule.AppModule{})
-	ctx := testutil.DefaultContextWithKeys(keys, map[string]*storetypes.TransientStoreKey{}, nil)
+	ctx := newContext(keys)
 	gov := authtypes.NewModuleAddress(types.GovModuleName).String()
 	ac := addresscodec.NewBech32Codec(sdk.GetConfig().GetBech32AccountAddrPrefix())
 	maccPerms := map[string][]string{
@@ -286,4 +289,20 @@ func eq(t *testing.T, what string, got, want math.Int) {
 	if !got.Equal(want) {
 		t.Fatalf("%s = %s, want %s", what, got, want)
 	}
+}
+
+func storeGasMeter() storetypes.GasMeter { return storetypes.NewInfiniteGasMeter() }
+
+// newContext mounts each store in its own namespace of one in-memory DB
+// (the SDK's testutil shares one namespace, which breaks Commit), so
+// benchmarks can commit block by block like a node.
+func newContext(keys map[string]*storetypes.KVStoreKey) sdk.Context {
+	cms := store.NewCommitMultiStore(dbm.NewMemDB(), log.NewNopLogger(), metrics.NewNoOpMetrics())
+	for _, k := range keys {
+		cms.MountStoreWithDB(k, storetypes.StoreTypeIAVL, nil)
+	}
+	if err := cms.LoadLatestVersion(); err != nil {
+		panic(err)
+	}
+	return sdk.NewContext(cms, cmtproto.Header{}, false, log.NewNopLogger())
 }

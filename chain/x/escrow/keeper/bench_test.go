@@ -1,0 +1,149 @@
+package keeper_test
+
+import (
+	"testing"
+	"time"
+
+	"cosmossdk.io/math"
+	storetypes "cosmossdk.io/store/types"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+
+	"github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/poc"
+)
+
+// BenchmarkSubmitProof measures one MsgSubmitProof at the production PoC
+// network shape (256×4, k = 40): its gas and its wall time. Only the
+// difficulty is lowered so the benchmark can find a proof on a CPU in a
+// second; verification cost does not depend on the difficulty.
+func BenchmarkSubmitProof(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	f.t = t
+	p := f.params
+	pp := poc.DefaultParams()
+	pp.MinDifficulty = 16
+	pp.H100NoncesPerSecond = 16 * pp.ExpectedValid / p.ProofWorkSeconds // difficulty ≈ 16
+	p.Poc = types.PoCParamsFrom(pp)
+	if err := f.k.Params.Set(f.ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	l := f.createLease(1, price, 2)
+	f.advanceTo(epochStart(l, 0))
+	proof := f.prove(l, 0)
+	if t.Failed() {
+		b.Fatal("setup failed")
+	}
+	var gas uint64
+	var elapsed time.Duration
+	for i := 0; i < b.N; i++ {
+		ctx, _ := f.ctx.CacheContext() // every iteration submits into the same state
+		ctx = ctx.WithGasMeter(storeGasMeter())
+		start := time.Now()
+		if _, err := f.ms.SubmitProof(ctx, &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: proof}); err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		gas = ctx.GasMeter().GasConsumed()
+	}
+	b.ReportMetric(float64(gas), "BENCH:chain_submit_proof_gas:gas")
+	b.ReportMetric(float64(elapsed.Microseconds())/1000/float64(b.N), "BENCH:chain_submit_proof_ms:ms")
+}
+
+// BenchmarkEndBlock10kLeases measures EndBlock with 10 000 active leases
+// whose epochs are spread over 600-block epochs (a production shape: about
+// 17 deadlines due per block), and the worst case where 10 000 deadlines
+// fall in one block.
+func BenchmarkEndBlock10kLeases(b *testing.B) {
+	const leases = 10_000
+	t := &testing.T{}
+	f := newFixture(t)
+	f.t = t
+	p := f.params
+	p.EpochBlocks = 600
+	p.ProofGraceBlocks = 60
+	if err := f.k.Params.Set(f.ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	f.fund(f.buyer, 1_000_000_000_000)
+	perBlock := leases / int(p.EpochBlocks)
+	created := 0
+	for created < leases {
+		for i := 0; i < perBlock+1 && created < leases; i++ {
+			f.createLeaseFast(b, 1000, 10)
+			created++
+		}
+		f.endBlockFast(b)
+	}
+	if t.Failed() {
+		b.Fatal("setup failed")
+	}
+	// Move into the deadline period, then time a run of ordinary blocks.
+	for f.ctx.BlockHeight() < 1+int64(p.EpochBlocks+p.ProofGraceBlocks) {
+		f.endBlockFast(b)
+	}
+	const blocks = 50
+	var spread time.Duration
+	for i := 0; i < b.N; i++ {
+		for j := 0; j < blocks; j++ {
+			spread += f.endBlockFast(b)
+		}
+	}
+	f.checkInvariant()
+	b.ReportMetric(float64(spread.Microseconds())/1000/float64(b.N*blocks), "BENCH:chain_endblock_ms_10k_leases:ms")
+
+	// Worst case: 10 000 leases created in one block all reach a deadline
+	// together (each refunds its missed epoch).
+	g := newFixture(t)
+	g.t = t
+	g.fund(g.buyer, 1_000_000_000_000)
+	first := g.createLeaseFast(b, 1000, 10)
+	for i := 1; i < leases; i++ {
+		g.createLeaseFast(b, 1000, 10)
+	}
+	for g.ctx.BlockHeight() < epochDeadline(first, 0) {
+		g.endBlockFast(b)
+	}
+	worst := g.endBlockFast(b)
+	g.checkInvariant()
+	if got := g.lease(first.Id); got.EpochsMissed != 1 || !got.Refunded.Equal(math.NewInt(1000)) {
+		b.Fatalf("deadline not applied: %s", got.String())
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "BENCH:chain_endblock_ms_10k_due_same_block:ms")
+}
+
+// createLeaseFast creates a lease without the per-message invariant walk
+// (which is O(leases) and would make setup quadratic); the benchmark checks
+// the invariant once at the end.
+func (f *fixture) createLeaseFast(b *testing.B, price int64, epochs uint64) types.Lease {
+	b.Helper()
+	res, err := f.ms.CreateLease(f.ctx, &types.MsgCreateLease{Buyer: f.buyer.String(), Quote: f.quote(1, price, epochs)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f.lease(res.LeaseId)
+}
+
+// endBlockFast ends the block as a node does: EndBlock on a cache of the
+// committed state, written back and committed (so IAVL iterators see a
+// committed tree plus one block of changes, not the whole history), and
+// returns how long EndBlock itself took.
+func (f *fixture) endBlockFast(b *testing.B) time.Duration {
+	b.Helper()
+	cms, ok := f.ctx.MultiStore().(storetypes.CommitMultiStore)
+	if !ok {
+		b.Fatal("fixture context has no commit multistore")
+	}
+	cacheCtx, write := f.ctx.CacheContext()
+	cacheCtx = cacheCtx.WithEventManager(sdk.NewEventManager())
+	start := time.Now()
+	if err := f.k.EndBlocker(cacheCtx); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	write()
+	cms.Commit()
+	h := f.ctx.BlockHeight() + 1
+	f.ctx = f.ctx.WithBlockHeight(h).WithBlockTime(f.ctx.BlockTime().Add(time.Second)).WithHeaderHash(blockHash(h))
+	return took
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -63,7 +64,8 @@ func (c *Client) Follow(ctx context.Context, from int64, opts FollowOptions, fn 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if ferr, ok := err.(callbackError); ok {
+		var ferr callbackError
+		if errors.As(err, &ferr) {
 			return ferr.err
 		}
 		// Connection trouble: back off and reconnect, then catch up.

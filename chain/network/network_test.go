@@ -176,7 +176,9 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopFollow()
-	<-followDone
+	if err := <-followDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("follow ended with %v, want context.Canceled", err)
+	}
 	for _, ev := range []string{"highway.escrow.v1.EventLeaseCreated", "highway.escrow.v1.EventProofAccepted",
 		"highway.escrow.v1.EventPayout", "highway.escrow.v1.EventEpochMissed", "highway.escrow.v1.EventDisputeOpened",
 		"highway.escrow.v1.EventDisputeResolved"} {

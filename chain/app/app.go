@@ -104,6 +104,7 @@ type App struct {
 	ModuleManager      *module.Manager
 	BasicModuleManager module.BasicManager
 	configurator       module.Configurator
+	sm                 *module.SimulationManager
 }
 
 // New returns the application. It is what `highwayd start` and the
@@ -178,7 +179,7 @@ func New(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, ap
 		slashing.NewAppModule(appCodec, app.SlashingKeeper, app.AccountKeeper, app.BankKeeper, app.StakingKeeper, nil, interfaceRegistry),
 		gov.NewAppModule(appCodec, &app.GovKeeper, app.AccountKeeper, app.BankKeeper, nil),
 		consensus.NewAppModule(appCodec, app.ConsensusKeeper),
-		escrowmodule.NewAppModule(appCodec, app.EscrowKeeper),
+		escrowmodule.NewAppModule(appCodec, app.EscrowKeeper, app.AccountKeeper, app.BankKeeper),
 	)
 	app.BasicModuleManager = module.NewBasicManagerFromManager(app.ModuleManager, map[string]module.AppModuleBasic{
 		genutiltypes.ModuleName: genutil.NewAppModuleBasic(genutiltypes.DefaultMessageValidator),
@@ -219,6 +220,13 @@ func New(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, ap
 		logger.Warn("proto annotation check", "err", err)
 	}
 
+	// The simulation manager generates randomised genesis for every module
+	// that supports it (auth with its random accounts, staking, escrow...).
+	app.sm = module.NewSimulationManagerFromAppModules(app.ModuleManager.Modules, map[string]module.AppModuleSimulation{
+		authtypes.ModuleName: auth.NewAppModule(appCodec, app.AccountKeeper, simGenesisAccounts, nil),
+	})
+	app.sm.RegisterStoreDecoders()
+
 	app.MountKVStores(keys)
 	app.SetInitChainer(app.InitChainer)
 	app.SetPreBlocker(app.PreBlocker)
@@ -241,6 +249,17 @@ func New(logger log.Logger, db dbm.DB, traceStore io.Writer, loadLatest bool, ap
 		}
 	}
 	return app
+}
+
+// simGenesisAccounts gives every simulation account a plain base account:
+// Highway registers no vesting account types, which the SDK's default
+// random genesis would create.
+func simGenesisAccounts(simState *module.SimulationState) authtypes.GenesisAccounts {
+	out := make(authtypes.GenesisAccounts, len(simState.Accounts))
+	for i, a := range simState.Accounts {
+		out[i] = authtypes.NewBaseAccountWithAddress(a.Address)
+	}
+	return out
 }
 
 // BlockedAddresses are accounts that cannot receive plain bank sends: all
@@ -305,9 +324,8 @@ func (app *App) DefaultGenesis() map[string]json.RawMessage {
 // GetKey returns a store key (tests).
 func (app *App) GetKey(name string) *storetypes.KVStoreKey { return app.keys[name] }
 
-// SimulationManager is not used: the escrow simulation drives the keeper
-// directly (see chain/x/escrow/simulation).
-func (app *App) SimulationManager() *module.SimulationManager { return nil }
+// SimulationManager returns the app's simulation manager.
+func (app *App) SimulationManager() *module.SimulationManager { return app.sm }
 
 // RegisterAPIRoutes registers the REST gateway routes.
 func (app *App) RegisterAPIRoutes(apiSvr *api.Server, apiConfig config.APIConfig) {

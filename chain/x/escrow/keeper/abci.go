@@ -2,6 +2,8 @@ package keeper
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 
 	"cosmossdk.io/collections"
@@ -20,10 +22,8 @@ import (
 func (k Keeper) EndBlocker(ctx context.Context) error {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	h := sdkCtx.BlockHeight()
-	if hash := sdkCtx.HeaderHash(); len(hash) > 0 {
-		if err := k.BlockHashes.Set(ctx, h, hash); err != nil {
-			return err
-		}
+	if err := k.BlockHashes.Set(ctx, h, blockHashOf(sdkCtx)); err != nil {
+		return err
 	}
 	if old := h - types.BlockHashRetention; old > 0 {
 		if err := k.BlockHashes.Remove(ctx, old); err != nil && !errors.Is(err, collections.ErrNotFound) {
@@ -57,6 +57,21 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 		}
 	}
 	return k.forgetExpiredQuotes(ctx, sdkCtx.BlockTime().Unix())
+}
+
+// blockHashOf is the block's hash as CometBFT reports it. The SDK's
+// simulator drives the app without block hashes; only then a stand-in is
+// derived from the chain id, height and time (predictable, so unsafe on a
+// real network, where CometBFT always supplies the hash).
+func blockHashOf(ctx sdk.Context) []byte {
+	if h := ctx.HeaderHash(); len(h) > 0 {
+		return h
+	}
+	sum := sha256.New()
+	sum.Write([]byte("highway/escrow/no-block-hash\x00" + ctx.ChainID()))
+	sum.Write(binary.BigEndian.AppendUint64(nil, uint64(ctx.BlockHeight())))
+	sum.Write(binary.BigEndian.AppendUint64(nil, uint64(ctx.BlockTime().UnixNano())))
+	return sum.Sum(nil)
 }
 
 // dueKeys collects the index entries due at or before height h. Collecting

@@ -37,11 +37,15 @@ var (
 type AppModule struct {
 	cdc    codec.Codec
 	keeper keeper.Keeper
+	// auth and bank are only needed by the simulation's operations.
+	auth types.AccountKeeper
+	bank types.BankKeeper
 }
 
-// NewAppModule returns the module over k.
-func NewAppModule(cdc codec.Codec, k keeper.Keeper) AppModule {
-	return AppModule{cdc: cdc, keeper: k}
+// NewAppModule returns the module over k. ak and bk may be nil when the
+// module is not simulated.
+func NewAppModule(cdc codec.Codec, k keeper.Keeper, ak types.AccountKeeper, bk types.BankKeeper) AppModule {
+	return AppModule{cdc: cdc, keeper: k, auth: ak, bank: bk}
 }
 
 // IsOnePerModuleType marks the module for depinject.

@@ -1,0 +1,101 @@
+package app_test
+
+import (
+	"fmt"
+	"io"
+	"testing"
+
+	"cosmossdk.io/log"
+	dbm "github.com/cosmos/cosmos-db"
+
+	"github.com/cosmos/cosmos-sdk/baseapp"
+	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	simtypes "github.com/cosmos/cosmos-sdk/types/simulation"
+	"github.com/cosmos/cosmos-sdk/x/simulation"
+
+	"github.com/highway-compute/highway/chain/app"
+	escrowsim "github.com/highway-compute/highway/chain/x/escrow/simulation"
+	"github.com/highway-compute/highway/chain/x/escrow/types"
+)
+
+// TestEscrowSimulation runs the SDK's simulator over the whole app with
+// the escrow operations (creates, honest, fabricated and late proofs,
+// closes, disputes, resolutions, each also in rejected forms) for
+// simSeeds seeds × simBlocks blocks, checking the escrow invariant in
+// every block's EndBlock.
+func TestEscrowSimulation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	totals := map[string]int{}
+	for seed := int64(1); seed <= simSeeds; seed++ {
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+			got := runSimulation(t, seed)
+			for k, v := range got {
+				totals[k] += v
+			}
+		})
+	}
+	t.Logf("over %d seeds × %d blocks: %v", simSeeds, simBlocks, totals)
+	for _, k := range []string{"invariant_checks", "leases", "epochs_cleared", "epochs_missed", "paid_out", "disputes_resolved", "closed_by_party"} {
+		if totals[k] == 0 {
+			t.Errorf("the simulation never produced %s", k)
+		}
+	}
+	if want := simSeeds * simBlocks; totals["invariant_checks"] < int(want) {
+		t.Errorf("invariant checked %d times, want at least one per block (%d)", totals["invariant_checks"], want)
+	}
+}
+
+const chainID = "highway-sim"
+
+func runSimulation(t *testing.T, seed int64) map[string]int {
+	t.Helper()
+	a := app.New(log.NewNopLogger(), dbm.NewMemDB(), nil, false, simtestutil.EmptyAppOptions{}, baseapp.SetChainID(chainID))
+	checks := 0
+	a.SetEndBlocker(func(ctx sdk.Context) (sdk.EndBlock, error) {
+		res, err := a.EndBlocker(ctx)
+		if err != nil {
+			return res, err
+		}
+		if msg, broken := a.EscrowKeeper.CheckInvariant(ctx); broken {
+			return res, fmt.Errorf("escrow invariant broken at height %d: %s", ctx.BlockHeight(), msg)
+		}
+		checks++
+		return res, nil
+	})
+	if err := a.LoadLatestVersion(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := simtypes.Config{
+		Seed: seed, NumBlocks: simBlocks, BlockSize: 12, ChainID: chainID, Commit: true,
+		InitialBlockHeight: 1, GenesisTime: 1_800_000_000, BlockMaxGas: -1, TB: t,
+	}
+	ops := escrowsim.WeightedOperations(a.TxConfig(), a.EscrowKeeper, a.AccountKeeper, a.BankKeeper)
+	_, _, err := simulation.SimulateFromSeedX(t, log.NewNopLogger(), io.Discard, a.BaseApp,
+		simtestutil.AppStateFn(a.AppCodec(), a.SimulationManager(), a.DefaultGenesis()),
+		simtypes.RandomAccounts, ops, app.BlockedAddresses(), cfg, a.AppCodec(), simulation.NewLogWriter(false))
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+
+	ctx := a.NewContext(true)
+	out := map[string]int{"invariant_checks": checks}
+	_ = a.EscrowKeeper.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+		out["leases"]++
+		out["epochs_cleared"] += int(l.EpochsCleared)
+		out["epochs_missed"] += int(l.EpochsMissed)
+		if l.Paid.IsPositive() {
+			out["paid_out"]++
+		}
+		switch l.CloseReason {
+		case "dispute_resolved":
+			out["disputes_resolved"]++
+		case "buyer", "provider":
+			out["closed_by_party"]++
+		}
+		return false, nil
+	})
+	return out
+}

@@ -1,0 +1,312 @@
+package simulation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+
+	errorsmod "cosmossdk.io/errors"
+	"cosmossdk.io/math"
+
+	"github.com/cosmos/cosmos-sdk/baseapp"
+	"github.com/cosmos/cosmos-sdk/client"
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+	simtestutil "github.com/cosmos/cosmos-sdk/testutil/sims"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	simtypes "github.com/cosmos/cosmos-sdk/types/simulation"
+	"github.com/cosmos/cosmos-sdk/x/simulation"
+
+	"github.com/highway-compute/highway/chain/x/escrow/keeper"
+	"github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/poc"
+)
+
+// Operation weights: proofs dominate, as on a live network.
+const (
+	WeightCreateLease     = 30
+	WeightSubmitProof     = 60
+	WeightFabricatedProof = 8
+	WeightLateProof       = 6
+	WeightCloseLease      = 6
+	WeightOpenDispute     = 5
+	WeightResolveDispute  = 8
+	WeightBadResolve      = 3
+)
+
+// deps is what the operations need from the app.
+type deps struct {
+	k        keeper.Keeper
+	ak       types.AccountKeeper
+	bk       types.BankKeeper
+	txConfig client.TxConfig
+}
+
+// WeightedOperations returns the escrow operations.
+func WeightedOperations(txConfig client.TxConfig, k keeper.Keeper, ak types.AccountKeeper, bk types.BankKeeper) simulation.WeightedOperations {
+	d := deps{k: k, ak: ak, bk: bk, txConfig: txConfig}
+	return simulation.WeightedOperations{
+		simulation.NewWeightedOperation(WeightCreateLease, d.createLease),
+		simulation.NewWeightedOperation(WeightSubmitProof, d.submitProof(proofHonest)),
+		simulation.NewWeightedOperation(WeightFabricatedProof, d.submitProof(proofFabricated)),
+		simulation.NewWeightedOperation(WeightLateProof, d.submitProof(proofLate)),
+		simulation.NewWeightedOperation(WeightCloseLease, d.closeLease),
+		simulation.NewWeightedOperation(WeightOpenDispute, d.openDispute),
+		simulation.NewWeightedOperation(WeightResolveDispute, d.resolveDispute(false)),
+		simulation.NewWeightedOperation(WeightBadResolve, d.resolveDispute(true)),
+	}
+}
+
+var msgCreate = sdk.MsgTypeURL(&types.MsgCreateLease{})
+
+// deliver signs msg for from and runs it through the app. wantErr, when
+// set, is the registered error the message must fail with; a message that
+// should fail but succeeds (or fails otherwise) aborts the simulation.
+func (d deps) deliver(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, chainID string, from simtypes.Account, msg sdk.Msg, wantErr *errorsmod.Error) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+	acc := d.ak.GetAccount(ctx, from.Address)
+	if acc == nil {
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), "account not on chain"), nil, nil
+	}
+	tx, err := simtestutil.GenSignedMockTx(r, d.txConfig, []sdk.Msg{msg}, sdk.NewCoins(), 10_000_000, chainID,
+		[]uint64{acc.GetAccountNumber()}, []uint64{acc.GetSequence()}, from.PrivKey)
+	if err != nil {
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), "sign"), nil, err
+	}
+	_, _, err = app.SimDeliver(d.txConfig.TxEncoder(), tx)
+	switch {
+	case wantErr == nil && err != nil:
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), err.Error()), nil, fmt.Errorf("%s: %w", sdk.MsgTypeURL(msg), err)
+	case wantErr != nil && err == nil:
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), "accepted"), nil, fmt.Errorf("%s was accepted but must fail with %v", sdk.MsgTypeURL(msg), wantErr)
+	case wantErr != nil && !errors.Is(err, wantErr):
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), err.Error()), nil, fmt.Errorf("%s failed with %v, want %v", sdk.MsgTypeURL(msg), err, wantErr)
+	case wantErr != nil:
+		return simtypes.NewOperationMsg(msg, false, "rejected as expected: "+wantErr.Error()), nil, nil
+	}
+	return simtypes.NewOperationMsg(msg, true, ""), nil, nil
+}
+
+func (d deps) createLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+	params, err := d.k.Params.Get(ctx)
+	if err != nil {
+		return simtypes.NoOpMsg(types.ModuleName, msgCreate, "params"), nil, err
+	}
+	buyer, bi := simtypes.RandomAcc(r, accs)
+	provider, pi := simtypes.RandomAcc(r, accs)
+	if bi == pi {
+		return simtypes.NoOpMsg(types.ModuleName, msgCreate, "same account"), nil, nil
+	}
+	class := params.ClassRates[r.Intn(len(params.ClassRates))].Class
+	price := math.NewInt(1 + r.Int63n(50_000))
+	epochs := uint64(1 + r.Intn(int(params.MaxEpochsPerLease)))
+	q := types.Quote{
+		Provider: provider.Address.String(), Buyer: buyer.Address.String(), GpuClass: class, Gpus: uint32(1 + r.Intn(4)),
+		PricePerEpoch: price, Epochs: epochs, ExpiresAt: ctx.BlockTime().Unix() + 600, Nonce: r.Uint64(),
+	}
+	key, ok := provider.PrivKey.(*secp256k1.PrivKey)
+	if !ok {
+		return simtypes.NoOpMsg(types.ModuleName, msgCreate, "provider key type"), nil, nil
+	}
+	q, err = types.SignQuote(chainID, q, key)
+	if err != nil {
+		return simtypes.NoOpMsg(types.ModuleName, msgCreate, "sign quote"), nil, err
+	}
+	var want *errorsmod.Error
+	switch roll := r.Intn(10); {
+	case roll == 0: // tamper after signing
+		q.PricePerEpoch = q.PricePerEpoch.AddRaw(1)
+		want = types.ErrQuoteSignature
+	case roll == 1: // expired
+		q.ExpiresAt = ctx.BlockTime().Unix() - 1
+		q, _ = types.SignQuote(chainID, q, key)
+		want = types.ErrQuoteExpired
+	}
+	total := q.PricePerEpoch.MulRaw(int64(epochs))
+	if want == nil && d.bk.SpendableCoins(ctx, buyer.Address).AmountOf(params.Denom).LT(total) {
+		want = types.ErrInsufficientFunds
+	}
+	return d.deliver(r, app, ctx, chainID, buyer, &types.MsgCreateLease{Buyer: buyer.Address.String(), Quote: q}, want)
+}
+
+type proofKind int
+
+const (
+	proofHonest proofKind = iota
+	proofFabricated
+	proofLate
+)
+
+// activeLeases lists active leases (the simulation keeps them few).
+func (d deps) activeLeases(ctx context.Context) ([]types.Lease, error) {
+	var out []types.Lease
+	err := d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+		if l.Status == types.LEASE_STATUS_ACTIVE {
+			out = append(out, l)
+		}
+		return false, nil
+	})
+	return out, err
+}
+
+func (d deps) submitProof(kind proofKind) simtypes.Operation {
+	return func(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+		name := sdk.MsgTypeURL(&types.MsgSubmitProof{})
+		leases, err := d.activeLeases(ctx)
+		if err != nil || len(leases) == 0 {
+			return simtypes.NoOpMsg(types.ModuleName, name, "no active lease"), nil, err
+		}
+		l := leases[r.Intn(len(leases))]
+		provider, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(l.Provider))
+		if !ok {
+			return simtypes.NoOpMsg(types.ModuleName, name, "provider not a sim account"), nil, nil
+		}
+		h := ctx.BlockHeight()
+		var epoch uint64
+		if kind == proofLate {
+			// An epoch whose deadline (start + (e+1)·E + grace) is behind
+			// this block: e < passed.
+			passed := (h - l.StartHeight - int64(l.ProofGraceBlocks) - 1) / int64(l.EpochBlocks)
+			if passed < 1 {
+				return simtypes.NoOpMsg(types.ModuleName, name, "no epoch past its deadline"), nil, nil
+			}
+			epoch = uint64(r.Int63n(passed))
+			if epoch >= l.EpochsTotal {
+				return simtypes.NoOpMsg(types.ModuleName, name, "lease over"), nil, nil
+			}
+			msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: epoch, Proof: []byte{1}}
+			return d.deliver(r, app, ctx, chainID, provider, msg, types.ErrProofWindow)
+		}
+		// The current epoch: the one whose window contains this block.
+		if h <= l.StartHeight {
+			return simtypes.NoOpMsg(types.ModuleName, name, "lease starts this block"), nil, nil
+		}
+		cur := (h - l.StartHeight - 1) / int64(l.EpochBlocks)
+		if uint64(cur) >= l.EpochsTotal {
+			return simtypes.NoOpMsg(types.ModuleName, name, "no open epoch"), nil, nil
+		}
+		epoch = uint64(cur)
+		if settled, _ := d.k.Epochs.Has(ctx, joinEpoch(l.Id, epoch)); settled {
+			return simtypes.NoOpMsg(types.ModuleName, name, "already proven"), nil, nil
+		}
+		task, err := keeper.NewQueryServerImpl(d.k).ProofTask(ctx, &types.QueryProofTaskRequest{LeaseId: l.Id, Epoch: epoch})
+		if err != nil {
+			return simtypes.NoOpMsg(types.ModuleName, name, "no task yet"), nil, nil
+		}
+		pp := task.Poc.ToPoC()
+		var seed poc.Seed
+		copy(seed[:], task.Seed)
+		proof, err := poc.Prove(context.Background(), poc.CPUBackend{Workers: 1}, pp, seed,
+			poc.Target{Difficulty: task.Difficulty, Required: task.Required},
+			poc.ProveOptions{Limit: task.Difficulty * (pp.ExpectedValid + 64)})
+		if err != nil {
+			return simtypes.NoOpMsg(types.ModuleName, name, "prove"), nil, err
+		}
+		var want *errorsmod.Error
+		if uint64(len(proof.Nonces)) < task.Required {
+			want = types.ErrInvalidProof // an unlucky honest run: the chain must refuse it
+		}
+		if kind == proofFabricated {
+			// Replace every other nonce by an invalid neighbour: the
+			// sampled recomputation must catch it.
+			for i := 0; i+1 < len(proof.Nonces); i += 2 {
+				if proof.Nonces[i]+1 < proof.Nonces[i+1] {
+					proof.Nonces[i]++
+				}
+			}
+			want = types.ErrInvalidProof
+		}
+		bz, err := proof.MarshalBinary()
+		if err != nil {
+			return simtypes.NoOpMsg(types.ModuleName, name, "encode"), nil, err
+		}
+		msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: epoch, Proof: bz}
+		return d.deliver(r, app, ctx, chainID, provider, msg, want)
+	}
+}
+
+func (d deps) closeLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+	name := sdk.MsgTypeURL(&types.MsgCloseLease{})
+	leases, err := d.activeLeases(ctx)
+	if err != nil || len(leases) == 0 {
+		return simtypes.NoOpMsg(types.ModuleName, name, "no active lease"), nil, err
+	}
+	l := leases[r.Intn(len(leases))]
+	who := l.Buyer
+	if r.Intn(2) == 0 {
+		who = l.Provider
+	}
+	var want *errorsmod.Error
+	if r.Intn(8) == 0 { // a stranger tries
+		stranger, _ := simtypes.RandomAcc(r, accs)
+		if s := stranger.Address.String(); s != l.Buyer && s != l.Provider {
+			who, want = s, types.ErrUnauthorized
+		}
+	}
+	acc, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(who))
+	if !ok {
+		return simtypes.NoOpMsg(types.ModuleName, name, "signer not a sim account"), nil, nil
+	}
+	return d.deliver(r, app, ctx, chainID, acc, &types.MsgCloseLease{Sender: who, LeaseId: l.Id}, want)
+}
+
+func (d deps) openDispute(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+	name := sdk.MsgTypeURL(&types.MsgOpenDispute{})
+	var cands []types.Lease
+	err := d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+		if l.Status != types.LEASE_STATUS_DISPUTED && l.Remaining.Add(l.Pending).IsPositive() {
+			cands = append(cands, l)
+		}
+		return false, nil
+	})
+	if err != nil || len(cands) == 0 {
+		return simtypes.NoOpMsg(types.ModuleName, name, "nothing to dispute"), nil, err
+	}
+	l := cands[r.Intn(len(cands))]
+	buyer, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(l.Buyer))
+	if !ok {
+		return simtypes.NoOpMsg(types.ModuleName, name, "buyer not a sim account"), nil, nil
+	}
+	if r.Intn(6) == 0 { // the provider may not dispute
+		prov, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(l.Provider))
+		if ok {
+			return d.deliver(r, app, ctx, chainID, prov, &types.MsgOpenDispute{Buyer: l.Provider, LeaseId: l.Id}, types.ErrUnauthorized)
+		}
+	}
+	return d.deliver(r, app, ctx, chainID, buyer, &types.MsgOpenDispute{Buyer: l.Buyer, LeaseId: l.Id, Reason: "simulated"}, nil)
+}
+
+func (d deps) resolveDispute(bad bool) simtypes.Operation {
+	return func(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+		name := sdk.MsgTypeURL(&types.MsgResolveDispute{})
+		params, err := d.k.Params.Get(ctx)
+		if err != nil {
+			return simtypes.NoOpMsg(types.ModuleName, name, "params"), nil, err
+		}
+		var disputed []types.Lease
+		err = d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+			if l.Status == types.LEASE_STATUS_DISPUTED {
+				disputed = append(disputed, l)
+			}
+			return false, nil
+		})
+		if err != nil || len(disputed) == 0 {
+			return simtypes.NoOpMsg(types.ModuleName, name, "no dispute"), nil, err
+		}
+		l := disputed[r.Intn(len(disputed))]
+		arbiter, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(params.Arbiter))
+		if !ok {
+			return simtypes.NoOpMsg(types.ModuleName, name, "arbiter not a sim account"), nil, nil
+		}
+		if bad {
+			if r.Intn(2) == 0 {
+				return d.deliver(r, app, ctx, chainID, arbiter, &types.MsgResolveDispute{Arbiter: params.Arbiter, LeaseId: l.Id, BuyerBps: 10_001}, types.ErrInvalidSplit)
+			}
+			other, _ := simtypes.RandomAcc(r, accs)
+			if other.Address.String() != params.Arbiter {
+				return d.deliver(r, app, ctx, chainID, other, &types.MsgResolveDispute{Arbiter: other.Address.String(), LeaseId: l.Id, BuyerBps: 5000}, types.ErrNotArbiter)
+			}
+		}
+		bps := uint32(r.Intn(10_001))
+		return d.deliver(r, app, ctx, chainID, arbiter, &types.MsgResolveDispute{Arbiter: params.Arbiter, LeaseId: l.Id, BuyerBps: bps, Resolution: "simulated"}, nil)
+	}
+}

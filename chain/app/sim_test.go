@@ -43,7 +43,7 @@ func TestEscrowSimulation(t *testing.T) {
 			t.Errorf("the simulation never produced %s", k)
 		}
 	}
-	if want := simSeeds * simBlocks; totals["invariant_checks"] < int(want) {
+	if want := simSeeds * simBlocks; totals["invariant_checks"] < want {
 		t.Errorf("invariant checked %d times, want at least one per block (%d)", totals["invariant_checks"], want)
 	}
 }

@@ -79,7 +79,7 @@ func (d deps) deliver(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, chain
 	case wantErr != nil && err == nil:
 		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), "accepted"), nil, fmt.Errorf("%s was accepted but must fail with %w", sdk.MsgTypeURL(msg), wantErr)
 	case wantErr != nil && !errors.Is(err, wantErr):
-		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), err.Error()), nil, fmt.Errorf("%s failed with %w, want %v", sdk.MsgTypeURL(msg), err, wantErr)
+		return simtypes.NoOpMsg(types.ModuleName, sdk.MsgTypeURL(msg), err.Error()), nil, fmt.Errorf("%s failed with %w, want %w", sdk.MsgTypeURL(msg), err, wantErr)
 	case wantErr != nil:
 		// The expected rejection is the outcome under test, not a failure.
 		return simtypes.NewOperationMsg(msg, false, "rejected as expected: "+wantErr.Error()), nil, nil //nolint:nilerr // see above

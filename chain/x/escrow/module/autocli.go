@@ -36,7 +36,8 @@ func (am AppModule) AutoCLIOptions() *autocliv1.ModuleOptions {
 				{RpcMethod: "CloseLease", Use: "close-lease [lease-id]", Short: "End a lease; unearned escrow returns to the buyer", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}}},
 				{RpcMethod: "OpenDispute", Use: "open-dispute [lease-id] [reason]", Short: "Freeze a lease's escrow pending arbitration", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "reason"}}},
 				{RpcMethod: "ResolveDispute", Use: "resolve-dispute [lease-id] [buyer-bps]", Short: "Split a disputed lease's frozen escrow (arbiter only)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "buyer_bps"}}},
-				{RpcMethod: "UpdateParams", Skip: true}, // governance only
+				// Only governance may change params: the command drafts a proposal.
+				{RpcMethod: "UpdateParams", Use: "update-params-proposal [params-json]", Short: "Submit a governance proposal to replace the escrow params", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "params"}}, GovProposal: true},
 			},
 		},
 	}

@@ -1,6 +1,10 @@
 package handlers
 
-import "github.com/gin-gonic/gin"
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
 
 // routes is the one route table.
 func (s *Server) routes(e *gin.Engine) {
@@ -15,6 +19,14 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/static/*path", serveStatic)
 	e.HEAD("/static/*path", serveStatic)
 
+	// Agent API: ed25519-signed requests, no cookies, no CSRF.
+	agents := e.Group(protocol.Prefix)
+	agents.POST("/register", s.agentRegister)
+	agents.POST("/heartbeat", s.agentHeartbeat)
+	agents.GET("/assignments", s.agentAssignments)
+	agents.POST("/logs", s.agentLogs)
+	agents.POST("/quotes", s.agentQuotes)
+
 	// Pages: cookie session and CSRF on every state-changing request.
 	pages := e.Group("/", s.loadSession, s.csrf, s.loadFlash)
 	pages.GET("/", s.home)
@@ -26,6 +38,10 @@ func (s *Server) routes(e *gin.Engine) {
 
 	member := pages.Group("/", s.requireUser)
 	member.GET("/account", s.accountPage)
+
+	provider := member.Group("/provider", s.requireRole("provider"))
+	provider.GET("", s.providerConsole)
+	provider.POST("/enrollments", s.providerEnroll)
 
 	admin := member.Group("/admin", s.requireRole("admin"))
 	admin.GET("/users", s.adminUsers)

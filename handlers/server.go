@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // Config is what the HTTP layer needs from main.
@@ -32,6 +34,10 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
 	// for the client IP (rate limits key on it). Empty trusts none.
 	TrustedProxies []string
+	// Agents tunes the provider-agent API.
+	Agents AgentConfig
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
 }
 
 // Server holds the handlers' dependencies.
@@ -42,8 +48,14 @@ type Server struct {
 	secret        []byte
 	secureCookies bool
 	devMode       bool
+	baseURL       string
 	registry      *prometheus.Registry
 	metrics       *httpMetrics
+
+	agentCfg           AgentConfig
+	agentVerifier      *protocol.Verifier
+	agentRegisterLimit *accounts.Limiter
+	now                func() time.Time
 }
 
 // New builds the HTTP handler with every route.
@@ -70,9 +82,23 @@ func New(cfg Config) (http.Handler, error) {
 		log:           cfg.Logger,
 		secret:        cfg.Secret,
 		secureCookies: strings.HasPrefix(cfg.BaseURL, "https://"),
+		baseURL:       cfg.BaseURL,
 		devMode:       cfg.DevMode,
 		registry:      cfg.Registry,
 		metrics:       m,
+		agentCfg:      cfg.Agents,
+		// 30 registrations a minute per IP: enough for a fleet being
+		// installed, too few to brute-force 256-bit tokens.
+		agentRegisterLimit: accounts.NewLimiter(30, time.Minute),
+		now:                cfg.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.agentCfg.defaults()
+	s.agentVerifier = &protocol.Verifier{
+		Keys:   protocol.KeyStoreFunc(s.agentKeys),
+		Nonces: protocol.NewMemoryNonceStore(1 << 20),
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

@@ -24,11 +24,21 @@ var cheapHash = accounts.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}
 // startServer boots the real marketplace on :0 against dsn.
 func startServer(t *testing.T, dsn string, acct accounts.Config) *Main {
 	t.Helper()
+	return startServerAt(t, "127.0.0.1:0", dsn, acct, nil)
+}
+
+// startServerAt boots the marketplace on a given address; tune adjusts
+// the configuration before it opens.
+func startServerAt(t *testing.T, listen, dsn string, acct accounts.Config, tune func(*Main)) *Main {
+	t.Helper()
 	var logs bytes.Buffer
 	m := NewMain(io.Discard, &logs)
 	m.Config = Config{
-		Listen: "127.0.0.1:0", Database: dsn, SessionSecret: strings.Repeat("s", 32),
+		Listen: listen, Database: dsn, SessionSecret: strings.Repeat("s", 32),
 		LogLevel: "warn", LogFormat: "text",
+	}
+	if tune != nil {
+		tune(m)
 	}
 	if acct.Hash.MemoryKiB == 0 {
 		acct.Hash = cheapHash

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // Config is the marketplace's configuration, from flags with environment
@@ -31,6 +33,10 @@ type Config struct {
 	LogFormat      string
 	TrustedProxies string
 	DevMode        bool
+	// Regions, HeartbeatInterval and OfflineMisses configure the agent API.
+	Regions           string
+	HeartbeatInterval time.Duration
+	OfflineMisses     int
 }
 
 // Main is the marketplace process: Open starts it (tests call it with
@@ -39,6 +45,8 @@ type Main struct {
 	Config Config
 	// Accounts overrides account costs and limits (tests use cheap hashes).
 	Accounts accounts.Config
+	// Agents tunes the provider-agent API (heartbeat interval, misses, regions).
+	Agents handlers.AgentConfig
 
 	Logger *slog.Logger
 	Store  *models.Store
@@ -67,6 +75,47 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HIGHWAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HIGHWAY_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HIGHWAY_LOG_FORMAT", "text"), "text or json (env HIGHWAY_LOG_FORMAT)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", envOr("HIGHWAY_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted (env HIGHWAY_TRUSTED_PROXIES)")
+	fs.StringVar(&c.Regions, "regions", envOr("HIGHWAY_REGIONS", ""), "latency probe endpoints agents measure, as id=host:port,... (env HIGHWAY_REGIONS)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", envDuration("HIGHWAY_HEARTBEAT_INTERVAL", 10*time.Second), "heartbeat interval agents are told to use (env HIGHWAY_HEARTBEAT_INTERVAL)")
+	fs.IntVar(&c.OfflineMisses, "offline-misses", envInt("HIGHWAY_OFFLINE_MISSES", 3), "missed heartbeats before a machine is offline, at least 2 (env HIGHWAY_OFFLINE_MISSES)")
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// parseRegions reads "id=host:port,id2=host:port".
+func parseRegions(s string) ([]protocol.Region, error) {
+	var out []protocol.Region
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("region %q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("region %q: %w", id, err)
+		}
+		out = append(out, protocol.Region{ID: id, ProbeAddr: addr})
+	}
+	return out, nil
 }
 
 // ParseServeFlags reads the serve command's flags.
@@ -140,6 +189,20 @@ func (m *Main) Open(ctx context.Context) error {
 		m.closeQuietly()
 		return err
 	}
+	regions, err := parseRegions(c.Regions)
+	if err != nil {
+		m.closeQuietly()
+		return err
+	}
+	if m.Agents.Regions == nil {
+		m.Agents.Regions = regions
+	}
+	if m.Agents.HeartbeatInterval == 0 {
+		m.Agents.HeartbeatInterval = c.HeartbeatInterval
+	}
+	if m.Agents.OfflineMisses == 0 {
+		m.Agents.OfflineMisses = c.OfflineMisses
+	}
 	var proxies []string
 	for _, p := range strings.Split(c.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -155,6 +218,7 @@ func (m *Main) Open(ctx context.Context) error {
 		DevMode:        c.DevMode,
 		Registry:       prometheus.NewRegistry(),
 		TrustedProxies: proxies,
+		Agents:         m.Agents,
 	})
 	if err != nil {
 		m.closeQuietly()

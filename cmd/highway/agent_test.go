@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/provider-agent/agent"
+	"github.com/highway-compute/highway/provider-agent/client"
+	"github.com/highway-compute/highway/provider-agent/gpu"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/state"
+)
+
+// TestRealAgentAgainstRealServer runs the real provider agent (mock NVML,
+// two simulated H100s) against the real marketplace on :0: enrollment
+// through the console's token, heartbeats that make the GPUs appear, the
+// machine going offline after the configured misses when the agent stops,
+// the agent reconnecting after a server restart, and forged, replayed and
+// stale requests each refused with nothing applied.
+func TestRealAgentAgainstRealServer(t *testing.T) {
+	dsn := dbtest.SQLiteDSN(t)
+	tune := func(m *Main) {
+		m.Agents = handlers.AgentConfig{HeartbeatInterval: time.Second, OfflineMisses: 2, MaxPoll: 200 * time.Millisecond}
+	}
+	srv := startServerAt(t, "127.0.0.1:0", dsn, accounts.Config{}, tune)
+	addr := srv.Addr().String()
+
+	// The provider creates an enrollment token in the console.
+	b := newBrowser(t, srv)
+	wantStatus(t, b.signup("prov@example.com", "a long passphrase", "provider"), http.StatusSeeOther)
+	p := b.submit("/provider", "/provider/enrollments", url.Values{})
+	wantStatus(t, p, http.StatusCreated)
+	token := text(p, `[data-testid="enroll-token"]`)
+	if len(token) < 40 {
+		t.Fatalf("no enrollment token on the page: %q", token)
+	}
+
+	fake, err := gpu.FakeProfile("h100x2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	inv, err := sess.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := state.Dir{Path: t.TempDir() + "/agent"}
+	st, err := agent.Enroll(ctx, &client.Client{BaseURL: srv.URL()}, dir, agent.EnrollRequest{
+		ServerURL: srv.URL(), Token: token, Hostname: "gpu-box-1", Version: "test", Inventory: inv, Rand: rand.Reader,
+	})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	// The token works once.
+	other := state.Dir{Path: t.TempDir() + "/other"}
+	_, err = agent.Enroll(ctx, &client.Client{BaseURL: srv.URL()}, other, agent.EnrollRequest{
+		ServerURL: srv.URL(), Token: token, Hostname: "thief", Version: "test", Inventory: inv, Rand: rand.Reader,
+	})
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
+		t.Fatalf("reused token: err = %v, want 401", err)
+	}
+	key, err := dir.LoadKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	runAgent := func() (stop func()) {
+		actx, cancel := context.WithCancel(ctx)
+		a, err := agent.New(agent.Config{
+			AgentID: st.AgentID, Version: "test", GPUs: sess,
+			API:               &client.Client{BaseURL: srv.URL(), Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}},
+			HeartbeatInterval: 100 * time.Millisecond, PollWait: 200 * time.Millisecond,
+			Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = a.Run(actx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	stop := runAgent()
+
+	machine := waitMachine(t, srv.Store, st.MachineID, "online with 2 GPUs", func(m *models.Machine) bool {
+		return m.Online(time.Now(), time.Second, 2) && len(m.GPUs) == 2
+	})
+	if !machine.Simulated || machine.GPUs[0].Class != "H100" {
+		t.Fatalf("machine = %+v", machine)
+	}
+	page := b.get("/provider")
+	if page.doc.Find(`[data-testid="gpu-table"] tbody tr`).Length() != 2 || page.doc.Find(`[data-testid="machine-online"]`).Length() != 1 {
+		t.Fatalf("console does not show the online machine with 2 GPUs:\n%.1500s", page.body)
+	}
+
+	// Forged, replayed and stale heartbeats are refused and change nothing.
+	beat := protocol.Heartbeat{AgentID: st.AgentID, Seq: 1, BootID: "attacker-boot", SentAt: time.Now().UnixMilli(), AgentVersion: "x"}
+	body, _ := json.Marshal(beat)
+	send := func(req *http.Request) int {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	newReq := func() *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	}
+	_, forgedKey, _ := ed25519.GenerateKey(rand.Reader)
+	forged := newReq()
+	if err := protocol.Sign(forged, st.AgentID, forgedKey); err != nil {
+		t.Fatal(err)
+	}
+	if code := send(forged); code != http.StatusUnauthorized {
+		t.Fatalf("forged heartbeat: status %d, want 401", code)
+	}
+	stale := newReq()
+	old := &protocol.Signer{AgentID: st.AgentID, Key: key, Now: func() time.Time { return time.Now().Add(-10 * time.Minute) }}
+	if err := old.Sign(stale); err != nil {
+		t.Fatal(err)
+	}
+	if code := send(stale); code != http.StatusUnauthorized {
+		t.Fatalf("stale heartbeat: status %d, want 401", code)
+	}
+	signed := newReq()
+	if err := protocol.Sign(signed, st.AgentID, key); err != nil {
+		t.Fatal(err)
+	}
+	replay := signed.Clone(ctx)
+	replay.Body = nilSafeBody(body)
+	if code := send(signed); code != http.StatusOK {
+		t.Fatalf("genuine out-of-band heartbeat: status %d, want 200", code)
+	}
+	if code := send(replay); code != http.StatusUnauthorized {
+		t.Fatalf("replayed heartbeat: status %d, want 401", code)
+	}
+
+	// The agent stops: after the configured misses the machine is offline.
+	stop()
+	waitMachine(t, srv.Store, st.MachineID, "offline", func(m *models.Machine) bool {
+		return !m.Online(time.Now(), time.Second, 2)
+	})
+
+	// The agent runs again, the server restarts on the same address: the
+	// agent keeps retrying and reconnects.
+	stop = runAgent()
+	defer stop()
+	waitMachine(t, srv.Store, st.MachineID, "online again", func(m *models.Machine) bool {
+		return m.Online(time.Now(), time.Second, 2)
+	})
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // beats fail meanwhile; the agent backs off
+	srv2 := startServerAt(t, addr, dsn, accounts.Config{}, tune)
+	restarted := time.Now()
+	waitMachine(t, srv2.Store, st.MachineID, "heartbeats after the restart", func(m *models.Machine) bool {
+		return m.LastHeartbeatAt != nil && m.LastHeartbeatAt.After(restarted)
+	})
+}
+
+func nilSafeBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+func waitMachine(t *testing.T, s *models.Store, id, what string, ok func(*models.Machine) bool) *models.Machine {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m, err := s.MachineByID(context.Background(), id)
+		if err == nil && ok(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("machine never became %s (last: %+v, err %v)", what, m, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

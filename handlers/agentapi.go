@@ -1,0 +1,229 @@
+package handlers
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// AgentConfig tunes the agent API.
+type AgentConfig struct {
+	// HeartbeatInterval is what agents are told to use (default 10 s).
+	HeartbeatInterval time.Duration
+	// OfflineMisses is how many intervals without a beat make a machine
+	// offline (default 3; at least 2, so one lost beat never delists it).
+	OfflineMisses int
+	// Regions are the latency probe endpoints agents measure.
+	Regions []protocol.Region
+	// MaxPoll caps an assignments long-poll (default 25 s).
+	MaxPoll time.Duration
+}
+
+func (c *AgentConfig) defaults() {
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.OfflineMisses < 2 {
+		c.OfflineMisses = 3
+	}
+	if c.MaxPoll <= 0 {
+		c.MaxPoll = 25 * time.Second
+	}
+}
+
+// agentKeys finds agents' keys in the database for the request verifier.
+func (s *Server) agentKeys(ctx context.Context, id string) (ed25519.PublicKey, error) {
+	a, err := s.store.AgentByID(ctx, id)
+	if highway.ErrorCode(err) == highway.ENOTFOUND {
+		return nil, protocol.ErrUnknownAgent
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.RevokedAt != nil {
+		return nil, protocol.ErrRevokedAgent
+	}
+	key, err := protocol.DecodePublicKey(a.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.PublicKey(key), nil
+}
+
+// agentFail answers an agent-API error: protocol errors through the
+// protocol's own mapping, domain errors through the one error mapping.
+func (s *Server) agentFail(c *gin.Context, err error) {
+	var perr *protocol.Error
+	if errors.As(err, &perr) || isProtocolSentinel(err) {
+		status, body := protocol.Describe(err)
+		if status >= 500 {
+			s.log.Error("agent api", "request_id", c.GetString(keyRequestID), "err", err)
+		}
+		c.AbortWithStatusJSON(status, body)
+		return
+	}
+	s.fail(c, err)
+}
+
+func isProtocolSentinel(err error) bool {
+	for _, e := range []error{protocol.ErrMalformed, protocol.ErrInvalid, protocol.ErrTooLarge, protocol.ErrMissingAuth,
+		protocol.ErrBadSignature, protocol.ErrStaleTimestamp, protocol.ErrReplay, protocol.ErrUnknownAgent,
+		protocol.ErrRevokedAgent, protocol.ErrAgentMismatch, protocol.ErrGPUChanged, protocol.ErrStaleSeq, protocol.ErrBusy} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// agentRegister trades a one-time enrollment token for an agent identity:
+// the agent's public key is stored, a machine created.
+func (s *Server) agentRegister(c *gin.Context) {
+	if ok, retry := s.agentRegisterLimit.Allow("ip:"+c.ClientIP(), time.Now()); !ok {
+		s.fail(c, &highway.Error{Code: highway.ERATELIMITED, RetryAfter: int(retry.Seconds()) + 1, Message: "Too many registrations from this address."})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, protocol.DefaultMaxBody+1))
+	if err != nil {
+		s.agentFail(c, protocol.ErrMalformed)
+		return
+	}
+	req, err := protocol.DecodeRegisterRequest(body)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	m := &models.Machine{Hostname: req.Hostname, AgentVersion: req.AgentVersion, DriverVersion: req.DriverVersion,
+		CUDAVersion: req.CUDAVersion, Simulated: req.Simulated}
+	a := &models.Agent{PublicKey: req.PublicKey}
+	if err := s.store.RegisterAgent(c.Request.Context(), accounts.HashToken(req.Token), time.Now(), m, a); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("agent registered", "agent", a.ID, "machine", m.ID, "provider", m.ProviderID, "simulated", m.Simulated)
+	c.JSON(http.StatusCreated, protocol.RegisterResponse{
+		AgentID: a.ID, MachineID: m.ID, HeartbeatIntervalS: int(s.agentCfg.HeartbeatInterval / time.Second),
+		Regions: s.agentCfg.Regions,
+	})
+}
+
+// agentHeartbeat applies a signed heartbeat: GPUs, free/used, RTTs. The
+// server recomputes each GPU's class from its NVML name rather than trust
+// the agent's, and refuses a beat whose GPUs changed identity mid-boot or
+// that is older than the last one applied.
+func (s *Server) agentHeartbeat(c *gin.Context) {
+	vr, hb, err := s.agentVerifier.VerifyHeartbeat(c.Request)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := s.store.AgentByID(ctx, vr.AgentID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stored, err := s.store.MachineGPUs(ctx, a.MachineID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	prev := &protocol.Heartbeat{AgentID: a.ID, BootID: a.BootID, Seq: a.LastSeq}
+	for _, g := range stored {
+		prev.GPUs = append(prev.GPUs, protocol.GPU{Index: g.Idx, UUID: g.UUID})
+	}
+	if a.BootID == "" {
+		prev = nil // first beat
+	}
+	if err := protocol.CheckContinuity(prev, &hb); err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	u := models.HeartbeatUpdate{
+		AgentID: a.ID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
+		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: time.Now(),
+	}
+	for _, g := range hb.GPUs {
+		u.GPUs = append(u.GPUs, models.GPU{
+			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: protocol.NormalizeClass(g.Name),
+			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, UtilizationPct: g.UtilizationPct,
+			TemperatureC: g.TemperatureC, PowerMW: uint64(g.PowerMW), PowerLimitMW: uint64(g.PowerLimitMW),
+			ECCUncorrected: g.ECCUncorrected, PCIeGen: g.PCIeGen, PCIeWidth: g.PCIeWidth, MIGEnabled: g.MIGEnabled,
+			Free: g.Free, LeaseID: g.LeaseID,
+		})
+	}
+	if err := s.store.ApplyHeartbeat(ctx, u); err != nil {
+		if highway.ErrorCode(err) == highway.ECONFLICT && highway.ErrorField(err) == "seq" {
+			s.agentFail(c, protocol.ErrStaleSeq)
+			return
+		}
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, protocol.HeartbeatResponse{ServerTime: time.Now().UnixMilli()})
+}
+
+// agentAssignments is the agent's long-poll for work. Until the broker
+// hands out leases there is none to give: the poll waits its full time and
+// answers an empty list, so agents poll at the intended rate.
+func (s *Server) agentAssignments(c *gin.Context) {
+	if _, err := s.agentVerifier.Verify(c.Request); err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	wait := s.agentCfg.MaxPoll
+	if w, err := strconv.Atoi(c.Query("wait")); err == nil && w >= 0 && time.Duration(w)*time.Second < wait {
+		wait = time.Duration(w) * time.Second
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.Request.Context().Done():
+		return
+	case <-t.C:
+	}
+	c.JSON(http.StatusOK, protocol.AssignmentsResponse{Assignments: []protocol.Assignment{}})
+}
+
+// agentLogs accepts workload logs for a lease running on the agent's
+// machine. With no leases assigned yet, every lease id is unknown.
+func (s *Server) agentLogs(c *gin.Context) {
+	vr, err := s.agentVerifier.Verify(c.Request)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	b, err := protocol.DecodeLogBatch(vr.Body)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	s.fail(c, &highway.Error{Code: highway.ENOTFOUND, Field: "lease_id", Message: "No lease " + b.LeaseID + " is assigned to this agent."})
+}
+
+// agentQuotes receives signed quotes; none are requested before the
+// broker exists, so any answer is unsolicited.
+func (s *Server) agentQuotes(c *gin.Context) {
+	vr, err := s.agentVerifier.Verify(c.Request)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	q, err := protocol.DecodeQuoteResponse(vr.Body)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	s.fail(c, &highway.Error{Code: highway.ENOTFOUND, Field: "request_id", Message: "No quote request " + q.RequestID + " is outstanding."})
+}

@@ -35,7 +35,7 @@ func BenchmarkEd25519Verify(b *testing.B) {
 		total += time.Since(start)
 		ops += benchBatch
 	}
-	b.ReportMetric(float64(ops)/total.Seconds(), "BENCH:ed25519_verify_per_s:ops/s")
+	b.ReportMetric(float64(ops)/total.Seconds(), "BENCH:protocol_ed25519_verify_per_s:ops/s")
 }
 
 // BenchmarkVerifyHeartbeat is the whole server-side path for one realistic

@@ -208,11 +208,20 @@ func (d deps) submitProof(kind proofKind) simtypes.Operation {
 			want = types.ErrInvalidProof // an unlucky honest run: the chain must refuse it
 		}
 		if kind == proofFabricated {
-			// Replace every other nonce by an invalid neighbour: the
-			// sampled recomputation must catch it.
-			for i := 0; i+1 < len(proof.Nonces); i += 2 {
-				if proof.Nonces[i]+1 < proof.Nonces[i+1] {
-					proof.Nonces[i]++
+			// Claim Required nonces that are all invalid: the sampled
+			// recomputation must refuse it whatever it samples. (How often
+			// a partly fabricated proof slips through is poc's statistics,
+			// tested there; here the state machine is under test.)
+			target := poc.Target{Difficulty: task.Difficulty, Required: task.Required}
+			model, err := poc.NewModel(pp, seed)
+			if err != nil {
+				return simtypes.NoOpMsg(types.ModuleName, name, "model"), nil, err
+			}
+			proof.Nonces = proof.Nonces[:0]
+			for n := uint64(0); uint64(len(proof.Nonces)) < task.Required; n++ {
+				digest := model.Compute(n)
+				if !target.Valid(digest) {
+					proof.Nonces = append(proof.Nonces, n)
 				}
 			}
 			want = types.ErrInvalidProof

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -170,6 +172,10 @@ type Event struct {
 	Attributes map[string]string
 }
 
+// expectedSeq finds the sequence in the SDK's "account sequence mismatch,
+// expected N, got M" error.
+var expectedSeq = regexp.MustCompile(`expected (\d+), got \d+`)
+
 // maxSequenceRetries bounds resubmission after "account sequence mismatch",
 // which happens when another process signs for the same account.
 const maxSequenceRetries = 3
@@ -197,7 +203,17 @@ func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult
 		if !errors.Is(err, sdkerrors.ErrWrongSequence) {
 			return res, err
 		}
-		acc.loaded = false // someone else used the account: reload and retry
+		// Someone else used the account. The node says which sequence it
+		// expects (counting its mempool, which a query of committed state
+		// would not); without that, reload and let a block pass.
+		if m := expectedSeq.FindStringSubmatch(err.Error()); m != nil {
+			if n, perr := strconv.ParseUint(m[1], 10, 64); perr == nil {
+				acc.sequence = n
+				continue
+			}
+		}
+		acc.loaded = false
+		time.Sleep(time.Second)
 	}
 	return nil, fmt.Errorf("chain client: sequence kept changing: %w", lastErr)
 }
@@ -290,7 +306,12 @@ func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sd
 	}
 	r := br.TxResponse
 	if r.Code != 0 {
-		return &TxResult{Hash: r.TxHash}, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
+		err := errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
+		if !errors.Is(err, sdkerrors.ErrTxInMempoolCache) {
+			return &TxResult{Hash: r.TxHash}, err
+		}
+		// The identical transaction is already pending (a retry after a
+		// lost response): it will commit once; wait for it.
 	}
 	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
 	return c.WaitTx(ctx, r.TxHash)

@@ -18,6 +18,7 @@ import (
 	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
+	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 
 	"github.com/highway-compute/highway/chain/app"
 	"github.com/highway-compute/highway/chain/client"
@@ -119,6 +120,32 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 	}
 	t.Logf("lease created in tx %s at height %d", res.Hash, res.Height)
 
+	// Two clients signing for the same account race on its sequence: the
+	// loser gets "account sequence mismatch", reloads and retries.
+	c2, err := client.Dial(client.Config{GRPC: val.AppConfig.GRPC.Address, RPC: val.RPCAddress, ChainID: chainID, GasPrice: "0uhwy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	before, err := c.Balance(ctx, arbiter.Address(), app.BondDenom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i, cl := range []*client.Client{c, c2} {
+		send := &banktypes.MsgSend{FromAddress: buyer.Address().String(), ToAddress: arbiter.Address().String(), Amount: sdk.NewCoins(sdk.NewInt64Coin(app.BondDenom, int64(7+i)))}
+		go func() { _, err := cl.Send(ctx, buyerS, send); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent sends from one account: %v", err)
+		}
+	}
+	after, err := c.Balance(ctx, arbiter.Address(), app.BondDenom)
+	if err != nil || !after.Sub(before).Equal(math.NewInt(15)) {
+		t.Fatalf("arbiter received %s, want 15 (err %v)", after.Sub(before), err)
+	}
+
 	for e := uint64(0); e < 3; e++ {
 		task := waitTask(ctx, t, c, leaseID, e)
 		proof := prove(t, task)
@@ -158,7 +185,7 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 	toBuyer := frozen / 2
 	toProvider := frozen - toBuyer
 	providerFee := toProvider * 100 / 10_000
-	wantBuyer := int64(funds) - epochs*price + price /* epoch 3 refund */ + toBuyer
+	wantBuyer := int64(funds) - epochs*price + price /* epoch 3 refund */ + toBuyer - 15 /* the two sends */
 	wantProvider := int64(funds) + 3*(price-fee) + toProvider - providerFee
 	checkBalance(ctx, t, c, "buyer", buyer.Address(), wantBuyer)
 	checkBalance(ctx, t, c, "provider", provider.Address(), wantProvider)

@@ -25,7 +25,7 @@ ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# chain/network/network_test.go), so it runs race-free here, and so
 	@# does the full 20-seed × 500-block escrow simulation (the race build
 	@# runs a shorter one).
-	$(GO) test -count=1 ./chain/network/
+	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
 	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/cosmos/cosmos-sdk/client/grpc/cmtservice"
 	"github.com/cosmos/cosmos-sdk/codec"
 	cryptotypes "github.com/cosmos/cosmos-sdk/crypto/types"
 	sdk "github.com/cosmos/cosmos-sdk/types"
@@ -66,6 +67,7 @@ type Client struct {
 	Bank   banktypes.QueryClient
 	Auth   authtypes.QueryClient
 	Tx     txtypes.ServiceClient
+	Comet  cmtservice.ServiceClient
 
 	mu       sync.Mutex
 	accounts map[string]*account
@@ -110,7 +112,7 @@ func Dial(cfg Config) (*Client, error) {
 	return &Client{
 		cfg: cfg, conn: conn, enc: enc, gasPrice: price,
 		Escrow: escrowtypes.NewQueryClient(conn), Bank: banktypes.NewQueryClient(conn),
-		Auth: authtypes.NewQueryClient(conn), Tx: txtypes.NewServiceClient(conn),
+		Auth: authtypes.NewQueryClient(conn), Tx: txtypes.NewServiceClient(conn), Comet: cmtservice.NewServiceClient(conn),
 		accounts: map[string]*account{},
 	}, nil
 }
@@ -387,6 +389,15 @@ var registeredErrors = []*errorsmod.Error{
 	escrowtypes.ErrUnknownClass, escrowtypes.ErrInvalidAuthority, escrowtypes.ErrNotDisputed, escrowtypes.ErrSeedUnavailable,
 	escrowtypes.ErrInvalidAddress, escrowtypes.ErrInsufficientFunds, escrowtypes.ErrInvalidReason,
 	sdkerrors.ErrInsufficientFunds, sdkerrors.ErrWrongSequence, sdkerrors.ErrOutOfGas, sdkerrors.ErrInsufficientFee,
+}
+
+// LatestHeight returns the height and time of the node's latest block.
+func (c *Client) LatestHeight(ctx context.Context) (int64, time.Time, error) {
+	res, err := c.Comet.GetLatestBlock(ctx, &cmtservice.GetLatestBlockRequest{})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return res.SdkBlock.Header.Height, res.SdkBlock.Header.Time, nil
 }
 
 // Balance returns addr's balance of denom.

@@ -281,6 +281,11 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	interval := f.duration("heartbeat-interval", "HIGHWAY_HEARTBEAT_INTERVAL", 0, "heartbeat interval; 0 uses the marketplace's (default 10s)")
 	grace := f.duration("stop-grace", "HIGHWAY_STOP_GRACE", 10*time.Second, "time a stopped workload gets between SIGTERM and SIGKILL")
 	logLevel := f.str("log-level", "HIGHWAY_LOG_LEVEL", "info", "debug, info, warn or error")
+	chainGRPC := f.str("chain-grpc", "HIGHWAY_CHAIN_GRPC", "", "highwayd gRPC address (host:port); with --chain-rpc and --chain-id enables proving on chain")
+	chainRPC := f.str("chain-rpc", "HIGHWAY_CHAIN_RPC", "", "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657")
+	chainID := f.str("chain-id", "HIGHWAY_CHAIN_ID", "", "the chain id quotes and proofs are bound to")
+	gasPrice := f.str("gas-price", "HIGHWAY_GAS_PRICE", "0uhwy", "gas price for proof transactions")
+	keyFile := f.str("provider-key-file", "HIGHWAY_PROVIDER_KEY_FILE", "", "file (mode 0600) holding the provider's mnemonic; or set HIGHWAY_PROVIDER_MNEMONIC")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -326,14 +331,23 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	if hb == 0 && st.HeartbeatIntervalS > 0 {
 		hb = time.Duration(st.HeartbeatIntervalS) * time.Second
 	}
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		AgentID: st.AgentID, Version: version, GPUs: sess, Drivers: drivers, Regions: st.Regions,
 		API:    &client.Client{BaseURL: st.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}, UserAgent: userAgent()},
 		Prober: &probe.Prober{}, Metrics: met, Logger: logger, HeartbeatInterval: hb, StopGrace: *grace,
-		// Quotes, Proofs and Submitter are plugged in by the chain side
-		// (see docs/provider.md); Prover is the local one.
 		Prover: &prover.Local{},
-	})
+	}
+	if *chainGRPC != "" {
+		chain, err := connectChain(*chainGRPC, *chainRPC, *chainID, *gasPrice, *keyFile, logger)
+		if err != nil {
+			return err
+		}
+		defer chain.close()
+		cfg.Quotes, cfg.Proofs, cfg.Submitter = chain.quotes, chain.follower, chain.submitter
+	} else {
+		logger.Warn("no --chain-grpc: this agent will not prove epochs or sign quotes, so it cannot be paid")
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -61,30 +60,16 @@ func (s *Server) agentKeys(ctx context.Context, id string) (ed25519.PublicKey, e
 	return ed25519.PublicKey(key), nil
 }
 
-// agentFail answers an agent-API error: protocol errors through the
-// protocol's own mapping, domain errors through the one error mapping.
+// agentFail answers an agent-API error: errors the protocol knows through
+// its own mapping (with the specific reason agents log), anything else
+// through the one error mapping of the marketplace.
 func (s *Server) agentFail(c *gin.Context, err error) {
-	var perr *protocol.Error
-	if errors.As(err, &perr) || isProtocolSentinel(err) {
-		status, body := protocol.Describe(err)
-		if status >= 500 {
-			s.log.Error("agent api", "request_id", c.GetString(keyRequestID), "err", err)
-		}
-		c.AbortWithStatusJSON(status, body)
+	status, body := protocol.Describe(err)
+	if status == http.StatusInternalServerError {
+		s.fail(c, err) // not a protocol error: a domain or internal error
 		return
 	}
-	s.fail(c, err)
-}
-
-func isProtocolSentinel(err error) bool {
-	for _, e := range []error{protocol.ErrMalformed, protocol.ErrInvalid, protocol.ErrTooLarge, protocol.ErrMissingAuth,
-		protocol.ErrBadSignature, protocol.ErrStaleTimestamp, protocol.ErrReplay, protocol.ErrUnknownAgent,
-		protocol.ErrRevokedAgent, protocol.ErrAgentMismatch, protocol.ErrGPUChanged, protocol.ErrStaleSeq, protocol.ErrBusy} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	c.AbortWithStatusJSON(status, body)
 }
 
 // agentRegister trades a one-time enrollment token for an agent identity:
@@ -151,7 +136,7 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 		return
 	}
 	u := models.HeartbeatUpdate{
-		AgentID: a.ID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
+		AgentID: a.ID, MachineID: a.MachineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
 		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: time.Now(),
 	}
 	for _, g := range hb.GPUs {

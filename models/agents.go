@@ -175,6 +175,7 @@ func (s *Store) MachineGPUs(ctx context.Context, machineID string) ([]GPU, error
 // HeartbeatUpdate is what one heartbeat changes.
 type HeartbeatUpdate struct {
 	AgentID       string
+	MachineID     string
 	BootID        string
 	Seq           uint64
 	AgentVersion  string
@@ -186,7 +187,9 @@ type HeartbeatUpdate struct {
 	Now           time.Time
 }
 
-// ApplyHeartbeat records a heartbeat. It is atomic, and refuses a beat
+// ApplyHeartbeat records a heartbeat for the agent's machine (the caller
+// has loaded the agent to check continuity, so it passes MachineID rather
+// than have it read again). It is atomic, and refuses a beat
 // that is not newer than the last one applied (same boot, seq not above),
 // so a delayed duplicate can never overwrite fresher state. A GPU UUID
 // another machine owns is ECONFLICT.
@@ -197,10 +200,6 @@ func (s *Store) ApplyHeartbeat(ctx context.Context, u HeartbeatUpdate) error {
 		return err
 	}
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var a Agent
-		if err := tx.Where("id = ?", u.AgentID).Take(&a).Error; err != nil {
-			return fmt.Errorf("load agent: %w", err)
-		}
 		res := tx.Model(&Agent{}).
 			Where("id = ? AND (boot_id <> ? OR last_seq < ?)", u.AgentID, u.BootID, u.Seq).
 			Updates(map[string]any{"boot_id": u.BootID, "last_seq": u.Seq, "last_seen_at": now})
@@ -210,18 +209,18 @@ func (s *Store) ApplyHeartbeat(ctx context.Context, u HeartbeatUpdate) error {
 		if res.RowsAffected == 0 {
 			return &highway.Error{Code: highway.ECONFLICT, Field: "seq", Message: "Heartbeat is not newer than the last one applied."}
 		}
-		err := tx.Model(&Machine{}).Where("id = ?", a.MachineID).Updates(map[string]any{
+		err := tx.Model(&Machine{}).Where("id = ?", u.MachineID).Updates(map[string]any{
 			"agent_version": u.AgentVersion, "driver_version": u.DriverVersion, "cuda_version": u.CUDAVersion,
 			"simulated": u.Simulated, "rtt_json": string(rtt), "last_heartbeat_at": now, "updated_at": now,
 		}).Error
 		if err != nil {
 			return fmt.Errorf("update machine: %w", err)
 		}
-		if err := tx.Where("machine_id = ?", a.MachineID).Delete(&GPU{}).Error; err != nil {
+		if err := tx.Where("machine_id = ?", u.MachineID).Delete(&GPU{}).Error; err != nil {
 			return fmt.Errorf("replace gpus: %w", err)
 		}
 		for i := range u.GPUs {
-			u.GPUs[i].MachineID, u.GPUs[i].UpdatedAt = a.MachineID, now
+			u.GPUs[i].MachineID, u.GPUs[i].UpdatedAt = u.MachineID, now
 		}
 		if len(u.GPUs) > 0 {
 			err := tx.Create(&u.GPUs).Error

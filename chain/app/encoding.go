@@ -31,17 +31,7 @@ type EncodingConfig struct {
 // MakeEncodingConfig registers the message types clients send (auth,
 // bank, staking, distribution, gov, escrow) for Highway's address format.
 func MakeEncodingConfig() EncodingConfig {
-	SetAddressConfig()
-	registry, err := types.NewInterfaceRegistryWithOptions(types.InterfaceRegistryOptions{
-		ProtoFiles: proto.HybridResolver,
-		SigningOptions: signing.Options{
-			AddressCodec:          address.Bech32Codec{Bech32Prefix: AccountAddressPrefix},
-			ValidatorAddressCodec: address.Bech32Codec{Bech32Prefix: ValidatorAddressPrefix},
-		},
-	})
-	if err != nil {
-		panic(err) // static configuration: cannot fail at run time
-	}
+	registry := newInterfaceRegistry()
 	amino := codec.NewLegacyAmino()
 	std.RegisterInterfaces(registry)
 	std.RegisterLegacyAminoCodec(amino)
@@ -58,4 +48,21 @@ func MakeEncodingConfig() EncodingConfig {
 		Amino:             amino,
 		TxConfig:          authtx.NewTxConfig(cdc, authtx.DefaultSignModes),
 	}
+}
+
+// newInterfaceRegistry is the registry the app and its clients share:
+// Highway's bech32 prefixes for signing, gogo and pulsar descriptors both.
+func newInterfaceRegistry() types.InterfaceRegistry {
+	SetAddressConfig()
+	registry, err := types.NewInterfaceRegistryWithOptions(types.InterfaceRegistryOptions{
+		ProtoFiles: proto.HybridResolver,
+		SigningOptions: signing.Options{
+			AddressCodec:          address.Bech32Codec{Bech32Prefix: AccountAddressPrefix},
+			ValidatorAddressCodec: address.Bech32Codec{Bech32Prefix: ValidatorAddressPrefix},
+		},
+	})
+	if err != nil {
+		panic(err) // static configuration: cannot fail at run time
+	}
+	return registry
 }

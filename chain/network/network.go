@@ -6,6 +6,7 @@ package network
 import (
 	"fmt"
 	"os"
+	"testing"
 	"time"
 
 	"cosmossdk.io/log"
@@ -25,6 +26,7 @@ import (
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 
 	"github.com/highway-compute/highway/chain/app"
+	"github.com/highway-compute/highway/chain/client"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 )
 
@@ -124,4 +126,34 @@ func Start(l sdknetwork.Logger, cfg sdknetwork.Config) (*sdknetwork.Network, err
 		_ = os.RemoveAll(dir)
 	}
 	return nil, lastErr
+}
+
+// StartForTest starts a single-validator network with opts, waits for its
+// first blocks and dials a client to it; both are closed when tb ends.
+func StartForTest(tb testing.TB, opts Options) (*sdknetwork.Network, *client.Client) {
+	tb.Helper()
+	cfg, err := Config(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	net, err := Start(tb, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(net.Cleanup)
+	if _, err := net.WaitForHeight(2); err != nil {
+		tb.Fatal(err)
+	}
+	c, err := DialValidator(net, opts.ChainID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return net, c
+}
+
+// DialValidator dials a chain client to the network's first validator.
+func DialValidator(net *sdknetwork.Network, chainID string) (*client.Client, error) {
+	val := net.Validators[0]
+	return client.Dial(client.Config{GRPC: val.AppConfig.GRPC.Address, RPC: val.RPCAddress, ChainID: chainID, GasPrice: "0" + app.BondDenom})
 }

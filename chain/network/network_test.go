@@ -54,27 +54,10 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 	params.DisputeWindowBlocks = 5
 	params.ProofWorkSeconds = 1
 	params.Arbiter = arbiter.Address().String()
-	cfg, err := network.Config(network.Options{
+	net, c := network.StartForTest(t, network.Options{
 		ChainID: chainID, TimeoutCommit: 100 * time.Millisecond, Escrow: params,
 		Accounts: []network.Account{buyer, provider, arbiter},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := network.Start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(net.Cleanup)
-	if _, err := net.WaitForHeight(2); err != nil {
-		t.Fatal(err)
-	}
-	val := net.Validators[0]
-	c, err := client.Dial(client.Config{GRPC: val.AppConfig.GRPC.Address, RPC: val.RPCAddress, ChainID: chainID, GasPrice: "0uhwy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -101,7 +84,7 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 		Provider: provider.Address().String(), Buyer: buyer.Address().String(), GpuClass: "H100", Gpus: 1,
 		PricePerEpoch: math.NewInt(price), Epochs: epochs, ExpiresAt: time.Now().Add(5 * time.Minute).Unix(), Nonce: 1,
 	}
-	q, err = escrowtypes.SignQuote(chainID, q, provider.Key)
+	q, err := escrowtypes.SignQuote(chainID, q, provider.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +105,7 @@ func TestLeaseLifecycleOnRealChain(t *testing.T) {
 
 	// Two clients signing for the same account race on its sequence: the
 	// loser gets "account sequence mismatch", reloads and retries.
-	c2, err := client.Dial(client.Config{GRPC: val.AppConfig.GRPC.Address, RPC: val.RPCAddress, ChainID: chainID, GasPrice: "0uhwy"})
+	c2, err := network.DialValidator(net, chainID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,25 +42,8 @@ func TestAgentProvesLeasesOnChain(t *testing.T) {
 	params.ProofGraceBlocks = 10
 	params.ProofWorkSeconds = 1
 	params.Arbiter = buyer.Address().String()
-	cfg, err := network.Config(network.Options{ChainID: chainID, TimeoutCommit: 100 * time.Millisecond, Escrow: params,
+	_, c := network.StartForTest(t, network.Options{ChainID: chainID, TimeoutCommit: 100 * time.Millisecond, Escrow: params,
 		Accounts: []network.Account{buyer, provider}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := network.Start(t, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(net.Cleanup)
-	if _, err := net.WaitForHeight(2); err != nil {
-		t.Fatal(err)
-	}
-	val := net.Validators[0]
-	c, err := client.Dial(client.Config{GRPC: val.AppConfig.GRPC.Address, RPC: val.RPCAddress, ChainID: chainID, GasPrice: "0uhwy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -205,11 +205,22 @@ type Totals struct {
 	Active                     uint64
 }
 
+// Held is what the module account must hold for these leases.
+func (t *Totals) Held() math.Int {
+	if t == nil {
+		return math.ZeroInt()
+	}
+	return t.Remaining.Add(t.Pending).Add(t.Frozen)
+}
+
 // EscrowTotals walks every lease: for queries and invariants, never in a
-// block's hot path.
-func (k Keeper) EscrowTotals(ctx context.Context) (map[string]*Totals, error) {
+// block's hot path. visit, if set, sees each lease on the way.
+func (k Keeper) EscrowTotals(ctx context.Context, visit func(types.Lease)) (map[string]*Totals, error) {
 	out := map[string]*Totals{}
 	err := k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+		if visit != nil {
+			visit(l)
+		}
 		t, ok := out[l.Denom]
 		if !ok {
 			t = &Totals{Remaining: math.ZeroInt(), Pending: math.ZeroInt(), Frozen: math.ZeroInt()}

@@ -126,7 +126,7 @@ func (q queryServer) EscrowTotals(ctx context.Context, _ *types.QueryEscrowTotal
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	totals, err := q.Keeper.EscrowTotals(ctx)
+	totals, err := q.Keeper.EscrowTotals(ctx, nil)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

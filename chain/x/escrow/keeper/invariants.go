@@ -28,16 +28,11 @@ func ModuleBalanceInvariant(k Keeper) sdk.Invariant { //nolint:staticcheck // se
 // CheckInvariant returns a description and whether the invariant is broken.
 func (k Keeper) CheckInvariant(ctx sdk.Context) (string, bool) {
 	var problems []string
-	err := k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
+	totals, err := k.EscrowTotals(ctx, func(l types.Lease) {
 		if err := l.CheckBooks(); err != nil {
 			problems = append(problems, err.Error())
 		}
-		return false, nil
 	})
-	if err != nil {
-		return "walk leases: " + err.Error(), true
-	}
-	totals, err := k.EscrowTotals(ctx)
 	if err != nil {
 		return "totals: " + err.Error(), true
 	}
@@ -51,7 +46,7 @@ func (k Keeper) CheckInvariant(ctx sdk.Context) (string, bool) {
 	}
 	slices.Sort(denoms)
 	for _, d := range denoms {
-		held := sdkZeroIfNil(totals[d])
+		held := totals[d].Held()
 		bal := k.moduleBalance(ctx, d)
 		if !bal.Equal(held) {
 			problems = append(problems, fmt.Sprintf("denom %s: module balance %s ≠ remaining+pending+frozen %s", d, bal, held))

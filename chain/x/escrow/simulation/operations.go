@@ -137,16 +137,22 @@ const (
 	proofLate
 )
 
-// activeLeases lists active leases (the simulation keeps them few).
-func (d deps) activeLeases(ctx context.Context) ([]types.Lease, error) {
+// leasesWhere lists the leases matching keep (the simulation keeps them
+// few enough to walk).
+func (d deps) leasesWhere(ctx context.Context, keep func(types.Lease) bool) ([]types.Lease, error) {
 	var out []types.Lease
 	err := d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
-		if l.Status == types.LEASE_STATUS_ACTIVE {
+		if keep(l) {
 			out = append(out, l)
 		}
 		return false, nil
 	})
 	return out, err
+}
+
+// activeLeases lists active leases.
+func (d deps) activeLeases(ctx context.Context) ([]types.Lease, error) {
+	return d.leasesWhere(ctx, func(l types.Lease) bool { return l.Status == types.LEASE_STATUS_ACTIVE })
 }
 
 func (d deps) submitProof(kind proofKind) simtypes.Operation {
@@ -262,12 +268,8 @@ func (d deps) closeLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, ac
 
 func (d deps) openDispute(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
 	name := sdk.MsgTypeURL(&types.MsgOpenDispute{})
-	var cands []types.Lease
-	err := d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
-		if l.Status != types.LEASE_STATUS_DISPUTED && l.Remaining.Add(l.Pending).IsPositive() {
-			cands = append(cands, l)
-		}
-		return false, nil
+	cands, err := d.leasesWhere(ctx, func(l types.Lease) bool {
+		return l.Status != types.LEASE_STATUS_DISPUTED && l.Remaining.Add(l.Pending).IsPositive()
 	})
 	if err != nil || len(cands) == 0 {
 		return simtypes.NoOpMsg(types.ModuleName, name, "nothing to dispute"), nil, err
@@ -293,13 +295,7 @@ func (d deps) resolveDispute(bad bool) simtypes.Operation {
 		if err != nil {
 			return simtypes.NoOpMsg(types.ModuleName, name, "params"), nil, err
 		}
-		var disputed []types.Lease
-		err = d.k.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
-			if l.Status == types.LEASE_STATUS_DISPUTED {
-				disputed = append(disputed, l)
-			}
-			return false, nil
-		})
+		disputed, err := d.leasesWhere(ctx, func(l types.Lease) bool { return l.Status == types.LEASE_STATUS_DISPUTED })
 		if err != nil || len(disputed) == 0 {
 			return simtypes.NoOpMsg(types.ModuleName, name, "no dispute"), nil, err
 		}

@@ -17,8 +17,5 @@ const sessionCookieTTL = 14 * 24 * time.Hour
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func (s *Server) accountPage(c *gin.Context) {
-	u := currentUser(c)
-	s.render(c, http.StatusOK, "Account", web.Account(s.page(c, "Account"), web.AccountView{
-		Email: u.Email, Name: u.Name, Roles: u.Roles(), MemberSince: web.FormatTime(u.CreatedAt),
-	}))
+	s.renderAccount(c, http.StatusOK, web.NewForm(), "", "")
 }

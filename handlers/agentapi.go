@@ -12,6 +12,7 @@ import (
 
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/provider-agent/protocol"
 )
@@ -156,14 +157,24 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if s.broker != nil {
+		for i := range hb.GPUs {
+			hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name) // the server's class, not the agent's
+		}
+		if err := s.broker.MachineBeat(ctx, broker.Beat{MachineID: a.MachineID, AgentID: a.ID, ProviderID: a.ProviderID, Heartbeat: &hb}); err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.broker.LeaseReports(ctx, a.ID, hb.Leases)
+	}
 	c.JSON(http.StatusOK, protocol.HeartbeatResponse{ServerTime: time.Now().UnixMilli()})
 }
 
-// agentAssignments is the agent's long-poll for work. Until the broker
-// hands out leases there is none to give: the poll waits its full time and
-// answers an empty list, so agents poll at the intended rate.
+// agentAssignments is the agent's long-poll for work: assignments after
+// ?after= and quote requests, waiting up to ?wait= seconds for some.
 func (s *Server) agentAssignments(c *gin.Context) {
-	if _, err := s.agentVerifier.Verify(c.Request); err != nil {
+	vr, err := s.agentVerifier.Verify(c.Request)
+	if err != nil {
 		s.agentFail(c, err)
 		return
 	}
@@ -171,18 +182,20 @@ func (s *Server) agentAssignments(c *gin.Context) {
 	if w, err := strconv.Atoi(c.Query("wait")); err == nil && w >= 0 && time.Duration(w)*time.Second < wait {
 		wait = time.Duration(w) * time.Second
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-c.Request.Context().Done():
+	after, _ := strconv.ParseUint(c.Query("after"), 10, 64)
+	resp, err := s.broker.Poll(c.Request.Context(), vr.AgentID, after, wait)
+	if err != nil {
+		if c.Request.Context().Err() != nil {
+			return // the agent hung up
+		}
+		s.fail(c, err)
 		return
-	case <-t.C:
 	}
-	c.JSON(http.StatusOK, protocol.AssignmentsResponse{Assignments: []protocol.Assignment{}})
+	c.JSON(http.StatusOK, resp)
 }
 
 // agentLogs accepts workload logs for a lease running on the agent's
-// machine. With no leases assigned yet, every lease id is unknown.
+// machine.
 func (s *Server) agentLogs(c *gin.Context) {
 	vr, err := s.agentVerifier.Verify(c.Request)
 	if err != nil {
@@ -194,11 +207,14 @@ func (s *Server) agentLogs(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
-	s.fail(c, &highway.Error{Code: highway.ENOTFOUND, Field: "lease_id", Message: "No lease " + b.LeaseID + " is assigned to this agent."})
+	if err := s.broker.Logs(c.Request.Context(), vr.AgentID, b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
-// agentQuotes receives signed quotes; none are requested before the
-// broker exists, so any answer is unsolicited.
+// agentQuotes receives the agent's answer to a quote request.
 func (s *Server) agentQuotes(c *gin.Context) {
 	vr, err := s.agentVerifier.Verify(c.Request)
 	if err != nil {
@@ -210,5 +226,28 @@ func (s *Server) agentQuotes(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
-	s.fail(c, &highway.Error{Code: highway.ENOTFOUND, Field: "request_id", Message: "No quote request " + q.RequestID + " is outstanding."})
+	if err := s.broker.QuoteAnswer(c.Request.Context(), vr.AgentID, q); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// agentVerifications receives the proof for a verification challenge.
+func (s *Server) agentVerifications(c *gin.Context) {
+	vr, err := s.agentVerifier.Verify(c.Request)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	r, err := protocol.DecodeVerificationResponse(vr.Body)
+	if err != nil {
+		s.agentFail(c, err)
+		return
+	}
+	if err := s.broker.Verification(c.Request.Context(), vr.AgentID, r); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }

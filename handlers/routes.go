@@ -26,6 +26,22 @@ func (s *Server) routes(e *gin.Engine) {
 	agents.GET("/assignments", s.agentAssignments)
 	agents.POST("/logs", s.agentLogs)
 	agents.POST("/quotes", s.agentQuotes)
+	agents.POST("/verifications", s.agentVerifications)
+
+	// Public JSON API (shared/API.md, docs/api.md). Built on the engine,
+	// not on pages: it authenticates by API key only, never by the session
+	// cookie, because it has no CSRF check. Unknown /api/v1 paths fall
+	// through to NoRoute, a JSON 404.
+	{
+		v1 := e.Group("/api/v1")
+		// Public routes (market data): a key is optional and, when valid,
+		// sets the user.
+		public := v1.Group("", s.apiOptionalAuth)
+		// Everything else needs a key; requireRole works inside as on pages.
+		api := v1.Group("", s.apiAuth)
+		api.GET("/me", s.apiMe)
+		s.apiRoutes(public, api)
+	}
 
 	// Pages: cookie session and CSRF on every state-changing request.
 	pages := e.Group("/", s.loadSession, s.csrf, s.loadFlash)
@@ -38,6 +54,8 @@ func (s *Server) routes(e *gin.Engine) {
 
 	member := pages.Group("/", s.requireUser)
 	member.GET("/account", s.accountPage)
+	member.POST("/account/api-keys", s.apiKeyCreate)
+	member.POST("/account/api-keys/:id/revoke", s.apiKeyRevoke)
 
 	provider := member.Group("/provider", s.requireRole("provider"))
 	provider.GET("", s.providerConsole)

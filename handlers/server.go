@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/provider-agent/protocol"
 )
@@ -36,6 +37,8 @@ type Config struct {
 	TrustedProxies []string
 	// Agents tunes the provider-agent API.
 	Agents AgentConfig
+	// Broker is the market: offers, orders, leases, agents' work. Required.
+	Broker *broker.Broker
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -52,6 +55,7 @@ type Server struct {
 	registry      *prometheus.Registry
 	metrics       *httpMetrics
 
+	broker             *broker.Broker
 	agentCfg           AgentConfig
 	agentVerifier      *protocol.Verifier
 	agentRegisterLimit *accounts.Limiter
@@ -63,8 +67,8 @@ func New(cfg Config) (http.Handler, error) {
 	if len(cfg.Secret) < 32 {
 		return nil, errors.New("handlers: session secret must be at least 32 bytes")
 	}
-	if cfg.Store == nil || cfg.Accounts == nil {
-		return nil, errors.New("handlers: store and accounts are required")
+	if cfg.Store == nil || cfg.Accounts == nil || cfg.Broker == nil {
+		return nil, errors.New("handlers: store, accounts and broker are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -87,6 +91,7 @@ func New(cfg Config) (http.Handler, error) {
 		registry:      cfg.Registry,
 		metrics:       m,
 		agentCfg:      cfg.Agents,
+		broker:        cfg.Broker,
 		// 30 registrations a minute per IP: enough for a fleet being
 		// installed, too few to brute-force 256-bit tokens.
 		agentRegisterLimit: accounts.NewLimiter(30, time.Minute),

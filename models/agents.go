@@ -37,6 +37,11 @@ type Machine struct {
 	VerifiedAt      *time.Time
 	SuspendedAt     *time.Time
 	SuspendReason   string
+	// ProviderAddress is the chain address the agent's provider key signs
+	// quotes and proofs with; Region is where the machine is listed.
+	ProviderAddress string
+	Region          string
+	VerifyError     string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	GPUs            []GPU `gorm:"foreignKey:MachineID"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
+	"github.com/highway-compute/highway/chain/app"
+	"github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/chainlink"
 	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
@@ -37,6 +42,15 @@ type Config struct {
 	Regions           string
 	HeartbeatInterval time.Duration
 	OfflineMisses     int
+	// The chain: nodes, chain id and epoch length (epoch blocks × block
+	// time; it converts prices per GPU-hour to prices per epoch).
+	ChainGRPC, ChainRPC, ChainID string
+	EpochDuration                time.Duration
+	// WalletKey (64 hex chars) seals the managed buyer wallets;
+	// ArbiterMnemonic is the arbiter's key (disputes). Environment only:
+	// secrets do not belong on command lines.
+	WalletKey       string
+	ArbiterMnemonic string
 }
 
 // Main is the marketplace process: Open starts it (tests call it with
@@ -47,11 +61,20 @@ type Main struct {
 	Accounts accounts.Config
 	// Agents tunes the provider-agent API (heartbeat interval, misses, regions).
 	Agents handlers.AgentConfig
+	// Broker presets the market's configuration (dev and tests set the
+	// chain, faucet, arbiter and PoC parameters here); Open fills in the
+	// rest from Config.
+	Broker broker.Config
+	// Market is the running broker (after Open).
+	Market *broker.Broker
 
 	Logger *slog.Logger
 	Store  *models.Store
 
 	stdout, stderr io.Writer
+	stopBroker     context.CancelFunc
+	brokerDone     chan error
+	chainClient    *client.Client
 	ln             net.Listener
 	server         *http.Server
 	serveErr       chan error
@@ -78,6 +101,12 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Regions, "regions", envOr("HIGHWAY_REGIONS", ""), "latency probe endpoints agents measure, as id=host:port,... (env HIGHWAY_REGIONS)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", envDuration("HIGHWAY_HEARTBEAT_INTERVAL", 10*time.Second), "heartbeat interval agents are told to use (env HIGHWAY_HEARTBEAT_INTERVAL)")
 	fs.IntVar(&c.OfflineMisses, "offline-misses", envInt("HIGHWAY_OFFLINE_MISSES", 3), "missed heartbeats before a machine is offline, at least 2 (env HIGHWAY_OFFLINE_MISSES)")
+	fs.StringVar(&c.ChainGRPC, "chain-grpc", envOr("HIGHWAY_CHAIN_GRPC", ""), "highwayd gRPC address host:port; empty: no chain, nothing can be leased (env HIGHWAY_CHAIN_GRPC)")
+	fs.StringVar(&c.ChainRPC, "chain-rpc", envOr("HIGHWAY_CHAIN_RPC", ""), "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657 (env HIGHWAY_CHAIN_RPC)")
+	fs.StringVar(&c.ChainID, "chain-id", envOr("HIGHWAY_CHAIN_ID", "highway-dev"), "chain id (env HIGHWAY_CHAIN_ID)")
+	fs.DurationVar(&c.EpochDuration, "epoch-duration", envDuration("HIGHWAY_EPOCH_DURATION", 10*time.Second), "the chain's epoch: epoch_blocks × block time (env HIGHWAY_EPOCH_DURATION)")
+	c.WalletKey = os.Getenv("HIGHWAY_WALLET_KEY")
+	c.ArbiterMnemonic = os.Getenv("HIGHWAY_ARBITER_MNEMONIC")
 }
 
 func envDuration(key string, def time.Duration) time.Duration {
@@ -203,6 +232,10 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Agents.OfflineMisses == 0 {
 		m.Agents.OfflineMisses = c.OfflineMisses
 	}
+	if err := m.openBroker(ctx); err != nil {
+		m.closeQuietly()
+		return err
+	}
 	var proxies []string
 	for _, p := range strings.Split(c.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -219,6 +252,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Registry:       prometheus.NewRegistry(),
 		TrustedProxies: proxies,
 		Agents:         m.Agents,
+		Broker:         m.Market,
 	})
 	if err != nil {
 		m.closeQuietly()
@@ -238,6 +272,59 @@ func (m *Main) Open(ctx context.Context) error {
 	}()
 	go m.sweepSessions(ctx)
 	m.Logger.Info("highway serving", "url", c.BaseURL, "database", store.Dialect)
+	return nil
+}
+
+// openBroker connects the chain (when configured), rebuilds the market
+// engine from its log and starts the broker's loops.
+func (m *Main) openBroker(ctx context.Context) error {
+	c := &m.Config
+	bc := m.Broker
+	bc.Store, bc.Logger = m.Store, m.Logger.With("component", "broker")
+	bc.HeartbeatInterval, bc.OfflineMisses = m.Agents.HeartbeatInterval, m.Agents.OfflineMisses
+	if bc.Regions == nil {
+		for _, r := range m.Agents.Regions {
+			bc.Regions = append(bc.Regions, r.ID)
+		}
+		if len(bc.Regions) == 0 {
+			// No probe endpoints: one region for everything, so the
+			// market still works on a single machine.
+			bc.Regions = []string{"local"}
+		}
+	}
+	if bc.EpochDuration == 0 {
+		bc.EpochDuration = c.EpochDuration
+	}
+	if bc.Chain == nil && c.ChainGRPC != "" {
+		cl, err := client.Dial(client.Config{GRPC: c.ChainGRPC, RPC: c.ChainRPC, ChainID: c.ChainID, GasPrice: "0" + app.BondDenom})
+		if err != nil {
+			return fmt.Errorf("connect to the chain at %s: %w", c.ChainGRPC, err)
+		}
+		m.chainClient = cl
+		bc.Chain = cl
+	}
+	if bc.Chain != nil && bc.WalletKey == nil {
+		key, err := hex.DecodeString(c.WalletKey)
+		if err != nil || len(key) != 32 {
+			return errors.New("HIGHWAY_WALLET_KEY must be 64 hex characters (32 bytes) when a chain is configured: it seals the buyers' wallet keys (for example: openssl rand -hex 32)")
+		}
+		bc.WalletKey = key
+	}
+	if bc.Arbiter == nil && c.ArbiterMnemonic != "" {
+		key, err := chainlink.KeyFromMnemonic(c.ArbiterMnemonic)
+		if err != nil {
+			return fmt.Errorf("HIGHWAY_ARBITER_MNEMONIC: %w", err)
+		}
+		bc.Arbiter = client.KeySigner{Key: key}
+	}
+	b, err := broker.New(ctx, bc)
+	if err != nil {
+		return err
+	}
+	m.Market = b
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBroker, m.brokerDone = cancel, make(chan error, 1)
+	go func() { m.brokerDone <- b.Run(bctx) }()
 	return nil
 }
 
@@ -278,6 +365,16 @@ func (m *Main) Close() error {
 	} else if m.ln != nil {
 		_ = m.ln.Close()
 	}
+	if m.stopBroker != nil {
+		m.stopBroker()
+		if err := <-m.brokerDone; err != nil {
+			errs = append(errs, err)
+		}
+		m.stopBroker = nil
+	}
+	if m.chainClient != nil {
+		_ = m.chainClient.Close()
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil {
 			errs = append(errs, err)
@@ -287,6 +384,11 @@ func (m *Main) Close() error {
 }
 
 func (m *Main) closeQuietly() {
+	if m.stopBroker != nil {
+		m.stopBroker()
+		<-m.brokerDone
+		m.stopBroker = nil
+	}
 	if m.ln != nil {
 		_ = m.ln.Close()
 	}

@@ -344,6 +344,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		}
 		defer chain.close()
 		cfg.Quotes, cfg.Proofs, cfg.Submitter = chain.quotes, chain.follower, chain.submitter
+		cfg.ProviderAddress = chain.follower.Provider.String()
 	} else {
 		logger.Warn("no --chain-grpc: this agent will not prove epochs or sign quotes, so it cannot be paid")
 	}

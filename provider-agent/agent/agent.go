@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/metrics"
@@ -31,6 +32,7 @@ type API interface {
 	Assignments(ctx context.Context, after uint64, wait time.Duration) (protocol.AssignmentsResponse, error)
 	SendLogs(ctx context.Context, b protocol.LogBatch) error
 	SendQuote(ctx context.Context, r protocol.QuoteResponse) error
+	SendVerification(ctx context.Context, r protocol.VerificationResponse) error
 }
 
 // GPUSource takes GPU snapshots; *gpu.Session implements it.
@@ -72,19 +74,22 @@ type ProofSubmitter interface {
 // nil hooks disable their loop (no Prober: no RTTs; no QuoteSigner: quote
 // requests are answered with an error; no ProofSource: no proving).
 type Config struct {
-	AgentID   string
-	Version   string
-	API       API
-	GPUs      GPUSource
-	Drivers   []runner.Driver
-	Prober    Prober
-	Regions   []protocol.Region
-	Quotes    QuoteSigner
-	Proofs    ProofSource
-	Prover    Prover
-	Submitter ProofSubmitter
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
+	AgentID string
+	Version string
+	// ProviderAddress is the chain address of the provider key (reported
+	// with heartbeats so the marketplace can ask for quotes under it).
+	ProviderAddress string
+	API             API
+	GPUs            GPUSource
+	Drivers         []runner.Driver
+	Prober          Prober
+	Regions         []protocol.Region
+	Quotes          QuoteSigner
+	Proofs          ProofSource
+	Prover          Prover
+	Submitter       ProofSubmitter
+	Metrics         *metrics.Metrics
+	Logger          *slog.Logger
 
 	HeartbeatInterval time.Duration // default 10 s
 	ProbeInterval     time.Duration // default 5 min
@@ -247,7 +252,7 @@ func (a *Agent) Heartbeat() protocol.Heartbeat {
 	hb := protocol.Heartbeat{
 		AgentID: a.cfg.AgentID, Seq: a.seq.Add(1), BootID: a.bootID, SentAt: a.cfg.Now().UnixMilli(),
 		AgentVersion: a.cfg.Version, DriverVersion: inv.DriverVersion, CUDAVersion: inv.CUDAVersion,
-		Simulated: inv.Simulated, GPUs: inv.GPUs, RTTms: rtt, Leases: leases,
+		Simulated: inv.Simulated, GPUs: inv.GPUs, RTTms: rtt, Leases: leases, ProviderAddress: a.cfg.ProviderAddress,
 	}
 	if hb.GPUs == nil {
 		hb.GPUs = []protocol.GPU{}
@@ -390,6 +395,10 @@ func (a *Agent) pollLoop(ctx context.Context) {
 // reported with the next heartbeat; they never stop the loop.
 func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 	switch as.Action {
+	case protocol.ActionVerify:
+		// Proving takes the challenge's work time: off the poll loop, so
+		// a stop that arrives meanwhile is not delayed.
+		go a.verify(ctx, as)
 	case protocol.ActionStop:
 		a.log.Info("stopping lease", "lease", as.LeaseID)
 		if err := a.runner.Stop(as.LeaseID); err != nil {
@@ -412,6 +421,37 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		}
 	}
 	_ = ctx
+}
+
+// verify proves a verification challenge and sends the proof. Without a
+// configured prover it uses the local CPU one: verification must work on a
+// freshly enrolled machine before anything else is set up.
+func (a *Agent) verify(ctx context.Context, as protocol.Assignment) {
+	v := as.Verify
+	resp := protocol.VerificationResponse{AssignmentID: as.ID}
+	var p Prover = &prover.Local{}
+	if a.cfg.Prover != nil {
+		p = a.cfg.Prover
+	}
+	seed, _ := hex.DecodeString(v.Seed) // validated with the assignment
+	job := prover.Job{LeaseID: "verify", Params: v.Params, Target: poc.Target{Difficulty: v.Difficulty, Required: v.Required},
+		Deadline: a.cfg.Now().Add(time.Duration(v.WorkSeconds) * time.Second)}
+	copy(job.Seed[:], seed)
+	a.log.Info("proving verification challenge", "assignment", as.ID, "work_seconds", v.WorkSeconds)
+	res, err := p.Prove(ctx, job)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		resp.Error = err.Error()
+		a.log.Warn("verification proof failed", "nonces", res.Nonces, "err", err)
+	} else {
+		resp.Proof = res.Proof
+		a.log.Info("verification proof done", "nonces", res.Nonces, "evaluated", res.Evaluated)
+	}
+	if err := a.cfg.API.SendVerification(ctx, resp); err != nil {
+		a.log.Warn("sending verification failed", "err", err)
+	}
 }
 
 // checkGPUs refuses assignments naming GPUs this machine does not have:

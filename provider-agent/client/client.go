@@ -154,6 +154,14 @@ func (c *Client) SendQuote(ctx context.Context, r protocol.QuoteResponse) error 
 	return nil
 }
 
+// SendVerification posts the proof of a verification challenge.
+func (c *Client) SendVerification(ctx context.Context, r protocol.VerificationResponse) error {
+	if err := c.do(ctx, http.MethodPost, protocol.PathVerifications, r, nil, true); err != nil {
+		return fmt.Errorf("send verification %d: %w", r.AssignmentID, err)
+	}
+	return nil
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any, sign bool) error {
 	var body []byte
 	if in != nil {

@@ -67,6 +67,15 @@ func DecodeLogBatch(data []byte) (LogBatch, error) {
 	return b, nil
 }
 
+// DecodeVerificationResponse parses and validates an agent's verification proof.
+func DecodeVerificationResponse(data []byte) (VerificationResponse, error) {
+	var r VerificationResponse
+	if err := decode(data, &r); err != nil {
+		return VerificationResponse{}, err
+	}
+	return r, nil
+}
+
 // DecodeQuoteResponse parses and validates an agent's quote answer.
 func DecodeQuoteResponse(data []byte) (QuoteResponse, error) {
 	var r QuoteResponse

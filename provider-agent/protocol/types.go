@@ -1,5 +1,7 @@
 package protocol
 
+import "github.com/highway-compute/highway/poc"
+
 // Routes of the agent API, relative to the marketplace's base URL. They are
 // constants so the server's route table and the client cannot drift apart.
 const (
@@ -20,6 +22,9 @@ const (
 	// PathQuotes: POST QuoteResponse → 204 (the answer to a QuoteRequest
 	// delivered through PathAssignments).
 	PathQuotes = Prefix + "/quotes"
+	// PathVerifications: POST VerificationResponse → 204 (the answer to a
+	// verify assignment: the machine's listing PoC).
+	PathVerifications = Prefix + "/verifications"
 )
 
 // Version is the protocol version the agent sends in User-Agent and
@@ -120,6 +125,10 @@ type Heartbeat struct {
 	GPUs          []GPU            `json:"gpus"`
 	RTTms         map[string]int64 `json:"rtt_ms"` // region id → median TCP connect RTT, ms, rounded up (≥ 1)
 	Leases        []RunningLease   `json:"running_leases"`
+	// ProviderAddress is the chain address of the provider key this agent
+	// signs quotes and proofs with (empty when the agent has no chain key:
+	// such a machine cannot be leased).
+	ProviderAddress string `json:"provider_address,omitempty"`
 }
 
 // HeartbeatResponse acknowledges a heartbeat. Optional fields change the
@@ -134,7 +143,29 @@ type HeartbeatResponse struct {
 const (
 	ActionStart = "start"
 	ActionStop  = "stop"
+	// ActionVerify asks for the machine's verification PoC (Verify set):
+	// a machine is listed only after one clears.
+	ActionVerify = "verify"
 )
+
+// VerifyChallenge is a Proof-of-Compute challenge the marketplace checks
+// off-chain before it lists a machine: the same work function and
+// statistics as an on-chain epoch, for one GPU of the machine's class.
+type VerifyChallenge struct {
+	Seed        string     `json:"seed"` // hex, 32 bytes
+	Params      poc.Params `json:"params"`
+	Difficulty  uint64     `json:"difficulty"`
+	Required    uint64     `json:"required"`
+	WorkSeconds int        `json:"work_seconds"`
+}
+
+// VerificationResponse answers a verify assignment with the proof
+// (poc.Proof's binary encoding) or why there is none.
+type VerificationResponse struct {
+	AssignmentID uint64 `json:"assignment_id"`
+	Proof        []byte `json:"proof,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
 
 // Workload is what a buyer asked to run: either a shell command (exec
 // driver) or a container image (docker driver).
@@ -150,12 +181,13 @@ type Workload struct {
 // ?after= on its next poll, so an assignment lost in transit is delivered
 // again and a repeated one is ignored.
 type Assignment struct {
-	ID       uint64   `json:"id"`
-	LeaseID  string   `json:"lease_id"`
-	Action   string   `json:"action"`
-	GPUs     []string `json:"gpus,omitempty"`     // UUIDs, for start
-	Workload Workload `json:"workload,omitempty"` // for start
-	EndsAt   int64    `json:"ends_at,omitempty"`  // unix ms; the agent stops the workload then even if no stop arrives
+	ID       uint64           `json:"id"`
+	LeaseID  string           `json:"lease_id"`
+	Action   string           `json:"action"`
+	GPUs     []string         `json:"gpus,omitempty"`     // UUIDs, for start
+	Workload Workload         `json:"workload,omitempty"` // for start
+	EndsAt   int64            `json:"ends_at,omitempty"`  // unix ms; the agent stops the workload then even if no stop arrives
+	Verify   *VerifyChallenge `json:"verify,omitempty"`   // for verify
 }
 
 // AssignmentsResponse is the long-poll answer: work for the agent, possibly

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -258,6 +259,9 @@ func (h *Heartbeat) Validate() error {
 	if len(h.Leases) > MaxLeases {
 		return fieldErr("running_leases", "more than %d leases", MaxLeases)
 	}
+	if err := checkID("provider_address", h.ProviderAddress, false); err != nil {
+		return err
+	}
 	for i := range h.Leases {
 		if err := h.Leases[i].validate(fmt.Sprintf("running_leases[%d]", i)); err != nil {
 			return err
@@ -373,6 +377,9 @@ func (a *Assignment) Validate() error {
 	if a.ID == 0 {
 		return fieldErr("id", "must be ≥ 1")
 	}
+	if a.Action == ActionVerify {
+		return a.validateVerify()
+	}
 	if err := checkID("lease_id", a.LeaseID, true); err != nil {
 		return err
 	}
@@ -384,7 +391,7 @@ func (a *Assignment) Validate() error {
 		return nil
 	case ActionStart:
 	default:
-		return fieldErr("action", "must be %q or %q", ActionStart, ActionStop)
+		return fieldErr("action", "must be %q, %q or %q", ActionStart, ActionStop, ActionVerify)
 	}
 	if len(a.GPUs) == 0 || len(a.GPUs) > MaxGPUs {
 		return fieldErr("gpus", "must name 1..%d GPUs", MaxGPUs)
@@ -400,6 +407,40 @@ func (a *Assignment) Validate() error {
 		seen[u] = true
 	}
 	return a.Workload.Validate("workload")
+}
+
+func (a *Assignment) validateVerify() error {
+	v := a.Verify
+	if v == nil {
+		return fieldErr("verify", "is required for a verify assignment")
+	}
+	if b, err := hex.DecodeString(v.Seed); err != nil || len(b) != 32 {
+		return fieldErr("verify.seed", "must be 32 bytes of hex")
+	}
+	if err := v.Params.Validate(); err != nil {
+		return fieldErr("verify.params", "%v", err)
+	}
+	if v.Difficulty == 0 || v.Required == 0 {
+		return fieldErr("verify.difficulty", "difficulty and required must be positive")
+	}
+	if v.WorkSeconds < 1 || v.WorkSeconds > 600 {
+		return fieldErr("verify.work_seconds", "must be 1..600")
+	}
+	return nil
+}
+
+// Validate checks a VerificationResponse.
+func (r *VerificationResponse) Validate() error {
+	if r.AssignmentID == 0 {
+		return fieldErr("assignment_id", "must be ≥ 1")
+	}
+	if (len(r.Proof) == 0) == (r.Error == "") {
+		return fieldErr("proof", "exactly one of proof and error is required")
+	}
+	if len(r.Proof) > 1<<20 {
+		return fieldErr("proof", "larger than 1 MiB")
+	}
+	return checkString("error", r.Error, 1024, false).orNil()
 }
 
 // Validate checks an AssignmentsResponse and every item in it.

@@ -1,0 +1,219 @@
+package broker
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/highway-compute/highway"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/market"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// Logs stores a batch of workload lines from the agent running the lease.
+func (b *Broker) Logs(ctx context.Context, agentID string, batch protocol.LogBatch) error {
+	l, err := b.store.LeaseByID(ctx, batch.LeaseID)
+	if err != nil || l.AgentID != agentID {
+		return &highway.Error{Code: highway.ENOTFOUND, Field: "lease_id", Message: "No lease " + batch.LeaseID + " is assigned to this agent."}
+	}
+	rows := make([]models.LeaseLog, 0, len(batch.Lines))
+	for _, ln := range batch.Lines {
+		rows = append(rows, models.LeaseLog{LeaseID: l.ID, Seq: int64(ln.Seq), At: time.UnixMilli(ln.Time).UTC(), Stream: ln.Stream, Text: ln.Text})
+	}
+	if err := b.store.AppendLogs(ctx, rows); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.notifyLocked()
+	b.mu.Unlock()
+	return nil
+}
+
+// LeaseReports records the workload states an agent reported (heartbeat).
+func (b *Broker) LeaseReports(ctx context.Context, agentID string, leases []protocol.RunningLease) {
+	for _, rl := range leases {
+		l, err := b.store.LeaseByID(ctx, rl.LeaseID)
+		if err != nil || l.AgentID != agentID || l.WorkloadStatus == rl.State {
+			continue
+		}
+		if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"workload_status": rl.State}); err != nil {
+			b.log.Warn("lease workload status", "lease", l.ID, "err", err)
+		}
+	}
+}
+
+// CloseLease ends a lease early for its buyer: MsgCloseLease with the
+// buyer's wallet; unearned escrow comes back at once (the chain's rule).
+func (b *Broker) CloseLease(ctx context.Context, userID, leaseID string) (*models.Lease, error) {
+	l, err := b.ownLease(ctx, userID, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.Status != models.LeaseActive {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Only an active lease can be closed (this one is " + l.Status + ")."}
+	}
+	signer, err := b.walletSigner(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgCloseLease{Sender: signer.Address().String(), LeaseId: l.ChainLeaseID}); err != nil {
+		return nil, chainError(err)
+	}
+	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
+		return nil, err
+	}
+	return b.store.LeaseByID(ctx, l.ID)
+}
+
+func (b *Broker) ownLease(ctx context.Context, userID, leaseID string) (*models.Lease, error) {
+	l, err := b.store.LeaseByID(ctx, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.BuyerID != userID {
+		return nil, highway.Errorf(highway.ENOTFOUND, "Lease not found.")
+	}
+	return l, nil
+}
+
+// chainError turns a chain rejection into a conflict the user can read.
+func chainError(err error) error {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && len(msg)-i < 120 {
+		msg = msg[i+2:]
+	}
+	return &highway.Error{Code: highway.ECONFLICT, Message: "The chain refused: " + msg + "."}
+}
+
+// OpenDispute freezes a lease's escrow (MsgOpenDispute with the buyer's
+// wallet) and records the buyer's statement for the admins.
+func (b *Broker) OpenDispute(ctx context.Context, userID, leaseID, statement string) (*models.Dispute, error) {
+	statement = strings.TrimSpace(statement)
+	if statement == "" || len(statement) > 4000 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Say what went wrong (1 to 4000 characters)."}
+	}
+	l, err := b.ownLease(ctx, userID, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.Status == models.LeaseDisputed {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease is already disputed."}
+	}
+	signer, err := b.walletSigner(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	reason := statement
+	if len(reason) > 256 {
+		reason = reason[:256]
+	}
+	res, err := b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgOpenDispute{Buyer: signer.Address().String(), LeaseId: l.ChainLeaseID, Reason: reason})
+	if err != nil {
+		return nil, chainError(err)
+	}
+	d := &models.Dispute{ID: models.NewID(), LeaseID: l.ID, BuyerID: l.BuyerID, ProviderID: l.ProviderID, Status: "open",
+		BuyerStatement: statement, OpenTx: res.Hash}
+	if err := b.store.CreateDispute(ctx, d); err != nil {
+		return nil, err
+	}
+	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// ResolveDispute splits the frozen escrow (MsgResolveDispute with the
+// arbiter key): buyerBps/10000 to the buyer, the rest to the provider.
+func (b *Broker) ResolveDispute(ctx context.Context, disputeID string, buyerBps int64, note string) (*models.Dispute, error) {
+	if buyerBps < 0 || buyerBps > 10000 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "buyer_bps", Message: "The buyer's share is 0 to 10000 basis points."}
+	}
+	note = strings.TrimSpace(note)
+	if len(note) > 256 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "note", Message: "The note is at most 256 characters."}
+	}
+	if b.cfg.Arbiter == nil {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "No arbiter key is configured on this marketplace."}
+	}
+	d, err := b.store.DisputeByID(ctx, disputeID)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status != "open" {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This dispute is already resolved."}
+	}
+	l, err := b.store.LeaseByID(ctx, d.LeaseID)
+	if err != nil {
+		return nil, err
+	}
+	res, err := b.cfg.Chain.Send(ctx, b.cfg.Arbiter, &escrowtypes.MsgResolveDispute{Arbiter: b.cfg.Arbiter.Address().String(),
+		LeaseId: l.ChainLeaseID, BuyerBps: uint32(buyerBps), Resolution: note})
+	if err != nil {
+		return nil, chainError(err)
+	}
+	now := time.Now().UTC()
+	if err := b.store.UpdateDispute(ctx, d.ID, map[string]any{"status": "resolved", "buyer_bps": buyerBps, "resolution": note,
+		"resolve_tx": res.Hash, "resolved_at": &now}); err != nil {
+		return nil, err
+	}
+	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
+		return nil, err
+	}
+	return b.store.DisputeByID(ctx, d.ID)
+}
+
+// refreshLease copies a lease's books and status from the chain, the
+// source of truth for money, and ends the marketplace's side of a lease
+// the chain closed (engine hold released, workload stopped).
+func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
+	l, err := b.store.LeaseByChainID(ctx, chainID)
+	if err != nil {
+		return nil // not one of ours (another marketplace's lease on the same chain)
+	}
+	cl, err := b.cfg.Chain.Lease(ctx, chainID)
+	if err != nil {
+		return err
+	}
+	status := models.LeaseActive
+	switch cl.Status {
+	case escrowtypes.LEASE_STATUS_DISPUTED:
+		status = models.LeaseDisputed
+	case escrowtypes.LEASE_STATUS_ACTIVE:
+	default:
+		status = models.LeaseClosed
+	}
+	cols := map[string]any{"remaining": cl.Remaining.String(), "pending": cl.Pending.String(), "frozen": cl.Frozen.String(),
+		"paid": cl.Paid.String(), "refunded": cl.Refunded.String(), "fees": cl.Fees.String(), "status": status,
+		"close_reason": cl.CloseReason}
+	if err := b.store.UpdateLease(ctx, l.ID, cols); err != nil {
+		return err
+	}
+	if status != models.LeaseActive && l.Status == models.LeaseActive {
+		b.endLease(ctx, l)
+	}
+	b.mu.Lock()
+	b.notifyLocked()
+	b.mu.Unlock()
+	return nil
+}
+
+// endLease frees the lease's GPUs in the engine and stops its workload.
+func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: l.OrderID}); err != nil {
+		b.log.Warn("release lease in engine", "lease", l.ID, "err", err)
+	}
+	if _, err := b.addAssignmentLocked(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStop}); err != nil {
+		b.log.Error("queue stop", "lease", l.ID, "err", err)
+	}
+	b.log.Info("lease ended", "lease", l.ID, "chain_lease", l.ChainLeaseID)
+}
+
+func parseU64(s string) uint64 {
+	v, _ := strconv.ParseUint(strings.Trim(s, `"`), 10, 64)
+	return v
+}

@@ -1,0 +1,375 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/market"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// machineState is the broker's live view of a machine: what the engine
+// was last told about it, plus what pages show.
+type machineState struct {
+	id, providerID, agentID string
+	providerAddress         string
+	hostname, cuda, driver  string
+	simulated               bool
+	// gpus are the machine's GPUs by NVML index; offered are the indexes
+	// of the listed model's GPUs, in order: bit i of an engine mask is
+	// offered[i].
+	gpus     []protocol.GPU
+	offered  []int
+	model    string
+	vramGiB  int64
+	region   string
+	rtts     []uint16
+	verified bool
+	// listed is what the engine holds for this machine (zero: not there).
+	listed    market.Command
+	inEngine  bool
+	online    bool
+	held      uint64
+	lastBeat  time.Time
+	firstSeen time.Time
+	onlineFor time.Duration
+	// verifying is the outstanding verification challenge's assignment id.
+	verifying   uint64
+	verifyAfter time.Time
+	suspended   bool
+	leases      map[string]protocol.RunningLease
+}
+
+type challenge struct {
+	machineID string
+	agentID   string
+	seed      poc.Seed
+	target    poc.Target
+	params    poc.Params
+	issued    time.Time
+}
+
+func (b *Broker) machineFromRow(m *models.Machine) *machineState {
+	st := &machineState{id: m.ID, providerID: m.ProviderID, providerAddress: m.ProviderAddress, hostname: m.Hostname,
+		cuda: m.CUDAVersion, driver: m.DriverVersion, simulated: m.Simulated, verified: m.VerifiedAt != nil,
+		suspended: m.SuspendedAt != nil, firstSeen: m.CreatedAt}
+	for _, g := range m.GPUs {
+		st.gpus = append(st.gpus, protocol.GPU{Index: g.Idx, UUID: g.UUID, Name: g.Name, Class: g.Class,
+			MemoryTotalMiB: g.MemoryTotalMiB, Free: g.Free})
+	}
+	b.machines[m.ID] = st
+	return st
+}
+
+// Beat is one applied heartbeat, as the broker needs it.
+type Beat struct {
+	MachineID, AgentID, ProviderID string
+	Heartbeat                      *protocol.Heartbeat
+}
+
+// MachineBeat feeds a heartbeat the handlers have validated and stored to
+// the engine: the listing (re-sent only when it changed) and the free GPUs.
+// A machine not yet verified gets its verification challenge.
+func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
+	hb := bt.Heartbeat
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.machines[bt.MachineID]
+	if m == nil {
+		row, err := b.store.MachineByID(ctx, bt.MachineID)
+		if err != nil {
+			return err
+		}
+		m = b.machineFromRow(row)
+	}
+	now := b.now()
+	if !m.lastBeat.IsZero() && now.Sub(m.lastBeat) <= time.Duration(b.cfg.OfflineMisses)*b.cfg.HeartbeatInterval {
+		m.onlineFor += now.Sub(m.lastBeat)
+	}
+	m.lastBeat = now
+	m.agentID, m.providerID = bt.AgentID, bt.ProviderID
+	m.cuda, m.driver, m.simulated = hb.CUDAVersion, hb.DriverVersion, hb.Simulated
+	addrChanged := hb.ProviderAddress != m.providerAddress
+	m.providerAddress = hb.ProviderAddress
+	m.gpus = slices.Clone(hb.GPUs)
+	m.leases = map[string]protocol.RunningLease{}
+	for _, l := range hb.Leases {
+		m.leases[l.LeaseID] = l
+	}
+	b.shapeLocked(m, hb.RTTms)
+	if addrChanged || m.region != "" {
+		go func(id, addr, region string) {
+			if err := b.store.SetMachineListing(context.Background(), id, addr, region); err != nil {
+				b.log.Warn("store machine listing", "machine", id, "err", err)
+			}
+		}(m.id, m.providerAddress, m.region)
+	}
+	b.relistLocked(ctx, m)
+	if m.inEngine {
+		var free uint64
+		for i, idx := range m.offered {
+			if g := gpuAt(m.gpus, idx); g != nil && g.Free {
+				free |= 1 << uint(i)
+			}
+		}
+		hbc := market.Command{Kind: market.KindHeartbeat, Machine: m.id, Free: free, Healthy: len(m.gpus) > 0, RTTms: m.rtts}
+		if _, err := b.applyLocked(ctx, hbc); err != nil {
+			return err
+		}
+		m.online = true
+	}
+	b.maybeVerifyLocked(ctx, m)
+	return nil
+}
+
+func gpuAt(gpus []protocol.GPU, idx int) *protocol.GPU {
+	for i := range gpus {
+		if gpus[i].Index == idx {
+			return &gpus[i]
+		}
+	}
+	return nil
+}
+
+// shapeLocked derives the machine's offer from its GPUs and RTTs: the
+// most common GPU class (ties: the lower first index), its smallest VRAM,
+// and the region it answers fastest. A machine mixing GPU models lists
+// only its main model; mixed machines are rare and a buyer renting "4 ×
+// H100" must get four H100s.
+func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
+	count := map[string]int{}
+	first := map[string]int{}
+	for _, g := range m.gpus {
+		count[g.Class]++
+		if _, ok := first[g.Class]; !ok {
+			first[g.Class] = g.Index
+		}
+	}
+	best := ""
+	for c, n := range count {
+		if !slices.Contains(b.cfg.Models, c) {
+			continue
+		}
+		if best == "" || n > count[best] || (n == count[best] && first[c] < first[best]) {
+			best = c
+		}
+	}
+	m.model, m.offered, m.vramGiB = best, m.offered[:0], 0
+	var idx []int
+	for _, g := range m.gpus {
+		if g.Class == best {
+			idx = append(idx, g.Index)
+			v := int64(g.MemoryTotalMiB / 1024)
+			if m.vramGiB == 0 || v < m.vramGiB {
+				m.vramGiB = v
+			}
+		}
+	}
+	sort.Ints(idx)
+	if len(idx) > market.MaxGPUs {
+		idx = idx[:market.MaxGPUs]
+	}
+	m.offered = idx
+	if len(rtt) > 0 {
+		m.rtts = make([]uint16, len(b.cfg.Regions))
+		bestRTT := int64(-1)
+		for i, r := range b.cfg.Regions {
+			v, ok := rtt[r]
+			if !ok || v > market.MaxRTTms {
+				v = market.MaxRTTms
+			}
+			m.rtts[i] = uint16(v)
+			if ok && (bestRTT < 0 || v < bestRTT) {
+				bestRTT, m.region = v, r
+			}
+		}
+	}
+	if m.region == "" {
+		m.region = b.cfg.Regions[0]
+	}
+	if m.rtts == nil {
+		m.rtts = make([]uint16, len(b.cfg.Regions))
+		for i := range m.rtts {
+			m.rtts[i] = market.MaxRTTms
+		}
+	}
+}
+
+// reliabilityBps is the share of the time since the machine was first
+// seen (at most 30 days) during which it was beating, in basis points.
+// docs/reliability.md has the formula and why.
+func (b *Broker) reliabilityBps(m *machineState) int64 {
+	window := b.now().Sub(m.firstSeen)
+	if window > 30*24*time.Hour {
+		window = 30 * 24 * time.Hour
+	}
+	// A machine seen for less than an hour has no history to judge yet:
+	// count the unobserved part of that first hour as up, so a newcomer
+	// is not ranked below long-flaky machines.
+	if window < time.Hour {
+		return market.MaxReliabilityBps
+	}
+	up := m.onlineFor + b.cfg.HeartbeatInterval
+	if up > window {
+		up = window
+	}
+	return int64(up) * market.MaxReliabilityBps / int64(window)
+}
+
+// relistLocked brings the engine's listing of m in line with its state:
+// upserted when listable and changed, removed when no longer listable.
+func (b *Broker) relistLocked(ctx context.Context, m *machineState) {
+	price := b.prices[m.providerID][m.model]
+	listable := m.model != "" && len(m.offered) > 0 && price > 0 && m.providerAddress != ""
+	if !listable {
+		if m.inEngine && m.held == 0 {
+			if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindRemoveMachine, Machine: m.id}); err == nil {
+				m.inEngine, m.listed = false, market.Command{}
+			}
+		}
+		return
+	}
+	rel := b.reliabilityBps(m)
+	want := market.Command{Kind: market.KindUpsertMachine, Machine: m.id, Provider: m.providerID, Model: m.model,
+		GPUs: int64(len(m.offered)), VRAMGiB: m.vramGiB, Region: m.region, Price: price, ReliabilityBps: rel,
+		Verified: m.verified, RTTms: m.rtts}
+	if m.inEngine && sameListing(m.listed, want) {
+		return
+	}
+	if _, err := b.applyLocked(ctx, want); err != nil {
+		b.log.Warn("listing refused by the engine", "machine", m.id, "err", err)
+		return
+	}
+	m.inEngine, m.listed = true, want
+}
+
+// sameListing compares listings, ignoring reliability changes under 1 %
+// (re-listing on every beat would grow the log for nothing).
+func sameListing(a, b market.Command) bool {
+	d := a.ReliabilityBps - b.ReliabilityBps
+	if d < 0 {
+		d = -d
+	}
+	return a.Model == b.Model && a.GPUs == b.GPUs && a.VRAMGiB == b.VRAMGiB && a.Region == b.Region &&
+		a.Price == b.Price && a.Verified == b.Verified && a.Provider == b.Provider && d < 100 && slices.Equal(a.RTTms, b.RTTms)
+}
+
+// maybeVerifyLocked issues a verification challenge to an unverified
+// machine that has something to list and none outstanding.
+func (b *Broker) maybeVerifyLocked(ctx context.Context, m *machineState) {
+	// A machine without a chain key cannot sign quotes or be paid: it is
+	// not worth proving until it has one.
+	if m.verified || m.model == "" || m.agentID == "" || m.providerAddress == "" {
+		return
+	}
+	now := b.now()
+	if m.verifying != 0 {
+		c := b.verifies[m.verifying]
+		if c != nil && now.Sub(c.issued) < b.cfg.VerifyWork+2*time.Minute {
+			return // still proving
+		}
+		delete(b.verifies, m.verifying)
+		m.verifying = 0
+	}
+	if now.Before(m.verifyAfter) {
+		return
+	}
+	params := b.cfg.VerifyParams
+	secs := int(b.cfg.VerifyWork / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	target, err := poc.EpochTarget(params, m.model, 1, uint64(secs))
+	if err != nil {
+		b.log.Warn("no verification target", "machine", m.id, "model", m.model, "err", err)
+		m.verifyAfter = now.Add(time.Hour)
+		return
+	}
+	var seed poc.Seed
+	_, _ = rand.Read(seed[:])
+	id, err := b.addAssignmentLocked(ctx, m.agentID, protocol.Assignment{Action: protocol.ActionVerify, Verify: &protocol.VerifyChallenge{
+		Seed: hex.EncodeToString(seed[:]), Params: params, Difficulty: target.Difficulty, Required: target.Required, WorkSeconds: secs,
+	}})
+	if err != nil {
+		b.log.Error("queue verification", "machine", m.id, "err", err)
+		return
+	}
+	m.verifying = id
+	b.verifies[id] = &challenge{machineID: m.id, agentID: m.agentID, seed: seed, target: target, params: params, issued: now}
+	b.log.Info("verification challenge issued", "machine", m.id, "model", m.model, "required", target.Required, "work_s", secs)
+}
+
+// Verification checks an agent's answer to its verification challenge. The
+// sample seed is drawn now, after the proof is fixed, so the prover cannot
+// know which nonces will be recomputed.
+func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.VerificationResponse) error {
+	b.mu.Lock()
+	c := b.verifies[r.AssignmentID]
+	if c == nil || c.agentID != agentID {
+		b.mu.Unlock()
+		return &highway.Error{Code: highway.ENOTFOUND, Field: "assignment_id", Message: "No verification challenge with that id is outstanding for this agent."}
+	}
+	delete(b.verifies, r.AssignmentID)
+	b.mu.Unlock()
+	var verr error
+	if r.Error != "" {
+		verr = errors.New(r.Error)
+	} else {
+		sample := make([]byte, 32)
+		_, _ = rand.Read(sample)
+		verr = poc.VerifyBytes(c.params, c.seed, c.target, r.Proof, sample)
+	}
+	now := b.now().UTC()
+	if verr != nil {
+		_ = b.store.SetMachineVerified(ctx, c.machineID, nil, verr.Error())
+	} else if err := b.store.SetMachineVerified(ctx, c.machineID, &now, ""); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.machines[c.machineID]
+	if m == nil {
+		return nil
+	}
+	m.verifying = 0
+	if verr != nil {
+		m.verifyAfter = now.Add(time.Minute)
+		b.log.Warn("verification failed", "machine", c.machineID, "err", verr)
+		return &highway.Error{Code: highway.EINVALID, Field: "proof", Message: "Verification proof rejected: " + verr.Error()}
+	}
+	m.verified = true
+	b.log.Info("machine verified", "machine", c.machineID)
+	b.relistLocked(ctx, m)
+	b.notifyLocked()
+	return nil
+}
+
+// SetSuspended suspends or reinstates a provider: its offers stop (or
+// resume) matching; running leases are not touched.
+func (b *Broker) SetSuspended(ctx context.Context, providerID string, suspended bool) error {
+	kind := market.KindReinstateProvider
+	if suspended {
+		kind = market.KindSuspendProvider
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, err := b.applyLocked(ctx, market.Command{Kind: kind, Provider: providerID}); err != nil &&
+		!errors.Is(err, market.ErrAlreadySuspended) && !errors.Is(err, market.ErrNotSuspended) {
+		return err
+	}
+	for _, m := range b.machines {
+		if m.providerID == providerID {
+			m.suspended = suspended
+		}
+	}
+	b.notifyLocked()
+	return nil
+}

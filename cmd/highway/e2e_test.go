@@ -1,0 +1,442 @@
+//go:build !race
+
+// The end-to-end test runs an in-process chain (the SDK's store has a known
+// data race, cosmos/cosmos-sdk#22650), so it is left out of -race runs;
+// `make test` runs it in its race-free pass.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"cosmossdk.io/math"
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
+	"github.com/highway-compute/highway/chain/app"
+	chainclient "github.com/highway-compute/highway/chain/client"
+	"github.com/highway-compute/highway/chain/network"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/provider-agent/agent"
+	"github.com/highway-compute/highway/provider-agent/chainlink"
+	"github.com/highway-compute/highway/provider-agent/client"
+	"github.com/highway-compute/highway/provider-agent/gpu"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/prover"
+	"github.com/highway-compute/highway/provider-agent/runner"
+	"github.com/highway-compute/highway/provider-agent/state"
+)
+
+// apiClient calls the JSON API with a key.
+type apiClient struct {
+	t    *testing.T
+	base string
+	key  string
+}
+
+func (a apiClient) do(method, path string, body any, out any) int {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+"/api/v1"+path, rd)
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// e2eMarket is the whole loop on one machine: a chain, the marketplace
+// wired to it, and helpers to add users and agents.
+type e2eMarket struct {
+	t      *testing.T
+	chain  *chainclient.Client
+	srv    *Main
+	faucet math.Int
+}
+
+const e2eChainID = "highway-e2e"
+
+func startE2E(t *testing.T, providers ...network.Account) *e2eMarket {
+	app.SetAddressConfig()
+	faucet := network.Account{Name: "faucet", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000_000)}
+	arbiter := network.Account{Name: "arbiter", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000)}
+	params := escrowtypes.DevParams()
+	params.EpochBlocks = 8
+	params.ProofGraceBlocks = 3
+	params.ProofWorkSeconds = 1
+	params.DisputeWindowBlocks = 3
+	params.MaxMissedEpochs = 3
+	params.Arbiter = arbiter.Address().String()
+	accs := append([]network.Account{faucet, arbiter}, providers...)
+	_, c := network.StartForTest(t, network.Options{ChainID: e2eChainID, TimeoutCommit: 250 * time.Millisecond, Escrow: params, Accounts: accs})
+	walletKey := make([]byte, 32)
+	_, _ = rand.Read(walletKey)
+	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
+		m.Config.DevMode = true
+		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
+		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: math.NewInt(100_000_000),
+			Arbiter: chainclient.KeySigner{Key: arbiter.Key}, WalletKey: walletKey, VerifyParams: poc.DevParams(),
+			VerifyWork: time.Second, EpochDuration: 2 * time.Second, ReservationTTL: 30 * time.Second}
+	})
+	return &e2eMarket{t: t, chain: c, srv: srv, faucet: math.NewInt(100_000_000)}
+}
+
+// user signs up with roles and returns its browser and an API client.
+func (e *e2eMarket) user(email, role string) (*browser, apiClient) {
+	b := newBrowser(e.t, e.srv)
+	wantStatus(e.t, b.signup(email, "a long passphrase", role), http.StatusSeeOther)
+	u, err := e.srv.Store.UserByEmail(context.Background(), email)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, key, err := accounts.New(e.srv.Store, accounts.Config{Hash: cheapHash}).CreateAPIKey(context.Background(), u, "e2e")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b, apiClient{t: e.t, base: e.srv.URL(), key: key}
+}
+
+// runAgent enrolls and runs a provider agent with one simulated H100, the
+// exec driver, and the chain hooks with the provider's key; p replaces the
+// honest prover when set.
+func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, seed string, p agent.Prover) (stop func()) {
+	t := e.t
+	page := b.submit("/provider", "/provider/enrollments", url.Values{})
+	wantStatus(t, page, http.StatusCreated)
+	token := text(page, `[data-testid="enroll-token"]`)
+	fake, err := gpu.FakeProfileSeed("h100x1", seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := sess.Snapshot()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := state.Dir{Path: t.TempDir() + "/agent"}
+	st, err := agent.Enroll(ctx, &client.Client{BaseURL: e.srv.URL()}, dir, agent.EnrollRequest{
+		ServerURL: e.srv.URL(), Token: token, Hostname: seed, Version: "test", Inventory: inv, Rand: rand.Reader})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	key, _ := dir.LoadKey()
+	provider := sdk.AccAddress(provKey.PubKey().Address())
+	if p == nil {
+		p = &prover.Local{}
+	}
+	a, err := agent.New(agent.Config{
+		AgentID: st.AgentID, Version: "test", GPUs: sess, ProviderAddress: provider.String(),
+		API:     &client.Client{BaseURL: e.srv.URL(), Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}},
+		Drivers: []runner.Driver{&runner.Exec{}}, Prober: staticProber{"local": 5},
+		Regions: []protocol.Region{{ID: "local", ProbeAddr: "127.0.0.1:1"}},
+		Quotes:  chainlink.QuoteSigner{Key: provKey}, Proofs: &chainlink.Follower{Client: e.chain, Provider: provider},
+		Prover: p, Submitter: &chainlink.Submitter{Client: e.chain, Key: provKey},
+		HeartbeatInterval: 300 * time.Millisecond, PollWait: 500 * time.Millisecond, LogFlush: 200 * time.Millisecond,
+		StopGrace: time.Second, Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+			sess.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// staticProber reports configured RTTs (the demo fleet's and tests'
+// stand-in for the network between a machine and the region probes).
+type staticProber map[string]int64
+
+func (s staticProber) MeasureAll(context.Context, []protocol.Region) (map[string]int64, map[string]error) {
+	out := map[string]int64{}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out, nil
+}
+
+type leaseView struct {
+	Lease struct {
+		ID             string `json:"id"`
+		ChainLeaseID   uint64 `json:"chain_lease_id"`
+		Status         string `json:"status"`
+		PricePerEpoch  string `json:"price_per_epoch"`
+		EpochsTotal    int64  `json:"epochs_total"`
+		WorkloadStatus string `json:"workload_status"`
+		Epochs         []struct {
+			N      int64  `json:"n"`
+			Status string `json:"status"`
+		} `json:"epochs"`
+	} `json:"lease"`
+}
+
+func (l leaseView) count(status string) int {
+	n := 0
+	for _, e := range l.Lease.Epochs {
+		if e.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *e2eMarket) balance(addr string) math.Int {
+	a, err := sdk.AccAddressFromBech32(addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	bal, err := e.chain.Balance(context.Background(), a, app.BondDenom)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return bal
+}
+
+// TestEndToEnd is the whole loop: agent → verified listing → order through
+// the JSON API → match → lease on chain → workload runs, logs reach the
+// buyer → epochs clear and pay the provider exactly → agent killed →
+// epochs refunded → dispute → admin splits 50/50 → every balance exact to
+// the micro-unit.
+func TestEndToEnd(t *testing.T) {
+	provKey := secp256k1.GenPrivKey()
+	prov := network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000)}
+	e := startE2E(t, prov)
+
+	provBrowser, provAPI := e.user("prov@example.com", "provider")
+	if code := provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil); code != http.StatusOK {
+		t.Fatalf("set price: %d", code)
+	}
+	stopAgent := e.runAgent(provBrowser, provKey, "e2e-honest", nil)
+
+	// The listing appears only once the verification PoC cleared.
+	var offers struct {
+		Offers []struct {
+			ID       string `json:"id"`
+			Verified bool   `json:"verified"`
+			Price    string `json:"price_per_gpu_hour"`
+		} `json:"offers"`
+	}
+	waitFor(t, "the verified offer", 60*time.Second, func() bool {
+		provAPI.do(http.MethodGet, "/offers?model=H100", nil, &offers)
+		return len(offers.Offers) == 1
+	})
+	if !offers.Offers[0].Verified || offers.Offers[0].Price != "3600000" {
+		t.Fatalf("offer = %+v", offers.Offers[0])
+	}
+
+	_, buyer := e.user("buyer@example.com", "buyer")
+	if code := buyer.do(http.MethodPost, "/wallet/faucet", nil, nil); code != http.StatusOK {
+		t.Fatalf("faucet: %d", code)
+	}
+	var wallet struct {
+		Address  string `json:"address"`
+		Balances []struct {
+			Amount string `json:"amount"`
+		} `json:"balances"`
+	}
+	buyer.do(http.MethodGet, "/wallet", nil, &wallet)
+	if wallet.Balances[0].Amount != e.faucet.String() {
+		t.Fatalf("wallet after faucet = %+v", wallet)
+	}
+
+	// Bad orders change nothing.
+	var bad struct {
+		Error struct{ Code, Field string }
+	}
+	if buyer.do(http.MethodPost, "/orders", map[string]any{"type": "fok", "model": "H100", "count": 1,
+		"max_price_per_gpu_hour": "100", "hours": 1, "workload": map[string]string{"command": "true"}}, &bad); bad.Error.Field != "max_price_per_gpu_hour" {
+		t.Fatalf("order at a price that pays nothing per epoch: %+v", bad)
+	}
+	if code := buyer.do(http.MethodPost, "/orders", map[string]any{"type": "fok", "model": "H100", "count": 1,
+		"max_price_per_gpu_hour": "1000000", "hours": 1, "workload": map[string]string{"command": "true"}}, &bad); code < 400 || code >= 500 {
+		t.Fatalf("order under every ask: %d %+v", code, bad)
+	}
+	if bad.Error.Code != "no_capacity" {
+		t.Fatalf("order under every ask: %+v", bad)
+	}
+	if code := buyer.do(http.MethodPost, "/orders", map[string]any{"type": "fok", "model": "H100", "count": 1,
+		"max_price_per_gpu_hour": "3600000", "hours": 1000, "workload": map[string]string{"command": "true"}}, &bad); bad.Error.Code != "insufficient_funds" {
+		t.Fatalf("order beyond the balance: %d %+v", code, bad)
+	}
+
+	start := time.Now()
+	var placed struct {
+		Order struct {
+			ID, Status, Failure string
+			LeaseID             string `json:"lease_id"`
+		} `json:"order"`
+	}
+	code := buyer.do(http.MethodPost, "/orders", map[string]any{"type": "fok", "model": "H100", "count": 1, "region": "local", "max_rtt_ms": 50,
+		"max_price_per_gpu_hour": "4000000", "hours": 1,
+		"workload": map[string]string{"command": `echo "hello from $CUDA_VISIBLE_DEVICES"; sleep 120`}}, &placed)
+	if code != http.StatusCreated || placed.Order.Status != "matched" {
+		t.Fatalf("order: %d %+v", code, placed)
+	}
+	waitFor(t, "the lease", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/orders/"+placed.Order.ID, nil, &placed)
+		if placed.Order.Status == "failed" {
+			t.Fatalf("order failed: %s", placed.Order.Failure)
+		}
+		return placed.Order.LeaseID != ""
+	})
+	leaseID := placed.Order.LeaseID
+	var logs struct {
+		Lines []struct{ Text string } `json:"lines"`
+	}
+	waitFor(t, "the workload's first log line", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+leaseID+"/logs", nil, &logs)
+		return len(logs.Lines) > 0
+	})
+	t.Logf("rent → first log line: %s", time.Since(start).Round(time.Millisecond))
+	// The workload sees exactly the leased GPU.
+	waitFor(t, "the workload's own output", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+leaseID+"/logs", nil, &logs)
+		for _, l := range logs.Lines {
+			if strings.HasPrefix(l.Text, "hello from GPU-") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A stranger sees neither the order nor the lease.
+	_, stranger := e.user("stranger@example.com", "buyer")
+	if code := stranger.do(http.MethodGet, "/leases/"+leaseID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("stranger reads the lease: %d", code)
+	}
+	if code := stranger.do(http.MethodDelete, "/orders/"+placed.Order.ID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("stranger cancels the order: %d", code)
+	}
+
+	// Three epochs clear and are paid out.
+	var lv leaseView
+	waitFor(t, "3 cleared epochs", 90*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+leaseID, nil, &lv)
+		return lv.count("cleared") >= 3
+	})
+	chainLease := lv.Lease.ChainLeaseID
+	if lv.Lease.Status != "active" || lv.Lease.WorkloadStatus != protocol.LeaseRunning {
+		t.Fatalf("lease = %+v", lv.Lease)
+	}
+	waitFor(t, "a payout", 30*time.Second, func() bool {
+		cl, err := e.chain.Lease(context.Background(), chainLease)
+		return err == nil && cl.Paid.IsPositive()
+	})
+
+	// The agent dies: the next epochs are missed and refunded.
+	stopAgent()
+	waitFor(t, "a missed epoch", 60*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+leaseID, nil, &lv)
+		return lv.count("missed") >= 1
+	})
+
+	// The buyer disputes; the admin splits the frozen escrow 50/50.
+	var disp struct {
+		Dispute struct{ ID, Status string } `json:"dispute"`
+	}
+	if code := buyer.do(http.MethodPost, "/leases/"+leaseID+"/disputes", map[string]string{"statement": "the machine vanished"}, &disp); code != http.StatusCreated {
+		t.Fatalf("dispute: %d", code)
+	}
+	before, err := e.chain.Lease(context.Background(), chainLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := before.Frozen
+	if !frozen.IsPositive() || before.Status != escrowtypes.LEASE_STATUS_DISPUTED {
+		t.Fatalf("lease after dispute: %+v", before)
+	}
+	if code := buyer.do(http.MethodPost, "/disputes/"+disp.Dispute.ID+"/resolve", map[string]any{"buyer_bps": 5000}, nil); code != http.StatusForbidden {
+		t.Fatalf("a buyer resolved a dispute: %d", code)
+	}
+	_, admin := e.user("admin2@example.com", "buyer")
+	u, _ := e.srv.Store.UserByEmail(context.Background(), "admin2@example.com")
+	if err := e.srv.Store.SetUserRoles(context.Background(), u.ID, true, false, true); err != nil {
+		t.Fatal(err)
+	}
+	if code := admin.do(http.MethodPost, "/disputes/"+disp.Dispute.ID+"/resolve", map[string]any{"buyer_bps": 5000, "note": "half each"}, &disp); code != http.StatusOK || disp.Dispute.Status != "resolved" {
+		t.Fatalf("resolve: %d %+v", code, disp)
+	}
+	var after escrowtypes.Lease
+	waitFor(t, "the lease settled", 30*time.Second, func() bool {
+		after, err = e.chain.Lease(context.Background(), chainLease)
+		return err == nil && after.Pending.IsZero() && after.Frozen.IsZero() && after.Remaining.IsZero()
+	})
+
+	// Exact books: the split, the lease's conservation, and both balances.
+	escrowed := after.PricePerEpoch.MulRaw(int64(after.EpochsTotal))
+	toBuyer := frozen.MulRaw(5000).QuoRaw(10000)
+	if got := after.Refunded.Sub(before.Refunded); !got.Equal(toBuyer) {
+		t.Fatalf("buyer's half: refunded grew by %s, want %s", got, toBuyer)
+	}
+	if got := after.Paid.Add(after.Fees).Sub(before.Paid).Sub(before.Fees); !got.Equal(frozen.Sub(toBuyer)) {
+		t.Fatalf("provider's half: paid+fees grew by %s, want %s", got, frozen.Sub(toBuyer))
+	}
+	if sum := after.Paid.Add(after.Fees).Add(after.Refunded); !sum.Equal(escrowed) {
+		t.Fatalf("books: paid %s + fees %s + refunded %s != escrowed %s", after.Paid, after.Fees, after.Refunded, escrowed)
+	}
+	if got, want := e.balance(wallet.Address), e.faucet.Sub(escrowed).Add(after.Refunded); !got.Equal(want) {
+		t.Fatalf("buyer balance %s, want %s", got, want)
+	}
+	if got, want := e.balance(prov.Address().String()), prov.Funds.Add(after.Paid); !got.Equal(want) {
+		t.Fatalf("provider balance %s, want %s", got, want)
+	}
+	buyer.do(http.MethodGet, "/leases/"+leaseID, nil, &lv)
+	if lv.Lease.Status != "closed" && lv.Lease.Status != "disputed" {
+		t.Fatalf("lease status after resolution = %s", lv.Lease.Status)
+	}
+	t.Logf("epochs cleared %d, missed %d; paid %s, fees %s, refunded %s of %s", after.EpochsCleared, after.EpochsMissed,
+		after.Paid, after.Fees, after.Refunded, escrowed)
+	_ = fmt.Sprint
+	_ = strconv.Itoa
+}

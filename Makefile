@@ -15,6 +15,7 @@ ARGS ?=
 
 ## dev: run the whole marketplace on embedded defaults under ./.highway/
 dev:
+	$(GO) build -o $(BIN)/highwayd ./cmd/highwayd
 	$(GO) run ./cmd/highway dev $(ARGS)
 
 ## test: every test (SQLite always, PostgreSQL when 127.0.0.1:5432 answers), then short fuzzing
@@ -23,9 +24,10 @@ test:
 ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# The in-process chain network trips a known SDK data race (see
 	@# chain/network/network_test.go), so it runs race-free here, and so
-	@# does the full 20-seed × 500-block escrow simulation (the race build
+	@# does the end-to-end loop and the full 20-seed × 500-block escrow simulation (the race build
 	@# runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
+	$(GO) test -count=1 -run TestEndToEnd ./cmd/highway/
 	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz

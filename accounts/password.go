@@ -28,6 +28,11 @@ var DefaultHashParams = HashParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
 // The parameters travel with the hash so they can be raised later without
 // breaking old accounts.
 func HashPassword(password string, p HashParams) (string, error) {
+	// argon2 panics on zero costs; a caller's unset parameters are a bug
+	// to report, not a reason to crash the process.
+	if p.Time == 0 || p.Threads == 0 || p.MemoryKiB < 8*uint32(p.Threads) {
+		return "", fmt.Errorf("password hash parameters %+v are not usable", p)
+	}
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)

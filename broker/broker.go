@@ -464,6 +464,13 @@ func (b *Broker) Poll(ctx context.Context, agentID string, after uint64, wait ti
 			if err := json.Unmarshal([]byte(r.Body), &as); err != nil {
 				return resp, fmt.Errorf("assignment %d: %w", r.ID, err)
 			}
+			if !b.stillDue(ctx, as) {
+				// A restarted agent polls from the beginning: work that is
+				// over (an answered challenge, a lease that ended) is not
+				// handed out again. Its id still advances the agent's cursor.
+				after = as.ID
+				continue
+			}
 			resp.Assignments = append(resp.Assignments, as)
 		}
 		b.mu.Lock()
@@ -489,6 +496,20 @@ func (b *Broker) Poll(ctx context.Context, agentID string, after uint64, wait ti
 		case <-ch:
 		}
 	}
+}
+
+// stillDue reports whether an assignment is still worth delivering.
+func (b *Broker) stillDue(ctx context.Context, as protocol.Assignment) bool {
+	switch as.Action {
+	case protocol.ActionVerify:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.verifies[as.ID] != nil
+	case protocol.ActionStart:
+		l, err := b.store.LeaseByID(ctx, as.LeaseID)
+		return err != nil || l.Status == models.LeaseActive
+	}
+	return true
 }
 
 // SetPrice stores a provider's ask for a model and relists its machines.

@@ -34,18 +34,12 @@ import (
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/provider-agent/agent"
-	"github.com/highway-compute/highway/provider-agent/chainlink"
-	"github.com/highway-compute/highway/provider-agent/client"
-	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/protocol"
-	"github.com/highway-compute/highway/provider-agent/prover"
-	"github.com/highway-compute/highway/provider-agent/runner"
-	"github.com/highway-compute/highway/provider-agent/state"
 )
 
 // apiClient calls the JSON API with a key.
 type apiClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	key  string
 }
@@ -75,7 +69,7 @@ func (a apiClient) do(method, path string, body any, out any) int {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -89,7 +83,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // e2eMarket is the whole loop on one machine: a chain, the marketplace
 // wired to it, and helpers to add users and agents.
 type e2eMarket struct {
-	t      *testing.T
+	t      testing.TB
 	chain  *chainclient.Client
 	srv    *Main
 	faucet math.Int
@@ -97,7 +91,12 @@ type e2eMarket struct {
 
 const e2eChainID = "highway-e2e"
 
-func startE2E(t *testing.T, providers ...network.Account) *e2eMarket {
+func startE2E(t testing.TB, providers ...network.Account) *e2eMarket {
+	return startE2EWith(t, 250*time.Millisecond, providers...)
+}
+
+// startE2EWith starts the loop with the given block time.
+func startE2EWith(t testing.TB, block time.Duration, providers ...network.Account) *e2eMarket {
 	app.SetAddressConfig()
 	faucet := network.Account{Name: "faucet", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000_000)}
 	arbiter := network.Account{Name: "arbiter", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000)}
@@ -109,7 +108,7 @@ func startE2E(t *testing.T, providers ...network.Account) *e2eMarket {
 	params.MaxMissedEpochs = 3
 	params.Arbiter = arbiter.Address().String()
 	accs := append([]network.Account{faucet, arbiter}, providers...)
-	_, c := network.StartForTest(t, network.Options{ChainID: e2eChainID, TimeoutCommit: 250 * time.Millisecond, Escrow: params, Accounts: accs})
+	_, c := network.StartForTest(t, network.Options{ChainID: e2eChainID, TimeoutCommit: block, Escrow: params, Accounts: accs})
 	walletKey := make([]byte, 32)
 	_, _ = rand.Read(walletKey)
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
@@ -117,7 +116,7 @@ func startE2E(t *testing.T, providers ...network.Account) *e2eMarket {
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
 		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: math.NewInt(100_000_000),
 			Arbiter: chainclient.KeySigner{Key: arbiter.Key}, WalletKey: walletKey, VerifyParams: poc.DevParams(),
-			VerifyWork: time.Second, EpochDuration: 2 * time.Second, ReservationTTL: 30 * time.Second}
+			VerifyWork: time.Second, EpochDuration: time.Duration(params.EpochBlocks) * block, ReservationTTL: 30 * time.Second}
 	})
 	return &e2eMarket{t: t, chain: c, srv: srv, faucet: math.NewInt(100_000_000)}
 }
@@ -144,66 +143,14 @@ func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, seed string
 	t := e.t
 	page := b.submit("/provider", "/provider/enrollments", url.Values{})
 	wantStatus(t, page, http.StatusCreated)
-	token := text(page, `[data-testid="enroll-token"]`)
-	fake, err := gpu.FakeProfileSeed("h100x1", seed)
+	stop, err := fleetAgent{ServerURL: e.srv.URL(), Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
+		Profile: "h100x1", Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
+		Interval: 300 * time.Millisecond}.start(context.Background())
 	if err != nil {
 		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, _ := sess.Snapshot()
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := state.Dir{Path: t.TempDir() + "/agent"}
-	st, err := agent.Enroll(ctx, &client.Client{BaseURL: e.srv.URL()}, dir, agent.EnrollRequest{
-		ServerURL: e.srv.URL(), Token: token, Hostname: seed, Version: "test", Inventory: inv, Rand: rand.Reader})
-	if err != nil {
-		t.Fatalf("enroll: %v", err)
-	}
-	key, _ := dir.LoadKey()
-	provider := sdk.AccAddress(provKey.PubKey().Address())
-	if p == nil {
-		p = &prover.Local{}
-	}
-	a, err := agent.New(agent.Config{
-		AgentID: st.AgentID, Version: "test", GPUs: sess, ProviderAddress: provider.String(),
-		API:     &client.Client{BaseURL: e.srv.URL(), Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}},
-		Drivers: []runner.Driver{&runner.Exec{}}, Prober: staticProber{"local": 5},
-		Regions: []protocol.Region{{ID: "local", ProbeAddr: "127.0.0.1:1"}},
-		Quotes:  chainlink.QuoteSigner{Key: provKey}, Proofs: &chainlink.Follower{Client: e.chain, Provider: provider},
-		Prover: p, Submitter: &chainlink.Submitter{Client: e.chain, Key: provKey},
-		HeartbeatInterval: 300 * time.Millisecond, PollWait: 500 * time.Millisecond, LogFlush: 200 * time.Millisecond,
-		StopGrace: time.Second, Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-			sess.Close()
-		}
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// staticProber reports configured RTTs (the demo fleet's and tests'
-// stand-in for the network between a machine and the region probes).
-type staticProber map[string]int64
-
-func (s staticProber) MeasureAll(context.Context, []protocol.Region) (map[string]int64, map[string]error) {
-	out := map[string]int64{}
-	for k, v := range s {
-		out[k] = v
-	}
-	return out, nil
 }
 
 type leaseView struct {

@@ -22,14 +22,14 @@ import (
 var cheapHash = accounts.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
 // startServer boots the real marketplace on :0 against dsn.
-func startServer(t *testing.T, dsn string, acct accounts.Config) *Main {
+func startServer(t testing.TB, dsn string, acct accounts.Config) *Main {
 	t.Helper()
 	return startServerAt(t, "127.0.0.1:0", dsn, acct, nil)
 }
 
 // startServerAt boots the marketplace on a given address; tune adjusts
 // the configuration before it opens.
-func startServerAt(t *testing.T, listen, dsn string, acct accounts.Config, tune func(*Main)) *Main {
+func startServerAt(t testing.TB, listen, dsn string, acct accounts.Config, tune func(*Main)) *Main {
 	t.Helper()
 	var logs bytes.Buffer
 	m := NewMain(io.Discard, &logs)
@@ -65,12 +65,12 @@ func eachServer(t *testing.T, acct accounts.Config, fn func(t *testing.T, m *Mai
 // browser is a cookie-keeping client that does not follow redirects, so
 // tests see each 303.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
 
-func newBrowser(t *testing.T, m *Main) *browser {
+func newBrowser(t testing.TB, m *Main) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: m.URL(), c: &http.Client{
 		Jar:           jar,
@@ -153,7 +153,7 @@ func text(p *page, sel string) string {
 	return strings.TrimSpace(p.doc.Find(sel).Text())
 }
 
-func wantStatus(t *testing.T, p *page, want int) {
+func wantStatus(t testing.TB, p *page, want int) {
 	t.Helper()
 	if p.status != want {
 		t.Fatalf("status = %d, want %d; body:\n%.600s", p.status, want, p.body)

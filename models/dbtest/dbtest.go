@@ -33,7 +33,7 @@ func Each(t *testing.T, fn func(t *testing.T, s *models.Store)) {
 }
 
 // SQLiteDSN returns the path of a new SQLite file in a temporary directory.
-func SQLiteDSN(t *testing.T) string {
+func SQLiteDSN(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "highway.db")
 }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+
+	"github.com/highway-compute/highway/chain/app"
+	chainclient "github.com/highway-compute/highway/chain/client"
+	"github.com/highway-compute/highway/provider-agent/chainlink"
+)
+
+// The dev chain is a real single-validator highwayd, run as a supervised
+// child process with its state under <data-dir>/chain, so a restart of
+// `highway dev` resumes the same chain (an in-process test network keeps
+// its state in memory and could not).
+const (
+	devChainID   = "highway-dev"
+	devChainRPC  = "http://127.0.0.1:26657"
+	devChainGRPC = "127.0.0.1:9090"
+	// devEpoch is the dev escrow params' epoch: 10 blocks of 1 s.
+	devEpoch = 10 * time.Second
+)
+
+type devChain struct {
+	home   string
+	cmd    *exec.Cmd
+	exited chan error
+	log    string
+	client *chainclient.Client
+	// keys of the accounts chain-init.sh funded: buyer (the dev faucet),
+	// provider, arbiter.
+	keys map[string]*secp256k1.PrivKey
+}
+
+// startDevChain initialises the chain once (scripts/chain-init.sh) and
+// starts highwayd, waiting until it serves blocks.
+func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(string)) (*devChain, error) {
+	if _, err := os.Stat(highwayd); err != nil {
+		return nil, fmt.Errorf("the chain binary %s is missing: build it with `go build -o %s ./cmd/highwayd` (make dev does)", highwayd, highwayd)
+	}
+	home, _ := filepath.Abs(filepath.Join(dataDir, "chain"))
+	d := &devChain{home: home, log: filepath.Join(dataDir, "chain.log"), keys: map[string]*secp256k1.PrivKey{}}
+	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
+		progress("initialising the chain (once)")
+		script := filepath.Join("scripts", "chain-init.sh")
+		if _, err := os.Stat(script); err != nil {
+			return nil, errors.New("scripts/chain-init.sh not found: run highway dev from the repository root (make dev)")
+		}
+		cmd := exec.CommandContext(ctx, "bash", script, home)
+		cmd.Env = append(os.Environ(), "HIGHWAYD="+highwayd, "CHAIN_ID="+devChainID)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			_ = os.RemoveAll(home)
+			return nil, fmt.Errorf("chain init failed: %v\n%s", err, lastLines(string(out), 15))
+		}
+	}
+	for _, name := range []string{"buyer", "provider", "arbiter"} {
+		raw, err := os.ReadFile(filepath.Join(home, name+".key.json"))
+		if err != nil {
+			return nil, fmt.Errorf("read the dev %s key: %w (the chain state is damaged: highway dev --reset)", name, err)
+		}
+		var k struct {
+			Mnemonic string `json:"mnemonic"`
+		}
+		if err := json.Unmarshal(raw, &k); err != nil || k.Mnemonic == "" {
+			return nil, fmt.Errorf("the dev %s key file has no mnemonic (the chain state is damaged: highway dev --reset)", name)
+		}
+		key, err := chainlink.KeyFromMnemonic(k.Mnemonic)
+		if err != nil {
+			return nil, err
+		}
+		d.keys[name] = key
+	}
+	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command(highwayd, "start", "--home", home)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// Its own process group: Ctrl-C reaches highway, which stops the
+	// chain after the marketplace, in order.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start highwayd: %w", err)
+	}
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- d.cmd.Wait(); logf.Close() }()
+
+	progress("starting the chain")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-d.exited:
+			d.exited <- err
+			raw, _ := os.ReadFile(d.log)
+			return nil, fmt.Errorf("highwayd exited during start-up (%v): is another chain using ports 26656/26657/9090? Log (%s):\n%s", err, d.log, lastLines(string(raw), 15))
+		case <-ctx.Done():
+			d.stop()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		if d.client == nil {
+			c, err := chainclient.Dial(chainclient.Config{GRPC: devChainGRPC, RPC: devChainRPC, ChainID: devChainID, GasPrice: "0" + app.BondDenom})
+			if err == nil {
+				d.client = c
+			}
+		}
+		if d.client != nil {
+			if h, _, err := d.client.LatestHeight(ctx); err == nil && h >= 2 {
+				progress(fmt.Sprintf("chain is producing blocks (height %d)", h))
+				return d, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, fmt.Errorf("the chain did not produce blocks within 90 s; see %s", d.log)
+		}
+	}
+}
+
+// stop ends highwayd: SIGTERM, then SIGKILL after 10 s.
+func (d *devChain) stop() {
+	if d.client != nil {
+		_ = d.client.Close()
+	}
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.TrimSpace([]byte(strings.Join(lines, "\n"))))
+}

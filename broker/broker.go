@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -104,6 +103,8 @@ type Broker struct {
 	nextAsg  int64
 	wake     map[string]chan struct{} // agent id → poll wake-up
 	changed  chan struct{}            // closed and replaced on every market change
+	stopping chan struct{}            // closed by BeginShutdown
+	stopOnce sync.Once
 	version  uint64
 }
 
@@ -154,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		machines: map[string]*machineState{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
 		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
+		stopping: make(chan struct{}),
 	}
 	if err := b.load(ctx); err != nil {
 		return nil, err
@@ -354,6 +356,13 @@ func (b *Broker) flushLocked(ctx context.Context) error {
 	return nil
 }
 
+// BeginShutdown ends long-lived requests (agents' polls, live pages):
+// the process is going away and they would only hold its shutdown.
+func (b *Broker) BeginShutdown() { b.stopOnce.Do(func() { close(b.stopping) }) }
+
+// Stopping is closed once BeginShutdown was called.
+func (b *Broker) Stopping() <-chan struct{} { return b.stopping }
+
 // Changed returns a channel closed at the next market change (offers,
 // orders, leases): server-sent events wait on it.
 func (b *Broker) Changed() <-chan struct{} {
@@ -424,8 +433,6 @@ func randomUint64() uint64 {
 	return uint64(x[0])<<56 | uint64(x[1])<<48 | uint64(x[2])<<40 | uint64(x[3])<<32 | uint64(x[4])<<24 | uint64(x[5])<<16 | uint64(x[6])<<8 | uint64(x[7])
 }
 
-func popcount(m uint64) int64 { return int64(bits.OnesCount64(m)) }
-
 // addAssignmentLocked queues work for an agent and wakes its poll.
 func (b *Broker) addAssignmentLocked(ctx context.Context, agentID string, as protocol.Assignment) (uint64, error) {
 	b.nextAsg++
@@ -492,6 +499,8 @@ func (b *Broker) Poll(ctx context.Context, agentID string, after uint64, wait ti
 		case <-ctx.Done():
 			return resp, ctx.Err()
 		case <-deadline.C:
+			return resp, nil
+		case <-b.stopping:
 			return resp, nil
 		case <-ch:
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/models"
 )
@@ -61,8 +62,11 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 		switch ev.Type {
 		case evProof, evMissed:
 			l, err := b.store.LeaseByChainID(ctx, id)
-			if err != nil {
+			if highway.ErrorCode(err) == highway.ENOTFOUND {
 				return nil // another marketplace's lease
+			}
+			if err != nil {
+				return err
 			}
 			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height}
 			if ev.Type == evProof {

@@ -170,8 +170,11 @@ func (b *Broker) ResolveDispute(ctx context.Context, disputeID string, buyerBps 
 // the chain closed (engine hold released, workload stopped).
 func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
 	l, err := b.store.LeaseByChainID(ctx, chainID)
-	if err != nil {
+	if highway.ErrorCode(err) == highway.ENOTFOUND {
 		return nil // not one of ours (another marketplace's lease on the same chain)
+	}
+	if err != nil {
+		return err
 	}
 	cl, err := b.cfg.Chain.Lease(ctx, chainID)
 	if err != nil {

@@ -57,6 +57,23 @@ func (s *Server) routes(e *gin.Engine) {
 	member.POST("/account/api-keys", s.apiKeyCreate)
 	member.POST("/account/api-keys/:id/revoke", s.apiKeyRevoke)
 
+	// Market pages (pages_market.go): the market and its live stream are
+	// public; orders, leases and the wallet need a session. Access to one
+	// order or lease is checked in the handler (others get 404).
+	{
+		pages.GET("/market", s.marketPage)
+		pages.GET("/market/events", s.marketEvents)
+		member.GET("/orders/new", s.orderNew)
+		member.POST("/orders", s.orderCreate)
+		member.GET("/orders/:id", s.orderPage)
+		member.GET("/leases/:id", s.leasePage)
+		member.POST("/leases/:id/close", s.leaseClose)
+		member.POST("/leases/:id/disputes", s.leaseDispute)
+		member.GET("/wallet", s.walletPage)
+		member.POST("/wallet/faucet", s.walletFaucet)
+		member.POST("/wallet/withdraw", s.walletWithdraw)
+	}
+
 	provider := member.Group("/provider", s.requireRole("provider"))
 	provider.GET("", s.providerConsole)
 	provider.POST("/enrollments", s.providerEnroll)

@@ -103,7 +103,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// Refuse a taken port before starting anything, so nothing is left
 	// half-running.
-	if ln, err := net.Listen("tcp", m.Config.Listen); err != nil {
+	if ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", m.Config.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? choose another with --listen)", m.Config.Listen, err)
 	} else {
 		_ = ln.Close()

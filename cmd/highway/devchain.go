@@ -33,11 +33,12 @@ const (
 )
 
 type devChain struct {
-	home   string
-	cmd    *exec.Cmd
-	exited chan error
-	log    string
-	client *chainclient.Client
+	home    string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when highwayd has exited
+	exitErr error
+	log     string
+	client  *chainclient.Client
 	// keys of the accounts chain-init.sh funded: buyer (the dev faucet),
 	// provider, arbiter.
 	keys map[string]*secp256k1.PrivKey
@@ -61,7 +62,7 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 		cmd.Env = append(os.Environ(), "HIGHWAYD="+highwayd, "CHAIN_ID="+devChainID)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			_ = os.RemoveAll(home)
-			return nil, fmt.Errorf("chain init failed: %v\n%s", err, lastLines(string(out), 15))
+			return nil, fmt.Errorf("chain init failed: %w\n%s", err, lastLines(string(out), 15))
 		}
 	}
 	for _, name := range []string{"buyer", "provider", "arbiter"} {
@@ -85,7 +86,8 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 	if err != nil {
 		return nil, err
 	}
-	d.cmd = exec.Command(highwayd, "start", "--home", home)
+	// Not tied to ctx: the chain stops last, after the marketplace, in stop.
+	d.cmd = exec.CommandContext(context.WithoutCancel(ctx), highwayd, "start", "--home", home)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group: Ctrl-C reaches highway, which stops the
 	// chain after the marketplace, in order.
@@ -94,17 +96,16 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 		logf.Close()
 		return nil, fmt.Errorf("start highwayd: %w", err)
 	}
-	d.exited = make(chan error, 1)
-	go func() { d.exited <- d.cmd.Wait(); logf.Close() }()
+	d.exited = make(chan struct{})
+	go func() { d.exitErr = d.cmd.Wait(); logf.Close(); close(d.exited) }()
 
 	progress("starting the chain")
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
-		case err := <-d.exited:
-			d.exited <- err
+		case <-d.exited:
 			raw, _ := os.ReadFile(d.log)
-			return nil, fmt.Errorf("highwayd exited during start-up (%v): is another chain using ports 26656/26657/9090? Log (%s):\n%s", err, d.log, lastLines(string(raw), 15))
+			return nil, fmt.Errorf("highwayd exited during start-up (%w): is another chain using ports 26656/26657/9090? Log (%s):\n%s", d.exitErr, d.log, lastLines(string(raw), 15))
 		case <-ctx.Done():
 			d.stop()
 			return nil, ctx.Err()

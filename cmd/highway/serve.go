@@ -356,6 +356,11 @@ func (m *Main) Addr() net.Addr { return m.ln.Addr() }
 // then closes the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.Market != nil {
+		// Live pages and agents' long-polls end now rather than hold
+		// the shutdown for its whole grace period.
+		m.Market.BeginShutdown()
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -386,7 +391,9 @@ func (m *Main) Close() error {
 func (m *Main) closeQuietly() {
 	if m.stopBroker != nil {
 		m.stopBroker()
-		<-m.brokerDone
+		if err := <-m.brokerDone; err != nil && m.Logger != nil {
+			m.Logger.Warn("broker stopped with an error", "err", err)
+		}
 		m.stopBroker = nil
 	}
 	if m.ln != nil {

@@ -21,7 +21,9 @@ type machine struct {
 	// deadline is lastBeat + MissedBeats × interval. The beats heap may
 	// hold an older deadline for the machine: a heartbeat only moves this
 	// field (O(1)); Tick re-queues the machine when its stale heap entry
-	// comes up. Deadlines only grow, so the heap never fires early.
+	// comes up. Deadlines only grow, so the heap never fires early. A
+	// forgotten machine's entry likewise stays until it comes up (Tick
+	// drops it) or a new machine takes the slot and inherits it.
 	deadline int64
 	gpus     uint8
 
@@ -116,6 +118,8 @@ type Engine struct {
 	// as unreachable (MaxInt64, 0xFFFF).
 	bookMin []int64
 	bookRTT []uint16
+	// bookAsk mirrors book.ask, count-major: bookAsk[(k-2)*len(books)+book].
+	bookAsk []int64
 	rest    []restList // index model; nM is "any model"
 	resting int
 
@@ -161,6 +165,15 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.bookRTT = make([]uint16, e.nR*len(e.books))
 	for i := range e.bookMin {
 		e.bookMin[i] = 1<<63 - 1
+	}
+	e.bookAsk = make([]int64, (askMaxK-1)*len(e.books))
+	for i := range e.bookAsk {
+		e.bookAsk[i] = 1<<63 - 1
+	}
+	for i := range e.books {
+		for k := range e.books[i].ask {
+			e.books[i].ask[k] = 1<<63 - 1
+		}
 	}
 	for i := range e.bookRTT {
 		e.bookRTT[i] = 0xFFFF
@@ -299,7 +312,7 @@ func (e *Engine) syncRow(s uint32, rtts bool) {
 			} else {
 				c, i := b.find(m.price, s)
 				c.vram[i], c.rel[i] = m.vram, m.rel
-				c.avail[i] = uint8(bits.OnesCount64(m.avail()))
+				e.setAvail(bk, c, i, m)
 			}
 			return
 		}
@@ -312,11 +325,38 @@ func (e *Engine) syncRow(s uint32, rtts bool) {
 	}
 }
 
+// setAvail refreshes row i of chunk c in book bi to machine m's free GPUs.
+func (e *Engine) setAvail(bi uint32, c *chunk, i int, m *machine) {
+	a0, a1 := c.avail[i], uint8(bits.OnesCount64(m.avail()))
+	if a0 == a1 {
+		return
+	}
+	c.avail[i] = a1
+	b := &e.books[bi]
+	b.availChanged(c.price[i], a0, a1)
+	e.mirrorAsks(bi)
+}
+
+// mirrorAsks copies book bi's ask into bookAsk where it moved (its rows
+// lie len(books) apart: skipping them when nothing moved saves the lines).
+func (e *Engine) mirrorAsks(bi uint32) {
+	b := &e.books[bi]
+	if !b.askMoved {
+		return
+	}
+	b.askMoved = false
+	nb := len(e.books)
+	for k, v := range b.ask {
+		e.bookAsk[k*nb+int(bi)] = v
+	}
+}
+
 // bookOp changes book bi and refreshes its mirrored header where it moved
 // (rarely: the cheapest ask or a lowest RTT changed).
 func (e *Engine) bookOp(bi uint32, op func(*book)) {
 	b := &e.books[bi]
 	op(b)
+	e.mirrorAsks(bi)
 	minP := int64(1<<63 - 1)
 	if b.n > 0 {
 		minP = b.minPrice
@@ -407,7 +447,12 @@ func (e *Engine) upsert(c *Command) error {
 		m.listedAt, m.lastBeat, m.online, m.healthy = e.now, e.now, true, true
 		m.free = allMask(gpus)
 		m.deadline = e.now + e.beatWindow
-		e.beats.set(s, m.deadline)
+		if !e.beats.has(s) {
+			// A forgotten machine's entry may still hold the slot; it is
+			// no later than this deadline, so it serves as this machine's
+			// stale entry (see machine.deadline).
+			e.beats.set(s, m.deadline)
+		}
 	}
 	m.model, m.region, m.gpus, m.vram, m.rel = model, region, gpus, uint16(c.VRAMGiB), uint16(c.ReliabilityBps)
 	m.price, m.verified = c.Price, c.Verified
@@ -434,7 +479,7 @@ func (e *Engine) newMachine(id, prov string) uint32 {
 	p := e.providerOf(prov)
 	*e.mach(s) = machine{id: id, provider: p, alive: true}
 	e.providers[p].machines = append(e.providers[p].machines, s)
-	e.machineIDs.insert(hashID(id), s)
+	e.machineIDs.add(id, s)
 	return s
 }
 
@@ -454,7 +499,9 @@ func (e *Engine) deleteMachine(s uint32) {
 	if m.indexed {
 		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR) })
 	}
-	e.beats.remove(s)
+	// The beats entry stays: removing it from the middle of a million-entry
+	// heap costs several cache misses, while Tick drops it for free when it
+	// comes up (or a new machine in this slot adopts it).
 	p := &e.providers[m.provider]
 	if i := slices.Index(p.machines, s); i >= 0 {
 		p.machines = slices.Delete(p.machines, i, i+1)
@@ -539,10 +586,14 @@ func (e *Engine) tick() {
 	due = due[:0]
 	for len(e.beats.h) > 0 && e.beats.h[0].at <= e.now {
 		top := e.beats.h[0]
+		m := e.mach(top.slot)
+		if m.alive && m.deadline > e.now {
+			e.beats.h[0].at = m.deadline // it beat since: re-queue
+			e.beats.down(0)
+			continue
+		}
 		e.beats.remove(top.slot)
-		if m := e.mach(top.slot); m.deadline > e.now {
-			e.beats.set(top.slot, m.deadline) // it beat since: re-queue
-		} else {
+		if m.alive { // else the entry of a forgotten machine
 			due = append(due, dl{at: m.deadline, slot: top.slot})
 		}
 	}
@@ -729,7 +780,7 @@ func (e *Engine) match(os, ms uint32) {
 		GPUs: mask, Count: o.count, Price: m.price, Total: total, RTTms: int64(m.rtt[o.region]), Expiry: o.resExpiry,
 	})
 	if h := e.hint; h.ok && h.slot == ms && e.listed(m) {
-		h.c.avail[h.i] = uint8(bits.OnesCount64(m.avail())) // still listed: only its free GPUs changed
+		e.setAvail(m.ixBook, h.c, h.i, m) // still listed: only its free GPUs changed
 	} else {
 		e.syncRow(ms, false)
 	}

@@ -48,3 +48,49 @@ func TestIDTable(t *testing.T) {
 		}
 	}
 }
+
+// TestIDArena: copies compare equal only to their id, and freed cells are
+// reused, so churn does not grow the arena.
+func TestIDArena(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var a idArena
+	live := map[uint32]string{}
+	id := func() string {
+		b := make([]byte, 1+r.IntN(MaxIDLen))
+		for i := range b {
+			b[i] = byte('a' + r.IntN(3))
+		}
+		return string(b)
+	}
+	for i := 0; i < 100_000; i++ {
+		if len(live) < 300 && r.IntN(2) == 0 {
+			s := id()
+			loc := a.put(s)
+			if loc == 0 {
+				t.Fatal("location 0 handed out")
+			}
+			if _, dup := live[loc]; dup {
+				t.Fatalf("location %d handed out twice", loc)
+			}
+			live[loc] = s
+		} else {
+			for loc := range live {
+				a.release(loc)
+				delete(live, loc)
+				break
+			}
+		}
+		if i%101 == 0 {
+			for loc, s := range live {
+				if !a.equal(loc, s) || a.equal(loc, s+"x") || len(s) > 1 && a.equal(loc, s[1:]) {
+					t.Fatalf("step %d: cell %d does not hold exactly %q", i, loc, s)
+				}
+			}
+		}
+	}
+	// 300 live ids of at most 9 granules fit in one block; reuse keeps
+	// the arena within a few.
+	if len(a.blocks) > 3 {
+		t.Fatalf("%d blocks for at most 300 live ids", len(a.blocks))
+	}
+}

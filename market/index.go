@@ -24,15 +24,17 @@ const chunkMax = 128
 // the buyer's region (2 bytes an offer). Kept in step with the machines by
 // Engine.sync.
 type chunk struct {
-	n     int
+	n int
+	// rtt holds one row of chunkMax RTTs per catalog region: row r is
+	// rtt[r*chunkMax : r*chunkMax+n]. Its header shares n's cache line,
+	// and the columns follow in the order a scan tests them, so reading
+	// the head of a chunk costs as few lines as it can.
+	rtt   []uint16
 	price [chunkMax]int64
-	slot  [chunkMax]uint32
+	avail [chunkMax]uint8
 	vram  [chunkMax]uint16
 	rel   [chunkMax]uint16
-	avail [chunkMax]uint8
-	// rtt holds one row of chunkMax RTTs per catalog region: row r is
-	// rtt[r*chunkMax : r*chunkMax+n].
-	rtt []uint16
+	slot  [chunkMax]uint32
 }
 
 func (c *chunk) row(r int) []uint16 { return c.rtt[r*chunkMax : r*chunkMax+c.n] }
@@ -96,6 +98,9 @@ type book struct {
 	// minPrice is the cheapest ask in the book (valid when n > 0).
 	minPrice int64
 	n        int
+	// chunks sits on the header's first cache line: a scan reads nothing
+	// else of the header.
+	chunks []*chunk
 	// minRTT[r] is the lowest RTT from any offer in the book to region r,
 	// exact, and minCnt[r] how many offers have it. A match skips a whole
 	// book that cannot meet the order's max RTT (a latency band: most
@@ -105,11 +110,67 @@ type book struct {
 	// when the last offer at the minimum leaves is a row rescanned.
 	minRTT [MaxRegions]uint16
 	minCnt [MaxRegions]uint32
-	chunks []*chunk
+	// ask[k-2] is the cheapest ask among offers with at least k free GPUs
+	// (MaxInt64 when none), k = 2..askMaxK, exact. Busy books fill their
+	// cheap end with offers already partly taken: for an order of k GPUs
+	// a book without such an offer within the max price is not a
+	// candidate, and the merge ranks the book by this ask, not by offers
+	// that cannot serve the order. Kept exact by availChanged; mirrored
+	// into Engine.bookAsk.
+	ask [askMaxK - 1]int64
+	// askMoved: ask changed since the engine last mirrored it.
+	askMoved bool
 	// last key of each chunk, contiguous so the chunk search does not
 	// chase a pointer per probe.
 	lastPrice []int64
 	lastSlot  []uint32
+}
+
+// askMaxK bounds the counts book.ask is kept for: orders for more GPUs
+// use ask[askMaxK-2], a lower bound for them.
+const askMaxK = 8
+
+// availChanged updates ask for a row at price whose free GPUs went from
+// a0 to a1 (0 for a row that was not, or is no longer, in the book); the
+// row must already hold a1. Only when the row was the cheapest with k
+// free GPUs and drops below k is the book rescanned, from its cheap end.
+func (b *book) availChanged(price int64, a0, a1 uint8) {
+	var stale uint8 // bit k-2
+	for k := uint8(2); k <= askMaxK; k++ {
+		switch {
+		case a1 >= k && price < b.ask[k-2]:
+			b.ask[k-2], b.askMoved = price, true
+		case a0 >= k && a1 < k && price == b.ask[k-2]:
+			stale |= 1 << (k - 2)
+		}
+	}
+	if stale != 0 {
+		b.fixAsks(stale)
+		b.askMoved = true
+	}
+}
+
+// fixAsks recomputes the stale entries of ask: the first offer in ask
+// order with enough free GPUs.
+func (b *book) fixAsks(stale uint8) {
+	for _, c := range b.chunks {
+		for i := 0; i < c.n && stale != 0; i++ {
+			a := c.avail[i]
+			for x := stale; x != 0; x &= x - 1 {
+				j := bits.TrailingZeros8(x)
+				if a >= uint8(j+2) {
+					b.ask[j] = c.price[i]
+					stale &^= 1 << j
+				}
+			}
+		}
+		if stale == 0 {
+			return
+		}
+	}
+	for x := stale; x != 0; x &= x - 1 {
+		b.ask[bits.TrailingZeros8(x)] = 1<<63 - 1
+	}
 }
 
 func keyLess(p1 int64, s1 uint32, p2 int64, s2 uint32) bool {
@@ -150,6 +211,7 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 	}
 	b.addRTTs(m, nR)
 	b.n++
+	a := uint8(bits.OnesCount64(m.avail()))
 	if len(b.chunks) == 0 {
 		c := b.newChunk(nR)
 		c.n = 1
@@ -159,6 +221,7 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 		b.lastSlot = append(b.lastSlot, 0)
 		b.relast(0)
 		b.minPrice = m.price
+		b.availChanged(m.price, 0, a)
 		return
 	}
 	ci := b.chunkFor(m.price, s)
@@ -197,6 +260,7 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 	c.set(p, m, s, nR)
 	b.relast(ci)
 	b.minPrice = b.chunks[0].price[0]
+	b.availChanged(m.price, 0, a)
 }
 
 // find returns the chunk and row of (price, slot); it must be there.
@@ -260,9 +324,11 @@ func (b *book) fixMins(stale uint64) {
 func (b *book) update(m *machine, s uint32, nR int) {
 	c, i := b.find(m.price, s)
 	stale := b.dropRTTs(c, i, nR)
+	a0 := c.avail[i]
 	c.set(i, m, s, nR)
 	b.addRTTs(m, nR)
 	b.fixMins(stale &^ b.nonZeroMins(stale))
+	b.availChanged(m.price, a0, c.avail[i])
 }
 
 // nonZeroMins is the subset of regions whose minimum is still held.
@@ -284,6 +350,7 @@ func (b *book) remove(price int64, slot uint32, nR int) {
 		panic("market: index out of step with machines")
 	}
 	stale := b.dropRTTs(c, p, nR)
+	a0 := c.avail[p]
 	c.shift(p, -1, nR)
 	b.n--
 	if c.n > 0 {
@@ -298,14 +365,16 @@ func (b *book) remove(price int64, slot uint32, nR int) {
 		b.minPrice = b.chunks[0].price[0]
 		b.fixMins(stale)
 	}
+	b.availChanged(price, a0, 0)
 }
 
 // deadlines is an indexed min-heap of (at, slot): heartbeat deadlines,
 // reservation expiries and order expiries. Indexed (pos per slot) so that
-// a confirmed, cancelled or released reservation, a cancelled order or a
-// deleted machine leaves it at once, and each slot is in it at most once
-// (a lazy heap would keep stale entries, millions at scale). Heartbeats do
-// not touch it at all: see machine.deadline.
+// a confirmed, cancelled or released reservation or a cancelled order
+// leaves it at once, and each slot is in it at most once (a lazy heap
+// would keep stale entries, millions at scale). Heartbeats do not touch it
+// at all, and a forgotten machine's entry stays until it comes up: see
+// machine.deadline. At most one entry per slot bounds that too.
 type deadlines struct {
 	h   []dl
 	pos []int32 // slot → index in h, -1 when absent
@@ -362,6 +431,8 @@ func (d *deadlines) grow(slot uint32) {
 		d.pos = append(d.pos, -1)
 	}
 }
+
+func (d *deadlines) has(slot uint32) bool { return int(slot) < len(d.pos) && d.pos[slot] >= 0 }
 
 // set inserts slot or moves it to at.
 func (d *deadlines) set(slot uint32, at int64) {

@@ -68,7 +68,8 @@ func (e *Engine) qualifies(o *order, m *machine) bool {
 //
 // Offers are indexed per (GPU model, machine region), each book ordered by
 // ask. An order considers only the books of its model (all models for
-// "any") whose cheapest ask is within its max price and whose RTT lower
+// "any") whose cheapest ask with enough free GPUs (exact up to 8 GPUs) is
+// within its max price and whose RTT lower
 // bound to the buyer's region is within its max RTT: the machine region
 // is the latency band, and a tight bound rules out most regions from the
 // book headers alone.
@@ -94,9 +95,17 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 	maxRTT := uint16(o.maxRTT)
 	cands := e.bookCands[:0]
 	rtts := e.bookRTT[br*len(e.books):]
+	// An order for k GPUs ranks each book by its cheapest offer with k
+	// free GPUs (book.ask): a book without one within the max price is not
+	// a candidate, and the partly taken offers below it, which cannot
+	// serve the order, do not draw the merge into the book early.
+	asks := e.bookMin
+	if o.count >= 2 {
+		asks = e.bookAsk[int(min(o.count, askMaxK)-2)*len(e.books):]
+	}
 	for bi := lo * e.nR; bi < hi*e.nR; bi++ {
-		if p := e.bookMin[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
-			cands = append(cands, cursor{book: uint32(bi), head: p})
+		if p := asks[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
+			cands = append(cands, cursor{book: uint32(bi), head: p, bound: rtts[bi]})
 		}
 	}
 	var best scanBest
@@ -115,8 +124,60 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 // cursor is a candidate book and how far a price-first merge has read it.
 type cursor struct {
 	book  uint32
-	ci, i int   // next unread row
-	head  int64 // its ask
+	bound uint16 // the book's lowest RTT to the buyer's region
+	ci, i int    // next unread row
+	head  int64  // its ask
+}
+
+// curHeap is a min-heap of candidate books: price-first by (next unread
+// ask, RTT bound), latency-first by (RTT bound, cheapest ask). A heap
+// rather than a scan for the minimum because an any-model order has
+// hundreds of candidate books and may read dozens. Which of two tied books
+// comes first does not change the answer: the best is the minimum of a
+// total order over every offer the merge cannot rule out.
+type curHeap struct {
+	c  []cursor
+	lf bool
+}
+
+func (h *curHeap) less(i, j int) bool {
+	a, b := &h.c[i], &h.c[j]
+	if h.lf {
+		return a.bound < b.bound || a.bound == b.bound && a.head < b.head
+	}
+	return a.head < b.head || a.head == b.head && a.bound < b.bound
+}
+
+func (h *curHeap) down(i int) {
+	n := len(h.c)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			return
+		}
+		h.c[i], h.c[m] = h.c[m], h.c[i]
+		i = m
+	}
+}
+
+func (h *curHeap) init() {
+	for i := len(h.c)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *curHeap) pop() {
+	last := len(h.c) - 1
+	h.c[0] = h.c[last]
+	h.c = h.c[:last]
+	h.down(0)
 }
 
 type scanBest struct {
@@ -138,28 +199,23 @@ func (e *Engine) offer(best *scanBest, lf bool, c *chunk, i int, rt uint16) {
 
 func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 	br, maxRTT, cnt, minV := int(o.region), uint16(o.maxRTT), uint8(o.count), uint16(o.minVRAM)
-	rtts := e.bookRTT[br*len(e.books):]
-	for len(cands) > 0 {
+	h := curHeap{c: cands}
+	h.init()
+	for len(h.c) > 0 {
 		// The book with the cheapest unread ask, lowest RTT bound on a tie;
-		// and the cheapest unread ask among the others, up to which it is read.
-		k := 0
-		for j := 1; j < len(cands); j++ {
-			a, b := &cands[j], &cands[k]
-			if a.head < b.head || a.head == b.head && rtts[a.book] < rtts[b.book] {
-				k = j
-			}
-		}
-		next := o.maxPrice
-		for j := range cands {
-			if j != k && cands[j].head < next {
-				next = cands[j].head
-			}
-		}
-		cur := &cands[k]
-		b := &e.books[cur.book]
-		if best.found && (cur.head > best.price || cur.head == best.price && b.minRTT[br] > best.rtt) {
+		// and the cheapest unread ask among the others (the root's
+		// children), up to which it is read.
+		cur := &h.c[0]
+		if best.found && (cur.head > best.price || cur.head == best.price && cur.bound > best.rtt) {
 			return // the cheapest remaining ask cannot beat or tie the best
 		}
+		next := o.maxPrice
+		for j := 1; j <= 2 && j < len(h.c); j++ {
+			if h.c[j].head < next {
+				next = h.c[j].head
+			}
+		}
+		b := &e.books[cur.book]
 		limit := next
 		if best.found && best.price < limit {
 			limit = best.price
@@ -178,8 +234,14 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 					}
 					break scan
 				}
+				// Free GPUs first: the cheap end of a busy book is mostly
+				// offers already partly taken, and testing them on the
+				// avail column spares the RTT row and VRAM column lines.
+				if c.avail[i] < cnt {
+					continue
+				}
 				rt := row[i]
-				if rt > maxRTT || c.avail[i] < cnt || c.vram[i] < minV || best.found && p == best.price && rt > best.rtt {
+				if rt > maxRTT || c.vram[i] < minV || best.found && p == best.price && rt > best.rtt {
 					continue
 				}
 				e.offer(best, false, c, i, rt)
@@ -187,34 +249,28 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 			}
 		}
 		if done {
-			cands[k] = cands[len(cands)-1]
-			cands = cands[:len(cands)-1]
+			h.pop()
+		} else {
+			h.down(0)
 		}
 	}
 }
 
 func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 	br, cnt, minV := int(o.region), uint8(o.count), uint16(o.minVRAM)
-	rtts := e.bookRTT[br*len(e.books):]
-	for len(cands) > 0 {
-		k := 0
-		for j := 1; j < len(cands); j++ {
-			a, b := cands[j].book, cands[k].book
-			if rtts[a] < rtts[b] || rtts[a] == rtts[b] && e.bookMin[a] < e.bookMin[b] {
-				k = j
-			}
-		}
-		b := &e.books[cands[k].book]
-		cands[k] = cands[len(cands)-1]
-		cands = cands[:len(cands)-1]
-		if best.found && b.minRTT[br] > best.rtt {
+	h := curHeap{c: cands, lf: true}
+	h.init()
+	for len(h.c) > 0 {
+		bi, floor := h.c[0].book, h.c[0].bound // no offer in the book is faster than floor
+		h.pop()
+		if best.found && floor > best.rtt {
 			return // every remaining book is slower than the best
 		}
+		b := &e.books[bi]
 		cut := uint16(o.maxRTT)
 		if best.found {
 			cut = best.rtt
 		}
-		floor := b.minRTT[br] // no offer in this book is faster
 	scan:
 		for _, c := range b.chunks {
 			if c.price[0] > o.maxPrice {

@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -34,7 +33,9 @@ import (
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/provider-agent/agent"
+	"github.com/highway-compute/highway/provider-agent/chainlink"
 	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/prover"
 )
 
 // apiClient calls the JSON API with a key.
@@ -153,6 +154,45 @@ func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, seed string
 	return stop
 }
 
+// fabricator is a dishonest prover: it claims exactly the required count
+// of nonces without computing any of them.
+type fabricator struct{}
+
+func (fabricator) Prove(_ context.Context, job prover.Job) (prover.Result, error) {
+	p := poc.Proof{Version: job.Params.Version}
+	for i := uint64(0); i < job.Target.Required; i++ {
+		p.Nonces = append(p.Nonces, 1000+i*7)
+	}
+	b, err := p.MarshalBinary()
+	return prover.Result{Proof: b, Nonces: len(p.Nonces)}, err
+}
+
+// directLease creates a lease on chain, outside the marketplace, with a
+// quote signed by the provider's key (the chain accepts any buyer with a
+// valid quote), and returns its id.
+func (e *e2eMarket) directLease(buyer network.Account, provKey *secp256k1.PrivKey) uint64 {
+	t := e.t
+	ctx := context.Background()
+	pq, err := chainlink.QuoteSigner{Key: provKey}.SignQuote(ctx, e2eChainID, protocol.Quote{
+		Provider: sdk.AccAddress(provKey.PubKey().Address()).String(), Buyer: buyer.Address().String(), GPUClass: "H100", GPUs: 1,
+		PricePerEpoch: "1000", Epochs: 50, ExpiresAt: time.Now().Add(5 * time.Minute).Unix(), Nonce: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.chain.Send(ctx, chainclient.KeySigner{Key: buyer.Key}, &escrowtypes.MsgCreateLease{Buyer: pq.Buyer, Quote: escrowtypes.Quote{
+		Provider: pq.Provider, Buyer: pq.Buyer, GpuClass: pq.GPUClass, Gpus: pq.GPUs, PricePerEpoch: math.NewInt(1000),
+		Epochs: pq.Epochs, ExpiresAt: pq.ExpiresAt, Nonce: pq.Nonce, PubKey: pq.PubKey, Signature: pq.Signature}})
+	if err != nil {
+		t.Fatalf("direct lease: %v", err)
+	}
+	id, _ := res.Attr("highway.escrow.v1.EventLeaseCreated", "lease_id")
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		t.Fatalf("lease id %q: %v", id, err)
+	}
+	return n
+}
+
 type leaseView struct {
 	Lease struct {
 		ID             string `json:"id"`
@@ -198,7 +238,20 @@ func (e *e2eMarket) balance(addr string) math.Int {
 func TestEndToEnd(t *testing.T) {
 	provKey := secp256k1.GenPrivKey()
 	prov := network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000)}
-	e := startE2E(t, prov)
+	cheatKey := secp256k1.GenPrivKey()
+	cheat := network.Account{Name: "cheater", Key: cheatKey, Funds: math.NewInt(1_000_000)}
+	direct := network.Account{Name: "direct-buyer", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000)}
+	e := startE2E(t, prov, cheat, direct)
+
+	// A second provider whose agent fabricates nonces: it fails its
+	// verification PoC (never listed) and, given a lease directly on
+	// chain, never clears an epoch.
+	cheatBrowser, cheatAPI := e.user("cheat@example.com", "provider")
+	if code := cheatAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "100000"}, nil); code != http.StatusOK {
+		t.Fatalf("cheater's price: %d", code)
+	}
+	e.runAgent(cheatBrowser, cheatKey, "e2e-cheater", fabricator{})
+	cheatLease := e.directLease(direct, cheatKey)
 
 	provBrowser, provAPI := e.user("prov@example.com", "provider")
 	if code := provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil); code != http.StatusOK {
@@ -384,6 +437,33 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("epochs cleared %d, missed %d; paid %s, fees %s, refunded %s of %s", after.EpochsCleared, after.EpochsMissed,
 		after.Paid, after.Fees, after.Refunded, escrowed)
-	_ = fmt.Sprint
-	_ = strconv.Itoa
+
+	// The fabricating agent: never verified, never listed, never paid.
+	var machines struct {
+		Machines []struct {
+			Verified    bool   `json:"verified"`
+			VerifyError string `json:"verify_error"`
+		} `json:"machines"`
+	}
+	cheatAPI.do(http.MethodGet, "/machines", nil, &machines)
+	if len(machines.Machines) != 1 || machines.Machines[0].Verified || machines.Machines[0].VerifyError == "" {
+		t.Fatalf("cheater's machine = %+v, want unverified with the reason", machines.Machines)
+	}
+	provAPI.do(http.MethodGet, "/offers?model=H100", nil, &offers)
+	for _, o := range offers.Offers {
+		if o.Price == "100000" {
+			t.Fatal("the cheater's machine is listed")
+		}
+	}
+	var cl escrowtypes.Lease
+	waitFor(t, "the cheater's epochs to be missed", 60*time.Second, func() bool {
+		cl, err = e.chain.Lease(context.Background(), cheatLease)
+		return err == nil && cl.EpochsMissed >= 2
+	})
+	if cl.EpochsCleared != 0 || !cl.Paid.IsZero() || !cl.Pending.IsZero() {
+		t.Fatalf("the cheater's lease: cleared %d, paid %s, pending %s", cl.EpochsCleared, cl.Paid, cl.Pending)
+	}
+	if got := e.balance(cheat.Address().String()); !got.Equal(cheat.Funds) {
+		t.Fatalf("cheater balance %s, want %s (never paid)", got, cheat.Funds)
+	}
 }

@@ -28,6 +28,8 @@ type AgentConfig struct {
 	Regions []protocol.Region
 	// MaxPoll caps an assignments long-poll (default 25 s).
 	MaxPoll time.Duration
+	// RequestsPerMinute is each agent's request budget (default 1200).
+	RequestsPerMinute int
 }
 
 func (c *AgentConfig) defaults() {
@@ -39,6 +41,9 @@ func (c *AgentConfig) defaults() {
 	}
 	if c.MaxPoll <= 0 {
 		c.MaxPoll = 25 * time.Second
+	}
+	if c.RequestsPerMinute <= 0 {
+		c.RequestsPerMinute = 1200
 	}
 }
 
@@ -59,6 +64,19 @@ func (s *Server) agentKeys(ctx context.Context, id string) (ed25519.PublicKey, e
 		return nil, err
 	}
 	return ed25519.PublicKey(key), nil
+}
+
+// agentAllow applies the per-agent request budget, counted only for
+// requests whose signature verified (an attacker cannot spend another
+// agent's budget). A well-behaved agent sends a handful of requests a
+// minute; the limit leaves room for short intervals and catch-up bursts.
+func (s *Server) agentAllow(c *gin.Context, agentID string) bool {
+	ok, retry := s.agentLimit.Allow(agentID, time.Now())
+	if !ok {
+		s.fail(c, &highway.Error{Code: highway.ERATELIMITED, RetryAfter: int(retry.Seconds()) + 1,
+			Message: "Too many requests from this agent; slow down."})
+	}
+	return ok
 }
 
 // agentFail answers an agent-API error: errors the protocol knows through
@@ -112,6 +130,9 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 	vr, hb, err := s.agentVerifier.VerifyHeartbeat(c.Request)
 	if err != nil {
 		s.agentFail(c, err)
+		return
+	}
+	if !s.agentAllow(c, vr.AgentID) {
 		return
 	}
 	ctx := c.Request.Context()
@@ -178,6 +199,9 @@ func (s *Server) agentAssignments(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
+	if !s.agentAllow(c, vr.AgentID) {
+		return
+	}
 	wait := s.agentCfg.MaxPoll
 	if w, err := strconv.Atoi(c.Query("wait")); err == nil && w >= 0 && time.Duration(w)*time.Second < wait {
 		wait = time.Duration(w) * time.Second
@@ -202,6 +226,9 @@ func (s *Server) agentLogs(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
+	if !s.agentAllow(c, vr.AgentID) {
+		return
+	}
 	b, err := protocol.DecodeLogBatch(vr.Body)
 	if err != nil {
 		s.agentFail(c, err)
@@ -221,6 +248,9 @@ func (s *Server) agentQuotes(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
+	if !s.agentAllow(c, vr.AgentID) {
+		return
+	}
 	q, err := protocol.DecodeQuoteResponse(vr.Body)
 	if err != nil {
 		s.agentFail(c, err)
@@ -238,6 +268,9 @@ func (s *Server) agentVerifications(c *gin.Context) {
 	vr, err := s.agentVerifier.Verify(c.Request)
 	if err != nil {
 		s.agentFail(c, err)
+		return
+	}
+	if !s.agentAllow(c, vr.AgentID) {
 		return
 	}
 	r, err := protocol.DecodeVerificationResponse(vr.Body)

@@ -59,6 +59,7 @@ type Server struct {
 	agentCfg           AgentConfig
 	agentVerifier      *protocol.Verifier
 	agentRegisterLimit *accounts.Limiter
+	agentLimit         *accounts.Limiter
 	now                func() time.Time
 }
 
@@ -101,6 +102,7 @@ func New(cfg Config) (http.Handler, error) {
 		s.now = time.Now
 	}
 	s.agentCfg.defaults()
+	s.agentLimit = accounts.NewLimiter(s.agentCfg.RequestsPerMinute, time.Minute)
 	s.agentVerifier = &protocol.Verifier{
 		Keys:   protocol.KeyStoreFunc(s.agentKeys),
 		Nonces: protocol.NewMemoryNonceStore(1 << 20),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -198,5 +199,70 @@ func waitMachine(t *testing.T, s *models.Store, id, what string, ok func(*models
 			t.Fatalf("machine never became %s (last: %+v, err %v)", what, m, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// registerTestAgent registers an agent (and its machine) for provider u
+// straight through the store, returning its id and key.
+func registerTestAgent(t testing.TB, m *Main, providerID, name string) (string, ed25519.PrivateKey) {
+	t.Helper()
+	ctx := context.Background()
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	tok := "token-" + name + "-0123456789"
+	if err := m.Store.CreateEnrollmentToken(ctx, &models.EnrollmentToken{TokenHash: accounts.HashToken(tok), ProviderID: providerID,
+		CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour).UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	a := &models.Agent{PublicKey: base64.StdEncoding.EncodeToString(pub)}
+	if err := m.Store.RegisterAgent(ctx, accounts.HashToken(tok), time.Now(), &models.Machine{Hostname: name, Simulated: true}, a); err != nil {
+		t.Fatal(err)
+	}
+	return a.ID, key
+}
+
+// Each agent has its own request budget, spent only by requests that
+// carry its valid signature: over it, 429 with Retry-After; another
+// agent is unaffected.
+func TestAgentRateLimit(t *testing.T) {
+	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
+		m.Agents = handlers.AgentConfig{RequestsPerMinute: 3, MaxPoll: 50 * time.Millisecond}
+	})
+	u, _, err := accounts.New(srv.Store, accounts.Config{Hash: cheapHash}).Signup(context.Background(),
+		accounts.SignupInput{Email: "p@example.com", Password: "0123456789", Provider: true}, "127.0.0.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idA, keyA := registerTestAgent(t, srv, u.ID, "a")
+	idB, keyB := registerTestAgent(t, srv, u.ID, "b")
+	poll := func(id string, key ed25519.PrivateKey) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL()+protocol.PathAssignments+"?wait=0", nil)
+		if err := protocol.Sign(req, id, key); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Unsigned (forged) requests naming agent A do not spend its budget.
+	_, forged, _ := ed25519.GenerateKey(rand.Reader)
+	for i := 0; i < 3; i++ {
+		if r := poll(idA, forged); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("forged poll: %d", r.StatusCode)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := poll(idA, keyA); r.StatusCode != http.StatusOK {
+			t.Fatalf("poll %d: %d", i+1, r.StatusCode)
+		}
+	}
+	r := poll(idA, keyA)
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("4th poll: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if r := poll(idB, keyB); r.StatusCode != http.StatusOK {
+		t.Fatalf("another agent: %d", r.StatusCode)
 	}
 }

@@ -3,9 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/highway-compute/highway/accounts"
-	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/protocol"
@@ -33,16 +31,12 @@ func BenchmarkAgentHeartbeats(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	m := &models.Machine{Hostname: "bench", Simulated: true}
-	tok := "bench-token-0123456789"
-	if err := srv.Store.CreateEnrollmentToken(ctx, &models.EnrollmentToken{TokenHash: accounts.HashToken(tok), ProviderID: u.ID,
-		CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour).UTC()}); err != nil {
-		b.Fatal(err)
-	}
-	a := &models.Agent{PublicKey: base64.StdEncoding.EncodeToString(pub)}
-	if err := srv.Store.RegisterAgent(ctx, accounts.HashToken(tok), time.Now(), m, a); err != nil {
-		b.Fatal(err)
+	// A fleet of agents, each within its request budget, as in production.
+	const fleet = 20
+	ids := make([]string, fleet)
+	keys := make([]ed25519.PrivateKey, fleet)
+	for i := range ids {
+		ids[i], keys[i] = registerTestAgent(b, srv, u.ID, fmt.Sprintf("bench-%d", i))
 	}
 	fake, _ := gpu.FakeProfile("dgxh100")
 	sess, err := gpu.Open(fake)
@@ -54,7 +48,8 @@ func BenchmarkAgentHeartbeats(b *testing.B) {
 	gpus := inv.GPUs
 
 	const beats = 2000
-	var seq atomic.Uint64
+	seqs := make([]atomic.Uint64, fleet)
+	var next atomic.Uint64
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -64,11 +59,17 @@ func BenchmarkAgentHeartbeats(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < beats/2; i++ {
-				hb := protocol.Heartbeat{AgentID: a.ID, Seq: seq.Add(1), BootID: "bench", SentAt: time.Now().UnixMilli(), AgentVersion: "bench", Simulated: true, GPUs: gpus}
+				n := int(next.Add(1)) % fleet
+				id, key := ids[n], keys[n]
+				gs := append([]protocol.GPU(nil), gpus...)
+				for j := range gs {
+					gs[j].UUID = fmt.Sprintf("%s-%d", id, j) // one machine's GPUs are its own
+				}
+				hb := protocol.Heartbeat{AgentID: id, Seq: seqs[n].Add(1), BootID: "bench", SentAt: time.Now().UnixMilli(), AgentVersion: "bench", Simulated: true, GPUs: gs}
 				body, _ := json.Marshal(hb)
 				req, _ := http.NewRequest(http.MethodPost, srv.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
-				if err := protocol.Sign(req, a.ID, key); err != nil {
+				if err := protocol.Sign(req, id, key); err != nil {
 					errs <- err
 					return
 				}
@@ -95,6 +96,8 @@ func BenchmarkAgentHeartbeats(b *testing.B) {
 	}
 
 	msg := make([]byte, 512)
+	key := keys[0]
+	pub := key.Public().(ed25519.PublicKey)
 	sig := ed25519.Sign(key, msg)
 	const verifies = 20000
 	vstart := time.Now()

@@ -398,7 +398,7 @@ func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
 	var wl protocol.Workload
 	_ = json.Unmarshal([]byte(f.order.WorkloadJSON), &wl)
 	if _, err := b.addAssignmentLocked(ctx, m.agentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStart, GPUs: uuids,
-		Workload: wl, EndsAt: l.EndsAt.UnixMilli()}); err != nil {
+		Workload: wl, EndsAt: l.EndsAt.UnixMilli(), ChainLeaseID: chainID}); err != nil {
 		b.log.Error("queue start", "lease", l.ID, "err", err)
 	}
 	b.log.Info("lease created", "lease", l.ID, "chain_lease", chainID, "order", f.order.ID, "machine", m.id, "tx", res.Hash)

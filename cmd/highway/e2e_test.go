@@ -243,9 +243,12 @@ func TestEndToEnd(t *testing.T) {
 	direct := network.Account{Name: "direct-buyer", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000)}
 	e := startE2E(t, prov, cheat, direct)
 
-	// A second provider whose agent fabricates nonces: it fails its
-	// verification PoC (never listed) and, given a lease directly on
-	// chain, never clears an epoch.
+	// A second provider whose agent fabricates nonces: its verification
+	// PoC is rejected (sampled re-computation), so it is never listed and
+	// never matched; a lease created for its address outside the
+	// marketplace never clears an epoch and never pays it (the agent only
+	// proves leases it signed or was assigned, and the chain's verifier
+	// rejects fabricated proofs: chain/x/escrow keeper tests).
 	cheatBrowser, cheatAPI := e.user("cheat@example.com", "provider")
 	if code := cheatAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "100000"}, nil); code != http.StatusOK {
 		t.Fatalf("cheater's price: %d", code)

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +119,15 @@ type Agent struct {
 	haveInv   bool
 
 	logs *logBuffer
+
+	// Leases this agent proves for: the chain follower reports every
+	// lease of the provider's address, and a provider with several
+	// machines shares that address. A lease is this machine's when the
+	// agent signed its quote (nonce) or was assigned it (chain id, which
+	// also covers a restart, as active leases are assigned again).
+	ownMu     sync.Mutex
+	ownNonces map[uint64]bool
+	ownLeases map[string]bool
 }
 
 // New checks cfg and fills in defaults.
@@ -157,12 +168,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: boot id: %w", err)
 	}
 	a := &Agent{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		bootID:   hex.EncodeToString(b[:]),
-		interval: cfg.HeartbeatInterval,
-		regions:  append([]protocol.Region(nil), cfg.Regions...),
-		logs:     newLogBuffer(50_000),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		bootID:    hex.EncodeToString(b[:]),
+		interval:  cfg.HeartbeatInterval,
+		regions:   append([]protocol.Region(nil), cfg.Regions...),
+		logs:      newLogBuffer(50_000),
+		ownNonces: map[uint64]bool{}, ownLeases: map[string]bool{},
 	}
 	a.runner = runner.NewManager(cfg.Drivers, a.logs.add, cfg.StopGrace, cfg.Now)
 	return a, nil
@@ -415,6 +427,11 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		if as.EndsAt > 0 {
 			endsAt = time.UnixMilli(as.EndsAt)
 		}
+		if as.ChainLeaseID != 0 {
+			a.ownMu.Lock()
+			a.ownLeases[strconv.FormatUint(as.ChainLeaseID, 10)] = true
+			a.ownMu.Unlock()
+		}
 		a.log.Info("starting lease", "lease", as.LeaseID, "gpus", as.GPUs)
 		if err := a.runner.Start(spec, endsAt); err != nil {
 			a.log.Error("start lease", "lease", as.LeaseID, "err", err)
@@ -523,11 +540,21 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 	if err != nil {
 		return protocol.Quote{}, fmt.Errorf("sign quote: %w", err)
 	}
+	a.ownMu.Lock()
+	a.ownNonces[q.Nonce] = true
+	a.ownMu.Unlock()
 	return signed, nil
 }
 
 func (a *Agent) proofLoop(ctx context.Context) {
 	for job := range a.cfg.Proofs.Jobs(ctx) {
+		a.ownMu.Lock()
+		mine := a.ownNonces[job.QuoteNonce] || a.ownLeases[job.LeaseID]
+		a.ownMu.Unlock()
+		if !mine {
+			a.log.Debug("not proving another machine's lease", "lease", job.LeaseID, "epoch", job.Epoch)
+			continue
+		}
 		res, err := a.cfg.Prover.Prove(ctx, job)
 		if ctx.Err() != nil {
 			return

@@ -136,7 +136,7 @@ func (f *Follower) dueJobs(ctx context.Context, h int64, emitted map[[2]uint64]b
 				LeaseID: strconv.FormatUint(l.Id, 10), Epoch: e, Seed: seed,
 				Target:   poc.Target{Difficulty: task.Difficulty, Required: task.Required},
 				Params:   task.Poc.ToPoC(),
-				Deadline: time.Now().Add(work),
+				Deadline: time.Now().Add(work), QuoteNonce: l.QuoteNonce,
 			})
 		}
 		if res.Pagination == nil || len(res.Pagination.NextKey) == 0 {

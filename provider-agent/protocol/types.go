@@ -188,6 +188,9 @@ type Assignment struct {
 	Workload Workload         `json:"workload,omitempty"` // for start
 	EndsAt   int64            `json:"ends_at,omitempty"`  // unix ms; the agent stops the workload then even if no stop arrives
 	Verify   *VerifyChallenge `json:"verify,omitempty"`   // for verify
+	// ChainLeaseID is the lease's id on chain (start): the agent proves
+	// only leases it was assigned or signed the quote for.
+	ChainLeaseID uint64 `json:"chain_lease_id,omitempty"`
 }
 
 // AssignmentsResponse is the long-poll answer: work for the agent, possibly

@@ -23,6 +23,9 @@ type Job struct {
 	Target   poc.Target
 	Params   poc.Params
 	Deadline time.Time // stop proving then; leave room to submit before the chain's deadline
+	// QuoteNonce is the nonce of the quote the lease was created under:
+	// it tells an agent whether the lease is one it signed for.
+	QuoteNonce uint64
 }
 
 // Result is a finished proving run.

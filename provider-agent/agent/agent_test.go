@@ -21,6 +21,7 @@ import (
 	"github.com/highway-compute/highway/provider-agent/metrics"
 	"github.com/highway-compute/highway/provider-agent/probe"
 	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/provider-agent/prover"
 	"github.com/highway-compute/highway/provider-agent/runner"
 	"github.com/highway-compute/highway/provider-agent/state"
 )
@@ -491,5 +492,66 @@ func TestQuoteChecks(t *testing.T) {
 	a.cfg.Quotes = nil
 	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{Quote: q}); err == nil {
 		t.Fatal("signed without a signer")
+	}
+}
+
+type jobList []prover.Job
+
+func (l jobList) Jobs(ctx context.Context) <-chan prover.Job {
+	ch := make(chan prover.Job, len(l))
+	for _, j := range l {
+		ch <- j
+	}
+	close(ch)
+	return ch
+}
+
+type recordingProver struct {
+	mu     sync.Mutex
+	leases []string
+}
+
+func (r *recordingProver) Prove(_ context.Context, job prover.Job) (prover.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leases = append(r.leases, job.LeaseID)
+	return prover.Result{Proof: []byte{1}}, nil
+}
+
+type nopSubmitter struct{}
+
+func (nopSubmitter) Submit(context.Context, prover.Job, prover.Result) (bool, error) {
+	return true, nil
+}
+
+// The chain follower reports every lease of the provider's address; the
+// agent proves only those it signed the quote for or was assigned.
+func TestProvesOnlyOwnLeases(t *testing.T) {
+	fake, err := gpu.FakeProfile("h100x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sess.Close() }()
+	rec := &recordingProver{}
+	a, err := New(Config{AgentID: "a", API: &client.Client{BaseURL: "http://127.0.0.1:1"}, GPUs: sess, Prover: rec, Submitter: nopSubmitter{},
+		Proofs: jobList{{LeaseID: "7", QuoteNonce: 70}, {LeaseID: "8", QuoteNonce: 80}, {LeaseID: "9", QuoteNonce: 90}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ownNonces[70] = true // as signQuote records it
+	inv, _ := sess.Snapshot()
+	// A start for a GPU this machine does not have is refused and does
+	// not make the lease this machine's.
+	a.assign(context.Background(), protocol.Assignment{ID: 1, LeaseID: "m-8", Action: protocol.ActionStart, ChainLeaseID: 8,
+		GPUs: []string{"GPU-not-here"}, Workload: protocol.Workload{Command: "true"}})
+	a.assign(context.Background(), protocol.Assignment{ID: 2, LeaseID: "m-9", Action: protocol.ActionStart, ChainLeaseID: 9,
+		GPUs: []string{inv.GPUs[0].UUID}, Workload: protocol.Workload{Command: "true"}})
+	a.proofLoop(context.Background())
+	if got := strings.Join(rec.leases, ","); got != "7,9" {
+		t.Fatalf("proved leases %q, want 7,9", got)
 	}
 }

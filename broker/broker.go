@@ -105,7 +105,11 @@ type Broker struct {
 	changed  chan struct{}            // closed and replaced on every market change
 	stopping chan struct{}            // closed by BeginShutdown
 	stopOnce sync.Once
-	version  uint64
+
+	// beats are the latest heartbeat per machine, waiting to be stored.
+	beatMu  sync.Mutex
+	beats   map[string]queuedBeat
+	version uint64
 }
 
 // New loads the engine from its log and the machines and prices from the
@@ -155,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		machines: map[string]*machineState{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
 		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
-		stopping: make(chan struct{}),
+		stopping: make(chan struct{}), beats: map[string]queuedBeat{},
 	}
 	if err := b.load(ctx); err != nil {
 		return nil, err
@@ -267,6 +271,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	b.flushBeats(context.WithoutCancel(ctx))
 	b.mu.Lock()
 	err := b.flushLocked(context.WithoutCancel(ctx))
 	b.mu.Unlock()
@@ -292,6 +297,7 @@ func (b *Broker) tickLoop(ctx context.Context) {
 				b.log.Error("market log flush", "err", err)
 			}
 			b.mu.Unlock()
+			b.flushBeats(ctx)
 		}
 	}
 }
@@ -504,6 +510,46 @@ func (b *Broker) Poll(ctx context.Context, agentID string, after uint64, wait ti
 			return resp, nil
 		case <-ch:
 		}
+	}
+}
+
+type queuedBeat struct {
+	update models.HeartbeatUpdate
+	leases []protocol.RunningLease
+}
+
+// QueueHeartbeat stores a machine's heartbeat behind: only the latest per
+// machine is kept, and the tick loop writes them once a second, so
+// heartbeats cost no database write on the request path (a machine's row
+// lags by at most a second; the engine has the beat at once).
+func (b *Broker) QueueHeartbeat(u models.HeartbeatUpdate, leases []protocol.RunningLease) {
+	b.beatMu.Lock()
+	defer b.beatMu.Unlock()
+	b.beats[u.MachineID] = queuedBeat{update: u, leases: leases}
+}
+
+// flushBeats writes the queued heartbeats, in machine id order.
+func (b *Broker) flushBeats(ctx context.Context) {
+	b.beatMu.Lock()
+	pending := b.beats
+	b.beats = make(map[string]queuedBeat, len(pending))
+	b.beatMu.Unlock()
+	ids := make([]string, 0, len(pending))
+	for id := range pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		q := pending[id]
+		if err := b.store.ApplyHeartbeat(ctx, q.update); err != nil {
+			// A beat the database holds something newer than (seq) is
+			// simply superseded; anything else is worth a warning.
+			if highway.ErrorField(err) != "seq" {
+				b.log.Warn("store heartbeat", "machine", id, "err", err)
+			}
+			continue
+		}
+		b.LeaseReports(ctx, q.update.AgentID, q.leases)
 	}
 }
 

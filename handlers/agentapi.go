@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"crypto/ed25519"
 	"io"
 	"net/http"
 	"strconv"
@@ -28,7 +26,8 @@ type AgentConfig struct {
 	Regions []protocol.Region
 	// MaxPoll caps an assignments long-poll (default 25 s).
 	MaxPoll time.Duration
-	// RequestsPerMinute is each agent's request budget (default 1200).
+	// RequestsPerMinute is each agent's request budget (default 1200, or
+	// 30 a heartbeat interval when that is more).
 	RequestsPerMinute int
 }
 
@@ -43,27 +42,10 @@ func (c *AgentConfig) defaults() {
 		c.MaxPoll = 25 * time.Second
 	}
 	if c.RequestsPerMinute <= 0 {
-		c.RequestsPerMinute = 1200
+		// Room for polls, logs and catch-up bursts on top of the beats,
+		// however short the configured interval (tests and dev use short ones).
+		c.RequestsPerMinute = max(1200, int(30*time.Minute/c.HeartbeatInterval))
 	}
-}
-
-// agentKeys finds agents' keys in the database for the request verifier.
-func (s *Server) agentKeys(ctx context.Context, id string) (ed25519.PublicKey, error) {
-	a, err := s.store.AgentByID(ctx, id)
-	if highway.ErrorCode(err) == highway.ENOTFOUND {
-		return nil, protocol.ErrUnknownAgent
-	}
-	if err != nil {
-		return nil, err
-	}
-	if a.RevokedAt != nil {
-		return nil, protocol.ErrRevokedAgent
-	}
-	key, err := protocol.DecodePublicKey(a.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return ed25519.PublicKey(key), nil
 }
 
 // agentAllow applies the per-agent request budget, counted only for
@@ -136,57 +118,42 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	a, err := s.store.AgentByID(ctx, vr.AgentID)
+	e, err := s.agentCache.get(ctx, vr.AgentID)
 	if err != nil {
-		s.fail(c, err)
+		s.agentFail(c, err)
 		return
 	}
-	stored, err := s.store.MachineGPUs(ctx, a.MachineID)
-	if err != nil {
-		s.fail(c, err)
-		return
+	for i := range hb.GPUs {
+		hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name) // the server's class, not the agent's
 	}
-	prev := &protocol.Heartbeat{AgentID: a.ID, BootID: a.BootID, Seq: a.LastSeq}
-	for _, g := range stored {
-		prev.GPUs = append(prev.GPUs, protocol.GPU{Index: g.Idx, UUID: g.UUID})
-	}
-	if a.BootID == "" {
-		prev = nil // first beat
-	}
-	if err := protocol.CheckContinuity(prev, &hb); err != nil {
+	// Continuity is checked and advanced under the agent's own lock, and
+	// the engine is fed inside it too, so two racing beats of one agent
+	// reach it in seq order.
+	e.beat.Lock()
+	defer e.beat.Unlock()
+	if err := s.agentCache.accept(ctx, e, vr.AgentID, &hb); err != nil {
 		s.agentFail(c, err)
 		return
 	}
 	u := models.HeartbeatUpdate{
-		AgentID: a.ID, MachineID: a.MachineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
-		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: time.Now(),
+		AgentID: vr.AgentID, MachineID: e.machineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
+		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: s.now(),
 	}
 	for _, g := range hb.GPUs {
 		u.GPUs = append(u.GPUs, models.GPU{
-			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: protocol.NormalizeClass(g.Name),
+			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: g.Class,
 			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, UtilizationPct: g.UtilizationPct,
 			TemperatureC: g.TemperatureC, PowerMW: uint64(g.PowerMW), PowerLimitMW: uint64(g.PowerLimitMW),
 			ECCUncorrected: g.ECCUncorrected, PCIeGen: g.PCIeGen, PCIeWidth: g.PCIeWidth, MIGEnabled: g.MIGEnabled,
 			Free: g.Free, LeaseID: g.LeaseID,
 		})
 	}
-	if err := s.store.ApplyHeartbeat(ctx, u); err != nil {
-		if highway.ErrorCode(err) == highway.ECONFLICT && highway.ErrorField(err) == "seq" {
-			s.agentFail(c, protocol.ErrStaleSeq)
-			return
-		}
+	// Stored behind (the broker flushes each machine's latest beat once a
+	// second): the request path touches no database.
+	s.broker.QueueHeartbeat(u, hb.Leases)
+	if err := s.broker.MachineBeat(ctx, broker.Beat{MachineID: e.machineID, AgentID: vr.AgentID, ProviderID: e.providerID, Heartbeat: &hb}); err != nil {
 		s.fail(c, err)
 		return
-	}
-	if s.broker != nil {
-		for i := range hb.GPUs {
-			hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name) // the server's class, not the agent's
-		}
-		if err := s.broker.MachineBeat(ctx, broker.Beat{MachineID: a.MachineID, AgentID: a.ID, ProviderID: a.ProviderID, Heartbeat: &hb}); err != nil {
-			s.fail(c, err)
-			return
-		}
-		s.broker.LeaseReports(ctx, a.ID, hb.Leases)
 	}
 	c.JSON(http.StatusOK, protocol.HeartbeatResponse{ServerTime: time.Now().UnixMilli()})
 }

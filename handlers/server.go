@@ -60,6 +60,7 @@ type Server struct {
 	agentVerifier      *protocol.Verifier
 	agentRegisterLimit *accounts.Limiter
 	agentLimit         *accounts.Limiter
+	agentCache         *agentCache
 	now                func() time.Time
 }
 
@@ -103,8 +104,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s.agentCfg.defaults()
 	s.agentLimit = accounts.NewLimiter(s.agentCfg.RequestsPerMinute, time.Minute)
+	s.agentCache = newAgentCache(cfg.Store, s.now)
 	s.agentVerifier = &protocol.Verifier{
-		Keys:   protocol.KeyStoreFunc(s.agentKeys),
+		Keys:   protocol.KeyStoreFunc(s.agentCache.key),
 		Nonces: protocol.NewMemoryNonceStore(1 << 20),
 	}
 	gin.SetMode(gin.ReleaseMode)

@@ -257,3 +257,13 @@ func (s *Store) MachineByID(ctx context.Context, id string) (*Machine, error) {
 	}
 	return &m, err
 }
+
+// GPUOwner returns the machine a GPU UUID is recorded on ("" if none).
+func (s *Store) GPUOwner(ctx context.Context, uuid string) (string, error) {
+	var g GPU
+	err := s.DB.WithContext(ctx).Select("machine_id").Where("uuid = ?", uuid).Take(&g).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", nil
+	}
+	return g.MachineID, err
+}

@@ -234,7 +234,8 @@ func TestAgentRateLimit(t *testing.T) {
 	}
 	idA, keyA := registerTestAgent(t, srv, u.ID, "a")
 	idB, keyB := registerTestAgent(t, srv, u.ID, "b")
-	poll := func(id string, key ed25519.PrivateKey) *http.Response {
+	// poll answers the status and Retry-After of one signed poll.
+	poll := func(id string, key ed25519.PrivateKey) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL()+protocol.PathAssignments+"?wait=0", nil)
 		if err := protocol.Sign(req, id, key); err != nil {
 			t.Fatal(err)
@@ -244,25 +245,24 @@ func TestAgentRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp
+		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 	// Unsigned (forged) requests naming agent A do not spend its budget.
 	_, forged, _ := ed25519.GenerateKey(rand.Reader)
 	for i := 0; i < 3; i++ {
-		if r := poll(idA, forged); r.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("forged poll: %d", r.StatusCode)
+		if code, _ := poll(idA, forged); code != http.StatusUnauthorized {
+			t.Fatalf("forged poll: %d", code)
 		}
 	}
 	for i := 0; i < 3; i++ {
-		if r := poll(idA, keyA); r.StatusCode != http.StatusOK {
-			t.Fatalf("poll %d: %d", i+1, r.StatusCode)
+		if code, _ := poll(idA, keyA); code != http.StatusOK {
+			t.Fatalf("poll %d: %d", i+1, code)
 		}
 	}
-	r := poll(idA, keyA)
-	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
-		t.Fatalf("4th poll: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
+	if code, retry := poll(idA, keyA); code != http.StatusTooManyRequests || retry == "" {
+		t.Fatalf("4th poll: %d, Retry-After %q", code, retry)
 	}
-	if r := poll(idB, keyB); r.StatusCode != http.StatusOK {
-		t.Fatalf("another agent: %d", r.StatusCode)
+	if code, _ := poll(idB, keyB); code != http.StatusOK {
+		t.Fatalf("another agent: %d", code)
 	}
 }

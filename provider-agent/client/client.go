@@ -124,7 +124,10 @@ func (c *Client) Heartbeat(ctx context.Context, hb protocol.Heartbeat) (protocol
 func (c *Client) Assignments(ctx context.Context, after uint64, wait time.Duration) (protocol.AssignmentsResponse, error) {
 	q := url.Values{}
 	q.Set("after", strconv.FormatUint(after, 10))
-	q.Set("wait", strconv.Itoa(int(wait/time.Second)))
+	// The protocol counts whole seconds; rounding a sub-second wait down
+	// to 0 would turn the long-poll into a busy loop.
+	secs := int((wait + time.Second - 1) / time.Second)
+	q.Set("wait", strconv.Itoa(max(secs, 1)))
 	// Give the server its wait plus a margin before giving up on it.
 	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()

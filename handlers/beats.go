@@ -1,0 +1,161 @@
+package handlers
+
+import (
+	"context"
+	"crypto/ed25519"
+	"sync"
+	"time"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// agentCache keeps what every signed agent request needs in memory — the
+// agent's key and machine, and for heartbeats the last accepted boot, seq
+// and GPU identities — so the hot path reads no database. Heartbeats are
+// then persisted behind (broker.QueueHeartbeat), at most once a second per
+// machine. Entries are reloaded after agentCacheTTL, so a revocation made
+// in the database takes effect within it. The agent API is served by the
+// broker's process (docs/deploy.md), so one process holds this state.
+type agentCache struct {
+	store *models.Store
+	now   func() time.Time
+
+	mu     sync.Mutex
+	agents map[string]*agentEntry
+	// owners maps GPU UUIDs to the machine that reported them, so a
+	// second machine claiming one is refused without a query.
+	owners map[string]string
+}
+
+const agentCacheTTL = time.Minute
+
+type agentEntry struct {
+	key                   ed25519.PublicKey
+	machineID, providerID string
+	revoked               bool
+	loaded                time.Time
+
+	// beat serialises one agent's heartbeats: continuity is checked and
+	// advanced atomically.
+	beat   sync.Mutex
+	bootID string
+	seq    uint64
+	gpus   []protocol.GPU
+}
+
+func newAgentCache(store *models.Store, now func() time.Time) *agentCache {
+	return &agentCache{store: store, now: now, agents: map[string]*agentEntry{}, owners: map[string]string{}}
+}
+
+// get returns the agent's entry, loading it (and its machine's GPUs) from
+// the database when missing or older than the TTL.
+func (c *agentCache) get(ctx context.Context, id string) (*agentEntry, error) {
+	c.mu.Lock()
+	e := c.agents[id]
+	c.mu.Unlock()
+	if e != nil && c.now().Sub(e.loaded) < agentCacheTTL {
+		return e, nil
+	}
+	a, err := c.store.AgentByID(ctx, id)
+	if highway.ErrorCode(err) == highway.ENOTFOUND {
+		return nil, protocol.ErrUnknownAgent
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := protocol.DecodePublicKey(a.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	gpus, err := c.store.MachineGPUs(ctx, a.MachineID)
+	if err != nil {
+		return nil, err
+	}
+	fresh := &agentEntry{key: ed25519.PublicKey(key), machineID: a.MachineID, providerID: a.ProviderID, revoked: a.RevokedAt != nil,
+		loaded: c.now(), bootID: a.BootID, seq: a.LastSeq}
+	for _, g := range gpus {
+		fresh.gpus = append(fresh.gpus, protocol.GPU{Index: g.Idx, UUID: g.UUID})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.agents[id]; old != nil {
+		// Keep the continuity state this process advanced: the database
+		// lags it by up to one flush.
+		old.beat.Lock()
+		if old.bootID != "" && (old.bootID != fresh.bootID || old.seq > fresh.seq) {
+			fresh.bootID, fresh.seq, fresh.gpus = old.bootID, old.seq, old.gpus
+		}
+		old.beat.Unlock()
+	}
+	c.agents[id] = fresh
+	for _, g := range fresh.gpus {
+		c.owners[g.UUID] = fresh.machineID
+	}
+	return fresh, nil
+}
+
+// key is the verifier's key lookup.
+func (c *agentCache) key(ctx context.Context, id string) (ed25519.PublicKey, error) {
+	e, err := c.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.revoked {
+		return nil, protocol.ErrRevokedAgent
+	}
+	return e.key, nil
+}
+
+// accept checks a verified heartbeat against the agent's last one (same
+// boot: a higher seq; the same UUID at each index) and against the other
+// machines' GPUs, then records it. Called with e.beat held.
+func (c *agentCache) accept(ctx context.Context, e *agentEntry, agentID string, hb *protocol.Heartbeat) error {
+	if e.bootID != "" {
+		prev := &protocol.Heartbeat{AgentID: agentID, BootID: e.bootID, Seq: e.seq, GPUs: e.gpus}
+		if err := protocol.CheckContinuity(prev, hb); err != nil {
+			return err
+		}
+	}
+	for _, g := range hb.GPUs {
+		owner, err := c.owner(ctx, g.UUID)
+		if err != nil {
+			return err
+		}
+		if owner != "" && owner != e.machineID {
+			return &highway.Error{Code: highway.ECONFLICT, Field: "gpus", Message: "A GPU in this heartbeat belongs to another machine."}
+		}
+	}
+	c.mu.Lock()
+	for _, g := range hb.GPUs {
+		c.owners[g.UUID] = e.machineID
+	}
+	c.mu.Unlock()
+	e.bootID, e.seq = hb.BootID, hb.Seq
+	e.gpus = e.gpus[:0]
+	for _, g := range hb.GPUs {
+		e.gpus = append(e.gpus, protocol.GPU{Index: g.Index, UUID: g.UUID})
+	}
+	return nil
+}
+
+// owner finds the machine a GPU UUID belongs to ("" if none yet).
+func (c *agentCache) owner(ctx context.Context, uuid string) (string, error) {
+	c.mu.Lock()
+	m, ok := c.owners[uuid]
+	c.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := c.store.GPUOwner(ctx, uuid)
+	if err != nil {
+		return "", err
+	}
+	if m != "" {
+		c.mu.Lock()
+		c.owners[uuid] = m
+		c.mu.Unlock()
+	}
+	return m, nil
+}

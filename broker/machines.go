@@ -104,8 +104,9 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 	for _, l := range hb.Leases {
 		m.leases[l.LeaseID] = l
 	}
+	prevRegion := m.region
 	b.shapeLocked(m, hb.RTTms)
-	if addrChanged || m.region != "" {
+	if addrChanged || m.region != prevRegion {
 		go func(id, addr, region string) {
 			if err := b.store.SetMachineListing(context.Background(), id, addr, region); err != nil {
 				b.log.Warn("store machine listing", "machine", id, "err", err)

@@ -77,9 +77,22 @@ func (s *Server) routes(e *gin.Engine) {
 	provider := member.Group("/provider", s.requireRole("provider"))
 	provider.GET("", s.providerConsole)
 	provider.POST("/enrollments", s.providerEnroll)
+	// Console additions (provider.go): asks per model.
+	{
+		provider.POST("/prices", s.providerSetPrice)
+	}
 
 	admin := member.Group("/admin", s.requireRole("admin"))
 	admin.GET("/users", s.adminUsers)
 	admin.POST("/users/:id/roles", s.adminSetRoles)
 	admin.POST("/users/:id/disable", s.adminSetDisabled)
+	// Arbiter pages (pages_admin.go): the disputes queue, one dispute's
+	// evidence and resolution, and suspending a provider.
+	{
+		admin.GET("/disputes", s.adminDisputes)
+		admin.GET("/disputes/:id", s.adminDispute)
+		admin.POST("/disputes/:id/resolve", s.adminResolveDispute)
+		admin.POST("/providers/:id/suspend", s.adminSuspend(true))
+		admin.POST("/providers/:id/reinstate", s.adminSuspend(false))
+	}
 }

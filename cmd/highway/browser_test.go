@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
+	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/provider-agent/agent"
+	"github.com/highway-compute/highway/provider-agent/client"
+	"github.com/highway-compute/highway/provider-agent/gpu"
+	"github.com/highway-compute/highway/provider-agent/protocol"
+)
+
+// chromium finds a headless Chromium; without one the browser tests skip,
+// unless HIGHWAY_REQUIRE_BROWSER=1 (CI installs Chromium and sets it).
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("HIGHWAY_REQUIRE_BROWSER") == "1" {
+		t.Fatal("HIGHWAY_REQUIRE_BROWSER=1 but no Chromium found (apt-get install -y chromium)")
+	}
+	t.Skip("no Chromium on this machine (apt-get install -y chromium); browser tests skipped")
+	return ""
+}
+
+// newChrome starts headless Chromium with the flags this project's
+// machines need and returns a browser context.
+func newChrome(t *testing.T) context.Context {
+	path := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun,
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// TestBrowserLiveMarket drives real headless Chromium: a visitor's /market
+// page fills in by itself (server-sent events, no reload) when a provider
+// machine clears its verification PoC; a bad filter shows its error beside
+// the field; signing up through the form lands on the account page with a
+// session; the order form says plainly that this marketplace has no chain.
+func TestBrowserLiveMarket(t *testing.T) {
+	ctx := newChrome(t)
+	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
+		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
+		m.Broker = broker.Config{VerifyParams: poc.DevParams(), VerifyWork: time.Second}
+	})
+	base := srv.URL()
+
+	// The market is empty; the page stays open.
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	do("open /market", chromedp.Navigate(base+"/market"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="market-summary"]`)))
+	if summary := text(`[data-testid="h100-equivalents"]`); !strings.Contains(summary, "0.000") {
+		t.Fatalf("empty market's H100-equivalents = %q", summary)
+	}
+
+	// A provider's machine comes up: enrolled, beating, verified.
+	b := newBrowser(t, srv)
+	wantStatus(t, b.signup("prov@example.com", "a long passphrase", "provider"), 303)
+	u, err := srv.Store.UserByEmail(context.Background(), "prov@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Market.SetPrice(context.Background(), u.ID, "H100", 2_490_000); err != nil {
+		t.Fatal(err)
+	}
+	id, key := registerTestAgent(t, srv, u.ID, "browser-box")
+	fake, err := gpu.FakeProfileSeed("h100x1", "browser-box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sess.Close() }()
+	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: "hwy1browsertestprovider",
+		API:               &client.Client{BaseURL: base, Signer: &protocol.Signer{AgentID: id, Key: key}},
+		HeartbeatInterval: 300 * time.Millisecond, PollWait: 500 * time.Millisecond,
+		Backoff:           client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAgent := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(actx); close(done) }()
+	defer func() { stopAgent(); <-done }()
+
+	// The open page shows the offer without being reloaded.
+	do("live offer", chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-row"]`)))
+	if price := text(`[data-testid="offer-price"]`); !strings.Contains(price, "2.49") {
+		t.Fatalf("offer price = %q", price)
+	}
+
+	// A bad filter: the error is beside its field and the input is kept.
+	do("bad filter", chromedp.SetValue(chromedp.ID("f-vram"), "lots"), chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-min_vram_gib"]`)))
+	kept, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("f-vram")))
+	if fieldErr := text(`[data-testid="error-min_vram_gib"]`); err != nil || fieldErr == "" || kept != "lots" {
+		t.Fatalf("bad filter: error %q, kept %q (%v)", fieldErr, kept, err)
+	}
+
+	// Sign up through the real form (CSRF token, cookies), then the order
+	// form explains that nothing can be leased without a chain.
+	do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "buyer@example.com"),
+		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"), chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
+	if email := text(`[data-testid="account-email"]`); email != "buyer@example.com" {
+		t.Fatalf("account page shows %q", email)
+	}
+	do("order form", chromedp.Navigate(base+"/orders/new"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-form"]`)))
+	if page := text("main"); !strings.Contains(page, "not connected to a chain") {
+		t.Fatalf("order form without a chain does not say so:\n%.600s", page)
+	}
+}

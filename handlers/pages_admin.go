@@ -1,0 +1,317 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/web"
+)
+
+// The arbiter's pages (admin role): the disputes queue, one dispute with
+// its evidence and the resolve form, and suspending a provider. Money
+// moves only through the broker (ResolveDispute signs with the arbiter
+// key); these handlers parse, call it and render.
+
+// Queue sizes: the open queue is what an arbiter works through; resolved
+// disputes are history, the latest shown.
+const (
+	disputesOpenLimit     = 500
+	disputesResolvedShown = 50
+	// disputesResolvedScan bounds the read for the newest resolved ones:
+	// the store lists oldest first, so the page reads up to this many and
+	// keeps the newest.
+	disputesResolvedScan = 2000
+	// disputeLogTail is how many of the latest workload lines the dispute page shows.
+	disputeLogTail = 200
+	// suspendReasonMax matches the dispute note's bound: a line the
+	// provider reads, not an essay.
+	suspendReasonMax = 256
+)
+
+// userNames resolves user ids to display names once per request.
+type userNames struct {
+	s     *Server
+	ctx   context.Context
+	names map[string]string
+}
+
+func (s *Server) userNames(ctx context.Context) *userNames {
+	return &userNames{s: s, ctx: ctx, names: map[string]string{}}
+}
+
+// of returns the user's name, else email, else the short id (a deleted user).
+func (n *userNames) of(id string) string {
+	if v, ok := n.names[id]; ok {
+		return v
+	}
+	v := shortID(id)
+	if u, err := n.s.store.UserByID(n.ctx, id); err == nil {
+		v = u.Email
+		if u.Name != "" {
+			v = u.Name + " <" + u.Email + ">"
+		}
+	}
+	n.names[id] = v
+	return v
+}
+
+func (s *Server) adminDisputes(c *gin.Context) {
+	ctx := c.Request.Context()
+	open, err := s.store.Disputes(ctx, "", "open", disputesOpenLimit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	resolved, err := s.store.Disputes(ctx, "", "resolved", disputesResolvedScan)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	slices.Reverse(resolved)
+	if len(resolved) > disputesResolvedShown {
+		resolved = resolved[:disputesResolvedShown]
+	}
+	names := s.userNames(ctx)
+	now := s.now()
+	var v web.DisputesView
+	for _, list := range []struct {
+		in  []models.Dispute
+		out *[]web.DisputeRow
+	}{{open, &v.Open}, {resolved, &v.Resolved}} {
+		for _, d := range list.in {
+			row := web.DisputeRow{ID: d.ID, LeaseID: d.LeaseID, Buyer: names.of(d.BuyerID), Provider: names.of(d.ProviderID),
+				Frozen: "0", Age: humanAgo(now.Sub(d.CreatedAt)), Opened: web.FormatTime(d.CreatedAt), BuyerBps: d.BuyerBps}
+			if l, err := s.store.LeaseByID(ctx, d.LeaseID); err == nil {
+				row.ChainLeaseID, row.Frozen = l.ChainLeaseID, orZero(l.Frozen)
+			} else if highway.ErrorCode(err) != highway.ENOTFOUND {
+				s.fail(c, err)
+				return
+			}
+			*list.out = append(*list.out, row)
+		}
+	}
+	s.render(c, http.StatusOK, "Disputes", web.AdminDisputes(s.page(c, "Disputes"), v))
+}
+
+// orZero shows an unset amount as 0 rather than an empty cell.
+func orZero(amount string) string {
+	if amount == "" {
+		return "0"
+	}
+	return amount
+}
+
+func (s *Server) adminDispute(c *gin.Context) {
+	d, err := s.store.DisputeByID(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.renderDispute(c, http.StatusOK, d, web.NewForm(), web.NewForm())
+}
+
+// renderDispute shows a dispute with its evidence; resolve and suspend
+// carry what was typed and any errors.
+func (s *Server) renderDispute(c *gin.Context, status int, d *models.Dispute, resolve, suspend *web.Form) {
+	ctx := c.Request.Context()
+	now := s.now()
+	names := s.userNames(ctx)
+	v := web.DisputeView{ID: d.ID, Status: d.Status, Opened: web.FormatTime(d.CreatedAt), Age: humanAgo(now.Sub(d.CreatedAt)),
+		OpenTx: d.OpenTx, Buyer: names.of(d.BuyerID), Provider: names.of(d.ProviderID), ProviderID: d.ProviderID,
+		BuyerStatement: d.BuyerStatement, ProviderStatement: d.ProviderStatement, Resolve: resolve, Suspend: suspend}
+	if d.Status != "open" {
+		o := &web.DisputeOutcome{BuyerBps: d.BuyerBps, Note: d.Resolution, ResolveTx: d.ResolveTx}
+		if d.ResolvedAt != nil {
+			o.ResolvedAt = web.FormatTime(*d.ResolvedAt)
+		}
+		v.Outcome = o
+	}
+
+	l, err := s.store.LeaseByID(ctx, d.LeaseID)
+	switch {
+	case err == nil:
+		v.Lease = &web.DisputeLease{ID: l.ID, ChainLeaseID: l.ChainLeaseID, Status: l.Status, Model: l.Model, GPUs: l.GPUs,
+			MachineID: l.MachineID, PricePerHour: l.PricePerHour, PricePerEpoch: orZero(l.PricePerEpoch), EpochsTotal: l.EpochsTotal,
+			Remaining: orZero(l.Remaining), Pending: orZero(l.Pending), Frozen: orZero(l.Frozen), Paid: orZero(l.Paid),
+			Refunded: orZero(l.Refunded), Created: web.FormatTime(l.CreatedAt), EndsAt: web.FormatTime(l.EndsAt)}
+		if err := s.disputeEvidence(ctx, l, now, &v); err != nil {
+			s.fail(c, err)
+			return
+		}
+	case highway.ErrorCode(err) != highway.ENOTFOUND:
+		s.fail(c, err)
+		return
+	}
+
+	machines, err := s.store.ProviderMachines(ctx, d.ProviderID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, m := range machines {
+		if m.SuspendedAt != nil {
+			v.Suspended, v.SuspendReason = true, m.SuspendReason
+			break
+		}
+	}
+	s.render(c, status, "Dispute", web.AdminDispute(s.page(c, "Dispute"), v))
+}
+
+// disputeEvidence fills the epoch timeline, the machine's heartbeat state
+// and the workload's last lines.
+func (s *Server) disputeEvidence(ctx context.Context, l *models.Lease, now time.Time, v *web.DisputeView) error {
+	eps, err := s.store.Epochs(ctx, l.ID)
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
+		switch e.Status {
+		case "cleared":
+			v.Cleared++
+		case "missed":
+			v.Missed++
+		}
+		v.Epochs = append(v.Epochs, web.EpochRow{N: e.N, Status: e.Status, ValidNonces: e.ValidNonces, Required: e.Required,
+			Amount: orZero(e.Amount), TxHash: e.TxHash, Height: e.Height})
+	}
+
+	m, err := s.store.MachineByID(ctx, l.MachineID)
+	switch {
+	case err == nil:
+		dm := &web.DisputeMachine{ID: m.ID, Hostname: m.Hostname, LastBeat: "never", LastBeatAt: "—",
+			Online:   m.Online(now, s.agentCfg.HeartbeatInterval, s.agentCfg.OfflineMisses),
+			Verified: m.VerifiedAt != nil, VerifyError: m.VerifyError}
+		if m.LastHeartbeatAt != nil {
+			dm.LastBeat, dm.LastBeatAt = humanAgo(now.Sub(*m.LastHeartbeatAt)), web.FormatTime(*m.LastHeartbeatAt)
+		}
+		v.Machine = dm
+	case highway.ErrorCode(err) != highway.ENOTFOUND:
+		return err
+	}
+
+	// logTail keeps the lease page's (longer) tail; the dispute page
+	// shows the last disputeLogTail of it.
+	logs, from, err := s.logTail(ctx, l.ID)
+	if err != nil {
+		return err
+	}
+	if len(logs) > disputeLogTail {
+		logs = logs[len(logs)-disputeLogTail:]
+		from = logs[0].Seq
+	}
+	v.LogsFrom = from
+	for _, ln := range logs {
+		v.Logs = append(v.Logs, web.LogLine{Seq: ln.Seq, At: ln.At.UTC().Format("2006-01-02 15:04:05"), Stream: ln.Stream, Text: ln.Text})
+	}
+	return nil
+}
+
+// parseBps reads the buyer's share in basis points; the broker checks
+// the range, so its message is the one shown for 10001 as for -1.
+func parseBps(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if s == "" || err != nil {
+		return 0, &highway.Error{Code: highway.EINVALID, Field: "buyer_bps", Message: "Enter the buyer's share as a whole number of basis points, 0 to 10000."}
+	}
+	return n, nil
+}
+
+func (s *Server) adminResolveDispute(c *gin.Context) {
+	ctx := c.Request.Context()
+	d, err := s.store.DisputeByID(ctx, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f := web.NewForm()
+	f.Values["buyer_bps"] = c.PostForm("buyer_bps")
+	f.Values["note"] = c.PostForm("note")
+	bps, err := parseBps(f.Value("buyer_bps"))
+	var resolved *models.Dispute
+	if err == nil {
+		resolved, err = s.broker.ResolveDispute(ctx, d.ID, bps, f.Value("note"))
+	}
+	if err != nil {
+		s.formError(c, f, err, func(*web.Page) {
+			fieldOrForm(f, []string{"buyer_bps", "note"})
+			s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, f, web.NewForm())
+		})
+		return
+	}
+	s.setFlash(c, "success", "Dispute resolved: "+web.FormatBps(resolved.BuyerBps)+" to the buyer (transaction "+resolved.ResolveTx+").")
+	c.Redirect(http.StatusSeeOther, "/admin/disputes/"+d.ID)
+}
+
+// suspendProvider suspends (with a reason the provider is shown) or
+// reinstates a provider: the broker stops or resumes matching its
+// offers, and the reason is stored on its machines for the console.
+// Returns EINVALID (reason), ENOTFOUND (no such user).
+func (s *Server) suspendProvider(ctx context.Context, providerID string, suspend bool, reason string) error {
+	reason = strings.TrimSpace(reason)
+	if suspend && reason == "" {
+		return &highway.Error{Code: highway.EINVALID, Field: "reason", Message: "Give a reason; the provider is shown it."}
+	}
+	if len(reason) > suspendReasonMax {
+		return &highway.Error{Code: highway.EINVALID, Field: "reason", Message: "The reason is at most 256 characters."}
+	}
+	if _, err := s.store.UserByID(ctx, providerID); err != nil {
+		return err
+	}
+	if err := s.broker.SetSuspended(ctx, providerID, suspend); err != nil {
+		return err
+	}
+	var at *time.Time
+	if suspend {
+		now := s.now()
+		at = &now
+	} else {
+		reason = ""
+	}
+	return s.store.SetProviderSuspended(ctx, providerID, reason, at)
+}
+
+// adminSuspend is POST /admin/providers/:id/suspend and /reinstate. From
+// a dispute page (dispute_id) it returns there, errors beside the reason;
+// otherwise to the users page with a flash.
+func (s *Server) adminSuspend(suspend bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		var d *models.Dispute
+		if id := c.PostForm("dispute_id"); id != "" {
+			var err error
+			if d, err = s.store.DisputeByID(ctx, id); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		f := web.NewForm()
+		f.Values["reason"] = c.PostForm("reason")
+		err := s.suspendProvider(ctx, c.Param("id"), suspend, f.Value("reason"))
+		if err != nil && d != nil {
+			s.formError(c, f, err, func(*web.Page) {
+				fieldOrForm(f, []string{"reason"})
+				s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, web.NewForm(), f)
+			})
+			return
+		}
+		msg := "Provider reinstated; their machines are listed again."
+		if suspend {
+			msg = "Provider suspended; their machines are off the market."
+		}
+		if d == nil {
+			s.adminDone(c, err, msg)
+			return
+		}
+		s.setFlash(c, "success", msg)
+		c.Redirect(http.StatusSeeOther, "/admin/disputes/"+d.ID)
+	}
+}

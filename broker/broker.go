@@ -79,6 +79,9 @@ type Config struct {
 	// must clear before it is listed (the chain's PoC params in practice).
 	VerifyParams poc.Params
 	VerifyWork   time.Duration
+	// SnapshotEvery is how often the market is recorded for the charts
+	// (default one minute).
+	SnapshotEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -142,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	def(&cfg.EpochDuration, time.Hour)
 	def(&cfg.QuoteTTL, 2*time.Minute)
 	def(&cfg.VerifyWork, 5*time.Second)
+	def(&cfg.SnapshotEvery, time.Minute)
 	if cfg.OfflineMisses < 2 {
 		cfg.OfflineMisses = 3
 	}
@@ -269,6 +273,11 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.indexLoop(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.snapshotLoop(ctx)
+	}()
 	<-ctx.Done()
 	wg.Wait()
 	b.flushBeats(context.WithoutCancel(ctx))
@@ -525,7 +534,18 @@ type queuedBeat struct {
 func (b *Broker) QueueHeartbeat(u models.HeartbeatUpdate, leases []protocol.RunningLease) {
 	b.beatMu.Lock()
 	defer b.beatMu.Unlock()
-	b.beats[u.MachineID] = queuedBeat{update: u, leases: leases}
+	// The machine's row takes the latest beat, but workload reports are
+	// merged: an agent reports a finished lease in one accepted beat only,
+	// so a later beat in the same second must not drop it.
+	merged := slices.Clone(b.beats[u.MachineID].leases)
+	for _, l := range leases {
+		if i := slices.IndexFunc(merged, func(m protocol.RunningLease) bool { return m.LeaseID == l.LeaseID }); i >= 0 {
+			merged[i] = l
+		} else {
+			merged = append(merged, l)
+		}
+	}
+	b.beats[u.MachineID] = queuedBeat{update: u, leases: merged}
 }
 
 // flushBeats writes the queued heartbeats, in machine id order.
@@ -551,6 +571,36 @@ func (b *Broker) flushBeats(ctx context.Context) {
 		}
 		b.LeaseReports(ctx, q.update.AgentID, q.leases)
 	}
+}
+
+// snapshotLoop records the market every SnapshotEvery for the charts.
+func (b *Broker) snapshotLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.SnapshotEvery)
+	defer t.Stop()
+	for {
+		if err := b.snapshot(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("market snapshot", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Broker) snapshot(ctx context.Context) error {
+	sum := b.Summary()
+	at := b.now().UTC().Truncate(time.Second)
+	rows := []models.MarketSnapshot{{At: at, Model: models.SnapshotTotal, H100eMilli: int64(sum.H100EquivalentsMilli), LeasesActive: int64(sum.Leases)}}
+	for _, m := range sum.Models {
+		rows[0].GPUsOnline += m.GPUsOnline
+		rows[0].GPUsFree += m.GPUsFree
+		milli, _ := poc.H100Equivalents(m.Model, uint32(m.GPUsOnline))
+		rows = append(rows, models.MarketSnapshot{At: at, Model: m.Model, GPUsOnline: m.GPUsOnline, GPUsFree: m.GPUsFree,
+			MedianPrice: m.MedianPrice, H100eMilli: int64(milli)})
+	}
+	return b.store.AddSnapshots(ctx, rows)
 }
 
 // stillDue reports whether an assignment is still worth delivering.

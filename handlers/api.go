@@ -534,20 +534,18 @@ func (s *Server) apiSuspend(suspend bool) gin.HandlerFunc {
 				s.fail(c, err)
 				return
 			}
-			if strings.TrimSpace(b.Reason) == "" {
-				s.fail(c, &highway.Error{Code: highway.EINVALID, Field: "reason", Message: "Give a reason; the provider is shown it."})
-				return
-			}
 		}
 		if _, err := s.store.UserByID(c.Request.Context(), c.Param("id")); err != nil {
 			s.fail(c, err)
 			return
 		}
-		if err := s.broker.SetSuspended(c.Request.Context(), c.Param("id"), suspend); err != nil {
+		// The same path as the admin page: the engine stops matching the
+		// provider's offers and the reason is stored for the provider.
+		if err := s.suspendProvider(c.Request.Context(), c.Param("id"), suspend, b.Reason); err != nil {
 			s.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"provider_id": c.Param("id"), "suspended": suspend, "reason": b.Reason})
+		c.JSON(http.StatusOK, gin.H{"provider_id": c.Param("id"), "suspended": suspend, "reason": strings.TrimSpace(b.Reason)})
 	}
 }
 

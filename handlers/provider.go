@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/web"
@@ -20,7 +22,7 @@ import (
 const enrollmentTTL = time.Hour
 
 func (s *Server) providerConsole(c *gin.Context) {
-	s.renderConsole(c, "")
+	s.renderConsole(c, http.StatusOK, "", web.NewForm())
 }
 
 // providerEnroll creates a one-time enrollment token and shows it once.
@@ -37,23 +39,44 @@ func (s *Server) providerEnroll(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.renderConsole(c, token)
+	s.renderConsole(c, http.StatusCreated, token, web.NewForm())
 }
 
-func (s *Server) renderConsole(c *gin.Context, token string) {
+// consoleLeases is how many of the provider's latest leases the console lists.
+const consoleLeases = 50
+
+// renderConsole shows the console; token is a just-created enrollment
+// token ("" for none) and prices the price form as typed.
+func (s *Server) renderConsole(c *gin.Context, status int, token string, prices *web.Form) {
+	ctx := c.Request.Context()
 	u := currentUser(c)
-	machines, err := s.store.ProviderMachines(c.Request.Context(), u.ID)
+	machines, err := s.store.ProviderMachines(ctx, u.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	now := s.now()
-	v := web.ConsoleView{Token: token, BaseURL: s.baseURL}
+	v := web.ConsoleView{Token: token, BaseURL: s.baseURL, PriceForm: prices}
+	catalog, _ := s.broker.Catalog()
+	v.Models = catalog
+	asks := s.broker.Prices(u.ID)
+	for _, m := range catalog {
+		p, ok := asks[m]
+		v.Prices = append(v.Prices, web.PriceRow{Model: m, Price: p, Set: ok})
+	}
+	if v.PriceForm.Value("model") == "" && len(catalog) > 0 {
+		v.PriceForm.Values["model"] = catalog[0]
+	}
+	if v.Leases, err = s.consoleLeases(c, u.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
 	for _, m := range machines {
 		mv := web.MachineView{
 			ID: m.ID, Hostname: m.Hostname, Online: m.Online(now, s.agentCfg.HeartbeatInterval, s.agentCfg.OfflineMisses),
 			Simulated: m.Simulated, Verified: m.VerifiedAt != nil, Suspended: m.SuspendedAt != nil,
 			Driver: m.DriverVersion, CUDA: m.CUDAVersion, LastBeat: "never",
+			Region: m.Region, VerifyError: m.VerifyError, SuspendReason: m.SuspendReason,
 		}
 		if m.LastHeartbeatAt != nil {
 			mv.LastBeat = humanAgo(now.Sub(*m.LastHeartbeatAt))
@@ -76,10 +99,6 @@ func (s *Server) renderConsole(c *gin.Context, token string) {
 		}
 		v.Machines = append(v.Machines, mv)
 	}
-	status := http.StatusOK
-	if token != "" {
-		status = http.StatusCreated
-	}
 	s.render(c, status, "Provider console", web.Console(s.page(c, "Provider console"), v))
 }
 
@@ -94,4 +113,97 @@ func humanAgo(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d h ago", int(d.Hours()))
 	}
+}
+
+// consoleLeases lists the provider's latest leases with their epoch counts.
+func (s *Server) consoleLeases(c *gin.Context, providerID string) ([]web.ProviderLeaseRow, error) {
+	ctx := c.Request.Context()
+	ls, err := s.store.LeasesOf(ctx, providerID, true, consoleLeases)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]web.ProviderLeaseRow, 0, len(ls))
+	for _, l := range ls {
+		eps, err := s.store.Epochs(ctx, l.ID)
+		if err != nil {
+			return nil, err
+		}
+		r := web.ProviderLeaseRow{ID: l.ID, ChainLeaseID: l.ChainLeaseID, Status: l.Status, Model: l.Model, GPUs: l.GPUs,
+			EpochsTotal: l.EpochsTotal, Paid: orZero(l.Paid), Frozen: orZero(l.Frozen), Created: web.FormatTime(l.CreatedAt)}
+		for _, e := range eps {
+			switch e.Status {
+			case "cleared":
+				r.Cleared++
+			case "missed":
+				r.Missed++
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// providerSetPrice is POST /provider/prices: the ask for one model, typed
+// in HWY per GPU-hour.
+func (s *Server) providerSetPrice(c *gin.Context) {
+	f := web.NewForm()
+	f.Values["model"] = c.PostForm("model")
+	f.Values["price_per_gpu_hour"] = strings.TrimSpace(c.PostForm("price_per_gpu_hour"))
+	price, ok := ParseHWY(f.Value("price_per_gpu_hour"))
+	var err error
+	switch {
+	case !ok:
+		err = &highway.Error{Code: highway.EINVALID, Field: "price_per_gpu_hour", Message: "Enter a price in HWY with at most 6 decimals, e.g. 2.49."}
+	case price == 0:
+		err = &highway.Error{Code: highway.EINVALID, Field: "price_per_gpu_hour", Message: "The price must be above 0."}
+	default:
+		err = s.broker.SetPrice(c.Request.Context(), currentUser(c).ID, f.Value("model"), price)
+	}
+	if err != nil {
+		s.formError(c, f, err, func(*web.Page) {
+			fieldOrForm(f, []string{"model", "price_per_gpu_hour"})
+			s.renderConsole(c, statusOf(highway.ErrorCode(err)), "", f)
+		})
+		return
+	}
+	s.setFlash(c, "success", "Price for "+f.Value("model")+" set to "+web.FormatHWYInt(price)+" HWY per GPU-hour.")
+	c.Redirect(http.StatusSeeOther, "/provider")
+}
+
+// hwyMaxWhole bounds the whole HWY part so whole*10^6 + fraction fits an
+// int64 (the broker caps asks far lower, at 10^12 uhwy).
+const hwyMaxWhole = 9_223_372_036_853
+
+// ParseHWY reads a non-negative HWY amount with at most six decimals
+// ("2.49", "0.000001", "7") as integer micro-units (uhwy), digit by digit:
+// no float ever sees the amount, so "0.1" is exactly 100000. Signs,
+// exponents, separators and a seventh decimal are refused rather than
+// rounded: a price is what the provider typed or nothing.
+func ParseHWY(s string) (int64, bool) {
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" || len(frac) > 6 || (hasDot && frac == "") {
+		return 0, false
+	}
+	var w int64
+	for _, r := range whole {
+		if r < '0' || r > '9' {
+			return 0, false
+		}
+		w = w*10 + int64(r-'0')
+		if w > hwyMaxWhole {
+			return 0, false
+		}
+	}
+	var f int64
+	for i := range 6 {
+		f *= 10
+		if i < len(frac) {
+			r := frac[i]
+			if r < '0' || r > '9' {
+				return 0, false
+			}
+			f += int64(r - '0')
+		}
+	}
+	return w*1_000_000 + f, true
 }

@@ -46,6 +46,7 @@ func (s *Server) routes(e *gin.Engine) {
 	// Pages: cookie session and CSRF on every state-changing request.
 	pages := e.Group("/", s.loadSession, s.csrf, s.loadFlash)
 	pages.GET("/", s.home)
+	pages.GET("/network", s.network)
 	pages.GET("/signup", s.signupPage)
 	pages.POST("/signup", s.signupSubmit)
 	pages.GET("/login", s.loginPage)

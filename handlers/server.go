@@ -39,6 +39,8 @@ type Config struct {
 	Agents AgentConfig
 	// Broker is the market: offers, orders, leases, agents' work. Required.
 	Broker *broker.Broker
+	// References are list prices drawn on the price charts.
+	References []ReferencePrice
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -56,6 +58,7 @@ type Server struct {
 	metrics       *httpMetrics
 
 	broker             *broker.Broker
+	references         []ReferencePrice
 	agentCfg           AgentConfig
 	agentVerifier      *protocol.Verifier
 	agentRegisterLimit *accounts.Limiter
@@ -94,6 +97,7 @@ func New(cfg Config) (http.Handler, error) {
 		metrics:       m,
 		agentCfg:      cfg.Agents,
 		broker:        cfg.Broker,
+		references:    cfg.References,
 		// 30 registrations a minute per IP: enough for a fleet being
 		// installed, too few to brute-force 256-bit tokens.
 		agentRegisterLimit: accounts.NewLimiter(30, time.Minute),

@@ -108,7 +108,7 @@ func TestBrowserLiveMarket(t *testing.T) {
 	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: "hwy1browsertestprovider",
 		API:               &client.Client{BaseURL: base, Signer: &protocol.Signer{AgentID: id, Key: key}},
 		HeartbeatInterval: 300 * time.Millisecond, PollWait: 500 * time.Millisecond,
-		Backoff:           client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}})
+		Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

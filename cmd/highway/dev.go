@@ -152,7 +152,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	key, _ := hex.DecodeString(walletKey)
 	m.Broker = broker.Config{Chain: chain.client, Faucet: chainclient.KeySigner{Key: chain.keys["buyer"]},
 		FaucetAmount: math.NewInt(1_000_000_000), Arbiter: chainclient.KeySigner{Key: chain.keys["arbiter"]}, WalletKey: key,
-		VerifyParams: poc.DevParams(), VerifyWork: 2 * time.Second, EpochDuration: devEpoch}
+		VerifyParams: poc.DevParams(), VerifyWork: 2 * time.Second, EpochDuration: devEpoch, SnapshotEvery: 10 * time.Second}
 	if err := m.Open(ctx); err != nil {
 		return devHint(err, *dataDir)
 	}

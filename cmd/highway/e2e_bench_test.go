@@ -23,7 +23,7 @@ func BenchmarkE2ERentToRunning(b *testing.B) {
 	e := startE2EWith(b, time.Second, network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000)})
 	provBrowser, provAPI := e.user("prov@example.com", "provider")
 	provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil)
-	e.runAgent(provBrowser, provKey, "bench", nil)
+	e.runAgent(provBrowser, provKey, "h100x1", "bench", nil)
 	var offers struct{ Offers []struct{ ID string } }
 	waitFor(b, "the offer", 60*time.Second, func() bool {
 		provAPI.do(http.MethodGet, "/offers", nil, &offers)

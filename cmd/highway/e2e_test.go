@@ -140,12 +140,12 @@ func (e *e2eMarket) user(email, role string) (*browser, apiClient) {
 // runAgent enrolls and runs a provider agent with one simulated H100, the
 // exec driver, and the chain hooks with the provider's key; p replaces the
 // honest prover when set.
-func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, seed string, p agent.Prover) (stop func()) {
+func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, profile, seed string, p agent.Prover) (stop func()) {
 	t := e.t
 	page := b.submit("/provider", "/provider/enrollments", url.Values{})
 	wantStatus(t, page, http.StatusCreated)
 	stop, err := fleetAgent{ServerURL: e.srv.URL(), Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
-		Profile: "h100x1", Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
+		Profile: profile, Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
 		Interval: 300 * time.Millisecond}.start(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -253,14 +253,14 @@ func TestEndToEnd(t *testing.T) {
 	if code := cheatAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "100000"}, nil); code != http.StatusOK {
 		t.Fatalf("cheater's price: %d", code)
 	}
-	e.runAgent(cheatBrowser, cheatKey, "e2e-cheater", fabricator{})
+	e.runAgent(cheatBrowser, cheatKey, "h100x1", "e2e-cheater", fabricator{})
 	cheatLease := e.directLease(direct, cheatKey)
 
 	provBrowser, provAPI := e.user("prov@example.com", "provider")
 	if code := provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil); code != http.StatusOK {
 		t.Fatalf("set price: %d", code)
 	}
-	stopAgent := e.runAgent(provBrowser, provKey, "e2e-honest", nil)
+	stopAgent := e.runAgent(provBrowser, provKey, "h100x2", "e2e-honest", nil)
 
 	// The listing appears only once the verification PoC cleared.
 	var offers struct {
@@ -377,6 +377,36 @@ func TestEndToEnd(t *testing.T) {
 		return err == nil && cl.Paid.IsPositive()
 	})
 
+	// A second lease on the machine's other GPU, closed by the buyer: the
+	// chain refunds the unearned escrow, the marketplace sends a stop, the
+	// agent kills the workload and reports it stopped.
+	var second struct {
+		Order struct {
+			ID, Status, Failure string
+			LeaseID             string `json:"lease_id"`
+		} `json:"order"`
+	}
+	if code := buyer.do(http.MethodPost, "/orders", map[string]any{"type": "fok", "model": "H100", "count": 1,
+		"max_price_per_gpu_hour": "4000000", "hours": 1, "workload": map[string]string{"command": "sleep 300"}}, &second); code != http.StatusCreated {
+		t.Fatalf("second order: %d %+v", code, second)
+	}
+	var lv2 leaseView
+	waitFor(t, "the second workload running", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/orders/"+second.Order.ID, nil, &second)
+		if second.Order.LeaseID == "" {
+			return false
+		}
+		buyer.do(http.MethodGet, "/leases/"+second.Order.LeaseID, nil, &lv2)
+		return lv2.Lease.WorkloadStatus == protocol.LeaseRunning
+	})
+	if code := buyer.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/close", nil, &lv2); code != http.StatusOK || lv2.Lease.Status != "closed" {
+		t.Fatalf("close: %d %+v", code, lv2.Lease)
+	}
+	waitFor(t, "the second workload stopped", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+second.Order.LeaseID, nil, &lv2)
+		return lv2.Lease.WorkloadStatus == protocol.LeaseStopped
+	})
+
 	// The agent dies: the next epochs are missed and refunded.
 	stopAgent()
 	waitFor(t, "a missed epoch", 60*time.Second, func() bool {
@@ -428,10 +458,19 @@ func TestEndToEnd(t *testing.T) {
 	if sum := after.Paid.Add(after.Fees).Add(after.Refunded); !sum.Equal(escrowed) {
 		t.Fatalf("books: paid %s + fees %s + refunded %s != escrowed %s", after.Paid, after.Fees, after.Refunded, escrowed)
 	}
-	if got, want := e.balance(wallet.Address), e.faucet.Sub(escrowed).Add(after.Refunded); !got.Equal(want) {
-		t.Fatalf("buyer balance %s, want %s", got, want)
+	var closed escrowtypes.Lease
+	waitFor(t, "the closed lease's payouts", 30*time.Second, func() bool {
+		closed, err = e.chain.Lease(context.Background(), lv2.Lease.ChainLeaseID)
+		return err == nil && closed.Pending.IsZero()
+	})
+	if sum := closed.Paid.Add(closed.Fees).Add(closed.Refunded); !sum.Equal(closed.PricePerEpoch.MulRaw(int64(closed.EpochsTotal))) {
+		t.Fatalf("closed lease books: paid %s + fees %s + refunded %s", closed.Paid, closed.Fees, closed.Refunded)
 	}
-	if got, want := e.balance(prov.Address().String()), prov.Funds.Add(after.Paid); !got.Equal(want) {
+	escrowedBoth := escrowed.Add(closed.PricePerEpoch.MulRaw(int64(closed.EpochsTotal)))
+	if got, want := e.balance(wallet.Address), e.faucet.Sub(escrowedBoth).Add(after.Refunded).Add(closed.Refunded); !got.Equal(want) {
+		t.Fatalf("buyer balance with both leases %s, want %s", got, want)
+	}
+	if got, want := e.balance(prov.Address().String()), prov.Funds.Add(after.Paid).Add(closed.Paid); !got.Equal(want) {
 		t.Fatalf("provider balance %s, want %s", got, want)
 	}
 	buyer.do(http.MethodGet, "/leases/"+leaseID, nil, &lv)

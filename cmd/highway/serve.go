@@ -51,6 +51,9 @@ type Config struct {
 	// secrets do not belong on command lines.
 	WalletKey       string
 	ArbiterMnemonic string
+	// ReferencePrice is the list price drawn on a model's price chart:
+	// MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE.
+	ReferencePrice string
 }
 
 // Main is the marketplace process: Open starts it (tests call it with
@@ -105,6 +108,7 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ChainRPC, "chain-rpc", envOr("HIGHWAY_CHAIN_RPC", ""), "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657 (env HIGHWAY_CHAIN_RPC)")
 	fs.StringVar(&c.ChainID, "chain-id", envOr("HIGHWAY_CHAIN_ID", "highway-dev"), "chain id (env HIGHWAY_CHAIN_ID)")
 	fs.DurationVar(&c.EpochDuration, "epoch-duration", envDuration("HIGHWAY_EPOCH_DURATION", 10*time.Second), "the chain's epoch: epoch_blocks × block time (env HIGHWAY_EPOCH_DURATION)")
+	fs.StringVar(&c.ReferencePrice, "reference-price", envOr("HIGHWAY_REFERENCE_PRICE", defaultReference), "a hyperscaler list price drawn on the price chart, MODEL=MICRO_PER_GPU_HOUR:SOURCE (env HIGHWAY_REFERENCE_PRICE; empty: none)")
 	c.WalletKey = os.Getenv("HIGHWAY_WALLET_KEY")
 	c.ArbiterMnemonic = os.Getenv("HIGHWAY_ARBITER_MNEMONIC")
 }
@@ -125,6 +129,24 @@ func envInt(key string, def int) int {
 		}
 	}
 	return def
+}
+
+// defaultReference is AWS's on-demand list price for p5.48xlarge (8 × H100)
+// at its launch, $98.32 an hour, per GPU, counted at 1 HWY = 1 USD.
+const defaultReference = "H100=12290000:AWS p5.48xlarge on-demand list price at launch (July 2023), $98.32/h ÷ 8 GPUs, at 1 HWY = 1 USD"
+
+// parseReference reads MODEL=MICRO:SOURCE ("" is none).
+func parseReference(s string) ([]handlers.ReferencePrice, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	model, rest, ok := strings.Cut(s, "=")
+	price, source, ok2 := strings.Cut(rest, ":")
+	v, err := strconv.ParseInt(price, 10, 64)
+	if !ok || !ok2 || model == "" || source == "" || err != nil || v <= 0 {
+		return nil, fmt.Errorf("reference price %q: want MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE", s)
+	}
+	return []handlers.ReferencePrice{{Model: model, PricePerGPUHour: v, Source: source}}, nil
 }
 
 // parseRegions reads "id=host:port,id2=host:port".
@@ -232,6 +254,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Agents.OfflineMisses == 0 {
 		m.Agents.OfflineMisses = c.OfflineMisses
 	}
+	refs, err := parseReference(c.ReferencePrice)
+	if err != nil {
+		m.closeQuietly()
+		return err
+	}
 	if err := m.openBroker(ctx); err != nil {
 		m.closeQuietly()
 		return err
@@ -253,6 +280,7 @@ func (m *Main) Open(ctx context.Context) error {
 		TrustedProxies: proxies,
 		Agents:         m.Agents,
 		Broker:         m.Market,
+		References:     refs,
 	})
 	if err != nil {
 		m.closeQuietly()

@@ -1,0 +1,93 @@
+package models
+
+import (
+	"context"
+	"time"
+
+	"cosmossdk.io/math"
+)
+
+// SnapshotTotal is the model name of a snapshot's network-wide row.
+const SnapshotTotal = "*"
+
+// MarketSnapshot is the market at one moment, for one model (or the
+// network total, model SnapshotTotal).
+type MarketSnapshot struct {
+	At           time.Time `gorm:"primaryKey"`
+	Model        string    `gorm:"primaryKey"`
+	GPUsOnline   int64     `gorm:"column:gpus_online"`
+	GPUsFree     int64     `gorm:"column:gpus_free"`
+	MedianPrice  int64
+	H100eMilli   int64 `gorm:"column:h100e_milli"`
+	LeasesActive int64
+}
+
+// AddSnapshots stores one snapshot's rows.
+func (s *Store) AddSnapshots(ctx context.Context, rows []MarketSnapshot) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return s.DB.WithContext(ctx).Create(&rows).Error
+}
+
+// Snapshots returns a model's (or the total's) snapshots since a time, oldest first.
+func (s *Store) Snapshots(ctx context.Context, model string, since time.Time) ([]MarketSnapshot, error) {
+	var out []MarketSnapshot
+	err := s.DB.WithContext(ctx).Where("model = ? AND at >= ?", model, since.UTC()).Order("at").Limit(10_000).Find(&out).Error
+	return out, err
+}
+
+// NetworkTotals are the lease figures of the network dashboard.
+type NetworkTotals struct {
+	LeasesActive    int64
+	EpochsCleared   int64
+	EpochsMissed    int64
+	EscrowedPerHour int64 // sum of active leases' price per hour × GPUs
+}
+
+// Totals counts leases and settled epochs.
+func (s *Store) Totals(ctx context.Context) (NetworkTotals, error) {
+	var t NetworkTotals
+	db := s.DB.WithContext(ctx)
+	if err := db.Model(&Lease{}).Where("status = ?", LeaseActive).Count(&t.LeasesActive).Error; err != nil {
+		return t, err
+	}
+	if err := db.Model(&LeaseEpoch{}).Where("status = ?", "cleared").Count(&t.EpochsCleared).Error; err != nil {
+		return t, err
+	}
+	if err := db.Model(&LeaseEpoch{}).Where("status = ?", "missed").Count(&t.EpochsMissed).Error; err != nil {
+		return t, err
+	}
+	var sum *int64
+	if err := db.Model(&Lease{}).Where("status = ?", LeaseActive).Select("SUM(price_per_hour * gpus)").Scan(&sum).Error; err != nil {
+		return t, err
+	}
+	if sum != nil {
+		t.EscrowedPerHour = *sum
+	}
+	return t, nil
+}
+
+// Volumes sums, over every lease, the escrow it locked and what the
+// provider was paid (amounts are decimal strings, summed exactly).
+func (s *Store) Volumes(ctx context.Context) (escrowed, paid math.Int, err error) {
+	type row struct {
+		PricePerEpoch string
+		EpochsTotal   int64
+		Paid          string
+	}
+	escrowed, paid = math.ZeroInt(), math.ZeroInt()
+	var rows []row
+	if err = s.DB.WithContext(ctx).Model(&Lease{}).Select("price_per_epoch, epochs_total, paid").Scan(&rows).Error; err != nil {
+		return escrowed, paid, err
+	}
+	for _, r := range rows {
+		if p, ok := math.NewIntFromString(r.PricePerEpoch); ok {
+			escrowed = escrowed.Add(p.MulRaw(r.EpochsTotal))
+		}
+		if p, ok := math.NewIntFromString(r.Paid); ok {
+			paid = paid.Add(p)
+		}
+	}
+	return escrowed, paid, nil
+}

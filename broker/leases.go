@@ -91,13 +91,15 @@ func chainError(err error) error {
 // OpenDispute freezes a lease's escrow (MsgOpenDispute with the buyer's
 // wallet) and records the buyer's statement for the admins.
 func (b *Broker) OpenDispute(ctx context.Context, userID, leaseID, statement string) (*models.Dispute, error) {
-	statement = strings.TrimSpace(statement)
-	if statement == "" || len(statement) > 4000 {
-		return nil, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Say what went wrong (1 to 4000 characters)."}
-	}
+	// Ownership first: someone else's lease is "not found" whatever they
+	// send, so its existence does not leak through a validation error.
 	l, err := b.ownLease(ctx, userID, leaseID)
 	if err != nil {
 		return nil, err
+	}
+	statement = strings.TrimSpace(statement)
+	if statement == "" || len(statement) > 4000 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Say what went wrong (1 to 4000 characters)."}
 	}
 	if l.Status == models.LeaseDisputed {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease is already disputed."}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/poc"
 )
 
@@ -59,11 +60,16 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 	b.mu.Unlock()
 
 	regionIdx := slices.Index(b.cfg.Regions, f.Region)
+	// An unmeasured region counts as the farthest possible.
 	rttTo := func(o *Offer) int64 {
+		r := f.Region
 		if regionIdx < 0 {
-			return o.RTTms[o.Region]
+			r = o.Region
 		}
-		return o.RTTms[f.Region]
+		if v, ok := o.RTTms[r]; ok {
+			return v
+		}
+		return market.MaxRTTms
 	}
 	out := all[:0]
 	for i := range all {
@@ -124,7 +130,9 @@ func (b *Broker) offerLocked(m *machineState) Offer {
 	}
 	rtt := make(map[string]int64, len(b.cfg.Regions))
 	for i, r := range b.cfg.Regions {
-		if i < len(m.rtts) {
+		// Regions the agent could not measure are left out rather
+		// than shown as 10 s.
+		if i < len(m.rtts) && m.rtts[i] < market.MaxRTTms {
 			rtt[r] = int64(m.rtts[i])
 		}
 	}

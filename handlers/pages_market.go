@@ -112,6 +112,10 @@ func (s *Server) marketPage(c *gin.Context) {
 			}
 		}
 	}
+	if c.Query("fragment") == "summary" {
+		s.renderFragment(c, http.StatusOK, web.MarketSummary(v.Summary))
+		return
+	}
 	if wantsFragment(c) {
 		s.renderFragment(c, status, web.OffersTable(v))
 		return

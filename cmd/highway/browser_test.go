@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,11 @@ func TestBrowserLiveMarket(t *testing.T) {
 	ctx := newChrome(t)
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
-		m.Broker = broker.Config{VerifyParams: poc.DevParams(), VerifyWork: time.Second}
+		// A slow calibration (5 000 nonces/s per H100) so verification
+		// clears even under the race detector on a loaded 2-core machine.
+		params := poc.DevParams()
+		params.H100NoncesPerSecond = 5000
+		m.Broker = broker.Config{VerifyParams: params, VerifyWork: 4 * time.Second}
 	})
 	base := srv.URL()
 
@@ -122,6 +127,27 @@ func TestBrowserLiveMarket(t *testing.T) {
 	if price := text(`[data-testid="offer-price"]`); !strings.Contains(price, "2.49") {
 		t.Fatalf("offer price = %q", price)
 	}
+	// The summary above the table follows too.
+	do("live summary", chromedp.WaitVisible(chromedp.CSS(`[data-testid="market-summary"] [data-testid="machines-online"]`)))
+	waitFor(t, "the live summary", 10*time.Second, func() bool { return text(`[data-testid="machines-online"]`) == "1" })
+	// The browse page with its live offer, kept as a test artifact
+	// (HIGHWAY_ARTIFACTS, default a temporary directory; CI keeps it).
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := os.Getenv("HIGHWAY_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "highway-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shotPath := filepath.Join(dir, "browse.png")
+	if err := os.WriteFile(shotPath, shot, 0o644); err != nil || len(shot) < 1000 {
+		t.Fatalf("screenshot %s: %d bytes, %v", shotPath, len(shot), err)
+	}
+	t.Logf("browse page screenshot: %s (%d bytes)", shotPath, len(shot))
 
 	// A bad filter: the error is beside its field and the input is kept.
 	do("bad filter", chromedp.SetValue(chromedp.ID("f-vram"), "lots"), chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)),

@@ -69,18 +69,6 @@ func (a apiClient) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // e2eMarket is the whole loop on one machine: a chain, the marketplace
 // wired to it, and helpers to add users and agents.
 type e2eMarket struct {

@@ -94,13 +94,16 @@ type Broker struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu       sync.Mutex
+	// mu guards everything below; browsing takes it for reading only, so
+	// page and API reads run in parallel between writes.
+	mu       sync.RWMutex
 	engine   *market.Engine
 	seq      int64
 	unlogged []models.MarketLogEntry
 	machines map[string]*machineState
-	prices   map[string]map[string]int64 // provider → model → ask
-	flights  map[string]*flight          // order id → match in progress
+	byModel  map[string]map[string]*machineState // listed model → machines, for browsing
+	prices   map[string]map[string]int64         // provider → model → ask
+	flights  map[string]*flight                  // order id → match in progress
 	quotes   map[string][]protocol.QuoteRequest
 	verifies map[uint64]*challenge
 	nextAsg  int64
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
-		machines: map[string]*machineState{}, prices: map[string]map[string]int64{},
+		machines: map[string]*machineState{}, byModel: map[string]map[string]*machineState{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
 		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), beats: map[string]queuedBeat{},

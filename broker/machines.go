@@ -34,10 +34,12 @@ type machineState struct {
 	rtts     []uint16
 	verified bool
 	// listed is what the engine holds for this machine (zero: not there).
-	listed    market.Command
-	inEngine  bool
-	online    bool
-	held      uint64
+	listed   market.Command
+	inEngine bool
+	online   bool
+	held     uint64
+	// free is the offered GPUs the agent reports idle (bit i: offered[i]).
+	free      uint64
 	lastBeat  time.Time
 	firstSeen time.Time
 	onlineFor time.Duration
@@ -104,8 +106,15 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 	for _, l := range hb.Leases {
 		m.leases[l.LeaseID] = l
 	}
-	prevRegion := m.region
+	prevRegion, prevModel := m.region, m.model
 	b.shapeLocked(m, hb.RTTms)
+	if m.model != prevModel {
+		delete(b.byModel[prevModel], m.id)
+		if b.byModel[m.model] == nil {
+			b.byModel[m.model] = map[string]*machineState{}
+		}
+		b.byModel[m.model][m.id] = m
+	}
 	if addrChanged || m.region != prevRegion {
 		go func(id, addr, region string) {
 			if err := b.store.SetMachineListing(context.Background(), id, addr, region); err != nil {
@@ -114,14 +123,14 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 		}(m.id, m.providerAddress, m.region)
 	}
 	b.relistLocked(ctx, m)
-	if m.inEngine {
-		var free uint64
-		for i, idx := range m.offered {
-			if g := gpuAt(m.gpus, idx); g != nil && g.Free {
-				free |= 1 << uint(i)
-			}
+	m.free = 0
+	for i, idx := range m.offered {
+		if g := gpuAt(m.gpus, idx); g != nil && g.Free {
+			m.free |= 1 << uint(i)
 		}
-		hbc := market.Command{Kind: market.KindHeartbeat, Machine: m.id, Free: free, Healthy: len(m.gpus) > 0, RTTms: m.rtts}
+	}
+	if m.inEngine {
+		hbc := market.Command{Kind: market.KindHeartbeat, Machine: m.id, Free: m.free, Healthy: len(m.gpus) > 0, RTTms: m.rtts}
 		if _, err := b.applyLocked(ctx, hbc); err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/poc"
@@ -43,52 +45,54 @@ type OfferFilter struct {
 // Offers lists the offers a buyer could rent now: verified, online, not
 // suspended, with free GPUs, filtered and sorted. The second result is the
 // cursor of the next page ("" at the end).
+//
+// Browsing is the marketplace's hottest read, so it filters on the
+// machines' plain fields in one pass without allocating, sorts only what
+// passed, and builds full Offer values (maps and strings) for the one page
+// it returns.
 func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
-	b.mu.Lock()
-	all := make([]Offer, 0, len(b.machines))
-	for _, id := range b.sortedMachineIDsLocked() {
-		m := b.machines[id]
+	regionIdx := slices.Index(b.cfg.Regions, f.Region)
+	type cand struct {
+		m                     *machineState
+		price, rtt, rel, free int64
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	cands := make([]cand, 0, 256)
+	pool := b.machines
+	if f.Model != "" {
+		pool = b.byModel[f.Model] // only that model's machines are scanned
+	}
+	for _, m := range pool {
 		if !m.inEngine || !m.verified || !m.online || m.suspended {
 			continue
 		}
-		o := b.offerLocked(m)
-		if o.GPUsFree == 0 {
+		free := int64(bits.OnesCount64(m.free &^ m.held))
+		if free == 0 || free < f.Count || (f.Model != "" && m.model != f.Model) || m.vramGiB < f.MinVRAMGiB {
 			continue
 		}
-		all = append(all, o)
-	}
-	b.mu.Unlock()
-
-	regionIdx := slices.Index(b.cfg.Regions, f.Region)
-	// An unmeasured region counts as the farthest possible.
-	rttTo := func(o *Offer) int64 {
-		r := f.Region
-		if regionIdx < 0 {
-			r = o.Region
-		}
-		if v, ok := o.RTTms[r]; ok {
-			return v
-		}
-		return market.MaxRTTms
-	}
-	out := all[:0]
-	for i := range all {
-		o := &all[i]
-		switch {
-		case f.Model != "" && o.Model != f.Model,
-			o.VRAMGiB < f.MinVRAMGiB,
-			o.GPUsFree < f.Count,
-			f.MaxPrice > 0 && o.PricePerGPUHour > f.MaxPrice,
-			f.MaxRTTms > 0 && rttTo(o) > f.MaxRTTms,
-			o.ReliabilityBps < f.MinReliability:
+		price, rel := m.listed.Price, m.listed.ReliabilityBps
+		if (f.MaxPrice > 0 && price > f.MaxPrice) || rel < f.MinReliability {
 			continue
 		}
-		out = append(out, *o)
+		// An unmeasured region counts as the farthest possible.
+		rtt := int64(market.MaxRTTms)
+		ri := regionIdx
+		if ri < 0 {
+			ri = slices.Index(b.cfg.Regions, m.region)
+		}
+		if ri >= 0 && ri < len(m.rtts) {
+			rtt = int64(m.rtts[ri])
+		}
+		if f.MaxRTTms > 0 && rtt > f.MaxRTTms {
+			continue
+		}
+		cands = append(cands, cand{m: m, price: price, rtt: rtt, rel: rel, free: free})
 	}
 	// The default order is the matching rule's: price, RTT, reliability,
 	// then id (the engine's listing time is not exposed; id is stable).
-	slices.SortStableFunc(out, func(a, c Offer) int {
-		keys := [][2]int64{{a.PricePerGPUHour, c.PricePerGPUHour}, {rttTo(&a), rttTo(&c)}, {c.ReliabilityBps, a.ReliabilityBps}}
+	slices.SortFunc(cands, func(a, c cand) int {
+		keys := [3][2]int64{{a.price, c.price}, {a.rtt, c.rtt}, {c.rel, a.rel}}
 		switch f.Sort {
 		case "rtt":
 			keys[0], keys[1] = keys[1], keys[0]
@@ -103,31 +107,27 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 				return 1
 			}
 		}
-		if a.ID < c.ID {
-			return -1
-		}
-		return 1
+		return strings.Compare(a.m.id, c.m.id)
 	})
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	start := min(max(f.Offset, 0), len(out))
-	end := min(start+limit, len(out))
+	start := min(max(f.Offset, 0), len(cands))
+	end := min(start+limit, len(cands))
 	next := ""
-	if end < len(out) {
+	if end < len(cands) {
 		next = strconv.Itoa(end)
 	}
-	return out[start:end], next
+	out := make([]Offer, 0, end-start)
+	for _, c := range cands[start:end] {
+		out = append(out, b.offerLocked(c.m))
+	}
+	return out, next
 }
 
 func (b *Broker) offerLocked(m *machineState) Offer {
-	var free int64
-	for i, idx := range m.offered {
-		if g := gpuAt(m.gpus, idx); g != nil && g.Free && m.held&(1<<uint(i)) == 0 {
-			free++
-		}
-	}
+	free := int64(bits.OnesCount64(m.free &^ m.held))
 	rtt := make(map[string]int64, len(b.cfg.Regions))
 	for i, r := range b.cfg.Regions {
 		// Regions the agent could not measure are left out rather
@@ -161,13 +161,14 @@ type Summary struct {
 
 // Summary computes GPUs online and free and the median ask per model.
 func (b *Broker) Summary() Summary {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	per := map[string]*ModelSummary{}
 	asks := map[string][]int64{}
 	var s Summary
-	for _, id := range b.sortedMachineIDsLocked() {
-		m := b.machines[id]
+	// Aggregates only (sums and a sorted list per model), so the map's
+	// order does not matter; no Offer values are built.
+	for _, m := range b.machines {
 		if !m.online || !m.inEngine || m.model == "" {
 			continue
 		}
@@ -177,13 +178,13 @@ func (b *Broker) Summary() Summary {
 			ms = &ModelSummary{Model: m.model}
 			per[m.model] = ms
 		}
-		o := b.offerLocked(m)
-		ms.GPUsOnline += o.GPUsTotal
+		total := int64(len(m.offered))
+		ms.GPUsOnline += total
 		if m.verified && !m.suspended {
-			ms.GPUsFree += o.GPUsFree
-			asks[m.model] = append(asks[m.model], o.PricePerGPUHour)
+			ms.GPUsFree += int64(bits.OnesCount64(m.free &^ m.held))
+			asks[m.model] = append(asks[m.model], m.listed.Price)
 		}
-		if milli, err := poc.H100Equivalents(m.model, uint32(o.GPUsTotal)); err == nil {
+		if milli, err := poc.H100Equivalents(m.model, uint32(total)); err == nil {
 			s.H100EquivalentsMilli += milli
 		}
 	}

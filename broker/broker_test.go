@@ -2,6 +2,9 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +100,88 @@ func TestEngineRebuiltFromLog(t *testing.T) {
 
 func suspendCmd(provider string) market.Command {
 	return market.Command{Kind: market.KindSuspendProvider, Provider: provider}
+}
+
+// Offers returns exactly the reference order (filter, then full sort by
+// the rule's keys and id), page by page, whichever selection path it takes.
+func TestOffersMatchReference(t *testing.T) {
+	regions := []string{"us-east", "eu-west", "ap-south"}
+	b := &Broker{cfg: Config{Regions: regions}, machines: map[string]*machineState{}, byModel: map[string]map[string]*machineState{}}
+	modelsList := []string{"H100", "A100"}
+	for i := 0; i < 400; i++ {
+		m := &machineState{id: fmt.Sprintf("m%03d", (i*7919)%1000), model: modelsList[i%2], vramGiB: int64(40 + 40*(i%2)),
+			region: regions[i%3], rtts: []uint16{uint16(5 + i%50), uint16(30 + i%70), market.MaxRTTms}, verified: i%11 != 0,
+			online: i%13 != 0, inEngine: true, offered: []int{0, 1, 2, 3}, free: uint64(i % 16), held: uint64(i % 3)}
+		m.listed = market.Command{Price: int64(1000 + (i*37)%200), ReliabilityBps: int64(9000 + (i*13)%1001)}
+		b.machines[m.id] = m
+		if b.byModel[m.model] == nil {
+			b.byModel[m.model] = map[string]*machineState{}
+		}
+		b.byModel[m.model][m.id] = m
+	}
+	for _, f := range []OfferFilter{
+		{}, {Model: "H100", Count: 2, Region: "eu-west", MaxRTTms: 60}, {Sort: "rtt", Region: "us-east"},
+		{Sort: "reliability", MinReliability: 9500, MaxPrice: 1150}, {Model: "A100", MinVRAMGiB: 80, Sort: "rtt"},
+	} {
+		// The reference: everything, one page.
+		all := f
+		all.Offset, all.Limit = 0, 100_000
+		want, _ := b.Offers(all)
+		ids := make([]string, 0, len(want))
+		for _, o := range want {
+			ids = append(ids, o.ID)
+		}
+		// Offers sorted fully must be in the rule's order.
+		for i := 1; i < len(want); i++ {
+			if offerKeyLess(f, want[i], want[i-1]) {
+				t.Fatalf("%+v: %s before %s out of order", f, want[i-1].ID, want[i].ID)
+			}
+		}
+		// Paged (top-K path for small pages) must give the same sequence.
+		var got []string
+		page := f
+		page.Limit = 7
+		for {
+			os, next := b.Offers(page)
+			for _, o := range os {
+				got = append(got, o.ID)
+			}
+			if next == "" {
+				break
+			}
+			page.Offset, _ = strconv.Atoi(next)
+		}
+		if strings.Join(got, ",") != strings.Join(ids, ",") {
+			t.Fatalf("%+v: paged %v, want %v", f, got, ids)
+		}
+	}
+}
+
+// offerKeyLess is the rule's order restated for the test.
+func offerKeyLess(f OfferFilter, a, c Offer) bool {
+	rtt := func(o Offer) int64 {
+		r := f.Region
+		if r == "" {
+			r = o.Region
+		}
+		if v, ok := o.RTTms[r]; ok {
+			return v
+		}
+		return market.MaxRTTms
+	}
+	ka := []int64{a.PricePerGPUHour, rtt(a), -a.ReliabilityBps}
+	kc := []int64{c.PricePerGPUHour, rtt(c), -c.ReliabilityBps}
+	switch f.Sort {
+	case "rtt":
+		ka[0], ka[1], kc[0], kc[1] = ka[1], ka[0], kc[1], kc[0]
+	case "reliability":
+		ka = []int64{-a.ReliabilityBps, rtt(a), a.PricePerGPUHour}
+		kc = []int64{-c.ReliabilityBps, rtt(c), c.PricePerGPUHour}
+	}
+	for i := range ka {
+		if ka[i] != kc[i] {
+			return ka[i] < kc[i]
+		}
+	}
+	return a.ID < c.ID
 }

@@ -52,9 +52,10 @@ type OfferFilter struct {
 // it returns.
 func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 	regionIdx := slices.Index(b.cfg.Regions, f.Region)
+	// A candidate carries its sort key, in the order the buyer asked for.
 	type cand struct {
-		m                     *machineState
-		price, rtt, rel, free int64
+		m   *machineState
+		key [3]int64
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -87,36 +88,56 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 		if f.MaxRTTms > 0 && rtt > f.MaxRTTms {
 			continue
 		}
-		cands = append(cands, cand{m: m, price: price, rtt: rtt, rel: rel, free: free})
+		key := [3]int64{price, rtt, -rel}
+		switch f.Sort {
+		case "rtt":
+			key = [3]int64{rtt, price, -rel}
+		case "reliability":
+			key = [3]int64{-rel, rtt, price}
+		}
+		cands = append(cands, cand{m: m, key: key})
 	}
 	// The default order is the matching rule's: price, RTT, reliability,
 	// then id (the engine's listing time is not exposed; id is stable).
-	slices.SortFunc(cands, func(a, c cand) int {
-		keys := [3][2]int64{{a.price, c.price}, {a.rtt, c.rtt}, {c.rel, a.rel}}
-		switch f.Sort {
-		case "rtt":
-			keys[0], keys[1] = keys[1], keys[0]
-		case "reliability":
-			keys[0], keys[2] = keys[2], keys[0]
-		}
-		for _, k := range keys {
-			if k[0] != k[1] {
-				if k[0] < k[1] {
+	less := func(a, c cand) int {
+		for i := range a.key {
+			if a.key[i] != c.key[i] {
+				if a.key[i] < c.key[i] {
 					return -1
 				}
 				return 1
 			}
 		}
 		return strings.Compare(a.m.id, c.m.id)
-	})
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	start := min(max(f.Offset, 0), len(cands))
-	end := min(start+limit, len(cands))
+	total := len(cands)
+	start := min(max(f.Offset, 0), total)
+	end := min(start+limit, total)
+	if need := end; need*4 < total {
+		// Only the first `need` in order are shown: keep the best `need`
+		// in a sorted buffer instead of sorting everything.
+		best := make([]cand, 0, need)
+		for _, c := range cands {
+			if len(best) == need && less(c, best[need-1]) >= 0 {
+				continue
+			}
+			i, _ := slices.BinarySearchFunc(best, c, less)
+			if len(best) < need {
+				best = append(best, cand{})
+			}
+			copy(best[i+1:], best[i:len(best)-1])
+			best[i] = c
+		}
+		cands = best
+	} else {
+		slices.SortFunc(cands, less)
+	}
 	next := ""
-	if end < len(cands) {
+	if end < total {
 		next = strconv.Itoa(end)
 	}
 	out := make([]Offer, 0, end-start)

@@ -113,9 +113,12 @@ type Broker struct {
 	stopOnce sync.Once
 
 	// beats are the latest heartbeat per machine, waiting to be stored.
-	beatMu  sync.Mutex
-	beats   map[string]queuedBeat
-	version uint64
+	beatMu sync.Mutex
+	beats  map[string]queuedBeat
+	// reported is each lease's workload state as last written, so the
+	// flush writes (and reads) only changes, not every running lease every
+	// second. Only flushBeats touches it.
+	reported map[string]string
 }
 
 // New loads the engine from its log and the machines and prices from the
@@ -166,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		machines: map[string]*machineState{}, byModel: map[string]map[string]*machineState{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
 		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
-		stopping: make(chan struct{}), beats: map[string]queuedBeat{},
+		stopping: make(chan struct{}), beats: map[string]queuedBeat{}, reported: map[string]string{},
 	}
 	if err := b.load(ctx); err != nil {
 		return nil, err
@@ -244,16 +247,17 @@ func (b *Broker) load(ctx context.Context) error {
 	if b.nextAsg, err = b.store.MaxAssignmentID(ctx); err != nil {
 		return err
 	}
-	// Orders that were between match and lease when the process stopped
-	// lost their quote round-trip: their reservations lapse on the engine's
-	// clock, and the tick marks them failed. Leases keep their holds.
+	// Open orders may still match. Orders that were between match and
+	// lease when the process stopped lost their quote round-trip: no agent
+	// is asked again (agentID is empty), their reservations lapse on the
+	// engine's clock and the tick marks them failed. Leases keep their holds.
 	for _, st := range []string{models.OrderOpen, models.OrderMatched} {
 		os, err := b.store.OrdersWithStatus(ctx, st)
 		if err != nil {
 			return err
 		}
 		for i := range os {
-			b.flights[os[i].ID] = &flight{order: os[i], stale: st == models.OrderMatched}
+			b.flights[os[i].ID] = &flight{order: os[i]}
 		}
 	}
 	b.log.Info("market engine rebuilt", "commands", n, "machines", len(ms), "stats", fmt.Sprintf("%+v", e.Stats()))
@@ -392,7 +396,6 @@ func (b *Broker) Changed() <-chan struct{} {
 func (b *Broker) notifyLocked() {
 	close(b.changed)
 	b.changed = make(chan struct{})
-	b.version++
 }
 
 // onEventLocked keeps the broker's view in step with the engine and starts
@@ -572,7 +575,7 @@ func (b *Broker) flushBeats(ctx context.Context) {
 			}
 			continue
 		}
-		b.LeaseReports(ctx, q.update.AgentID, q.leases)
+		b.leaseReports(ctx, q.update.AgentID, q.leases)
 	}
 }
 

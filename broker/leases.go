@@ -32,15 +32,29 @@ func (b *Broker) Logs(ctx context.Context, agentID string, batch protocol.LogBat
 	return nil
 }
 
-// LeaseReports records the workload states an agent reported (heartbeat).
-func (b *Broker) LeaseReports(ctx context.Context, agentID string, leases []protocol.RunningLease) {
+// leaseReports records the workload states an agent reported with its
+// heartbeats; a state already recorded costs nothing.
+func (b *Broker) leaseReports(ctx context.Context, agentID string, leases []protocol.RunningLease) {
 	for _, rl := range leases {
-		l, err := b.store.LeaseByID(ctx, rl.LeaseID)
-		if err != nil || l.AgentID != agentID || l.WorkloadStatus == rl.State {
+		if b.reported[rl.LeaseID] == rl.State {
 			continue
 		}
-		if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"workload_status": rl.State}); err != nil {
-			b.log.Warn("lease workload status", "lease", l.ID, "err", err)
+		l, err := b.store.LeaseByID(ctx, rl.LeaseID)
+		if err != nil || l.AgentID != agentID {
+			continue
+		}
+		if l.WorkloadStatus != rl.State {
+			if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"workload_status": rl.State}); err != nil {
+				b.log.Warn("lease workload status", "lease", l.ID, "err", err)
+				continue
+			}
+		}
+		switch rl.State {
+		case protocol.LeaseExited, protocol.LeaseStopped, protocol.LeaseFailed:
+			// Final: the agent stops reporting it, so forget it too.
+			delete(b.reported, rl.LeaseID)
+		default:
+			b.reported[rl.LeaseID] = rl.State
 		}
 	}
 }

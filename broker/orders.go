@@ -30,9 +30,6 @@ type flight struct {
 	// agentID is who was asked to sign; answered once the quote came back.
 	agentID  string
 	answered bool
-	// stale: the flight was recovered at start; its quote round-trip is
-	// lost and its reservation lapses on its own.
-	stale bool
 }
 
 // OrderRequest is a buyer's order as pages and the API submit it.

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -161,12 +162,8 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 // agentAssignments is the agent's long-poll for work: assignments after
 // ?after= and quote requests, waiting up to ?wait= seconds for some.
 func (s *Server) agentAssignments(c *gin.Context) {
-	vr, err := s.agentVerifier.Verify(c.Request)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	if !s.agentAllow(c, vr.AgentID) {
+	vr, ok := s.verifyAgent(c)
+	if !ok {
 		return
 	}
 	wait := s.agentCfg.MaxPoll
@@ -185,69 +182,35 @@ func (s *Server) agentAssignments(c *gin.Context) {
 	c.JSON(http.StatusOK, resp)
 }
 
-// agentLogs accepts workload logs for a lease running on the agent's
-// machine.
-func (s *Server) agentLogs(c *gin.Context) {
+// verifyAgent checks a signed agent request and the agent's request
+// budget; on failure it has answered and returns false.
+func (s *Server) verifyAgent(c *gin.Context) (*protocol.Verified, bool) {
 	vr, err := s.agentVerifier.Verify(c.Request)
 	if err != nil {
 		s.agentFail(c, err)
-		return
+		return nil, false
 	}
-	if !s.agentAllow(c, vr.AgentID) {
-		return
-	}
-	b, err := protocol.DecodeLogBatch(vr.Body)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	if err := s.broker.Logs(c.Request.Context(), vr.AgentID, b); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return vr, s.agentAllow(c, vr.AgentID)
 }
 
-// agentQuotes receives the agent's answer to a quote request.
-func (s *Server) agentQuotes(c *gin.Context) {
-	vr, err := s.agentVerifier.Verify(c.Request)
-	if err != nil {
-		s.agentFail(c, err)
-		return
+// agentPost serves a signed agent POST whose body decodes to T and that
+// the broker applies for the agent: workload logs, quote answers and
+// verification proofs. It answers 204, or the decoding or broker error.
+func agentPost[T any](s *Server, decode func([]byte) (T, error), apply func(context.Context, string, T) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		vr, ok := s.verifyAgent(c)
+		if !ok {
+			return
+		}
+		v, err := decode(vr.Body)
+		if err != nil {
+			s.agentFail(c, err)
+			return
+		}
+		if err := apply(c.Request.Context(), vr.AgentID, v); err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
 	}
-	if !s.agentAllow(c, vr.AgentID) {
-		return
-	}
-	q, err := protocol.DecodeQuoteResponse(vr.Body)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	if err := s.broker.QuoteAnswer(c.Request.Context(), vr.AgentID, q); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
-
-// agentVerifications receives the proof for a verification challenge.
-func (s *Server) agentVerifications(c *gin.Context) {
-	vr, err := s.agentVerifier.Verify(c.Request)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	if !s.agentAllow(c, vr.AgentID) {
-		return
-	}
-	r, err := protocol.DecodeVerificationResponse(vr.Body)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	if err := s.broker.Verification(c.Request.Context(), vr.AgentID, r); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -296,18 +297,24 @@ func (s *Server) apiOrders(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"orders": out, "next_cursor": ""})
 }
 
-// ownOrder loads an order of the current user; another user's order is
-// "not found", so ids cannot be probed.
-func (s *Server) ownOrder(c *gin.Context) (*models.Order, bool) {
-	o, err := s.store.OrderByID(c.Request.Context(), c.Param("id"))
-	if err == nil && o.BuyerID != currentUser(c).ID {
-		err = highway.Errorf(highway.ENOTFOUND, "Order not found.")
+// loadFor loads the resource named by :id and lets the current user have
+// it only if may says so; anyone else gets "not found", so ids cannot be
+// probed. On failure it has answered and returns false.
+func loadFor[T any](s *Server, c *gin.Context, load func(context.Context, string) (*T, error), may func(*models.User, *T) bool, notFound string) (*T, bool) {
+	v, err := load(c.Request.Context(), c.Param("id"))
+	if err == nil && !may(currentUser(c), v) {
+		err = highway.Errorf(highway.ENOTFOUND, "%s", notFound)
 	}
 	if err != nil {
 		s.fail(c, err)
 		return nil, false
 	}
-	return o, true
+	return v, true
+}
+
+// ownOrder loads an order of the current user.
+func (s *Server) ownOrder(c *gin.Context) (*models.Order, bool) {
+	return loadFor(s, c, s.store.OrderByID, func(u *models.User, o *models.Order) bool { return o.BuyerID == u.ID }, "Order not found.")
 }
 
 func (s *Server) apiOrder(c *gin.Context) {
@@ -381,15 +388,7 @@ func (s *Server) apiLeases(c *gin.Context) {
 }
 
 func (s *Server) visibleLease(c *gin.Context) (*models.Lease, bool) {
-	l, err := s.store.LeaseByID(c.Request.Context(), c.Param("id"))
-	if err == nil && !leaseVisible(currentUser(c), l) {
-		err = highway.Errorf(highway.ENOTFOUND, "Lease not found.")
-	}
-	if err != nil {
-		s.fail(c, err)
-		return nil, false
-	}
-	return l, true
+	return loadFor(s, c, s.store.LeaseByID, leaseVisible, "Lease not found.")
 }
 
 func (s *Server) apiLease(c *gin.Context) {
@@ -559,7 +558,7 @@ func (s *Server) apiWallet(c *gin.Context) {
 }
 
 func (s *Server) apiFaucet(c *gin.Context) {
-	if !s.devMode || !s.broker.HasFaucet() {
+	if !s.faucetOn() {
 		s.fail(c, highway.Errorf(highway.ENOTFOUND, "There is no faucet on this marketplace."))
 		return
 	}
@@ -645,3 +644,7 @@ func (s *Server) apiSetPrice(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"model": b.Model, "price_per_gpu_hour": b.Price})
 }
+
+// faucetOn: the dev faucet exists only in dev mode with a faucet key; the
+// page and the API both answer 404 otherwise.
+func (s *Server) faucetOn() bool { return s.devMode && s.broker.HasFaucet() }

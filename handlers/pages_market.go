@@ -555,15 +555,7 @@ func (s *Server) logTail(ctx context.Context, leaseID string) ([]models.LeaseLog
 // buyerLease loads a lease for an action only its buyer may take; anyone
 // else gets "not found", as for the page of a lease they cannot see.
 func (s *Server) buyerLease(c *gin.Context) (*models.Lease, bool) {
-	l, err := s.store.LeaseByID(c.Request.Context(), c.Param("id"))
-	if err == nil && l.BuyerID != currentUser(c).ID {
-		err = highway.Errorf(highway.ENOTFOUND, "Lease not found.")
-	}
-	if err != nil {
-		s.fail(c, err)
-		return nil, false
-	}
-	return l, true
+	return loadFor(s, c, s.store.LeaseByID, func(u *models.User, l *models.Lease) bool { return l.BuyerID == u.ID }, "Lease not found.")
 }
 
 func (s *Server) leaseClose(c *gin.Context) {
@@ -606,7 +598,7 @@ func (s *Server) walletPage(c *gin.Context) {
 }
 
 func (s *Server) renderWallet(c *gin.Context, status int, f *web.Form) {
-	v := web.WalletView{Withdraw: f, Faucet: s.devMode && s.broker.HasFaucet()}
+	v := web.WalletView{Withdraw: f, Faucet: s.faucetOn()}
 	w, err := s.broker.Wallet(c.Request.Context(), currentUser(c).ID)
 	switch code := highway.ErrorCode(err); {
 	case err == nil:
@@ -621,7 +613,7 @@ func (s *Server) renderWallet(c *gin.Context, status int, f *web.Form) {
 }
 
 func (s *Server) walletFaucet(c *gin.Context) {
-	if !s.devMode || !s.broker.HasFaucet() {
+	if !s.faucetOn() {
 		s.fail(c, highway.Errorf(highway.ENOTFOUND, "There is no faucet on this marketplace."))
 		return
 	}

@@ -24,9 +24,9 @@ func (s *Server) routes(e *gin.Engine) {
 	agents.POST("/register", s.agentRegister)
 	agents.POST("/heartbeat", s.agentHeartbeat)
 	agents.GET("/assignments", s.agentAssignments)
-	agents.POST("/logs", s.agentLogs)
-	agents.POST("/quotes", s.agentQuotes)
-	agents.POST("/verifications", s.agentVerifications)
+	agents.POST("/logs", agentPost(s, protocol.DecodeLogBatch, s.broker.Logs))
+	agents.POST("/quotes", agentPost(s, protocol.DecodeQuoteResponse, s.broker.QuoteAnswer))
+	agents.POST("/verifications", agentPost(s, protocol.DecodeVerificationResponse, s.broker.Verification))
 
 	// Public JSON API (shared/API.md, docs/api.md). Built on the engine,
 	// not on pages: it authenticates by API key only, never by the session

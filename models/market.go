@@ -338,13 +338,6 @@ func (s *Store) LeasesOf(ctx context.Context, userID string, provider bool, limi
 	return ls, err
 }
 
-// LeasesWithStatus lists leases in a status.
-func (s *Store) LeasesWithStatus(ctx context.Context, status string) ([]Lease, error) {
-	var ls []Lease
-	err := s.DB.WithContext(ctx).Where("status = ?", status).Order("created_at, id").Find(&ls).Error
-	return ls, err
-}
-
 // UpsertEpoch records a settled epoch (idempotent: the indexer may see an
 // event twice after a restart).
 func (s *Store) UpsertEpoch(ctx context.Context, e LeaseEpoch) error {

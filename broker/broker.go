@@ -101,7 +101,7 @@ type Broker struct {
 	seq      int64
 	unlogged []models.MarketLogEntry
 	machines map[string]*machineState
-	byModel  map[string]map[string]*machineState // listed model → machines, for browsing
+	byModel  map[string]*modelIndex // listed model → its browse rows
 	prices   map[string]map[string]int64         // provider → model → ask
 	flights  map[string]*flight                  // order id → match in progress
 	quotes   map[string][]protocol.QuoteRequest
@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
-		machines: map[string]*machineState{}, byModel: map[string]map[string]*machineState{}, prices: map[string]map[string]int64{},
+		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
 		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), beats: map[string]queuedBeat{}, reported: map[string]string{},
@@ -243,6 +243,7 @@ func (b *Broker) load(ctx context.Context) error {
 			st.agentID = a.ID
 		}
 		st.suspended = st.suspended || suspended[st.providerID]
+		b.indexLocked(st)
 	}
 	if b.nextAsg, err = b.store.MaxAssignmentID(ctx); err != nil {
 		return err
@@ -412,6 +413,7 @@ func (b *Broker) onEventLocked(ctx context.Context, ev market.Event) {
 		case market.EvMachineOnline:
 			m.online = true
 		}
+		b.indexLocked(m)
 	}
 	switch ev.Kind {
 	case market.EvMatched:

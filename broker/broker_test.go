@@ -3,6 +3,9 @@ package broker
 import (
 	"context"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,73 +105,133 @@ func suspendCmd(provider string) market.Command {
 	return market.Command{Kind: market.KindSuspendProvider, Provider: provider}
 }
 
-// Offers returns exactly the reference order (filter, then full sort by
-// the rule's keys and id), page by page, whichever selection path it takes.
+// Offers returns exactly the reference (every machine's own state
+// filtered, then fully sorted by the rule's keys and id), page by page,
+// whichever selection path it takes, and stays exact while machines change
+// (the browse rows are kept in step with their state, moved between models
+// and removed).
 func TestOffersMatchReference(t *testing.T) {
 	regions := []string{"us-east", "eu-west", "ap-south"}
-	b := &Broker{cfg: Config{Regions: regions}, machines: map[string]*machineState{}, byModel: map[string]map[string]*machineState{}}
-	modelsList := []string{"H100", "A100"}
+	modelsList := []string{"H100", "A100", "L40S"}
+	b := &Broker{cfg: Config{Regions: regions, Models: modelsList}, machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}}
+	var all []*machineState
 	for i := 0; i < 400; i++ {
 		m := &machineState{id: fmt.Sprintf("m%03d", (i*7919)%1000), model: modelsList[i%2], vramGiB: int64(40 + 40*(i%2)),
 			region: regions[i%3], rtts: []uint16{uint16(5 + i%50), uint16(30 + i%70), market.MaxRTTms}, verified: i%11 != 0,
 			online: i%13 != 0, inEngine: true, offered: []int{0, 1, 2, 3}, free: uint64(i % 16), held: uint64(i % 3)}
-		m.listed = market.Command{Price: int64(1000 + (i*37)%200), ReliabilityBps: int64(9000 + (i*13)%1001)}
+		// Prices and reliabilities repeat, so the views have groups
+		// sharing a first key (skipped over by a bound on the second).
+		m.listed = market.Command{Price: int64(1000 + 20*((i*37)%10)), ReliabilityBps: int64(9000 + 100*((i*13)%11))}
 		b.machines[m.id] = m
-		if b.byModel[m.model] == nil {
-			b.byModel[m.model] = map[string]*machineState{}
-		}
-		b.byModel[m.model][m.id] = m
+		b.indexLocked(m)
+		all = append(all, m)
 	}
-	for _, f := range []OfferFilter{
+	filters := []OfferFilter{
 		{}, {Model: "H100", Count: 2, Region: "eu-west", MaxRTTms: 60}, {Sort: "rtt", Region: "us-east"},
 		{Sort: "reliability", MinReliability: 9500, MaxPrice: 1150}, {Model: "A100", MinVRAMGiB: 80, Sort: "rtt"},
-	} {
-		// The reference: everything, one page.
-		all := f
-		all.Offset, all.Limit = 0, 100_000
-		want, _ := b.Offers(all)
-		ids := make([]string, 0, len(want))
-		for _, o := range want {
-			ids = append(ids, o.ID)
+		{Model: "L40S", Sort: "price"}, {Sort: "rtt", Region: "eu-west", MaxPrice: 1100, MaxRTTms: 80},
+		{Sort: "reliability", Region: "ap-south", MaxRTTms: 150, MinReliability: 9200},
+		{Region: "us-east", MaxRTTms: 20, MaxPrice: 1120, Count: 1},
+	}
+	check := func(round int) {
+		t.Helper()
+		if err := b.CheckBrowseIndex(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
 		}
-		// Offers sorted fully must be in the rule's order.
-		for i := 1; i < len(want); i++ {
-			if offerKeyLess(f, want[i], want[i-1]) {
-				t.Fatalf("%+v: %s before %s out of order", f, want[i-1].ID, want[i].ID)
+		for _, f := range filters {
+			want := referenceOffers(b, f)
+			// Paged (top-K path for small pages) and whole (full sort)
+			// must both give the reference sequence.
+			for _, limit := range []int{7, 100_000} {
+				var got []string
+				page := f
+				page.Limit = limit
+				for {
+					os, next := b.Offers(page)
+					for _, o := range os {
+						got = append(got, o.ID)
+					}
+					if next == "" {
+						break
+					}
+					page.Offset, _ = strconv.Atoi(next)
+				}
+				if strings.Join(got, ",") != strings.Join(want, ",") {
+					t.Fatalf("round %d, %+v, limit %d: got %v, want %v", round, f, limit, got, want)
+				}
 			}
 		}
-		// Paged (top-K path for small pages) must give the same sequence.
-		var got []string
-		page := f
-		page.Limit = 7
-		for {
-			os, next := b.Offers(page)
-			for _, o := range os {
-				got = append(got, o.ID)
-			}
-			if next == "" {
-				break
-			}
-			page.Offset, _ = strconv.Atoi(next)
+	}
+	check(0)
+	// Seeded changes of every kind a browse row reflects.
+	rng := rand.New(rand.NewPCG(7, 11))
+	for round := 1; round <= 300; round++ {
+		m := all[rng.IntN(len(all))]
+		switch rng.IntN(8) {
+		case 0:
+			m.held ^= 1 << uint(rng.IntN(4))
+		case 1:
+			m.online = !m.online
+		case 2:
+			m.listed.Price = int64(900 + 20*rng.IntN(20))
+		case 3:
+			m.model = modelsList[rng.IntN(len(modelsList))] // moves to another model's rows
+		case 4:
+			m.model = "" // no longer lists a model: leaves the rows
+		case 5:
+			m.rtts[rng.IntN(3)] = uint16(rng.IntN(200))
+		case 6:
+			m.suspended = !m.suspended
+		case 7:
+			m.free = uint64(rng.IntN(16))
 		}
-		if strings.Join(got, ",") != strings.Join(ids, ",") {
-			t.Fatalf("%+v: paged %v, want %v", f, got, ids)
+		b.indexLocked(m)
+		if round%10 == 0 {
+			check(round)
 		}
 	}
 }
 
+// referenceOffers is the browse rule restated over the machines' own
+// state: filter each machine, sort everything.
+func referenceOffers(b *Broker, f OfferFilter) []string {
+	var out []Offer
+	for _, m := range b.machines {
+		free := int64(bits.OnesCount64(m.free &^ m.held))
+		if m.model == "" || !m.inEngine || !m.verified || !m.online || m.suspended || free == 0 || free < f.Count ||
+			(f.Model != "" && m.model != f.Model) || m.vramGiB < f.MinVRAMGiB ||
+			(f.MaxPrice > 0 && m.listed.Price > f.MaxPrice) || m.listed.ReliabilityBps < f.MinReliability {
+			continue
+		}
+		var backing RTTs
+		o := b.offerLocked(m, b.regionOrder(), &backing)
+		if f.MaxRTTms > 0 && offerRTT(f, o) > f.MaxRTTms {
+			continue
+		}
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return offerKeyLess(f, out[i], out[j]) })
+	ids := make([]string, len(out))
+	for i, o := range out {
+		ids[i] = o.ID
+	}
+	return ids
+}
+
+func offerRTT(f OfferFilter, o Offer) int64 {
+	r := f.Region
+	if r == "" {
+		r = o.Region
+	}
+	if v, ok := o.RTTms.Get(r); ok {
+		return v
+	}
+	return market.MaxRTTms
+}
+
 // offerKeyLess is the rule's order restated for the test.
 func offerKeyLess(f OfferFilter, a, c Offer) bool {
-	rtt := func(o Offer) int64 {
-		r := f.Region
-		if r == "" {
-			r = o.Region
-		}
-		if v, ok := o.RTTms[r]; ok {
-			return v
-		}
-		return market.MaxRTTms
-	}
+	rtt := func(o Offer) int64 { return offerRTT(f, o) }
 	ka := []int64{a.PricePerGPUHour, rtt(a), -a.ReliabilityBps}
 	kc := []int64{c.PricePerGPUHour, rtt(c), -c.ReliabilityBps}
 	switch f.Sort {

@@ -48,6 +48,10 @@ type machineState struct {
 	verifyAfter time.Time
 	suspended   bool
 	leases      map[string]protocol.RunningLease
+	// indexed is the model whose browse rows hold this machine at slot
+	// ("" when in none).
+	indexed string
+	slot    int
 }
 
 type challenge struct {
@@ -106,15 +110,8 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 	for _, l := range hb.Leases {
 		m.leases[l.LeaseID] = l
 	}
-	prevRegion, prevModel := m.region, m.model
+	prevRegion := m.region
 	b.shapeLocked(m, hb.RTTms)
-	if m.model != prevModel {
-		delete(b.byModel[prevModel], m.id)
-		if b.byModel[m.model] == nil {
-			b.byModel[m.model] = map[string]*machineState{}
-		}
-		b.byModel[m.model][m.id] = m
-	}
 	if addrChanged || m.region != prevRegion {
 		go func(id, addr, region string) {
 			if err := b.store.SetMachineListing(context.Background(), id, addr, region); err != nil {
@@ -137,6 +134,7 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 		m.online = true
 	}
 	b.maybeVerifyLocked(ctx, m)
+	b.indexLocked(m)
 	return nil
 }
 
@@ -243,6 +241,7 @@ func (b *Broker) relistLocked(ctx context.Context, m *machineState) {
 		if m.inEngine && m.held == 0 {
 			if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindRemoveMachine, Machine: m.id}); err == nil {
 				m.inEngine, m.listed = false, market.Command{}
+				b.indexLocked(m)
 			}
 		}
 		return
@@ -259,6 +258,7 @@ func (b *Broker) relistLocked(ctx context.Context, m *machineState) {
 		return
 	}
 	m.inEngine, m.listed = true, want
+	b.indexLocked(m)
 }
 
 // sameListing compares listings, ignoring reliability changes under 1 %
@@ -358,6 +358,7 @@ func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.Ve
 	m.verified = true
 	b.log.Info("machine verified", "machine", c.machineID)
 	b.relistLocked(ctx, m)
+	b.indexLocked(m)
 	b.notifyLocked()
 	return nil
 }
@@ -378,6 +379,7 @@ func (b *Broker) SetSuspended(ctx context.Context, providerID string, suspended 
 	for _, m := range b.machines {
 		if m.providerID == providerID {
 			m.suspended = suspended
+			b.indexLocked(m)
 		}
 	}
 	b.notifyLocked()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -21,7 +22,7 @@ type Offer struct {
 	GPUsTotal       int64            `json:"gpus_total"`
 	PricePerGPUHour int64            `json:"-"`
 	Region          string           `json:"region"`
-	RTTms           map[string]int64 `json:"rtt_ms"`
+	RTTms           RTTs             `json:"rtt_ms"`
 	ReliabilityBps  int64            `json:"reliability_bps"`
 	CUDAVersion     string           `json:"cuda_version"`
 	DriverVersion   string           `json:"driver_version"`
@@ -46,120 +47,185 @@ type OfferFilter struct {
 // suspended, with free GPUs, filtered and sorted. The second result is the
 // cursor of the next page ("" at the end).
 //
-// Browsing is the marketplace's hottest read, so it filters on the
-// machines' plain fields in one pass without allocating, sorts only what
-// passed, and builds full Offer values (maps and strings) for the one page
-// it returns.
+// Browsing is the marketplace's hottest read: it walks each model's rows
+// in the asked order (browse.go), filtering as it goes and stopping once
+// the page and one more offer are found, and builds full Offer values
+// (maps and strings) for that page alone.
+//
+// The default order is the matching rule's: price, RTT, reliability, then
+// id (the engine's listing time is not exposed; id is stable).
 func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
-	regionIdx := slices.Index(b.cfg.Regions, f.Region)
-	// A candidate carries its sort key, in the order the buyer asked for.
-	type cand struct {
-		m   *machineState
-		key [3]int64
-	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	cands := make([]cand, 0, 256)
-	pool := b.machines
-	if f.Model != "" {
-		pool = b.byModel[f.Model] // only that model's machines are scanned
-	}
-	for _, m := range pool {
-		if !m.inEngine || !m.verified || !m.online || m.suspended {
-			continue
-		}
-		free := int64(bits.OnesCount64(m.free &^ m.held))
-		if free == 0 || free < f.Count || (f.Model != "" && m.model != f.Model) || m.vramGiB < f.MinVRAMGiB {
-			continue
-		}
-		price, rel := m.listed.Price, m.listed.ReliabilityBps
-		if (f.MaxPrice > 0 && price > f.MaxPrice) || rel < f.MinReliability {
-			continue
-		}
-		// An unmeasured region counts as the farthest possible.
-		rtt := int64(market.MaxRTTms)
-		ri := regionIdx
-		if ri < 0 {
-			ri = slices.Index(b.cfg.Regions, m.region)
-		}
-		if ri >= 0 && ri < len(m.rtts) {
-			rtt = int64(m.rtts[ri])
-		}
-		if f.MaxRTTms > 0 && rtt > f.MaxRTTms {
-			continue
-		}
-		key := [3]int64{price, rtt, -rel}
-		switch f.Sort {
-		case "rtt":
-			key = [3]int64{rtt, price, -rel}
-		case "reliability":
-			key = [3]int64{-rel, rtt, price}
-		}
-		cands = append(cands, cand{m: m, key: key})
-	}
-	// The default order is the matching rule's: price, RTT, reliability,
-	// then id (the engine's listing time is not exposed; id is stable).
-	less := func(a, c cand) int {
-		for i := range a.key {
-			if a.key[i] != c.key[i] {
-				if a.key[i] < c.key[i] {
-					return -1
-				}
-				return 1
-			}
-		}
-		return strings.Compare(a.m.id, c.m.id)
+	k := viewKey{region: slices.Index(b.cfg.Regions, f.Region)}
+	switch f.Sort {
+	case "rtt":
+		k.sort = sortRTT
+	case "reliability":
+		k.sort = sortReliability
 	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	total := len(cands)
-	start := min(max(f.Offset, 0), total)
-	end := min(start+limit, total)
-	if need := end; need*4 < total {
-		// Only the first `need` in order are shown: keep the best `need`
-		// in a sorted buffer instead of sorting everything.
-		best := make([]cand, 0, need)
-		for _, c := range cands {
-			if len(best) == need && less(c, best[need-1]) >= 0 {
+	offset := max(f.Offset, 0)
+	// need is the offers up to the page's end, and one more to tell
+	// whether there is a next page.
+	need := offset + limit + 1
+	type cand struct {
+		ix   *modelIndex
+		slot int32
+		key  [3]int64
+	}
+	n := len(b.cfg.Regions)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	cands := make([]cand, 0, min(need, 256))
+	walk := func(ix *modelIndex) {
+		if ix == nil {
+			return
+		}
+		found := 0
+		view := ix.view(k, n)
+		for i := 0; i < len(view); i++ {
+			s := view[i]
+			key := ix.key(s, k, n)
+			price, rtt, rel := key[0], key[1], -key[2]
+			// A bound on the view's first key ends the walk; a bound on
+			// its second skips the rest of the first key's group.
+			first, second := false, false
+			switch k.sort {
+			case sortPrice:
+				first, second = f.MaxPrice > 0 && price > f.MaxPrice, f.MaxRTTms > 0 && rtt > f.MaxRTTms
+			case sortRTT:
+				rtt, price = key[0], key[1]
+				first, second = f.MaxRTTms > 0 && rtt > f.MaxRTTms, f.MaxPrice > 0 && price > f.MaxPrice
+			case sortReliability:
+				rel, rtt, price = -key[0], key[1], key[2]
+				first, second = rel < f.MinReliability, f.MaxRTTms > 0 && rtt > f.MaxRTTms
+			}
+			if first {
+				return
+			}
+			if second {
+				i = ix.groupEnd(view, i, k, n) - 1
 				continue
 			}
-			i, _ := slices.BinarySearchFunc(best, c, less)
-			if len(best) < need {
-				best = append(best, cand{})
+			r := &ix.rows[s]
+			if r.free == 0 || r.free < f.Count || r.vramGiB < f.MinVRAMGiB || (f.MaxPrice > 0 && price > f.MaxPrice) ||
+				rel < f.MinReliability || (f.MaxRTTms > 0 && rtt > f.MaxRTTms) {
+				continue
 			}
-			copy(best[i+1:], best[i:len(best)-1])
-			best[i] = c
+			cands = append(cands, cand{ix: ix, slot: s, key: key})
+			if found++; found == need {
+				return
+			}
 		}
-		cands = best
-	} else {
-		slices.SortFunc(cands, less)
 	}
+	if f.Model != "" {
+		walk(b.byModel[f.Model])
+	} else {
+		// Each model's first `need` in order hold the first `need`
+		// overall: merge them.
+		for _, model := range b.cfg.Models {
+			walk(b.byModel[model])
+		}
+		slices.SortFunc(cands, func(a, c cand) int {
+			for i := range a.key {
+				if a.key[i] != c.key[i] {
+					if a.key[i] < c.key[i] {
+						return -1
+					}
+					return 1
+				}
+			}
+			return strings.Compare(a.ix.rows[a.slot].m.id, c.ix.rows[c.slot].m.id)
+		})
+	}
+	start := min(offset, len(cands))
+	end := min(offset+limit, len(cands))
 	next := ""
-	if end < total {
+	if len(cands) > end {
 		next = strconv.Itoa(end)
 	}
 	out := make([]Offer, 0, end-start)
+	order := b.regionOrder()
+	backing := make(RTTs, 0, (end-start)*n)
 	for _, c := range cands[start:end] {
-		out = append(out, b.offerLocked(c.m))
+		out = append(out, b.offerLocked(c.ix.rows[c.slot].m, order, &backing))
 	}
 	return out, next
 }
 
-func (b *Broker) offerLocked(m *machineState) Offer {
+// offerLocked builds m's offer; its RTTs are appended to backing (one
+// array for a whole page) in order, the regions' names sorted.
+func (b *Broker) offerLocked(m *machineState, order []int, backing *RTTs) Offer {
 	free := int64(bits.OnesCount64(m.free &^ m.held))
-	rtt := make(map[string]int64, len(b.cfg.Regions))
-	for i, r := range b.cfg.Regions {
+	start := len(*backing)
+	for _, i := range order {
 		// Regions the agent could not measure are left out rather
 		// than shown as 10 s.
 		if i < len(m.rtts) && m.rtts[i] < market.MaxRTTms {
-			rtt[r] = int64(m.rtts[i])
+			*backing = append(*backing, RegionRTT{Region: b.cfg.Regions[i], Ms: int64(m.rtts[i])})
 		}
 	}
+	rtt := (*backing)[start:len(*backing):len(*backing)]
 	return Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
 		GPUsFree: free, GPUsTotal: int64(len(m.offered)), PricePerGPUHour: m.listed.Price, Region: m.region, RTTms: rtt,
 		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated}
+}
+
+// regionOrder is the regions' indexes, by name.
+func (b *Broker) regionOrder() []int {
+	order := make([]int, len(b.cfg.Regions))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return strings.Compare(b.cfg.Regions[x], b.cfg.Regions[y]) })
+	return order
+}
+
+// Offer returns the offer of one machine while a buyer could rent it.
+func (b *Broker) Offer(id string) (Offer, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	m := b.machines[id]
+	if m == nil || m.indexed == "" || b.byModel[m.indexed].rows[m.slot].free == 0 {
+		return Offer{}, false
+	}
+	var backing RTTs
+	return b.offerLocked(m, b.regionOrder(), &backing), true
+}
+
+// RegionRTT is the round trip from a machine to one region.
+type RegionRTT struct {
+	Region string
+	Ms     int64
+}
+
+// RTTs are an offer's measured round trips, by region name. A slice, not
+// a map: a browse page builds fifty of them.
+type RTTs []RegionRTT
+
+// Get returns the RTT to region, if measured.
+func (r RTTs) Get(region string) (int64, bool) {
+	for _, v := range r {
+		if v.Region == region {
+			return v.Ms, true
+		}
+	}
+	return 0, false
+}
+
+// MarshalJSON writes the RTTs as the API has them: an object from region
+// to milliseconds.
+func (r RTTs) MarshalJSON() ([]byte, error) {
+	if r == nil {
+		return []byte("null"), nil
+	}
+	m := make(map[string]int64, len(r))
+	for _, v := range r {
+		m[v.Region] = v.Ms
+	}
+	return json.Marshal(m)
 }
 
 // ModelSummary is one model's line of the market summary.

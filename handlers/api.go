@@ -118,11 +118,6 @@ func listLimit(c *gin.Context) (int, error) {
 	return int(n), nil
 }
 
-type apiOffer struct {
-	broker.Offer
-	Price string `json:"price_per_gpu_hour"`
-}
-
 // offerFilter reads the offer filters from the query string (the browse
 // page and the API share it, so a page URL is a shareable API query).
 func (s *Server) offerFilter(c *gin.Context) (broker.OfferFilter, error) {
@@ -179,11 +174,12 @@ func (s *Server) apiOffers(c *gin.Context) {
 		return
 	}
 	offers, next := s.broker.Offers(f)
-	out := make([]apiOffer, len(offers))
-	for i, o := range offers {
-		out[i] = apiOffer{Offer: o, Price: strconv.FormatInt(o.PricePerGPUHour, 10)}
+	buf := offerBufs.Get().(*[]byte)
+	*buf = appendOffersJSON((*buf)[:0], offers, next)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+	if cap(*buf) <= 1<<20 { // an odd huge page is not kept
+		offerBufs.Put(buf)
 	}
-	c.JSON(http.StatusOK, gin.H{"offers": out, "next_cursor": next})
 }
 
 func (s *Server) apiSummary(c *gin.Context) {

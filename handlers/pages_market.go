@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -137,7 +136,7 @@ func offerRow(o broker.Offer, rttRegion string) web.OfferRow {
 	if rttRegion == "" {
 		rttRegion = o.Region
 	}
-	rtt, has := o.RTTms[rttRegion]
+	rtt, has := o.RTTms.Get(rttRegion)
 	return web.OfferRow{ID: o.ID, Model: o.Model, GPUsFree: o.GPUsFree, GPUsTotal: o.GPUsTotal, VRAMGiB: o.VRAMGiB,
 		Price: o.PricePerGPUHour, Region: o.Region, RTTms: rtt, HasRTT: has, ReliabilityBps: o.ReliabilityBps,
 		CUDA: o.CUDAVersion, Driver: o.DriverVersion, Provider: shortID(o.ProviderID), Simulated: o.Simulated}
@@ -273,11 +272,8 @@ func (s *Server) offerByID(id string) *broker.Offer {
 	if id == "" {
 		return nil
 	}
-	offers, _ := s.broker.Offers(broker.OfferFilter{Limit: math.MaxInt32})
-	for i := range offers {
-		if offers[i].ID == id {
-			return &offers[i]
-		}
+	if o, ok := s.broker.Offer(id); ok {
+		return &o
 	}
 	return nil
 }

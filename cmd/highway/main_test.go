@@ -48,6 +48,13 @@ func startServerAt(t testing.TB, listen, dsn string, acct accounts.Config, tune 
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() {
+		// Every test that ran a server also checks that the browse rows
+		// stayed in step with the machines through whatever it did.
+		if m.Market != nil {
+			if err := m.Market.CheckBrowseIndex(); err != nil {
+				t.Errorf("browse index: %v", err)
+			}
+		}
 		_ = m.Close()
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())

@@ -101,9 +101,9 @@ type Broker struct {
 	seq      int64
 	unlogged []models.MarketLogEntry
 	machines map[string]*machineState
-	byModel  map[string]*modelIndex // listed model → its browse rows
-	prices   map[string]map[string]int64         // provider → model → ask
-	flights  map[string]*flight                  // order id → match in progress
+	byModel  map[string]*modelIndex      // listed model → its browse rows
+	prices   map[string]map[string]int64 // provider → model → ask
+	flights  map[string]*flight          // order id → match in progress
 	quotes   map[string][]protocol.QuoteRequest
 	verifies map[uint64]*challenge
 	nextAsg  int64

@@ -13,21 +13,21 @@ import (
 
 // Offer is a live listing as pages and the API show it.
 type Offer struct {
-	ID              string           `json:"id"`
-	ProviderID      string           `json:"provider_id"`
-	MachineID       string           `json:"machine_id"`
-	Model           string           `json:"model"`
-	VRAMGiB         int64            `json:"vram_gib"`
-	GPUsFree        int64            `json:"gpus_free"`
-	GPUsTotal       int64            `json:"gpus_total"`
-	PricePerGPUHour int64            `json:"-"`
-	Region          string           `json:"region"`
-	RTTms           RTTs             `json:"rtt_ms"`
-	ReliabilityBps  int64            `json:"reliability_bps"`
-	CUDAVersion     string           `json:"cuda_version"`
-	DriverVersion   string           `json:"driver_version"`
-	Verified        bool             `json:"verified"`
-	Simulated       bool             `json:"simulated"`
+	ID              string `json:"id"`
+	ProviderID      string `json:"provider_id"`
+	MachineID       string `json:"machine_id"`
+	Model           string `json:"model"`
+	VRAMGiB         int64  `json:"vram_gib"`
+	GPUsFree        int64  `json:"gpus_free"`
+	GPUsTotal       int64  `json:"gpus_total"`
+	PricePerGPUHour int64  `json:"-"`
+	Region          string `json:"region"`
+	RTTms           RTTs   `json:"rtt_ms"`
+	ReliabilityBps  int64  `json:"reliability_bps"`
+	CUDAVersion     string `json:"cuda_version"`
+	DriverVersion   string `json:"driver_version"`
+	Verified        bool   `json:"verified"`
+	Simulated       bool   `json:"simulated"`
 }
 
 // OfferFilter selects and orders offers; zero fields do not filter.

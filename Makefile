@@ -24,10 +24,10 @@ test:
 ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# The in-process chain network trips a known SDK data race (see
 	@# chain/network/network_test.go), so it runs race-free here, and so
-	@# does the end-to-end loop and the full 20-seed × 500-block escrow simulation (the race build
-	@# runs a shorter one).
+	@# does the end-to-end loop (API and browser) and the full 20-seed × 500-block escrow
+	@# simulation (the race build runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
-	$(GO) test -count=1 -run TestEndToEnd ./cmd/highway/
+	$(GO) test -count=1 -run 'TestEndToEnd|TestBrowserRentAndDispute' ./cmd/highway/
 	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz

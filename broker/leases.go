@@ -141,6 +141,36 @@ func (b *Broker) OpenDispute(ctx context.Context, userID, leaseID, statement str
 	return d, nil
 }
 
+// ProviderStatement records the provider's side of an open dispute on its
+// lease, for the arbiter to read next to the buyer's. A later statement
+// replaces it while the dispute is open; once decided it is final.
+func (b *Broker) ProviderStatement(ctx context.Context, userID, disputeID, statement string) (*models.Dispute, error) {
+	d, err := b.store.DisputeByID(ctx, disputeID)
+	if err != nil {
+		return nil, err
+	}
+	// Anyone but the lease's provider gets "not found", whatever they
+	// send, as for the buyer's side.
+	if d.ProviderID != userID {
+		return nil, highway.Errorf(highway.ENOTFOUND, "Dispute not found.")
+	}
+	statement = strings.TrimSpace(statement)
+	if statement == "" || len(statement) > 4000 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Give your side of what happened (1 to 4000 characters)."}
+	}
+	if d.Status != "open" {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Field: "statement", Message: "This dispute is already decided; statements are closed."}
+	}
+	if err := b.store.UpdateDispute(ctx, d.ID, map[string]any{"provider_statement": statement}); err != nil {
+		return nil, err
+	}
+	d.ProviderStatement = statement
+	b.mu.Lock()
+	b.notifyLocked() // both parties' open lease pages show it
+	b.mu.Unlock()
+	return d, nil
+}
+
 // ResolveDispute splits the frozen escrow (MsgResolveDispute with the
 // arbiter key): buyerBps/10000 to the buyer, the rest to the provider.
 func (b *Broker) ResolveDispute(ctx context.Context, disputeID string, buyerBps int64, note string) (*models.Dispute, error) {

@@ -50,6 +50,7 @@ func (s *Server) apiRoutes(public, api *gin.RouterGroup) {
 	prov.GET("/machines", s.apiMachines)
 	prov.GET("/prices", s.apiPrices)
 	prov.PUT("/prices", s.apiSetPrice)
+	prov.POST("/disputes/:id/statement", s.apiDisputeStatement)
 
 	admin := api.Group("", s.requireRole("admin"))
 	admin.POST("/disputes/:id/resolve", s.apiResolveDispute)
@@ -460,6 +461,22 @@ func (s *Server) apiOpenDispute(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"dispute": disputeJSON(d)})
+}
+
+func (s *Server) apiDisputeStatement(c *gin.Context) {
+	var b struct {
+		Statement string `json:"statement"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	d, err := s.broker.ProviderStatement(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Statement)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"dispute": disputeJSON(d)})
 }
 
 func (s *Server) apiDisputes(c *gin.Context) {

@@ -472,15 +472,33 @@ func (s *Server) leasePage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.renderLease(c, http.StatusOK, l, "", web.NewForm())
+	s.renderLease(c, http.StatusOK, l, leaseForms{})
+}
+
+// leaseForms are the lease page's forms with what the viewer sent and the
+// errors to show; zero values render them empty.
+type leaseForms struct {
+	closeErr           string
+	dispute, statement *web.Form
 }
 
 // logTail is how many of the latest log lines the lease page shows.
 const logTail = 300
 
-func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, closeErr string, dispute *web.Form) {
+func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms leaseForms) {
 	ctx := c.Request.Context()
+	if forms.dispute == nil {
+		forms.dispute = web.NewForm()
+	}
+	if forms.statement == nil {
+		forms.statement = web.NewForm()
+	}
 	eps, err := s.store.Epochs(ctx, l.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	disputes, err := s.store.DisputesOfLease(ctx, l.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -496,7 +514,19 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, closeE
 		EpochsTotal: l.EpochsTotal, Remaining: l.Remaining, Pending: l.Pending, Paid: l.Paid, Refunded: l.Refunded,
 		Frozen: l.Frozen, Fees: l.Fees, WorkloadStatus: l.WorkloadStatus, CloseReason: l.CloseReason,
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
-		IsBuyer: l.BuyerID == u.ID, CloseError: closeErr, Dispute: dispute, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
+		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, Dispute: forms.dispute,
+		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
+	for _, d := range disputes {
+		row := web.LeaseDisputeRow{ID: d.ID, Status: d.Status, Opened: web.FormatTime(d.CreatedAt), BuyerStatement: d.BuyerStatement,
+			ProviderStatement: d.ProviderStatement, BuyerBps: d.BuyerBps, Resolution: d.Resolution, ResolveTx: d.ResolveTx}
+		if d.ResolvedAt != nil {
+			row.Resolved = web.FormatTime(*d.ResolvedAt)
+		}
+		if d.Status == "open" {
+			v.OpenDisputeID = d.ID
+		}
+		v.Disputes = append(v.Disputes, row)
+	}
 	if l.GPUUUIDs != "" {
 		v.GPUUUIDs = strings.Split(l.GPUUUIDs, ",")
 	}
@@ -564,7 +594,7 @@ func (s *Server) leaseClose(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, highway.ErrorMessage(err), web.NewForm())
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{closeErr: highway.ErrorMessage(err)})
 		return
 	}
 	s.setFlash(c, "success", "The lease is closed. Proven epochs are paid; the rest of the escrow is back in your wallet.")
@@ -581,12 +611,41 @@ func (s *Server) leaseDispute(c *gin.Context) {
 	if _, err := s.broker.OpenDispute(c.Request.Context(), currentUser(c).ID, l.ID, f.Value("statement")); err != nil {
 		s.formError(c, f, err, func(*web.Page) {
 			fieldOrForm(f, []string{"statement"})
-			s.renderLease(c, statusOf(highway.ErrorCode(err)), l, "", f)
+			s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{dispute: f})
 		})
 		return
 	}
 	s.setFlash(c, "success", "Dispute opened. The unpaid escrow is frozen until an arbiter decides.")
 	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
+}
+
+// disputeStatement takes the provider's side of an open dispute from the
+// lease page.
+func (s *Server) disputeStatement(c *gin.Context) {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	f := web.NewForm()
+	f.Values["statement"] = c.PostForm("statement")
+	d, err := s.broker.ProviderStatement(ctx, u.ID, c.Param("id"), f.Value("statement"))
+	if err == nil {
+		s.setFlash(c, "success", "Your statement is recorded; the arbiter reads it with the buyer's.")
+		c.Redirect(http.StatusSeeOther, "/leases/"+d.LeaseID)
+		return
+	}
+	// Only the provider of the dispute's lease gets its page back with
+	// the error; anyone else gets the broker's "not found".
+	var l *models.Lease
+	if dd, derr := s.store.DisputeByID(ctx, c.Param("id")); derr == nil && dd.ProviderID == u.ID {
+		l, _ = s.store.LeaseByID(ctx, dd.LeaseID)
+	}
+	if l == nil || highway.ErrorCode(err) == highway.ENOTFOUND {
+		s.fail(c, err)
+		return
+	}
+	s.formError(c, f, err, func(*web.Page) {
+		fieldOrForm(f, []string{"statement"})
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{statement: f})
+	})
 }
 
 func (s *Server) walletPage(c *gin.Context) {

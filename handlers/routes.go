@@ -70,6 +70,7 @@ func (s *Server) routes(e *gin.Engine) {
 		member.GET("/leases/:id", s.leasePage)
 		member.POST("/leases/:id/close", s.leaseClose)
 		member.POST("/leases/:id/disputes", s.leaseDispute)
+		member.POST("/disputes/:id/statement", s.disputeStatement)
 		member.GET("/wallet", s.walletPage)
 		member.POST("/wallet/faucet", s.walletFaucet)
 		member.POST("/wallet/withdraw", s.walletWithdraw)

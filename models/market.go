@@ -462,6 +462,13 @@ func (s *Store) DisputeByID(ctx context.Context, id string) (*Dispute, error) {
 	return &d, err
 }
 
+// DisputesOfLease lists a lease's disputes, oldest first.
+func (s *Store) DisputesOfLease(ctx context.Context, leaseID string) ([]Dispute, error) {
+	var ds []Dispute
+	err := s.DB.WithContext(ctx).Where("lease_id = ?", leaseID).Order("created_at, id").Find(&ds).Error
+	return ds, err
+}
+
 // Disputes lists disputes: a user's own (as buyer or provider), or with
 // userID "" all of them; status "" means any. Oldest first (the queue order).
 func (s *Store) Disputes(ctx context.Context, userID, status string, limit int) ([]Dispute, error) {

@@ -18,11 +18,12 @@ import (
 
 // Who may use a route.
 const (
-	anyone    = "anyone"   // public
-	member    = "member"   // any logged-in user
-	owner     = "owner"    // the buyer who owns the order/lease/dispute
-	viewer    = "viewer"   // the buyer, the lease's provider, admins (lease pages)
-	prov      = "provider" // provider role
+	anyone    = "anyone"         // public
+	member    = "member"         // any logged-in user
+	owner     = "owner"          // the buyer who owns the order/lease/dispute
+	viewer    = "viewer"         // the buyer, the lease's provider, admins (lease pages)
+	prov      = "provider"       // provider role
+	leaseProv = "lease provider" // the provider of the dispute's lease
 	adminOnly = "admin"
 	skip      = "skip" // not an authorisation question (see the comment at its entry)
 )
@@ -41,7 +42,8 @@ var routeRules = map[string]string{
 	"GET /account": member, "POST /account/api-keys": member, "POST /account/api-keys/:id/revoke": owner,
 	"GET /orders/new": member, "POST /orders": member, "GET /orders/:id": owner,
 	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/disputes": owner,
-	"GET /wallet": member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
+	"POST /disputes/:id/statement": leaseProv,
+	"GET /wallet":                  member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
 	"GET /provider": prov, "POST /provider/enrollments": prov, "POST /provider/prices": prov,
 	"GET /admin/users": adminOnly, "POST /admin/users/:id/roles": adminOnly, "POST /admin/users/:id/disable": adminOnly,
 	"GET /admin/disputes": adminOnly, "GET /admin/disputes/:id": adminOnly, "POST /admin/disputes/:id/resolve": adminOnly,
@@ -55,8 +57,9 @@ var routeRules = map[string]string{
 	"GET /api/v1/disputes": member, "GET /api/v1/disputes/:id": viewer,
 	"GET /api/v1/wallet": member, "POST /api/v1/wallet/faucet": member, "POST /api/v1/wallet/withdraw": member,
 	"GET /api/v1/machines": prov, "GET /api/v1/prices": prov, "PUT /api/v1/prices": prov,
-	"POST /api/v1/disputes/:id/resolve":  adminOnly,
-	"POST /api/v1/providers/:id/suspend": adminOnly, "POST /api/v1/providers/:id/reinstate": adminOnly,
+	"POST /api/v1/disputes/:id/statement": leaseProv,
+	"POST /api/v1/disputes/:id/resolve":   adminOnly,
+	"POST /api/v1/providers/:id/suspend":  adminOnly, "POST /api/v1/providers/:id/reinstate": adminOnly,
 }
 
 // TestAuthorisationMatrix walks every route as a visitor, a buyer, another
@@ -161,6 +164,8 @@ func TestAuthorisationMatrix(t *testing.T) {
 			return a == buyer || a == provider || a == admin
 		case prov:
 			return a.roles["provider"]
+		case leaseProv:
+			return a == provider
 		case adminOnly:
 			return a.roles["admin"]
 		}

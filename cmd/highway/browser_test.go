@@ -38,8 +38,9 @@ func chromium(t *testing.T) string {
 }
 
 // newChrome starts headless Chromium with the flags this project's
-// machines need and returns a browser context.
-func newChrome(t *testing.T) context.Context {
+// machines need and returns a browser context that ends after within.
+// Each one is a separate browser with its own cookies (its own user).
+func newChrome(t *testing.T, within time.Duration) context.Context {
 	path := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -48,9 +49,83 @@ func newChrome(t *testing.T) context.Context {
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, within)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	return ctx
+}
+
+// tab is one headless Chromium page with the steps the browser tests use;
+// a failed step fails the test with what it was doing.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func (b tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// submit clicks what submits a form (or follows a link) and waits for
+// the next page to load before the steps after it: a selector present on
+// both pages would otherwise match the old one.
+func (b tab) submit(what string, click chromedp.Action[chromedp.Void], then ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	mark := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[bool](`window.__highwayOld = true`)(ctx, tg)
+		return chromedp.Void{}, err
+	}
+	b.do(what, mark, click)
+	waitFor(b.t, what+": the next page", 30*time.Second, func() bool {
+		gone, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.__highwayOld === undefined && document.readyState !== "loading"`))
+		return err == nil && gone
+	})
+	b.do(what, then...)
+}
+
+func (b tab) text(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return v
+}
+
+// waitText waits until the element's text contains want (live regions
+// are swapped in whole, so the element is looked up afresh each time).
+func (b tab) waitText(what, sel, want string, within time.Duration) {
+	b.t.Helper()
+	waitFor(b.t, what, within, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		defer cancel()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		return err == nil && strings.Contains(v, want)
+	})
+}
+
+// screenshot saves the whole page as a test artifact (HIGHWAY_ARTIFACTS,
+// default a temporary directory; CI keeps it).
+func (b tab) screenshot(name string) {
+	b.t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	dir := os.Getenv("HIGHWAY_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "highway-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil || len(shot) < 1000 {
+		b.t.Fatalf("screenshot %s: %d bytes, %v", path, len(shot), err)
+	}
+	b.t.Logf("screenshot: %s (%d bytes)", path, len(shot))
 }
 
 // TestBrowserLiveMarket drives real headless Chromium: a visitor's /market
@@ -59,7 +134,7 @@ func newChrome(t *testing.T) context.Context {
 // the field; signing up through the form lands on the account page with a
 // session; the order form says plainly that this marketplace has no chain.
 func TestBrowserLiveMarket(t *testing.T) {
-	ctx := newChrome(t)
+	ctx := newChrome(t, 90*time.Second)
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
 		// A slow calibration (5 000 nonces/s per H100) so verification
@@ -71,20 +146,7 @@ func TestBrowserLiveMarket(t *testing.T) {
 	base := srv.URL()
 
 	// The market is empty; the page stays open.
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	text, do := tab{t, ctx}.text, tab{t, ctx}.do
 	do("open /market", chromedp.Navigate(base+"/market"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="market-summary"]`)))
 	if summary := text(`[data-testid="h100-equivalents"]`); !strings.Contains(summary, "0.000") {
 		t.Fatalf("empty market's H100-equivalents = %q", summary)
@@ -130,27 +192,12 @@ func TestBrowserLiveMarket(t *testing.T) {
 	// The summary above the table follows too.
 	do("live summary", chromedp.WaitVisible(chromedp.CSS(`[data-testid="market-summary"] [data-testid="machines-online"]`)))
 	waitFor(t, "the live summary", 10*time.Second, func() bool { return text(`[data-testid="machines-online"]`) == "1" })
-	// The browse page with its live offer, kept as a test artifact
-	// (HIGHWAY_ARTIFACTS, default a temporary directory; CI keeps it).
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := os.Getenv("HIGHWAY_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "highway-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shotPath := filepath.Join(dir, "browse.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err != nil || len(shot) < 1000 {
-		t.Fatalf("screenshot %s: %d bytes, %v", shotPath, len(shot), err)
-	}
-	t.Logf("browse page screenshot: %s (%d bytes)", shotPath, len(shot))
+	// The browse page with its live offer, kept as a test artifact.
+	tab{t, ctx}.screenshot("browse.png")
 
 	// A bad filter: the error is beside its field and the input is kept.
-	do("bad filter", chromedp.SetValue(chromedp.ID("f-vram"), "lots"), chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)),
+	do("bad filter", chromedp.SetValue(chromedp.ID("f-vram"), "lots"))
+	tab{t, ctx}.submit("bad filter", chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-min_vram_gib"]`)))
 	kept, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("f-vram")))
 	if fieldErr := text(`[data-testid="error-min_vram_gib"]`); err != nil || fieldErr == "" || kept != "lots" {
@@ -160,7 +207,8 @@ func TestBrowserLiveMarket(t *testing.T) {
 	// Sign up through the real form (CSRF token, cookies), then the order
 	// form explains that nothing can be leased without a chain.
 	do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "buyer@example.com"),
-		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"), chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
+		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
+	tab{t, ctx}.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
 	if email := text(`[data-testid="account-email"]`); email != "buyer@example.com" {
 		t.Fatalf("account page shows %q", email)

@@ -1,0 +1,164 @@
+//go:build !race
+
+// Runs an in-process chain, so like the end-to-end test it is left out of
+// -race runs (cosmos/cosmos-sdk#22650); `make test` runs it race-free.
+
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"cosmossdk.io/math"
+	"github.com/chromedp/chromedp"
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+
+	"github.com/highway-compute/highway/chain/network"
+)
+
+// TestBrowserRentAndDispute is a buyer's and an admin's whole journey in
+// real headless Chromium against the real marketplace on a real chain:
+// sign up through the form → fund the wallet from the dev faucet → browse
+// and filter the market → rent an offer from its row, with the escrow
+// shown before submitting → the order page follows the match to a lease
+// by itself → the lease page shows the workload running and its output →
+// open a dispute with a statement; the provider answers; an admin, in a
+// second browser, reads both statements in the dispute's evidence and
+// splits the escrow on chain → the buyer's open lease page shows the
+// decision without a reload.
+func TestBrowserRentAndDispute(t *testing.T) {
+	buyer := tab{t, newChrome(t, 4*time.Minute)}
+	provKey := secp256k1.GenPrivKey()
+	e := startE2E(t, network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000)})
+	base := e.srv.URL()
+
+	provBrowser, provAPI := e.user("prov@example.com", "provider")
+	if code := provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil); code != http.StatusOK {
+		t.Fatalf("set price: %d", code)
+	}
+	e.runAgent(provBrowser, provKey, "h100x2", "browser-flow", nil)
+
+	// Sign up through the form.
+	buyer.do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "renter@example.com"),
+		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
+	buyer.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
+
+	// Fund the wallet from the dev faucet.
+	buyer.do("wallet", chromedp.Navigate(base+"/wallet"))
+	buyer.submit("faucet", chromedp.Click(chromedp.CSS(`[data-testid="wallet-faucet"]`)))
+	buyer.waitText("the faucet's funds", `[data-testid="wallet-balance"]`, "100", 30*time.Second)
+
+	// Browse, filter by model, wait for the verified offer (the page
+	// updates itself when the machine's verification clears).
+	buyer.do("filter the market", chromedp.Navigate(base+"/market"), chromedp.SetValue(chromedp.ID("f-model"), "H100"),
+		chromedp.SetValue(chromedp.ID("f-count"), "1"))
+	buyer.submit("filter the market", chromedp.Click(chromedp.CSS(`[data-testid="filter-submit"]`)))
+	// Filters belong in the query string (a shareable URL).
+	if loc, err := chromedp.Run(buyer.ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "model=H100") || !strings.Contains(loc, "count=1") {
+		t.Fatalf("filtered market URL %q (%v): filters belong in the query string", loc, err)
+	}
+	buyer.do("the live offer", chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-row"]`)))
+	if price := buyer.text(`[data-testid="offer-price"]`); !strings.Contains(price, "3.6") {
+		t.Fatalf("offer price %q", price)
+	}
+
+	// Rent it from its row: the order form names the offer and shows the
+	// escrow needed against the balance before anything is submitted.
+	buyer.submit("rent now", chromedp.Click(chromedp.CSS(`[data-testid="offer-rent"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-offer"]`)),
+		chromedp.SetValue(chromedp.ID("o-command"), `echo "browser rental on $CUDA_VISIBLE_DEVICES"; sleep 300`))
+	buyer.submit("the escrow estimate", chromedp.Click(chromedp.CSS(`[data-testid="order-preview"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="escrow-needed"]`)))
+	if needed := buyer.text(`[data-testid="escrow-needed"]`); !strings.Contains(needed, "3.6") {
+		t.Fatalf("escrow needed for 1 GPU × 1 hour at 3.6 HWY: %q", needed)
+	}
+	buyer.submit("place the order", chromedp.Click(chromedp.CSS(`[data-testid="order-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-status"]`)))
+
+	// The order page follows the match to the lease without a reload.
+	buyer.do("the lease link", chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-lease"]`)))
+	buyer.submit("open the lease", chromedp.Click(chromedp.CSS(`[data-testid="order-lease"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="lease-status"]`)))
+	buyer.waitText("the workload running", `[data-testid="lease-workload"]`, "running", 60*time.Second)
+	buyer.waitText("the workload's output", `[data-testid="lease-logs"]`, "browser rental on GPU-", 60*time.Second)
+	loc, err := chromedp.Run(buyer.ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaseID := loc[strings.LastIndex(loc, "/")+1:]
+
+	// A dispute without a statement is refused beside the field; with
+	// one it opens and freezes the escrow.
+	buyer.submit("empty dispute", chromedp.Click(chromedp.CSS(`[data-testid="lease-dispute-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-statement"]`)))
+	buyer.do("dispute", chromedp.SetValue(chromedp.ID("d-statement"), "The run was much slower than an H100."))
+	buyer.submit("dispute", chromedp.Click(chromedp.CSS(`[data-testid="lease-dispute-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="lease-dispute-status"]`)))
+	buyer.waitText("the lease disputed", `[data-testid="lease-status"]`, "disputed", 30*time.Second)
+
+	// The provider answers from its side of the lease page.
+	page := provBrowser.get("/leases/" + leaseID)
+	wantStatus(t, page, http.StatusOK)
+	action, ok := page.doc.Find(`[data-testid="dispute-statement"] form`).Attr("action")
+	if !ok {
+		t.Fatalf("the provider's lease page has no statement form:\n%.800s", page.body)
+	}
+	wantStatus(t, provBrowser.submit("/leases/"+leaseID, action, url.Values{"statement": {"Full speed throughout; see the cleared epochs."}}), http.StatusSeeOther)
+	buyer.waitText("the provider's statement", `[data-testid="lease-dispute-provider"]`, "Full speed throughout", 30*time.Second)
+
+	// An admin, in a browser of their own, resolves from the queue.
+	e.user("judge@example.com", "buyer")
+	judge, err := e.srv.Store.UserByEmail(context.Background(), "judge@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Store.SetUserRoles(context.Background(), judge.ID, true, false, true); err != nil {
+		t.Fatal(err)
+	}
+	admin := tab{t, newChrome(t, 2*time.Minute)}
+	admin.do("admin login", chromedp.Navigate(base+"/login"), chromedp.SetValue(chromedp.ID("email"), "judge@example.com"),
+		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
+	admin.submit("admin login", chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
+	admin.do("the queue", chromedp.Navigate(base+"/admin/disputes"))
+	admin.submit("the dispute", chromedp.Click(chromedp.CSS(`[data-testid="dispute-link"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="resolve-form"]`)))
+	if s := admin.text(`[data-testid="statement-buyer"]`); !strings.Contains(s, "much slower") {
+		t.Fatalf("buyer's statement in the evidence: %q", s)
+	}
+	if s := admin.text(`[data-testid="statement-provider"]`); !strings.Contains(s, "Full speed") {
+		t.Fatalf("provider's statement in the evidence: %q", s)
+	}
+	if s := admin.text(`[data-testid="dispute-logs"]`); !strings.Contains(s, "browser rental on GPU-") {
+		t.Fatalf("workload logs in the evidence: %q", s)
+	}
+	admin.do("a share out of range", chromedp.SetValue(chromedp.ID("r-bps"), "12000"))
+	admin.submit("a share out of range", chromedp.Click(chromedp.CSS(`[data-testid="resolve-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-buyer_bps"]`)))
+	if kept, err := chromedp.Run(admin.ctx, chromedp.Value(chromedp.ID("r-bps"))); err != nil || kept != "12000" {
+		t.Fatalf("the refused share is not kept in the form: %q %v", kept, err)
+	}
+	admin.do("resolve", chromedp.SetValue(chromedp.ID("r-bps"), "7500"), chromedp.SetValue(chromedp.ID("r-note"), "Slow but working."))
+	admin.submit("resolve", chromedp.Click(chromedp.CSS(`[data-testid="resolve-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="dispute-outcome"]`)))
+	if s := admin.text(`[data-testid="outcome-buyer"]`); !strings.Contains(s, "75") {
+		t.Fatalf("outcome shown to the admin: %q", s)
+	}
+
+	// The buyer's page, open all along, shows the decision by itself.
+	buyer.waitText("the decision on the buyer's page", `[data-testid="lease-dispute-outcome"]`, "75", 30*time.Second)
+	if note := buyer.text(`[data-testid="lease-dispute-note"]`); note != "Slow but working." {
+		t.Fatalf("arbiter's note on the buyer's page: %q", note)
+	}
+	buyer.screenshot("lease.png")
+	// And the provider sees it on the same lease page.
+	page = provBrowser.get("/leases/" + leaseID)
+	if got := text(page, `[data-testid="lease-dispute-outcome"]`); !strings.Contains(got, "75") {
+		t.Fatalf("decision on the provider's page: %q", got)
+	}
+}

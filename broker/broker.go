@@ -245,6 +245,15 @@ func (b *Broker) load(ctx context.Context) error {
 		st.suspended = st.suspended || suspended[st.providerID]
 		b.indexLocked(st)
 	}
+	counts, err := b.store.EpochCounts(ctx, b.now().Add(-reliabilityWindow), "")
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		if st := b.machines[c.MachineID]; st != nil {
+			st.epochsCleared, st.epochsMissed = c.Cleared, c.Missed
+		}
+	}
 	if b.nextAsg, err = b.store.MaxAssignmentID(ctx); err != nil {
 		return err
 	}

@@ -248,3 +248,70 @@ func offerKeyLess(f OfferFilter, a, c Offer) bool {
 	}
 	return a.ID < c.ID
 }
+
+// Missed epochs lower a machine's reliability: full uptime × cleared /
+// settled, counted from the indexed epochs of its leases in the last 30
+// days (an older lease's misses no longer count), the same after a
+// restart.
+func TestReliabilityCountsMissedEpochs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		var users [2]string
+		for i, email := range []string{"p1@example.com", "b@example.com"} {
+			u := &models.User{Email: email, PasswordHash: "x", IsBuyer: true, IsProvider: true}
+			if err := store.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			users[i] = u.ID
+		}
+		if err := store.DB.Create(&models.Machine{ID: "m1", ProviderID: users[0], Hostname: "h", RTTJSON: "{}", CreatedAt: now.Add(-48 * time.Hour),
+			UpdatedAt: now}).Error; err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range []struct {
+			created         time.Time
+			cleared, missed int
+		}{{now.Add(-time.Hour), 3, 1}, {now.Add(-40 * 24 * time.Hour), 0, 5}} {
+			lease := &models.Lease{ID: fmt.Sprintf("lease-%d", i), ChainLeaseID: uint64(i + 1), BuyerID: users[1], ProviderID: users[0], MachineID: "m1",
+				Model: "H100", GPUs: 1, Status: models.LeaseActive, PricePerEpoch: "1", Remaining: "0", Pending: "0", Frozen: "0", Paid: "0",
+				Refunded: "0", Fees: "0", EndsAt: now}
+			if err := store.CreateLease(ctx, lease); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.DB.Model(&models.Lease{}).Where("id = ?", lease.ID).Update("created_at", l.created).Error; err != nil {
+				t.Fatal(err)
+			}
+			for n := 0; n < l.cleared+l.missed; n++ {
+				status := "cleared"
+				if n >= l.cleared {
+					status = "missed"
+				}
+				if err := store.UpsertEpoch(ctx, models.LeaseEpoch{LeaseID: lease.ID, N: int64(n), Status: status, Amount: "1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cfg := Config{Store: store, Regions: []string{"us-east"}, HeartbeatInterval: time.Second, Now: func() time.Time { return now }}
+		for _, name := range []string{"counted by the indexer", "loaded at start"} {
+			b, err := New(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := b.machines["m1"]
+			m.onlineFor = 48 * time.Hour // up the whole window
+			if name == "counted by the indexer" {
+				m.epochsCleared, m.epochsMissed = 0, 0
+				if err := b.countEpochs(ctx, "m1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m.epochsCleared != 3 || m.epochsMissed != 1 {
+				t.Fatalf("%s: cleared %d missed %d, want 3 and 1 (the 40-day-old lease left out)", name, m.epochsCleared, m.epochsMissed)
+			}
+			if got := b.reliabilityBps(m); got != 7500 {
+				t.Fatalf("%s: reliability %d bps, want 10000 × 3/4 = 7500", name, got)
+			}
+		}
+	})
+}

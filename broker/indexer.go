@@ -78,6 +78,9 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			if err := b.store.UpsertEpoch(ctx, e); err != nil {
 				return err
 			}
+			if err := b.countEpochs(ctx, l.MachineID); err != nil {
+				return err
+			}
 		}
 		if !slices.Contains(touched, id) {
 			touched = append(touched, id)

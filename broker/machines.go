@@ -48,6 +48,9 @@ type machineState struct {
 	verifyAfter time.Time
 	suspended   bool
 	leases      map[string]protocol.RunningLease
+	// epochsCleared and epochsMissed are the machine's settled epochs in
+	// the reliability window (from the chain indexer).
+	epochsCleared, epochsMissed int64
 	// indexed is the model whose browse rows hold this machine at slot
 	// ("" when in none).
 	indexed string
@@ -212,24 +215,50 @@ func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
 }
 
 // reliabilityBps is the share of the time since the machine was first
-// seen (at most 30 days) during which it was beating, in basis points.
+// seen (at most 30 days) during which it was beating, in basis points,
+// scaled by the share of its settled epochs that cleared.
 // docs/reliability.md has the formula and why.
 func (b *Broker) reliabilityBps(m *machineState) int64 {
-	window := b.now().Sub(m.firstSeen)
-	if window > 30*24*time.Hour {
-		window = 30 * 24 * time.Hour
-	}
+	window := min(b.now().Sub(m.firstSeen), reliabilityWindow)
 	// A machine seen for less than an hour has no history to judge yet:
 	// count the unobserved part of that first hour as up, so a newcomer
 	// is not ranked below long-flaky machines.
-	if window < time.Hour {
-		return market.MaxReliabilityBps
+	uptime := int64(market.MaxReliabilityBps)
+	if window >= time.Hour {
+		up := m.onlineFor + b.cfg.HeartbeatInterval
+		if up > window {
+			up = window
+		}
+		uptime = int64(up) * market.MaxReliabilityBps / int64(window)
 	}
-	up := m.onlineFor + b.cfg.HeartbeatInterval
-	if up > window {
-		up = window
+	// Missed epochs count against it: online but not proving is not
+	// reliable. Rounded down, integers only.
+	if settled := m.epochsCleared + m.epochsMissed; settled > 0 {
+		return uptime * m.epochsCleared / settled
 	}
-	return int64(up) * market.MaxReliabilityBps / int64(window)
+	return uptime
+}
+
+// reliabilityWindow is how far back reliability looks.
+const reliabilityWindow = 30 * 24 * time.Hour
+
+// countEpochs re-reads a machine's settled epochs in the reliability
+// window (a re-read, not an increment: the indexer may see an event twice).
+func (b *Broker) countEpochs(ctx context.Context, machineID string) error {
+	counts, err := b.store.EpochCounts(ctx, b.now().Add(-reliabilityWindow), machineID)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m := b.machines[machineID]; m != nil {
+		m.epochsCleared, m.epochsMissed = 0, 0
+		for _, c := range counts {
+			m.epochsCleared, m.epochsMissed = c.Cleared, c.Missed
+		}
+		b.relistLocked(ctx, m)
+	}
+	return nil
 }
 
 // relistLocked brings the engine's listing of m in line with its state:

@@ -347,6 +347,29 @@ func (s *Store) UpsertEpoch(ctx context.Context, e LeaseEpoch) error {
 	}).Create(&e).Error
 }
 
+// EpochCount is one machine's settled epochs.
+type EpochCount struct {
+	MachineID       string
+	Cleared, Missed int64
+}
+
+// EpochCounts counts the cleared and missed epochs of the leases created
+// since the given time, per machine (machineID "" for every machine), in
+// machine order.
+func (s *Store) EpochCounts(ctx context.Context, since time.Time, machineID string) ([]EpochCount, error) {
+	q := s.DB.WithContext(ctx).Table("lease_epochs").Joins("JOIN leases ON leases.id = lease_epochs.lease_id").
+		Select("leases.machine_id AS machine_id, "+
+			"SUM(CASE WHEN lease_epochs.status = 'cleared' THEN 1 ELSE 0 END) AS cleared, "+
+			"SUM(CASE WHEN lease_epochs.status = 'missed' THEN 1 ELSE 0 END) AS missed").
+		Where("leases.created_at >= ?", since).Group("leases.machine_id").Order("leases.machine_id")
+	if machineID != "" {
+		q = q.Where("leases.machine_id = ?", machineID)
+	}
+	var out []EpochCount
+	err := q.Scan(&out).Error
+	return out, err
+}
+
 // Epochs lists a lease's settled epochs in order.
 func (s *Store) Epochs(ctx context.Context, leaseID string) ([]LeaseEpoch, error) {
 	var es []LeaseEpoch

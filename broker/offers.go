@@ -236,9 +236,20 @@ type ModelSummary struct {
 	MedianPrice int64  `json:"-"`
 }
 
+// RegionSummary is one region's line: the machines whose fastest region
+// it is, and their GPUs.
+type RegionSummary struct {
+	Region     string `json:"region"`
+	Machines   int    `json:"machines_online"`
+	GPUsOnline int64  `json:"gpus_online"`
+	GPUsFree   int64  `json:"gpus_free"`
+}
+
 // Summary is the market at a glance.
 type Summary struct {
 	Models []ModelSummary
+	// Regions are in the configured order, each listed even when empty.
+	Regions []RegionSummary
 	// H100EquivalentsMilli is the online capacity in thousandths of an
 	// H100 (poc's calibration), the headline figure of compute networks.
 	H100EquivalentsMilli uint64
@@ -253,6 +264,10 @@ func (b *Broker) Summary() Summary {
 	per := map[string]*ModelSummary{}
 	asks := map[string][]int64{}
 	var s Summary
+	s.Regions = make([]RegionSummary, len(b.cfg.Regions))
+	for i, r := range b.cfg.Regions {
+		s.Regions[i].Region = r
+	}
 	// Aggregates only (sums and a sorted list per model), so the map's
 	// order does not matter; no Offer values are built.
 	for _, m := range b.machines {
@@ -267,8 +282,18 @@ func (b *Broker) Summary() Summary {
 		}
 		total := int64(len(m.offered))
 		ms.GPUsOnline += total
+		var rs *RegionSummary
+		if i := slices.Index(b.cfg.Regions, m.region); i >= 0 {
+			rs = &s.Regions[i]
+			rs.Machines++
+			rs.GPUsOnline += total
+		}
 		if m.verified && !m.suspended {
-			ms.GPUsFree += int64(bits.OnesCount64(m.free &^ m.held))
+			free := int64(bits.OnesCount64(m.free &^ m.held))
+			ms.GPUsFree += free
+			if rs != nil {
+				rs.GPUsFree += free
+			}
 			asks[m.model] = append(asks[m.model], m.listed.Price)
 		}
 		if milli, err := poc.H100Equivalents(m.model, uint32(total)); err == nil {

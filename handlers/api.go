@@ -193,7 +193,7 @@ func (s *Server) apiSummary(c *gin.Context) {
 	for i, m := range sum.Models {
 		out[i] = line{ModelSummary: m, Median: strconv.FormatInt(m.MedianPrice, 10)}
 	}
-	c.JSON(http.StatusOK, gin.H{"models": out, "h100_equivalents_online": float64(sum.H100EquivalentsMilli) / 1000,
+	c.JSON(http.StatusOK, gin.H{"models": out, "regions": sum.Regions, "h100_equivalents_online": float64(sum.H100EquivalentsMilli) / 1000,
 		"machines_online": sum.MachinesOnline, "leases_active": sum.Leases})
 }
 

@@ -43,6 +43,9 @@ func (s *Server) network(c *gin.Context) {
 	for _, m := range sum.Models {
 		v.Models = append(v.Models, web.NetworkModel{Model: m.Model, GPUsOnline: m.GPUsOnline, GPUsFree: m.GPUsFree, MedianPrice: m.MedianPrice})
 	}
+	for _, r := range sum.Regions {
+		v.Regions = append(v.Regions, web.NetworkRegion{Region: r.Region, Machines: r.Machines, GPUsOnline: r.GPUsOnline, GPUsFree: r.GPUsFree})
+	}
 	since := s.now().Add(-24 * time.Hour)
 	rows, err := s.store.Snapshots(ctx, models.SnapshotTotal, since)
 	if err != nil {

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // The public network dashboard draws capacity and price history from the
@@ -18,6 +23,7 @@ import (
 func TestNetworkDashboard(t *testing.T) {
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
 		m.Config.ReferencePrice = defaultReference
+		m.Config.Regions = "us-east=127.0.0.1:1,eu-west=127.0.0.1:1"
 	})
 	b := newBrowser(t, srv)
 	empty := b.get("/network")
@@ -48,5 +54,36 @@ func TestNetworkDashboard(t *testing.T) {
 	}
 	if src := text(p, `[data-testid="reference-source"]`); !strings.Contains(src, "p5.48xlarge") {
 		t.Fatalf("reference source = %q", src)
+	}
+
+	// GPUs by region: a machine counts where it answers fastest; an
+	// empty region is listed with zeros.
+	ctx := context.Background()
+	u, _, err := accounts.New(srv.Store, accounts.Config{Hash: cheapHash}).Signup(ctx,
+		accounts.SignupInput{Email: "prov@example.com", Password: "0123456789", Provider: true}, "127.0.0.1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Market.SetPrice(ctx, u.ID, "H100", 2_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Store.DB.Create(&models.Machine{ID: "eu-box", ProviderID: u.ID, Hostname: "eu-box", RTTJSON: "{}", CreatedAt: now, UpdatedAt: now}).Error; err != nil {
+		t.Fatal(err)
+	}
+	hb := &protocol.Heartbeat{AgentID: "agent-eu", ProviderAddress: "hwy1provider", RTTms: map[string]int64{"us-east": 90, "eu-west": 8}}
+	for g := 0; g < 4; g++ {
+		hb.GPUs = append(hb.GPUs, protocol.GPU{Index: g, UUID: fmt.Sprintf("GPU-eu-%d", g), Name: "NVIDIA H100 80GB HBM3", Class: "H100",
+			MemoryTotalMiB: 81_920, Free: g != 0})
+	}
+	if err := srv.Market.MachineBeat(ctx, broker.Beat{MachineID: "eu-box", AgentID: hb.AgentID, ProviderID: u.ID, Heartbeat: hb}); err != nil {
+		t.Fatal(err)
+	}
+	p = b.get("/network")
+	eu, us := p.doc.Find(`[data-testid="region-eu-west"] td`), p.doc.Find(`[data-testid="region-us-east"] td`)
+	if got := eu.Map(func(_ int, s *goquery.Selection) string { return s.Text() }); strings.Join(got, ",") != "eu-west,1,4,0" {
+		t.Fatalf("eu-west row = %v, want 1 machine, 4 GPUs online, none free (not verified yet)", got)
+	}
+	if got := us.Map(func(_ int, s *goquery.Selection) string { return s.Text() }); strings.Join(got, ",") != "us-east,0,0,0" {
+		t.Fatalf("us-east row = %v", got)
 	}
 }

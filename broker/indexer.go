@@ -69,6 +69,10 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 				return err
 			}
 			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height}
+			if !blk.Time.IsZero() {
+				at := blk.Time.UTC()
+				e.SettledAt = &at
+			}
 			if ev.Type == evProof {
 				e.Status, e.ValidNonces, e.Required = "cleared", int64(parseU64(ev.Attributes["valid_nonces"])), int64(parseU64(ev.Attributes["required"]))
 				e.Amount = strings.Trim(ev.Attributes["amount"], `"`)

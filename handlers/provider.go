@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	stdmath "math"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	"cosmossdk.io/math"
 	"github.com/gin-gonic/gin"
 
 	"github.com/highway-compute/highway"
@@ -71,6 +73,10 @@ func (s *Server) renderConsole(c *gin.Context, status int, token string, prices 
 		s.fail(c, err)
 		return
 	}
+	if err := s.consoleEarnings(c, u.ID, &v); err != nil {
+		s.fail(c, err)
+		return
+	}
 	for _, m := range machines {
 		mv := web.MachineView{
 			ID: m.ID, Hostname: m.Hostname, Online: m.Online(now, s.agentCfg.HeartbeatInterval, s.agentCfg.OfflineMisses),
@@ -113,6 +119,81 @@ func humanAgo(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d h ago", int(d.Hours()))
 	}
+}
+
+// Proof history: how many of the last day's epochs the console reads (a
+// provider settling more has its charts drawn from the newest), and how
+// many it lists.
+const (
+	consoleEpochs  = 10_000
+	consoleHistory = 20
+)
+
+// consoleEarnings draws the provider's last 24 hours in hourly buckets:
+// escrow released to it (cleared epochs) and epochs cleared and missed,
+// and lists the latest settled epochs.
+func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.ConsoleView) error {
+	now := s.now().UTC()
+	start := now.Truncate(time.Hour).Add(-23 * time.Hour)
+	eps, err := s.store.ProviderEpochs(c.Request.Context(), providerID, start, consoleEpochs)
+	if err != nil {
+		return err
+	}
+	const buckets = 24
+	earned := make([]math.Int, buckets)
+	var cleared, missed [buckets]int64
+	for i := range earned {
+		earned[i] = math.ZeroInt()
+	}
+	total := math.ZeroInt()
+	for _, e := range eps {
+		if e.SettledAt == nil {
+			continue
+		}
+		i := int(e.SettledAt.Sub(start) / time.Hour)
+		if i < 0 || i >= buckets {
+			continue
+		}
+		switch e.Status {
+		case "cleared":
+			cleared[i]++
+			if amt, ok := math.NewIntFromString(e.Amount); ok {
+				earned[i] = earned[i].Add(amt)
+				total = total.Add(amt)
+			}
+		case "missed":
+			missed[i]++
+		}
+	}
+	pay := web.ChartSeries{Name: "released to you"}
+	ok := web.ChartSeries{Name: "epochs cleared"}
+	bad := web.ChartSeries{Name: "epochs missed"}
+	for i := 0; i < buckets; i++ {
+		x := start.Add(time.Duration(i) * time.Hour).Unix()
+		y := int64(stdmath.MaxInt64) // a day's pay beyond int64 micro-units is drawn at the top
+		if earned[i].IsInt64() {
+			y = earned[i].Int64()
+		}
+		pay.Points = append(pay.Points, web.ChartPoint{X: x, Y: y})
+		ok.Points = append(ok.Points, web.ChartPoint{X: x, Y: cleared[i]})
+		bad.Points = append(bad.Points, web.ChartPoint{X: x, Y: missed[i]})
+	}
+	v.Earned = total.String()
+	v.Earnings = web.Chart{ID: "earnings", Title: "Released to you per hour, last 24 hours", XLabel: "hour (UTC)", YLabel: "HWY",
+		Desc:   "Escrow released for your cleared epochs, per hour, before the network fee.",
+		Series: []web.ChartSeries{pay}, FormatY: web.FormatHWYInt}
+	v.Proofs = web.Chart{ID: "proofs", Title: "Proof-of-Compute per hour, last 24 hours", XLabel: "hour (UTC)", YLabel: "epochs",
+		Desc:   "Epochs of your leases whose proofs cleared on chain, and epochs missed (refunded to the buyer), per hour.",
+		Series: []web.ChartSeries{ok, bad}}
+	for _, e := range eps[:min(len(eps), consoleHistory)] {
+		r := web.ProofRow{LeaseID: e.LeaseID, ChainLeaseID: e.ChainLeaseID, N: e.N, Status: e.Status, ValidNonces: e.ValidNonces,
+			Required: e.Required, Amount: orZero(e.Amount), TxHash: e.TxHash}
+		if e.SettledAt != nil {
+			r.At = web.FormatTime(*e.SettledAt)
+		}
+		v.History = append(v.History, r)
+	}
+	return nil
 }
 
 // consoleLeases lists the provider's latest leases with their epoch counts.

@@ -123,6 +123,9 @@ type LeaseEpoch struct {
 	Amount      string
 	TxHash      string
 	Height      int64
+	// SettledAt is the settling block's time (nil: indexed before it
+	// was recorded).
+	SettledAt *time.Time
 }
 
 // LeaseLog is one line of workload output.
@@ -343,8 +346,25 @@ func (s *Store) LeasesOf(ctx context.Context, userID string, provider bool, limi
 func (s *Store) UpsertEpoch(ctx context.Context, e LeaseEpoch) error {
 	return s.DB.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "lease_id"}, {Name: "n"}},
-		DoUpdates: clause.AssignmentColumns([]string{"status", "valid_nonces", "required", "amount", "tx_hash", "height"}),
+		DoUpdates: clause.AssignmentColumns([]string{"status", "valid_nonces", "required", "amount", "tx_hash", "height", "settled_at"}),
 	}).Create(&e).Error
+}
+
+// ProviderEpoch is a settled epoch of one of a provider's leases.
+type ProviderEpoch struct {
+	LeaseEpoch
+	ChainLeaseID uint64
+}
+
+// ProviderEpochs lists the epochs of a provider's leases settled since the
+// given time, newest first, at most limit.
+func (s *Store) ProviderEpochs(ctx context.Context, providerID string, since time.Time, limit int) ([]ProviderEpoch, error) {
+	var out []ProviderEpoch
+	err := s.DB.WithContext(ctx).Table("lease_epochs").Joins("JOIN leases ON leases.id = lease_epochs.lease_id").
+		Select("lease_epochs.*, leases.chain_lease_id AS chain_lease_id").
+		Where("leases.provider_id = ? AND lease_epochs.settled_at >= ?", providerID, since).
+		Order("lease_epochs.settled_at DESC, lease_epochs.lease_id, lease_epochs.n DESC").Limit(limit).Scan(&out).Error
+	return out, err
 }
 
 // EpochCount is one machine's settled epochs.
@@ -353,15 +373,17 @@ type EpochCount struct {
 	Cleared, Missed int64
 }
 
-// EpochCounts counts the cleared and missed epochs of the leases created
-// since the given time, per machine (machineID "" for every machine), in
-// machine order.
+// EpochCounts counts the cleared and missed epochs settled since the given
+// time (by the lease's creation for epochs indexed before settling times
+// were recorded), per machine (machineID "" for every machine), in machine
+// order.
 func (s *Store) EpochCounts(ctx context.Context, since time.Time, machineID string) ([]EpochCount, error) {
 	q := s.DB.WithContext(ctx).Table("lease_epochs").Joins("JOIN leases ON leases.id = lease_epochs.lease_id").
 		Select("leases.machine_id AS machine_id, "+
 			"SUM(CASE WHEN lease_epochs.status = 'cleared' THEN 1 ELSE 0 END) AS cleared, "+
 			"SUM(CASE WHEN lease_epochs.status = 'missed' THEN 1 ELSE 0 END) AS missed").
-		Where("leases.created_at >= ?", since).Group("leases.machine_id").Order("leases.machine_id")
+		Where("lease_epochs.settled_at >= ? OR (lease_epochs.settled_at IS NULL AND leases.created_at >= ?)", since, since).
+		Group("leases.machine_id").Order("leases.machine_id")
 	if machineID != "" {
 		q = q.Where("leases.machine_id = ?", machineID)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
@@ -165,9 +167,10 @@ func seedDispute(t *testing.T, m *Main, buyerID, providerID string) *models.Disp
 	if err := m.Store.CreateLease(ctx, l); err != nil {
 		t.Fatal(err)
 	}
+	clearedAt, missedAt := now.Add(-30*time.Minute), now.Add(-10*time.Minute)
 	for _, e := range []models.LeaseEpoch{
-		{LeaseID: l.ID, N: 1, Status: "cleared", ValidNonces: 64, Required: 64, Amount: "830000", TxHash: "AAA111", Height: 10},
-		{LeaseID: l.ID, N: 2, Status: "missed", ValidNonces: 3, Required: 64, Amount: "830000", TxHash: "BBB222", Height: 20},
+		{LeaseID: l.ID, N: 1, Status: "cleared", ValidNonces: 64, Required: 64, Amount: "830000", TxHash: "AAA111", Height: 10, SettledAt: &clearedAt},
+		{LeaseID: l.ID, N: 2, Status: "missed", ValidNonces: 3, Required: 64, Amount: "830000", TxHash: "BBB222", Height: 20, SettledAt: &missedAt},
 	} {
 		if err := m.Store.UpsertEpoch(ctx, e); err != nil {
 			t.Fatal(err)
@@ -299,6 +302,17 @@ func TestAdminDisputePage(t *testing.T) {
 			t.Errorf("lease link = %q", href)
 		}
 		wantStatus(t, provider.get(func() string { h, _ := lrow.Find("a").Attr("href"); return h }()), http.StatusOK)
+		// Earnings and proof history: the cleared epoch's release, both
+		// epochs newest first, and the two charts.
+		if got := text(pc, `[data-testid="earned-24h"]`); !strings.Contains(got, "0.830000") {
+			t.Errorf("earned in 24 h = %q", got)
+		}
+		if got := pc.doc.Find(`[data-testid="proof-status"]`).Map(func(_ int, s *goquery.Selection) string { return s.Text() }); strings.Join(got, ",") != "missed,cleared" {
+			t.Errorf("proof history = %v, want missed then cleared", got)
+		}
+		if pc.doc.Find(`[data-testid="chart-earnings"] svg path.series`).Length() != 1 || pc.doc.Find(`[data-testid="chart-proofs"] svg path.series`).Length() != 2 {
+			t.Errorf("earnings and proof charts missing:\n%.2000s", pc.body)
+		}
 
 		p = admin.submit("/admin/disputes/"+d.ID, "/admin/providers/"+pid+"/reinstate", url.Values{"dispute_id": {d.ID}})
 		wantStatus(t, p, http.StatusSeeOther)

@@ -6,8 +6,12 @@ import (
 	"strings"
 	"time"
 
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
+
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/chain/client"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 	"github.com/highway-compute/highway/models"
 )
 
@@ -51,7 +55,13 @@ func (b *Broker) indexLoop(ctx context.Context) {
 
 func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 	var touched []uint64
+	var transfers []transfer
 	handle := func(txHash string, ev client.Event) error {
+		if ev.Type == "transfer" {
+			transfers = append(transfers, transfer{seq: int64(len(transfers)), txHash: txHash, from: ev.Attributes["sender"],
+				to: ev.Attributes["recipient"], amount: ev.Attributes["amount"]})
+			return nil
+		}
 		if !strings.HasPrefix(ev.Type, evLeaseEvent) {
 			return nil
 		}
@@ -111,5 +121,88 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			return err
 		}
 	}
+	if err := b.indexTransfers(ctx, blk, transfers); err != nil {
+		return err
+	}
 	return b.store.SetCursor(ctx, cursorName, blk.Height)
+}
+
+// transfer is a bank transfer event, numbered in its block.
+type transfer struct {
+	seq                      int64
+	txHash, from, to, amount string
+}
+
+// indexTransfers records the block's transfers in and out of managed
+// wallets: the wallet page's history comes from the chain, not from what
+// the marketplace believes it sent.
+func (b *Broker) indexTransfers(ctx context.Context, blk client.Block, ts []transfer) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	var addrs []string
+	for _, t := range ts {
+		addrs = append(addrs, t.from, t.to)
+	}
+	slices.Sort(addrs)
+	managed, err := b.store.ManagedAddresses(ctx, slices.Compact(addrs))
+	if err != nil || len(managed) == 0 {
+		return err
+	}
+	var at *time.Time
+	if !blk.Time.IsZero() {
+		t := blk.Time.UTC()
+		at = &t
+	}
+	var rows []models.WalletEvent
+	for _, t := range ts {
+		amount, ok := b.denomAmount(t.amount)
+		if !ok {
+			continue
+		}
+		for _, side := range []struct {
+			addr, other string
+			in          bool
+		}{{t.to, t.from, true}, {t.from, t.to, false}} {
+			if _, found := slices.BinarySearch(managed, side.addr); !found {
+				continue
+			}
+			rows = append(rows, models.WalletEvent{Address: side.addr, Height: blk.Height, Seq: t.seq, At: at, TxHash: t.txHash,
+				Kind: b.transferKind(side.other, side.in), Incoming: side.in, Counterparty: side.other, Amount: amount})
+		}
+	}
+	return b.store.AddWalletEvents(ctx, rows)
+}
+
+// denomAmount is the chain denom's part of a transfer's coins ("1000uhwy"
+// or "5stake,1000uhwy"); false when it moved none.
+func (b *Broker) denomAmount(coins string) (string, bool) {
+	cs, err := sdk.ParseCoinsNormalized(coins)
+	if err != nil {
+		return "", false
+	}
+	amt := cs.AmountOf(b.cfg.Denom)
+	return amt.String(), amt.IsPositive()
+}
+
+// transferKind names a transfer by its counterparty, as a buyer reads it.
+func (b *Broker) transferKind(other string, in bool) string {
+	// Module accounts' addresses are rendered here, at run time: the SDK
+	// caches an address's string, and one rendered at package init (before
+	// the app sets the bech32 prefix) would be cached with the wrong one.
+	escrowModuleAddr := authtypes.NewModuleAddress(escrowtypes.ModuleName).String()
+	feeCollectorAddr := authtypes.NewModuleAddress(authtypes.FeeCollectorName).String()
+	switch {
+	case other == escrowModuleAddr && in:
+		return "refund"
+	case other == escrowModuleAddr:
+		return "escrow"
+	case other == feeCollectorAddr:
+		return "network fee"
+	case in && b.cfg.Faucet != nil && other == b.cfg.Faucet.Address().String():
+		return "faucet"
+	case in:
+		return "received"
+	}
+	return "sent"
 }

@@ -120,6 +120,19 @@ func (b *Broker) Wallet(ctx context.Context, userID string) (WalletInfo, error) 
 	return WalletInfo{Address: w.Address, Balance: bal, Denom: b.cfg.Denom}, nil
 }
 
+// WalletHistory is the user's wallet's transfers as the chain indexer
+// recorded them, newest first (none before the wallet exists).
+func (b *Broker) WalletHistory(ctx context.Context, userID string, limit int) ([]models.WalletEvent, error) {
+	w, err := b.store.WalletOf(ctx, userID)
+	if highway.ErrorCode(err) == highway.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.store.WalletEvents(ctx, w.Address, limit)
+}
+
 // HasFaucet reports whether the dev faucet is on.
 func (b *Broker) HasFaucet() bool { return b.cfg.Faucet != nil && b.cfg.Chain != nil }
 

@@ -43,6 +43,7 @@ func (s *Server) apiRoutes(public, api *gin.RouterGroup) {
 	api.GET("/disputes", s.apiDisputes)
 	api.GET("/disputes/:id", s.apiDispute)
 	api.GET("/wallet", s.apiWallet)
+	api.GET("/wallet/history", s.apiWalletHistory)
 	api.POST("/wallet/faucet", s.apiFaucet)
 	api.POST("/wallet/withdraw", s.apiWithdraw)
 
@@ -568,6 +569,32 @@ func (s *Server) apiWallet(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"address": w.Address, "balances": []gin.H{{"denom": w.Denom, "amount": w.Balance.String()}}})
+}
+
+func (s *Server) apiWalletHistory(c *gin.Context) {
+	limit, err := listLimit(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	evs, err := s.broker.WalletHistory(c.Request.Context(), currentUser(c).ID, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]gin.H, len(evs))
+	for i, e := range evs {
+		h := gin.H{"height": e.Height, "tx_hash": e.TxHash, "kind": e.Kind, "direction": "out", "counterparty": e.Counterparty,
+			"amount": e.Amount, "time": nil}
+		if e.Incoming {
+			h["direction"] = "in"
+		}
+		if e.At != nil {
+			h["time"] = e.At.UTC().Format(time.RFC3339)
+		}
+		out[i] = h
+	}
+	c.JSON(http.StatusOK, gin.H{"entries": out})
 }
 
 func (s *Server) apiFaucet(c *gin.Context) {

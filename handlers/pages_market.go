@@ -648,6 +648,9 @@ func (s *Server) disputeStatement(c *gin.Context) {
 	})
 }
 
+// walletHistory is how many of the latest transfers the wallet page lists.
+const walletHistory = 50
+
 func (s *Server) walletPage(c *gin.Context) {
 	s.renderWallet(c, http.StatusOK, web.NewForm())
 }
@@ -658,6 +661,19 @@ func (s *Server) renderWallet(c *gin.Context, status int, f *web.Form) {
 	switch code := highway.ErrorCode(err); {
 	case err == nil:
 		v.Address, v.Balance, v.Denom = w.Address, w.Balance.String(), w.Denom
+		evs, err := s.broker.WalletHistory(c.Request.Context(), currentUser(c).ID, walletHistory)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, e := range evs {
+			row := web.WalletEntry{Kind: e.Kind, Incoming: e.Incoming, Amount: e.Amount, Counterparty: e.Counterparty, TxHash: e.TxHash,
+				Height: e.Height}
+			if e.At != nil {
+				row.At = web.FormatTime(*e.At)
+			}
+			v.History = append(v.History, row)
+		}
 	case code == highway.EINTERNAL:
 		s.log.Warn("wallet", "request_id", c.GetString(keyRequestID), "err", err)
 		v.Unavailable = "Your wallet cannot be read right now; the chain may be unreachable. Try again in a moment."

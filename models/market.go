@@ -238,6 +238,50 @@ func (s *Store) CreateWallet(ctx context.Context, w *Wallet) (*Wallet, error) {
 	return s.WalletOf(ctx, w.UserID)
 }
 
+// WalletEvent is one transfer in or out of a managed wallet.
+type WalletEvent struct {
+	Address string `gorm:"primaryKey"`
+	Height  int64  `gorm:"primaryKey;autoIncrement:false"`
+	// Seq is the transfer's place among the block's transfer events.
+	Seq    int64 `gorm:"primaryKey;autoIncrement:false"`
+	At     *time.Time
+	TxHash string
+	// Kind names what it was: faucet, escrow, refund, network fee, sent,
+	// received.
+	Kind         string
+	Incoming     bool
+	Counterparty string
+	// Amount is in the chain denom's micro-units, decimal.
+	Amount string
+}
+
+// ManagedAddresses returns which of the given addresses are managed
+// wallets.
+func (s *Store) ManagedAddresses(ctx context.Context, addrs []string) ([]string, error) {
+	var out []string
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	err := s.DB.WithContext(ctx).Model(&Wallet{}).Where("address IN ?", addrs).Order("address").Pluck("address", &out).Error
+	return out, err
+}
+
+// AddWalletEvents stores wallet events; ones already stored are ignored
+// (the indexer re-reads a block after a restart).
+func (s *Store) AddWalletEvents(ctx context.Context, evs []WalletEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&evs).Error
+}
+
+// WalletEvents lists a wallet's history, newest first.
+func (s *Store) WalletEvents(ctx context.Context, address string, limit int) ([]WalletEvent, error) {
+	var out []WalletEvent
+	err := s.DB.WithContext(ctx).Where("address = ?", address).Order("height DESC, seq DESC").Limit(limit).Find(&out).Error
+	return out, err
+}
+
 // CreateOrder stores a new order. With an idempotency key, an order the
 // buyer already placed under it is returned instead (existing == true).
 func (s *Store) CreateOrder(ctx context.Context, o *Order) (existing bool, err error) {

@@ -55,7 +55,7 @@ var routeRules = map[string]string{
 	"GET /api/v1/leases": member, "GET /api/v1/leases/:id": viewer, "GET /api/v1/leases/:id/logs": viewer,
 	"POST /api/v1/leases/:id/close": owner, "POST /api/v1/leases/:id/disputes": owner,
 	"GET /api/v1/disputes": member, "GET /api/v1/disputes/:id": viewer,
-	"GET /api/v1/wallet": member, "POST /api/v1/wallet/faucet": member, "POST /api/v1/wallet/withdraw": member,
+	"GET /api/v1/wallet": member, "GET /api/v1/wallet/history": member, "POST /api/v1/wallet/faucet": member, "POST /api/v1/wallet/withdraw": member,
 	"GET /api/v1/machines": prov, "GET /api/v1/prices": prov, "PUT /api/v1/prices": prov,
 	"POST /api/v1/disputes/:id/statement": leaseProv,
 	"POST /api/v1/disputes/:id/resolve":   adminOnly,

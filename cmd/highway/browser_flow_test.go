@@ -156,6 +156,18 @@ func TestBrowserRentAndDispute(t *testing.T) {
 		t.Fatalf("arbiter's note on the buyer's page: %q", note)
 	}
 	buyer.screenshot("lease.png")
+
+	// The wallet's history, from the chain's transfer events: the faucet,
+	// the escrow paid for the lease, and the buyer's share coming back.
+	waitFor(t, "the wallet history", 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(buyer.ctx, 5*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/wallet")); err != nil {
+			return false
+		}
+		kinds, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="wallet-history"]`)))
+		return err == nil && strings.Contains(kinds, "faucet") && strings.Contains(kinds, "escrow") && strings.Contains(kinds, "refund")
+	})
 	// And the provider sees it on the same lease page.
 	page = provBrowser.get("/leases/" + leaseID)
 	if got := text(page, `[data-testid="lease-dispute-outcome"]`); !strings.Contains(got, "75") {

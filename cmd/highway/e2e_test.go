@@ -458,6 +458,31 @@ func TestEndToEnd(t *testing.T) {
 	if got, want := e.balance(wallet.Address), e.faucet.Sub(escrowedBoth).Add(after.Refunded).Add(closed.Refunded); !got.Equal(want) {
 		t.Fatalf("buyer balance with both leases %s, want %s", got, want)
 	}
+	// The wallet's history, indexed from the chain's transfer events,
+	// adds up to the balance: faucet in, both escrows out, refunds in.
+	var hist struct {
+		Entries []struct {
+			Kind, Direction, Amount string
+		} `json:"entries"`
+	}
+	bal := e.balance(wallet.Address)
+	waitFor(t, "the wallet history to add up to the balance", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/wallet/history?limit=500", nil, &hist)
+		sum, kinds := math.ZeroInt(), map[string]int{}
+		for _, en := range hist.Entries {
+			amt, ok := math.NewIntFromString(en.Amount)
+			if !ok {
+				t.Fatalf("history amount %q", en.Amount)
+			}
+			if en.Direction == "in" {
+				sum = sum.Add(amt)
+			} else {
+				sum = sum.Sub(amt)
+			}
+			kinds[en.Kind+" "+en.Direction]++
+		}
+		return sum.Equal(bal) && kinds["faucet in"] == 1 && kinds["escrow out"] == 2 && kinds["refund in"] >= 2
+	})
 	if got, want := e.balance(prov.Address().String()), prov.Funds.Add(after.Paid).Add(closed.Paid); !got.Equal(want) {
 		t.Fatalf("provider balance %s, want %s", got, want)
 	}

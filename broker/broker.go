@@ -100,6 +100,9 @@ type Broker struct {
 	engine   *market.Engine
 	seq      int64
 	unlogged []models.MarketLogEntry
+	// stats are the network figures of the last snapshot (statsMu).
+	statsMu  sync.Mutex
+	stats    *NetworkStats
 	machines map[string]*machineState
 	byModel  map[string]*modelIndex      // listed model → its browse rows
 	prices   map[string]map[string]int64 // provider → model → ask
@@ -606,7 +609,48 @@ func (b *Broker) snapshotLoop(ctx context.Context) {
 	}
 }
 
+// NetworkStats are the network's all-time figures: leases, epochs settled,
+// escrow locked and paid.
+type NetworkStats struct {
+	models.NetworkTotals
+	Escrowed, Paid math.Int
+	// At is when they were counted.
+	At time.Time
+}
+
+// NetworkStats returns the figures counted at the last snapshot. They sum
+// over every lease and epoch ever recorded, so a dashboard request reads
+// the count the snapshot loop keeps rather than scanning the tables
+// itself; before the first snapshot they are counted now.
+func (b *Broker) NetworkStats(ctx context.Context) (NetworkStats, error) {
+	b.statsMu.Lock()
+	st := b.stats
+	b.statsMu.Unlock()
+	if st != nil {
+		return *st, nil
+	}
+	return b.countNetwork(ctx)
+}
+
+func (b *Broker) countNetwork(ctx context.Context) (NetworkStats, error) {
+	st := NetworkStats{At: b.now().UTC()}
+	var err error
+	if st.NetworkTotals, err = b.store.Totals(ctx); err != nil {
+		return st, err
+	}
+	if st.Escrowed, st.Paid, err = b.store.Volumes(ctx); err != nil {
+		return st, err
+	}
+	b.statsMu.Lock()
+	b.stats = &st
+	b.statsMu.Unlock()
+	return st, nil
+}
+
 func (b *Broker) snapshot(ctx context.Context) error {
+	if _, err := b.countNetwork(ctx); err != nil {
+		return err
+	}
 	sum := b.Summary()
 	at := b.now().UTC().Truncate(time.Second)
 	rows := []models.MarketSnapshot{{At: at, Model: models.SnapshotTotal, H100eMilli: int64(sum.H100EquivalentsMilli), LeasesActive: int64(sum.Leases)}}

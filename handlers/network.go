@@ -25,18 +25,14 @@ type ReferencePrice struct {
 func (s *Server) network(c *gin.Context) {
 	ctx := c.Request.Context()
 	sum := s.broker.Summary()
-	totals, err := s.store.Totals(ctx)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	escrowed, paid, err := s.store.Volumes(ctx)
+	totals, err := s.broker.NetworkStats(ctx)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	v := web.NetworkView{H100eMilli: sum.H100EquivalentsMilli, MachinesOnline: sum.MachinesOnline, LeasesActive: totals.LeasesActive,
-		EpochsCleared: totals.EpochsCleared, EpochsMissed: totals.EpochsMissed, Escrowed: escrowed.String(), Paid: paid.String()}
+		EpochsCleared: totals.EpochsCleared, EpochsMissed: totals.EpochsMissed, Escrowed: totals.Escrowed.String(), Paid: totals.Paid.String(),
+		CountedAt: web.FormatTime(totals.At)}
 	if n := totals.EpochsCleared + totals.EpochsMissed; n > 0 {
 		v.ClearedBps = totals.EpochsCleared * 10_000 / n
 	}

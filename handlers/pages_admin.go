@@ -63,6 +63,54 @@ func (n *userNames) of(id string) string {
 	return v
 }
 
+// adminAttention is how many suspended or failing machines the overview lists.
+const adminAttention = 20
+
+// adminOverview is GET /admin: the market at a glance for the people who
+// run it, and what needs them (open disputes, failing verifications,
+// suspensions).
+func (s *Server) adminOverview(c *gin.Context) {
+	ctx := c.Request.Context()
+	counts, err := s.store.AdminOverview(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stats, err := s.broker.NetworkStats(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ms, err := s.store.MachinesNeedingAttention(ctx, adminAttention)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sum := s.broker.Summary()
+	now := s.now()
+	v := web.AdminOverviewView{Users: counts.Users, OpenDisputes: counts.OpenDisputes, Suspended: counts.SuspendedMachines,
+		FailingVerification: counts.FailingVerification, MachinesOnline: sum.MachinesOnline, H100eMilli: sum.H100EquivalentsMilli,
+		LeasesActive: stats.LeasesActive, Escrowed: stats.Escrowed.String(), Paid: stats.Paid.String()}
+	for _, m := range sum.Models {
+		v.GPUsOnline += m.GPUsOnline
+		v.GPUsFree += m.GPUsFree
+	}
+	if counts.OldestDispute != nil {
+		v.OldestDispute = humanAgo(now.Sub(*counts.OldestDispute))
+	}
+	names := s.userNames(ctx)
+	for _, m := range ms {
+		row := web.AttentionRow{MachineID: m.ID, Hostname: m.Hostname, Provider: names.of(m.ProviderID), ProviderID: m.ProviderID}
+		if m.SuspendedAt != nil {
+			row.Problem, row.Detail = "suspended", m.SuspendReason
+		} else {
+			row.Problem, row.Detail = "verification failed", m.VerifyError
+		}
+		v.Attention = append(v.Attention, row)
+	}
+	s.render(c, http.StatusOK, "Admin", web.AdminOverview(s.page(c, "Admin"), v))
+}
+
 func (s *Server) adminDisputes(c *gin.Context) {
 	ctx := c.Request.Context()
 	open, err := s.store.Disputes(ctx, "", "open", disputesOpenLimit)

@@ -85,6 +85,7 @@ func (s *Server) routes(e *gin.Engine) {
 	}
 
 	admin := member.Group("/admin", s.requireRole("admin"))
+	admin.GET("", s.adminOverview)
 	admin.GET("/users", s.adminUsers)
 	admin.POST("/users/:id/roles", s.adminSetRoles)
 	admin.POST("/users/:id/disable", s.adminSetDisabled)

@@ -45,6 +45,51 @@ type NetworkTotals struct {
 	EscrowedPerHour int64 // sum of active leases' price per hour × GPUs
 }
 
+// AdminCounts are what an admin checks first.
+type AdminCounts struct {
+	Users, OpenDisputes, SuspendedMachines, FailingVerification int64
+	// OldestDispute is when the oldest open dispute was opened (nil: none).
+	OldestDispute *time.Time
+}
+
+// AdminOverview counts users, open disputes, suspended machines and
+// machines whose verification failed.
+func (s *Store) AdminOverview(ctx context.Context) (AdminCounts, error) {
+	var a AdminCounts
+	db := s.DB.WithContext(ctx)
+	for _, q := range []struct {
+		dst   *int64
+		model any
+		where string
+	}{
+		{&a.Users, &User{}, "1 = 1"},
+		{&a.OpenDisputes, &Dispute{}, "status = 'open'"},
+		{&a.SuspendedMachines, &Machine{}, "suspended_at IS NOT NULL"},
+		{&a.FailingVerification, &Machine{}, "verified_at IS NULL AND verify_error <> ''"},
+	} {
+		if err := db.Model(q.model).Where(q.where).Count(q.dst).Error; err != nil {
+			return a, err
+		}
+	}
+	if a.OpenDisputes > 0 {
+		var d Dispute
+		if err := db.Where("status = 'open'").Order("created_at, id").Take(&d).Error; err != nil {
+			return a, err
+		}
+		a.OldestDispute = &d.CreatedAt
+	}
+	return a, nil
+}
+
+// MachinesNeedingAttention lists machines that are suspended or failed
+// their verification, most recently changed first.
+func (s *Store) MachinesNeedingAttention(ctx context.Context, limit int) ([]Machine, error) {
+	var ms []Machine
+	err := s.DB.WithContext(ctx).Where("suspended_at IS NOT NULL OR (verified_at IS NULL AND verify_error <> '')").
+		Order("updated_at DESC, id").Limit(limit).Find(&ms).Error
+	return ms, err
+}
+
 // Totals counts leases and settled epochs.
 func (s *Store) Totals(ctx context.Context) (NetworkTotals, error) {
 	var t NetworkTotals

@@ -45,7 +45,7 @@ var routeRules = map[string]string{
 	"POST /disputes/:id/statement": leaseProv,
 	"GET /wallet":                  member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
 	"GET /provider": prov, "POST /provider/enrollments": prov, "POST /provider/prices": prov,
-	"GET /admin/users": adminOnly, "POST /admin/users/:id/roles": adminOnly, "POST /admin/users/:id/disable": adminOnly,
+	"GET /admin": adminOnly, "GET /admin/users": adminOnly, "POST /admin/users/:id/roles": adminOnly, "POST /admin/users/:id/disable": adminOnly,
 	"GET /admin/disputes": adminOnly, "GET /admin/disputes/:id": adminOnly, "POST /admin/disputes/:id/resolve": adminOnly,
 	"POST /admin/providers/:id/suspend": adminOnly, "POST /admin/providers/:id/reinstate": adminOnly,
 

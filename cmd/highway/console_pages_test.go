@@ -288,6 +288,17 @@ func TestAdminDisputePage(t *testing.T) {
 		if got := text(p, `[data-testid="suspend-reason"]`); got != "Missed proofs under dispute" {
 			t.Errorf("dispute page suspend reason = %q", got)
 		}
+		// The admin overview counts the open dispute and lists the
+		// suspended machine with its reason.
+		ov := admin.get("/admin")
+		wantStatus(t, ov, http.StatusOK)
+		if got := text(ov, `[data-testid="admin-open-disputes"]`); got != "1" {
+			t.Errorf("overview open disputes = %q", got)
+		}
+		if row := ov.doc.Find(`[data-testid="attention-row"]`); row.Length() != 1 || !strings.Contains(row.Text(), "Missed proofs under dispute") ||
+			text(ov, `[data-testid="attention-problem"]`) != "suspended" {
+			t.Errorf("overview attention = %q", row.Text())
+		}
 		pc := provider.get("/provider")
 		wantStatus(t, pc, http.StatusOK)
 		if got := text(pc, `[data-testid="machine-suspend-reason"]`); got != "Missed proofs under dispute" {

@@ -204,7 +204,7 @@ func referenceOffers(b *Broker, f OfferFilter) []string {
 			continue
 		}
 		var backing RTTs
-		o := b.offerLocked(m, b.regionOrder(), &backing)
+		o := b.offerLocked(m, b.regionOrder(nil), &backing)
 		if f.MaxRTTms > 0 && offerRTT(f, o) > f.MaxRTTms {
 			continue
 		}

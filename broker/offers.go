@@ -55,6 +55,29 @@ type OfferFilter struct {
 // The default order is the matching rule's: price, RTT, reliability, then
 // id (the engine's listing time is not exposed; id is stable).
 func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
+	var p OfferPage
+	next := b.OffersInto(&p, f)
+	return p.Offers, next
+}
+
+// OfferPage holds a page of offers and the storage behind it, reused
+// from one call of OffersInto to the next so that a hot caller (the API)
+// allocates nothing per page once warm. Not for concurrent use.
+type OfferPage struct {
+	Offers []Offer
+	rtts   RTTs
+	cands  []offerCand
+}
+
+// offerCand is a row that passed the filter, with its sort key.
+type offerCand struct {
+	ix   *modelIndex
+	slot int32
+	key  [3]int64
+}
+
+// OffersInto is Offers writing into p (its previous page is overwritten).
+func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 	k := viewKey{region: slices.Index(b.cfg.Regions, f.Region)}
 	switch f.Sort {
 	case "rtt":
@@ -70,15 +93,11 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 	// need is the offers up to the page's end, and one more to tell
 	// whether there is a next page.
 	need := offset + limit + 1
-	type cand struct {
-		ix   *modelIndex
-		slot int32
-		key  [3]int64
-	}
+	type cand = offerCand
 	n := len(b.cfg.Regions)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	cands := make([]cand, 0, min(need, 256))
+	cands := p.cands[:0]
 	walk := func(ix *modelIndex) {
 		if ix == nil {
 			return
@@ -146,13 +165,18 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 	if len(cands) > end {
 		next = strconv.Itoa(end)
 	}
-	out := make([]Offer, 0, end-start)
-	order := b.regionOrder()
-	backing := make(RTTs, 0, (end-start)*n)
-	for _, c := range cands[start:end] {
-		out = append(out, b.offerLocked(c.ix.rows[c.slot].m, order, &backing))
+	// The RTT storage is sized first: offers point into it, so it must
+	// not move while they are built.
+	if need := (end - start) * n; cap(p.rtts) < need {
+		p.rtts = make(RTTs, 0, need)
 	}
-	return out, next
+	p.Offers, p.rtts, p.cands = p.Offers[:0], p.rtts[:0], cands
+	var buf [16]int
+	order := b.regionOrder(buf[:0])
+	for _, c := range cands[start:end] {
+		p.Offers = append(p.Offers, b.offerLocked(c.ix.rows[c.slot].m, order, &p.rtts))
+	}
+	return next
 }
 
 // offerLocked builds m's offer; its RTTs are appended to backing (one
@@ -173,11 +197,10 @@ func (b *Broker) offerLocked(m *machineState, order []int, backing *RTTs) Offer 
 		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated}
 }
 
-// regionOrder is the regions' indexes, by name.
-func (b *Broker) regionOrder() []int {
-	order := make([]int, len(b.cfg.Regions))
-	for i := range order {
-		order[i] = i
+// regionOrder appends the regions' indexes, by name, to order.
+func (b *Broker) regionOrder(order []int) []int {
+	for i := range b.cfg.Regions {
+		order = append(order, i)
 	}
 	slices.SortFunc(order, func(x, y int) int { return strings.Compare(b.cfg.Regions[x], b.cfg.Regions[y]) })
 	return order
@@ -192,7 +215,7 @@ func (b *Broker) Offer(id string) (Offer, bool) {
 		return Offer{}, false
 	}
 	var backing RTTs
-	return b.offerLocked(m, b.regionOrder(), &backing), true
+	return b.offerLocked(m, b.regionOrder(nil), &backing), true
 }
 
 // RegionRTT is the round trip from a machine to one region.

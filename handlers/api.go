@@ -175,12 +175,12 @@ func (s *Server) apiOffers(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	offers, next := s.broker.Offers(f)
-	buf := offerBufs.Get().(*[]byte)
-	*buf = appendOffersJSON((*buf)[:0], offers, next)
-	c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
-	if cap(*buf) <= 1<<20 { // an odd huge page is not kept
-		offerBufs.Put(buf)
+	p := offerPages.Get().(*offerPage)
+	next := s.broker.OffersInto(&p.page, f)
+	p.json = appendOffersJSON(p.json[:0], p.page.Offers, next)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", p.json)
+	if cap(p.json) <= 1<<20 { // an odd huge page is not kept
+		offerPages.Put(p)
 	}
 }
 

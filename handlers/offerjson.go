@@ -14,7 +14,16 @@ import (
 // a browse request. It is written by hand instead, byte for byte what
 // encoding/json writes for {"next_cursor", "offers": []apiOffer}
 // (TestOffersJSONMatchesEncodingJSON holds it to that).
-var offerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+//
+// A page's offers and its JSON are built in storage reused across requests
+// (a pool), so a warm browse allocates next to nothing and the collector
+// has little to do.
+var offerPages = sync.Pool{New: func() any { return &offerPage{json: make([]byte, 0, 32<<10)} }}
+
+type offerPage struct {
+	page broker.OfferPage
+	json []byte
+}
 
 func appendOffersJSON(buf []byte, offers []broker.Offer, next string) []byte {
 	buf = append(buf, `{"next_cursor":`...)

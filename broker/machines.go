@@ -178,7 +178,7 @@ func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
 	for _, g := range m.gpus {
 		if g.Class == best {
 			idx = append(idx, g.Index)
-			v := int64(g.MemoryTotalMiB / 1024)
+			v := int64(protocol.GiB(g.MemoryTotalMiB))
 			if m.vramGiB == 0 || v < m.vramGiB {
 				m.vramGiB = v
 			}

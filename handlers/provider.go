@@ -16,6 +16,7 @@ import (
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/web"
 )
 
@@ -98,8 +99,8 @@ func (s *Server) renderConsole(c *gin.Context, status int, token string, prices 
 		}
 		for _, g := range m.GPUs {
 			mv.GPUs = append(mv.GPUs, web.GPUView{
-				Index: g.Idx, Class: g.Class, Name: g.Name, UUID: g.UUID, MemTotalGiB: g.MemoryTotalMiB / 1024,
-				MemUsedGiB: g.MemoryUsedMiB / 1024, Util: g.UtilizationPct, Temp: g.TemperatureC,
+				Index: g.Idx, Class: g.Class, Name: g.Name, UUID: g.UUID, MemTotalGiB: protocol.GiB(g.MemoryTotalMiB),
+				MemUsedGiB: protocol.GiB(g.MemoryUsedMiB), Util: g.UtilizationPct, Temp: g.TemperatureC,
 				PowerW: g.PowerMW / 1000, Free: g.Free,
 			})
 		}

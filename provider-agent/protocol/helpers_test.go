@@ -92,3 +92,15 @@ func signedRequest(t testing.TB, s *Signer, path string, body any) *http.Request
 	in.Header = out.Header.Clone()
 	return in
 }
+
+// GiB rounds the driver's usable memory to the nominal size buyers filter
+// by: a real H100 80GB reports 81 559 MiB and must list as 80 GiB.
+func TestGiBRoundsToNominal(t *testing.T) {
+	for _, c := range []struct{ mib, gib uint64 }{
+		{81_559, 80}, {81_920, 80}, {24_564, 24}, {46_068, 45}, {23_034, 22}, {143_771, 140}, {0, 0}, {511, 0}, {512, 1},
+	} {
+		if got := GiB(c.mib); got != c.gib {
+			t.Errorf("GiB(%d) = %d, want %d", c.mib, got, c.gib)
+		}
+	}
+}

@@ -270,3 +270,10 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 }
+
+// GiB is a memory size in MiB as a whole number of GiB, rounded to the
+// nearest. The driver reports a GPU's usable memory, a little under the
+// nominal size (an H100 80GB reports 81 559 MiB, 79.6 GiB): rounding down
+// would list it as 79 GiB and a buyer asking for 80 would never find one,
+// as seen on a real H100 (docs/provider.md).
+func GiB(mib uint64) uint64 { return (mib + 512) / 1024 }

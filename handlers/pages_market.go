@@ -256,7 +256,7 @@ func streamChanges(ctx context.Context, w flushWriter, changed func() <-chan str
 
 // orderFields are the order form's fields, named as the API's order body
 // (the broker's errors name those fields, so they land beside the input).
-var orderFields = []string{"type", "offer_id", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command", "idempotency_key"}
+var orderFields = []string{"type", "offer_id", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command", "image", "idempotency_key"}
 
 // newIdempotencyKey tags one rendering of the order form: a double submit
 // places one order, while a form re-rendered after an error gets a new key
@@ -360,7 +360,7 @@ func (s *Server) walletBalance(c *gin.Context) (unavailable, balance string) {
 
 // orderFormFields are the fields the order form shows; errors on others
 // (min_vram_gib, offer_id) go over the form.
-var orderFormFields = []string{"type", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command"}
+var orderFormFields = []string{"type", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command", "image"}
 
 func (s *Server) orderCreate(c *gin.Context) {
 	f := web.NewForm()
@@ -368,7 +368,7 @@ func (s *Server) orderCreate(c *gin.Context) {
 		f.Values[k] = c.PostForm(k)
 	}
 	b := orderBody{Type: f.Value("type"), OfferID: f.Value("offer_id"), Model: f.Value("model"), MaxPrice: strings.TrimSpace(f.Value("max_price_per_gpu_hour")),
-		Region: f.Value("region"), Workload: protocol.Workload{Command: strings.TrimSpace(f.Value("command"))}}
+		Region: f.Value("region"), Workload: protocol.Workload{Command: strings.TrimSpace(f.Value("command")), Image: strings.TrimSpace(f.Value("image"))}}
 	if b.Type != "rent_now" {
 		// The Rent link's offer only binds a rent-now order.
 		b.OfferID = ""
@@ -403,17 +403,23 @@ func (s *Server) orderCreate(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/orders/"+o.ID)
 }
 
-// orderFormError puts the workload's errors on the command box (the only
-// workload field the form has) and words the money and capacity answers
-// for people.
+// orderFormError puts the workload's errors on its boxes (the image's on
+// the image, the rest on the command) and words the money and capacity
+// answers for people.
 func orderFormError(err error) error {
 	var he *highway.Error
 	if !errors.As(err, &he) {
 		return err
 	}
 	cp := *he
-	if cp.Field == "workload" || strings.HasPrefix(cp.Field, "workload.") {
+	switch {
+	case cp.Field == "workload.image":
+		cp.Field = "image"
+	case cp.Field == "workload" || strings.HasPrefix(cp.Field, "workload."):
 		cp.Field = "command"
+		if strings.Contains(cp.Message, "exactly one of command and image") {
+			cp.Message = "Give a command to run, or a container image — one of the two."
+		}
 	}
 	switch cp.Code {
 	case highway.EINSUFFICIENTFUNDS:

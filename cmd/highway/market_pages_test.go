@@ -186,6 +186,8 @@ func TestOrderPagesWithoutChain(t *testing.T) {
 		{"no hours", "hours", "0", "hours", "at least 1"},
 		{"count not a number", "count", "two", "count", "whole number"},
 		{"no command", "command", "", "command", "command"},
+		{"command and image", "image", "ghcr.io/x/y:1", "command", "one of the two"},
+		{"image like a flag", "image", "--privileged", "image", "must not start with '-'"},
 		{"no price", "max_price_per_gpu_hour", "", "max_price_per_gpu_hour", "positive integer"},
 		{"bad type", "type", "later", "type", "Order type"},
 	}
@@ -196,6 +198,9 @@ func TestOrderPagesWithoutChain(t *testing.T) {
 				f[k] = v
 			}
 			f.Set(tc.key, tc.value)
+			if tc.name == "image like a flag" {
+				f.Del("command") // an image alone, but a bad one
+			}
 			p := buyer.submit("/orders/new", "/orders", f)
 			wantStatus(t, p, http.StatusUnprocessableEntity)
 			if got := text(p, `[data-testid="error-`+tc.field+`"]`); !strings.Contains(got, tc.msg) {

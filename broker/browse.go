@@ -16,9 +16,8 @@ import (
 // 100 000 GPUs listed, following one pointer per machine into its full
 // state (strings, maps, slices) costs several cache misses each, which was
 // most of a browse request. The rows hold only what filtering and ordering
-// read, densely, and are kept in step on every write to a machine (writes
-// are rare next to reads: a heartbeat changes a row only when something a
-// buyer sees changed).
+// read, densely, and are rewritten on every write to a machine (a
+// heartbeat costs a few stores here).
 //
 // A browse walks a view: the rows' slots already in the order a sort asks
 // for, so a page costs the rows up to its last offer rather than a pass

@@ -76,7 +76,7 @@ func TestRealGPUListing(t *testing.T) {
 	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: "hwy1realgpuprovider",
 		API:               &client.Client{BaseURL: srv.URL(), Signer: &protocol.Signer{AgentID: id, Key: key}},
 		HeartbeatInterval: time.Second, PollWait: time.Second,
-		Backoff:           client.Backoff{Base: 50 * time.Millisecond, Max: time.Second}})
+		Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,6 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 	// need is the offers up to the page's end, and one more to tell
 	// whether there is a next page.
 	need := offset + limit + 1
-	type cand = offerCand
 	n := len(b.cfg.Regions)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -133,7 +132,7 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 				rel < f.MinReliability || (f.MaxRTTms > 0 && rtt > f.MaxRTTms) {
 				continue
 			}
-			cands = append(cands, cand{ix: ix, slot: s, key: key})
+			cands = append(cands, offerCand{ix: ix, slot: s, key: key})
 			if found++; found == need {
 				return
 			}
@@ -147,7 +146,7 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 		for _, model := range b.cfg.Models {
 			walk(b.byModel[model])
 		}
-		slices.SortFunc(cands, func(a, c cand) int {
+		slices.SortFunc(cands, func(a, c offerCand) int {
 			for i := range a.key {
 				if a.key[i] != c.key[i] {
 					if a.key[i] < c.key[i] {

@@ -39,7 +39,7 @@ func (s *Server) apiRoutes(public, api *gin.RouterGroup) {
 	api.GET("/leases/:id", s.apiLease)
 	api.GET("/leases/:id/logs", s.apiLeaseLogs)
 	api.POST("/leases/:id/close", s.apiCloseLease)
-	api.POST("/leases/:id/disputes", s.apiOpenDispute)
+	api.POST("/leases/:id/disputes", s.apiStatement(http.StatusCreated, s.broker.OpenDispute))
 	api.GET("/disputes", s.apiDisputes)
 	api.GET("/disputes/:id", s.apiDispute)
 	api.GET("/wallet", s.apiWallet)
@@ -51,7 +51,7 @@ func (s *Server) apiRoutes(public, api *gin.RouterGroup) {
 	prov.GET("/machines", s.apiMachines)
 	prov.GET("/prices", s.apiPrices)
 	prov.PUT("/prices", s.apiSetPrice)
-	prov.POST("/disputes/:id/statement", s.apiDisputeStatement)
+	prov.POST("/disputes/:id/statement", s.apiStatement(http.StatusOK, s.broker.ProviderStatement))
 
 	admin := api.Group("", s.requireRole("admin"))
 	admin.POST("/disputes/:id/resolve", s.apiResolveDispute)
@@ -448,36 +448,25 @@ func disputeJSON(d *models.Dispute) gin.H {
 	return h
 }
 
-func (s *Server) apiOpenDispute(c *gin.Context) {
-	var b struct {
-		Statement string `json:"statement"`
+// apiStatement takes a dispute statement ({"statement"}) for the id in the
+// path: the buyer opening a dispute on a lease (201) and the provider
+// answering one (200) differ only in the broker call.
+func (s *Server) apiStatement(status int, act func(ctx context.Context, userID, id, statement string) (*models.Dispute, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var b struct {
+			Statement string `json:"statement"`
+		}
+		if err := bindJSON(c, &b); err != nil {
+			s.fail(c, err)
+			return
+		}
+		d, err := act(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Statement)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(status, gin.H{"dispute": disputeJSON(d)})
 	}
-	if err := bindJSON(c, &b); err != nil {
-		s.fail(c, err)
-		return
-	}
-	d, err := s.broker.OpenDispute(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Statement)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"dispute": disputeJSON(d)})
-}
-
-func (s *Server) apiDisputeStatement(c *gin.Context) {
-	var b struct {
-		Statement string `json:"statement"`
-	}
-	if err := bindJSON(c, &b); err != nil {
-		s.fail(c, err)
-		return
-	}
-	d, err := s.broker.ProviderStatement(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Statement)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"dispute": disputeJSON(d)})
 }
 
 func (s *Server) apiDisputes(c *gin.Context) {
@@ -598,16 +587,24 @@ func (s *Server) apiWalletHistory(c *gin.Context) {
 }
 
 func (s *Server) apiFaucet(c *gin.Context) {
+	if hash, ok := s.sendFaucet(c); ok {
+		c.JSON(http.StatusOK, gin.H{"tx_hash": hash})
+	}
+}
+
+// sendFaucet sends the user dev-faucet funds; without a faucet, or when
+// sending failed, it has answered and reports false.
+func (s *Server) sendFaucet(c *gin.Context) (string, bool) {
 	if !s.faucetOn() {
 		s.fail(c, highway.Errorf(highway.ENOTFOUND, "There is no faucet on this marketplace."))
-		return
+		return "", false
 	}
 	hash, err := s.broker.Faucet(c.Request.Context(), currentUser(c).ID)
 	if err != nil {
 		s.fail(c, err)
-		return
+		return "", false
 	}
-	c.JSON(http.StatusOK, gin.H{"tx_hash": hash})
+	return hash, true
 }
 
 func (s *Server) apiWithdraw(c *gin.Context) {

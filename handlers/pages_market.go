@@ -690,13 +690,8 @@ func (s *Server) renderWallet(c *gin.Context, status int, f *web.Form) {
 }
 
 func (s *Server) walletFaucet(c *gin.Context) {
-	if !s.faucetOn() {
-		s.fail(c, highway.Errorf(highway.ENOTFOUND, "There is no faucet on this marketplace."))
-		return
-	}
-	hash, err := s.broker.Faucet(c.Request.Context(), currentUser(c).ID)
-	if err != nil {
-		s.fail(c, err)
+	hash, ok := s.sendFaucet(c)
+	if !ok {
 		return
 	}
 	s.setFlash(c, "success", "Test funds sent (transaction "+hash+").")

@@ -220,6 +220,23 @@ func waitMachine(t *testing.T, s *models.Store, id, what string, ok func(*models
 	}
 }
 
+// runTestAgent runs the agent registered as id (registerTestAgent) on
+// the GPUs of sess, beating every interval, until the test ends.
+func runTestAgent(t testing.TB, m *Main, id string, key ed25519.PrivateKey, sess *gpu.Session, providerAddress string, interval time.Duration) {
+	t.Helper()
+	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: providerAddress,
+		API:               &client.Client{BaseURL: m.URL(), Signer: &protocol.Signer{AgentID: id, Key: key}},
+		HeartbeatInterval: interval, PollWait: 500 * time.Millisecond,
+		Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: interval}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
 // registerTestAgent registers an agent (and its machine) for provider u
 // straight through the store, returning its id and key.
 func registerTestAgent(t testing.TB, m *Main, providerID, name string) (string, ed25519.PrivateKey) {

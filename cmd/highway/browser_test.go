@@ -16,10 +16,7 @@ import (
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
-	"github.com/highway-compute/highway/provider-agent/agent"
-	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // chromium finds a headless Chromium; without one the browser tests skip,
@@ -171,18 +168,8 @@ func TestBrowserLiveMarket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = sess.Close() }()
-	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: "hwy1browsertestprovider",
-		API:               &client.Client{BaseURL: base, Signer: &protocol.Signer{AgentID: id, Key: key}},
-		HeartbeatInterval: 300 * time.Millisecond, PollWait: 500 * time.Millisecond,
-		Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stopAgent := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(actx); close(done) }()
-	defer func() { stopAgent(); <-done }()
+	t.Cleanup(func() { _ = sess.Close() }) // after the agent stops (cleanups run last first)
+	runTestAgent(t, srv, id, key, sess, "hwy1browsertestprovider", 300*time.Millisecond)
 
 	// The open page shows the offer without being reloaded.
 	do("live offer", chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-row"]`)))

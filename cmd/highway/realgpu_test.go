@@ -16,8 +16,6 @@ import (
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
-	"github.com/highway-compute/highway/provider-agent/agent"
-	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/protocol"
 )
@@ -64,7 +62,7 @@ func TestRealGPUListing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("real NVML: %v", err)
 	}
-	defer func() { _ = sess.Close() }()
+	t.Cleanup(func() { _ = sess.Close() }) // after the agent stops (cleanups run last first)
 	snap, err := sess.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +71,7 @@ func TestRealGPUListing(t *testing.T) {
 	t.Logf("NVML (%s to open and read):\n%s", time.Since(start).Round(time.Millisecond), seen)
 
 	id, key := registerTestAgent(t, srv, u.ID, "real-gpu")
-	a, err := agent.New(agent.Config{AgentID: id, Version: "test", GPUs: sess, ProviderAddress: "hwy1realgpuprovider",
-		API:               &client.Client{BaseURL: srv.URL(), Signer: &protocol.Signer{AgentID: id, Key: key}},
-		HeartbeatInterval: time.Second, PollWait: time.Second,
-		Backoff: client.Backoff{Base: 50 * time.Millisecond, Max: time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = a.Run(actx); close(done) }()
-	defer func() { stop(); <-done }()
+	runTestAgent(t, srv, id, key, sess, "hwy1realgpuprovider", time.Second)
 
 	listed := time.Now()
 	var offers []broker.Offer

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cosmossdk.io/math"
@@ -112,8 +113,11 @@ type Broker struct {
 	nextAsg  int64
 	wake     map[string]chan struct{} // agent id → poll wake-up
 	changed  chan struct{}            // closed and replaced on every market change
-	stopping chan struct{}            // closed by BeginShutdown
-	stopOnce sync.Once
+	// generation counts the changes, so a page rendered at one generation
+	// can tell whether it missed any before its event stream opened.
+	generation atomic.Uint64
+	stopping   chan struct{} // closed by BeginShutdown
+	stopOnce   sync.Once
 
 	// beats are the latest heartbeat per machine, waiting to be stored.
 	beatMu sync.Mutex
@@ -399,14 +403,21 @@ func (b *Broker) BeginShutdown() { b.stopOnce.Do(func() { close(b.stopping) }) }
 func (b *Broker) Stopping() <-chan struct{} { return b.stopping }
 
 // Changed returns a channel closed at the next market change (offers,
-// orders, leases): server-sent events wait on it.
-func (b *Broker) Changed() <-chan struct{} {
+// orders, leases), and the generation it follows: server-sent events wait
+// on the channel.
+func (b *Broker) Changed() (<-chan struct{}, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.changed
+	return b.changed, b.generation.Load()
 }
 
+// Generation counts the market's changes. A live page records it before
+// it reads what it shows; its event stream compares, so a change that
+// lands between the render and the stream's start is not missed.
+func (b *Broker) Generation() uint64 { return b.generation.Load() }
+
 func (b *Broker) notifyLocked() {
+	b.generation.Add(1)
 	close(b.changed)
 	b.changed = make(chan struct{})
 }

@@ -25,6 +25,7 @@ const (
 	keyCSRF      = "csrf"
 	keyFlash     = "flash"
 	keyToken     = "session_token"
+	keyLiveGen   = "live_generation"
 )
 
 // Cookie names.
@@ -107,6 +108,14 @@ func securityHeaders(c *gin.Context) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
+	c.Next()
+}
+
+// liveGeneration notes the market's change count before a live page
+// reads anything, so the page's event stream can tell whether a change
+// slipped in between the render and the stream opening.
+func (s *Server) liveGeneration(c *gin.Context) {
+	c.Set(keyLiveGen, s.broker.Generation())
 	c.Next()
 }
 

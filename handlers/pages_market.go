@@ -187,7 +187,10 @@ func (s *Server) marketEvents(c *gin.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	streamChanges(ctx, c.Writer, s.broker.Changed, sseCoalesce, ssePing, sseMaxLife)
+	// since is the generation the page was rendered at (live.js passes
+	// it on): a change between that render and this stream is sent at once.
+	since, err := strconv.ParseUint(c.Query("since"), 10, 64)
+	streamChanges(ctx, c.Writer, s.broker.Changed, since, err == nil, sseCoalesce, ssePing, sseMaxLife)
 }
 
 // flushWriter is a response that can push what was written to the client.
@@ -199,8 +202,10 @@ type flushWriter interface {
 // streamChanges writes an SSE "changed" event each time changed's channel
 // closes, at most one per coalesce (changes in between become one event
 // at the end of the window, so none is lost), a comment line every ping,
-// and returns when ctx ends, a write fails, or life has passed.
-func streamChanges(ctx context.Context, w flushWriter, changed func() <-chan struct{}, coalesce, ping, life time.Duration) {
+// and returns when ctx ends, a write fails, or life has passed. With
+// hasSince, a market already past generation since gets an event at once:
+// the page that opened the stream was rendered before that change.
+func streamChanges(ctx context.Context, w flushWriter, changed func() (<-chan struct{}, uint64), since uint64, hasSince bool, coalesce, ping, life time.Duration) {
 	send := func(s string) bool {
 		if _, err := io.WriteString(w, s); err != nil {
 			return false
@@ -218,7 +223,13 @@ func streamChanges(ctx context.Context, w flushWriter, changed func() <-chan str
 	defer end.Stop()
 	var last time.Time
 	var due <-chan time.Time // set while a coalesced event waits
-	ch := changed()
+	ch, gen := changed()
+	if hasSince && gen != since {
+		if !send("event: changed\ndata: {}\n\n") {
+			return
+		}
+		last = time.Now()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -232,7 +243,7 @@ func streamChanges(ctx context.Context, w flushWriter, changed func() <-chan str
 		case <-ch:
 			// Re-arm first: a change after this point closes the new
 			// channel and is reported too.
-			ch = changed()
+			ch, _ = changed()
 			if due != nil {
 				continue
 			}

@@ -41,21 +41,23 @@ func (r *sseRecorder) String() string {
 }
 
 // fakeMarket mimics broker.Changed: a channel closed and replaced on
-// every change.
+// every change, and the count of changes.
 type fakeMarket struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64
 }
 
-func (m *fakeMarket) changed() <-chan struct{} {
+func (m *fakeMarket) changed() (<-chan struct{}, uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.ch
+	return m.ch, m.gen
 }
 
 func (m *fakeMarket) change() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++
 	close(m.ch)
 	m.ch = make(chan struct{})
 }
@@ -77,7 +79,7 @@ func TestStreamChangesCoalesces(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		streamChanges(ctx, w, m.changed, 300*time.Millisecond, time.Hour, time.Hour)
+		streamChanges(ctx, w, m.changed, 0, false, 300*time.Millisecond, time.Hour, time.Hour)
 		close(done)
 	}()
 	events := func() int { return strings.Count(w.String(), "event: changed\n") }
@@ -107,12 +109,40 @@ func TestStreamChangesCoalesces(t *testing.T) {
 	}
 }
 
+// A page rendered before a change whose stream opens after it must still
+// hear of it: the stream compares the page's generation with the market's.
+func TestStreamChangesSinceRender(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		since    uint64
+		hasSince bool
+		want     int
+	}{
+		{"rendered before the change", 1, true, 1},
+		{"rendered at the current generation", 2, true, 0},
+		{"no generation given", 0, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &fakeMarket{ch: make(chan struct{})}
+			m.change()
+			m.change() // the market is at generation 2
+			w := &sseRecorder{}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			streamChanges(ctx, w, m.changed, tc.since, tc.hasSince, time.Second, time.Hour, time.Hour)
+			if n := strings.Count(w.String(), "event: changed\n"); n != tc.want {
+				t.Fatalf("%d events, want %d:\n%s", n, tc.want, w.String())
+			}
+		})
+	}
+}
+
 func TestStreamChangesPingsAndEnds(t *testing.T) {
 	m := &fakeMarket{ch: make(chan struct{})}
 	w := &sseRecorder{}
 	done := make(chan struct{})
 	go func() {
-		streamChanges(context.Background(), w, m.changed, time.Second, 20*time.Millisecond, 300*time.Millisecond)
+		streamChanges(context.Background(), w, m.changed, 0, false, time.Second, 20*time.Millisecond, 300*time.Millisecond)
 		close(done)
 	}()
 	waitUntil(t, "a ping", func() bool { return strings.Contains(w.String(), "\n: ping\n\n") })

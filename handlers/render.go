@@ -18,6 +18,7 @@ func (s *Server) page(c *gin.Context, title string) *web.Page {
 	if f, ok := c.Get(keyFlash); ok {
 		p.Flash = f.(*web.Flash)
 	}
+	p.LiveSince = c.GetUint64(keyLiveGen)
 	return p
 }
 

@@ -62,12 +62,12 @@ func (s *Server) routes(e *gin.Engine) {
 	// public; orders, leases and the wallet need a session. Access to one
 	// order or lease is checked in the handler (others get 404).
 	{
-		pages.GET("/market", s.marketPage)
+		pages.GET("/market", s.liveGeneration, s.marketPage)
 		pages.GET("/market/events", s.marketEvents)
 		member.GET("/orders/new", s.orderNew)
 		member.POST("/orders", s.orderCreate)
-		member.GET("/orders/:id", s.orderPage)
-		member.GET("/leases/:id", s.leasePage)
+		member.GET("/orders/:id", s.liveGeneration, s.orderPage)
+		member.GET("/leases/:id", s.liveGeneration, s.leasePage)
 		member.POST("/leases/:id/close", s.leaseClose)
 		member.POST("/leases/:id/disputes", s.leaseDispute)
 		member.POST("/disputes/:id/statement", s.disputeStatement)

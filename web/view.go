@@ -41,6 +41,9 @@ type Page struct {
 	CSRF    string
 	Flash   *Flash
 	DevMode bool
+	// LiveSince is the market generation a live page was read at; its
+	// event stream starts from there (handlers.liveGeneration).
+	LiveSince uint64
 }
 
 // Asset returns the content-hashed URL of a static file.

@@ -62,7 +62,18 @@ func TestBrowserRentAndDispute(t *testing.T) {
 	if loc, err := chromedp.Run(buyer.ctx, chromedp.Location()); err != nil || !strings.Contains(loc, "model=H100") || !strings.Contains(loc, "count=1") {
 		t.Fatalf("filtered market URL %q (%v): filters belong in the query string", loc, err)
 	}
-	buyer.do("the live offer", chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-row"]`)))
+	{
+		// Bounded, and on failure it says whether the market had the offer
+		// (a page that missed its update) or not (the machine never
+		// verified; the agent's log follows).
+		ctx, cancel := context.WithTimeout(buyer.ctx, 90*time.Second)
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-row"]`)))
+		cancel()
+		if err != nil {
+			html, _ := chromedp.Run(buyer.ctx, chromedp.OuterHTML(chromedp.CSS(`#offers`)))
+			t.Fatalf("the live offer: %v\nthe page's table:\n%.1500s\nthe market's offers: %s", err, html, provBrowser.get("/api/v1/offers?model=H100").body)
+		}
+	}
 	if price := buyer.text(`[data-testid="offer-price"]`); !strings.Contains(price, "3.6") {
 		t.Fatalf("offer price %q", price)
 	}

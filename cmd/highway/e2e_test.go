@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -102,6 +103,9 @@ func startE2EWith(t testing.TB, block time.Duration, providers ...network.Accoun
 	_, _ = rand.Read(walletKey)
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
 		m.Config.DevMode = true
+		// Every request and challenge in the log a failure prints: these
+		// tests cross many processes' worth of parts.
+		m.Config.LogLevel = "info"
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
 		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: math.NewInt(100_000_000),
 			Arbiter: chainclient.KeySigner{Key: arbiter.Key}, WalletKey: walletKey, VerifyParams: poc.DevParams(),
@@ -132,13 +136,21 @@ func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, profile, se
 	t := e.t
 	page := b.submit("/provider", "/provider/enrollments", url.Values{})
 	wantStatus(t, page, http.StatusCreated)
+	// The agent's own log is shown when the test fails: what it was
+	// asked, what it proved, what it could not send.
+	var agentLog syncBuffer
 	stop, err := fleetAgent{ServerURL: e.srv.URL(), Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
 		Profile: profile, Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
-		Interval: 300 * time.Millisecond}.start(context.Background())
+		Interval: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&agentLog, &slog.HandlerOptions{Level: slog.LevelInfo}))}.start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("agent %s log:\n%s", seed, agentLog.String())
+		}
+	})
 	return stop
 }
 

@@ -146,6 +146,65 @@ func TestMarketEventsStream(t *testing.T) {
 	}
 }
 
+// A live page names the market generation it was read at, and a stream
+// opened from it reports a change that landed in between at once: without
+// that, a machine verified between the render and the EventSource opening
+// stayed off an open /market page until the next change (a CI flake).
+func TestMarketEventsSinceRender(t *testing.T) {
+	m := startServer(t, dbtest.SQLiteDSN(t), accounts.Config{})
+	p := newBrowser(t, m).get("/market")
+	wantStatus(t, p, http.StatusOK)
+	since, ok := p.doc.Find(`script[data-since]`).Attr("data-since")
+	if !ok {
+		t.Fatalf("the market page does not name its generation:\n%.800s", p.body)
+	}
+	// events reads the stream from since until it has seen the first
+	// event or the short wait is over.
+	events := func(since string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.URL()+"/market/events?since="+since, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got strings.Builder
+		r := bufio.NewReader(resp.Body)
+		for !strings.Contains(got.String(), "event: changed") {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				break // the wait is over
+			}
+			got.WriteString(line)
+		}
+		return got.String()
+	}
+	if got := events(since); strings.Contains(got, "event: changed") {
+		t.Fatalf("a stream from the current generation reported a change:\n%s", got)
+	}
+
+	// The market changes after the render, before the stream opens.
+	b := newBrowser(t, m)
+	wantStatus(t, b.signup("prov@example.com", "a long passphrase", "provider"), http.StatusSeeOther)
+	u, err := m.Store.UserByEmail(context.Background(), "prov@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Market.SetSuspended(context.Background(), u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := events(since); !strings.Contains(got, "event: changed") {
+		t.Fatalf("a change after the render was not reported to a stream opened from it:\n%s", got)
+	}
+	// A fresh render is current again.
+	p = newBrowser(t, m).get("/market")
+	if now, _ := p.doc.Find(`script[data-since]`).Attr("data-since"); now == since {
+		t.Fatalf("the generation did not move with the change (%s)", now)
+	}
+}
+
 func TestOrderPagesWithoutChain(t *testing.T) {
 	m := startServer(t, dbtest.SQLiteDSN(t), accounts.Config{})
 	ctx := context.Background()

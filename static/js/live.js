@@ -50,16 +50,14 @@
       r();
     });
   }
-  var source = new EventSource("/market/events");
+  // The page names the market generation it was rendered at; the stream
+  // sends "changed" at once when the market has moved on since, so a
+  // change between the render and the stream opening is not missed. The
+  // same URL serves EventSource's own reconnects (the server ends a stream
+  // every few minutes): a change during the gap is caught the same way.
+  var script = document.currentScript || document.querySelector("script[data-since]");
+  var since = script ? script.getAttribute("data-since") : null;
+  var url = "/market/events" + (since ? "?since=" + encodeURIComponent(since) : "");
+  var source = new EventSource(url);
   source.addEventListener("changed", refreshAll);
-  // EventSource reconnects by itself after the server ends a stream (it
-  // does, every few minutes); a change during the gap sent no event, so
-  // each reconnect refreshes once.
-  var opened = false;
-  source.addEventListener("open", function () {
-    if (opened) {
-      refreshAll();
-    }
-    opened = true;
-  });
 })();

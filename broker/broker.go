@@ -113,6 +113,10 @@ type Broker struct {
 	nextAsg  int64
 	wake     map[string]chan struct{} // agent id → poll wake-up
 	changed  chan struct{}            // closed and replaced on every market change
+	// uptimeDirty are the machines with online time credited since the
+	// last flush; uptimePruned is the day old uptime rows were last pruned.
+	uptimeDirty  map[string]struct{}
+	uptimePruned int32
 	// generation counts the changes, so a page rendered at one generation
 	// can tell whether it missed any before its event stream opened.
 	generation atomic.Uint64
@@ -175,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{},
 		flights: map[string]*flight{}, quotes: map[string][]protocol.QuoteRequest{},
-		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, changed: make(chan struct{}),
+		verifies: map[uint64]*challenge{}, wake: map[string]chan struct{}{}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), beats: map[string]queuedBeat{}, reported: map[string]string{},
 	}
 	if err := b.load(ctx); err != nil {
@@ -252,6 +256,9 @@ func (b *Broker) load(ctx context.Context) error {
 		st.suspended = st.suspended || suspended[st.providerID]
 		b.indexLocked(st)
 	}
+	if err := b.loadUptimeLocked(ctx); err != nil {
+		return err
+	}
 	counts, err := b.store.EpochCounts(ctx, b.now().Add(-reliabilityWindow), "")
 	if err != nil {
 		return err
@@ -305,6 +312,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	<-ctx.Done()
 	wg.Wait()
 	b.flushBeats(context.WithoutCancel(ctx))
+	b.flushUptime(context.WithoutCancel(ctx))
 	b.mu.Lock()
 	err := b.flushLocked(context.WithoutCancel(ctx))
 	b.mu.Unlock()
@@ -331,6 +339,7 @@ func (b *Broker) tickLoop(ctx context.Context) {
 			}
 			b.mu.Unlock()
 			b.flushBeats(ctx)
+			b.flushUptime(ctx)
 		}
 	}
 }

@@ -299,7 +299,7 @@ func TestReliabilityCountsMissedEpochs(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := b.machines["m1"]
-			m.onlineFor = 48 * time.Hour // up the whole window
+			m.uptime.credit(now.Add(-48*time.Hour), now) // up the whole window
 			if name == "counted by the indexer" {
 				m.epochsCleared, m.epochsMissed = 0, 0
 				if err := b.countEpochs(ctx, "m1"); err != nil {

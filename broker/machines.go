@@ -42,7 +42,10 @@ type machineState struct {
 	free      uint64
 	lastBeat  time.Time
 	firstSeen time.Time
-	onlineFor time.Duration
+	// uptime is the online time of the machine's last days (uptime.go);
+	// uptimeFrom is the first day credited since the last flush (0: none).
+	uptime     uptimeRing
+	uptimeFrom int32
 	// verifying is the outstanding verification challenge's assignment id.
 	verifying   uint64
 	verifyAfter time.Time
@@ -100,9 +103,7 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 		m = b.machineFromRow(row)
 	}
 	now := b.now()
-	if !m.lastBeat.IsZero() && now.Sub(m.lastBeat) <= time.Duration(b.cfg.OfflineMisses)*b.cfg.HeartbeatInterval {
-		m.onlineFor += now.Sub(m.lastBeat)
-	}
+	b.creditBeatLocked(m, now)
 	m.lastBeat = now
 	m.agentID, m.providerID = bt.AgentID, bt.ProviderID
 	m.cuda, m.driver, m.simulated = hb.CUDAVersion, hb.DriverVersion, hb.Simulated
@@ -214,23 +215,11 @@ func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
 	}
 }
 
-// reliabilityBps is the share of the time since the machine was first
-// seen (at most 30 days) during which it was beating, in basis points,
-// scaled by the share of its settled epochs that cleared.
-// docs/reliability.md has the formula and why.
+// reliabilityBps is the share of the reliability window during which the
+// machine was beating, in basis points, scaled by the share of its settled
+// epochs that cleared. docs/reliability.md has the formula and why.
 func (b *Broker) reliabilityBps(m *machineState) int64 {
-	window := min(b.now().Sub(m.firstSeen), reliabilityWindow)
-	// A machine seen for less than an hour has no history to judge yet:
-	// count the unobserved part of that first hour as up, so a newcomer
-	// is not ranked below long-flaky machines.
-	uptime := int64(market.MaxReliabilityBps)
-	if window >= time.Hour {
-		up := m.onlineFor + b.cfg.HeartbeatInterval
-		if up > window {
-			up = window
-		}
-		uptime = int64(up) * market.MaxReliabilityBps / int64(window)
-	}
+	uptime := b.uptimeBps(m)
 	// Missed epochs count against it: online but not proving is not
 	// reliable. Rounded down, integers only.
 	if settled := m.epochsCleared + m.epochsMissed; settled > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/highway-compute/highway"
 )
@@ -266,4 +267,39 @@ func (s *Store) GPUOwner(ctx context.Context, uuid string) (string, error) {
 		return "", nil
 	}
 	return g.MachineID, err
+}
+
+// MachineUptime is a machine's online time on one UTC day (day: days
+// since 1970-01-01), in milliseconds.
+type MachineUptime struct {
+	MachineID string `gorm:"primaryKey"`
+	Day       int32  `gorm:"primaryKey;autoIncrement:false"`
+	OnlineMS  int64  `gorm:"column:online_ms"`
+}
+
+func (MachineUptime) TableName() string { return "machine_uptime" }
+
+// PutUptime stores whole-day figures, replacing what a day held.
+func (s *Store) PutUptime(ctx context.Context, rows []MachineUptime) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	return s.DB.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "machine_id"}, {Name: "day"}},
+		DoUpdates: clause.AssignmentColumns([]string{"online_ms"}),
+	}).CreateInBatches(&rows, 500).Error
+}
+
+// UptimeSince lists every machine's days from day on, in machine and day
+// order.
+func (s *Store) UptimeSince(ctx context.Context, day int32) ([]MachineUptime, error) {
+	var out []MachineUptime
+	err := s.DB.WithContext(ctx).Where("day >= ?", day).Order("machine_id, day").Find(&out).Error
+	return out, err
+}
+
+// DeleteUptimeBefore drops the days before day: they are outside every
+// window reliability looks at.
+func (s *Store) DeleteUptimeBefore(ctx context.Context, day int32) error {
+	return s.DB.WithContext(ctx).Where("day < ?", day).Delete(&MachineUptime{}).Error
 }

@@ -5,7 +5,7 @@
 -- write cannot count twice, and deletes days older than the window.
 CREATE TABLE machine_uptime (
     machine_id TEXT NOT NULL REFERENCES machines (id) ON DELETE CASCADE,
-    day        INTEGER NOT NULL,
+    day        BIGINT NOT NULL,
     online_ms  BIGINT NOT NULL,
     PRIMARY KEY (machine_id, day)
 );

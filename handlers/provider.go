@@ -122,21 +122,19 @@ func humanAgo(d time.Duration) string {
 	}
 }
 
-// Proof history: how many of the last day's epochs the console reads (a
-// provider settling more has its charts drawn from the newest), and how
-// many it lists.
-const (
-	consoleEpochs  = 10_000
-	consoleHistory = 20
-)
+// consoleHistory is how many of the latest settled epochs the console
+// lists.
+const consoleHistory = 20
 
 // consoleEarnings draws the provider's last 24 hours in hourly buckets:
 // escrow released to it (cleared epochs) and epochs cleared and missed,
-// and lists the latest settled epochs.
+// summed by the database over every epoch of the day, and lists the
+// latest settled epochs.
 func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.ConsoleView) error {
+	ctx := c.Request.Context()
 	now := s.now().UTC()
 	start := now.Truncate(time.Hour).Add(-23 * time.Hour)
-	eps, err := s.store.ProviderEpochs(c.Request.Context(), providerID, start, consoleEpochs)
+	hours, err := s.store.ProviderHours(ctx, providerID, start, start.Add(24*time.Hour))
 	if err != nil {
 		return err
 	}
@@ -147,24 +145,21 @@ func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.Conso
 		earned[i] = math.ZeroInt()
 	}
 	total := math.ZeroInt()
-	for _, e := range eps {
-		if e.SettledAt == nil {
-			continue
-		}
-		i := int(e.SettledAt.Sub(start) / time.Hour)
+	billion := math.NewInt(1_000_000_000)
+	for _, h := range hours {
+		i := int(h.Hour - start.Unix()/3600)
 		if i < 0 || i >= buckets {
 			continue
 		}
-		switch e.Status {
-		case "cleared":
-			cleared[i]++
-			if amt, ok := math.NewIntFromString(e.Amount); ok {
-				earned[i] = earned[i].Add(amt)
-				total = total.Add(amt)
+		cleared[i], missed[i] = h.Cleared, h.Missed
+		e := math.NewInt(h.EarnedHi).Mul(billion).Add(math.NewInt(h.EarnedLo))
+		for _, a := range h.Long {
+			if amt, ok := math.NewIntFromString(a); ok {
+				e = e.Add(amt)
 			}
-		case "missed":
-			missed[i]++
 		}
+		earned[i] = e
+		total = total.Add(e)
 	}
 	pay := web.ChartSeries{Name: "released to you"}
 	ok := web.ChartSeries{Name: "epochs cleared"}
@@ -186,7 +181,11 @@ func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.Conso
 	v.Proofs = web.Chart{ID: "proofs", Title: "Proof-of-Compute per hour, last 24 hours", XLabel: "hour (UTC)", YLabel: "epochs",
 		Desc:   "Epochs of your leases whose proofs cleared on chain, and epochs missed (refunded to the buyer), per hour.",
 		Series: []web.ChartSeries{ok, bad}}
-	for _, e := range eps[:min(len(eps), consoleHistory)] {
+	eps, err := s.store.ProviderEpochs(ctx, providerID, start, consoleHistory)
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
 		r := web.ProofRow{LeaseID: e.LeaseID, ChainLeaseID: e.ChainLeaseID, N: e.N, Status: e.Status, ValidNonces: e.ValidNonces,
 			Required: e.Required, Amount: orZero(e.Amount), TxHash: e.TxHash}
 		if e.SettledAt != nil {

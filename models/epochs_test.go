@@ -62,3 +62,60 @@ func TestProviderEpochs(t *testing.T) {
 		}
 	})
 }
+
+// Hourly sums of a provider's epochs are exact whatever the amounts'
+// size: amounts up to 18 digits are summed in two nine-digit halves, and
+// longer ones come back whole; the hours bucket by settling time in UTC,
+// on both databases, with fractional seconds.
+func TestProviderHours(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		buyer := &models.User{Email: "b@example.com", PasswordHash: "h", IsBuyer: true}
+		prov := &models.User{Email: "p@example.com", PasswordHash: "h", IsProvider: true}
+		for _, u := range []*models.User{buyer, prov} {
+			if err := s.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		base := time.Date(2026, 3, 10, 6, 0, 0, 0, time.UTC)
+		l := &models.Lease{ID: "lease", ChainLeaseID: 1, BuyerID: buyer.ID, ProviderID: prov.ID, MachineID: "m", Model: "H100", GPUs: 1,
+			Status: models.LeaseActive, PricePerEpoch: "5", Remaining: "0", Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0", EndsAt: base}
+		if err := s.CreateLease(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		epochs := []struct {
+			at             time.Duration
+			status, amount string
+		}{
+			{0, "cleared", "7"},
+			{59*time.Minute + 59*time.Second + 999_999_000, "cleared", "999999999999999999"}, // 18 digits, still 06:00
+			{time.Hour, "cleared", "1000000000"},                                       // 10 digits
+			{time.Hour + time.Minute, "missed", "400"},                                 // refunded: not earned
+			{time.Hour + 2*time.Minute, "cleared", "123456789012345678901234567890"},   // 30 digits
+			{time.Hour + 3*time.Minute, "cleared", ""},
+			{-time.Second, "cleared", "5"},  // before the range
+			{2 * time.Hour, "cleared", "5"}, // at its end: out
+		}
+		for n, e := range epochs {
+			at := base.Add(e.at)
+			if err := s.UpsertEpoch(ctx, models.LeaseEpoch{LeaseID: l.ID, N: int64(n), Status: e.status, Amount: e.amount, SettledAt: &at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.ProviderHours(ctx, prov.ID, base, base.Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := base.Unix() / 3600
+		want := []models.ProviderHour{
+			{Hour: h, Cleared: 2, EarnedHi: 999_999_999, EarnedLo: 1_000_000_006},
+			{Hour: h + 1, Cleared: 3, Missed: 1, EarnedHi: 1, EarnedLo: 0, Long: []string{"123456789012345678901234567890"}},
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("provider hours\n got %+v\nwant %+v", got, want)
+		}
+		if other, err := s.ProviderHours(ctx, buyer.ID, base, base.Add(2*time.Hour)); err != nil || len(other) != 0 {
+			t.Fatalf("another user's hours: %+v, %v", other, err)
+		}
+	})
+}

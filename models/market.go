@@ -411,6 +411,66 @@ func (s *Store) ProviderEpochs(ctx context.Context, providerID string, since tim
 	return out, err
 }
 
+// ProviderHour is one hour of a provider's settled epochs. Earned is the
+// cleared epochs' amounts in micro-units, exact: EarnedHi·10⁹ + EarnedLo,
+// plus any amount of over 18 digits listed in Long (see ProviderHours).
+type ProviderHour struct {
+	Hour               int64 // unix time / 3600
+	Cleared, Missed    int64
+	EarnedHi, EarnedLo int64
+	Long               []string
+}
+
+// ProviderHours sums a provider's epochs settled in [from, to) per hour,
+// in hour order, however many there are (the console's charts once read
+// the rows themselves and stopped at 10 000, so a large provider's chart
+// lost its earliest hours). Amounts are decimal strings: each is split
+// into its last nine digits and the rest, both summed as integers (no
+// overflow below 10⁹ rows an hour); the rare amount of more than 18 digits
+// is returned whole, for the caller's big-integer sum.
+func (s *Store) ProviderHours(ctx context.Context, providerID string, from, to time.Time) ([]ProviderHour, error) {
+	hour := "CAST(strftime('%s', lease_epochs.settled_at) AS INTEGER) / 3600"
+	if s.Dialect == DialectPostgres {
+		hour = "CAST(FLOOR(EXTRACT(EPOCH FROM lease_epochs.settled_at) / 3600) AS BIGINT)"
+	}
+	const (
+		cleared = "lease_epochs.status = 'cleared' AND lease_epochs.amount <> '' AND LENGTH(lease_epochs.amount) <= 18"
+		lo      = "CAST(CASE WHEN LENGTH(lease_epochs.amount) > 9 THEN SUBSTR(lease_epochs.amount, LENGTH(lease_epochs.amount) - 8) ELSE lease_epochs.amount END AS BIGINT)"
+		hi      = "CASE WHEN LENGTH(lease_epochs.amount) > 9 THEN CAST(SUBSTR(lease_epochs.amount, 1, LENGTH(lease_epochs.amount) - 9) AS BIGINT) ELSE 0 END"
+	)
+	base := func() *gorm.DB {
+		return s.DB.WithContext(ctx).Table("lease_epochs").Joins("JOIN leases ON leases.id = lease_epochs.lease_id").
+			Where("leases.provider_id = ? AND lease_epochs.settled_at >= ? AND lease_epochs.settled_at < ?", providerID, from.UTC(), to.UTC())
+	}
+	var out []ProviderHour
+	err := base().Select(hour + " AS hour, " +
+		"SUM(CASE WHEN lease_epochs.status = 'cleared' THEN 1 ELSE 0 END) AS cleared, " +
+		"SUM(CASE WHEN lease_epochs.status = 'missed' THEN 1 ELSE 0 END) AS missed, " +
+		"SUM(CASE WHEN " + cleared + " THEN " + hi + " ELSE 0 END) AS earned_hi, " +
+		"SUM(CASE WHEN " + cleared + " THEN " + lo + " ELSE 0 END) AS earned_lo").
+		Group("hour").Order("hour").Scan(&out).Error
+	if err != nil {
+		return nil, err
+	}
+	var long []struct {
+		Hour   int64
+		Amount string
+	}
+	err = base().Select(hour+" AS hour, lease_epochs.amount AS amount").
+		Where("lease_epochs.status = 'cleared' AND LENGTH(lease_epochs.amount) > 18").Order("hour").Scan(&long).Error
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range long {
+		for i := range out {
+			if out[i].Hour == l.Hour {
+				out[i].Long = append(out[i].Long, l.Amount)
+			}
+		}
+	}
+	return out, nil
+}
+
 // EpochCount is one machine's settled epochs.
 type EpochCount struct {
 	MachineID       string

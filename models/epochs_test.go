@@ -89,9 +89,9 @@ func TestProviderHours(t *testing.T) {
 		}{
 			{0, "cleared", "7"},
 			{59*time.Minute + 59*time.Second + 999_999_000, "cleared", "999999999999999999"}, // 18 digits, still 06:00
-			{time.Hour, "cleared", "1000000000"},                                       // 10 digits
-			{time.Hour + time.Minute, "missed", "400"},                                 // refunded: not earned
-			{time.Hour + 2*time.Minute, "cleared", "123456789012345678901234567890"},   // 30 digits
+			{time.Hour, "cleared", "1000000000"},                                             // 10 digits
+			{time.Hour + time.Minute, "missed", "400"},                                       // refunded: not earned
+			{time.Hour + 2*time.Minute, "cleared", "123456789012345678901234567890"},         // 30 digits
 			{time.Hour + 3*time.Minute, "cleared", ""},
 			{-time.Second, "cleared", "5"},  // before the range
 			{2 * time.Hour, "cleared", "5"}, // at its end: out

@@ -456,7 +456,7 @@ func (s *Store) ProviderHours(ctx context.Context, providerID string, from, to t
 		Hour   int64
 		Amount string
 	}
-	err = base().Select(hour+" AS hour, lease_epochs.amount AS amount").
+	err = base().Select(hour + " AS hour, lease_epochs.amount AS amount").
 		Where("lease_epochs.status = 'cleared' AND LENGTH(lease_epochs.amount) > 18").Order("hour").Scan(&long).Error
 	if err != nil {
 		return nil, err

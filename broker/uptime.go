@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/highway-compute/highway/market"
@@ -113,20 +115,21 @@ func (b *Broker) creditBeatLocked(m *machineState, now time.Time) {
 
 // flushUptime stores the days credited since the last flush: the whole
 // day's figure (not an increment), so a write repeated after an error or a
-// restart cannot count twice.
+// restart cannot count twice. Days a failed write did not store are
+// marked for the next flush.
 func (b *Broker) flushUptime(ctx context.Context) {
 	b.mu.Lock()
 	if len(b.uptimeDirty) == 0 {
 		b.mu.Unlock()
 		return
 	}
+	today := dayOf(b.now())
 	rows := make([]models.MachineUptime, 0, len(b.uptimeDirty))
 	for id := range b.uptimeDirty {
 		m := b.machines[id]
 		if m == nil {
 			continue
 		}
-		today := dayOf(b.now())
 		for d := max(m.uptimeFrom, today-uptimeDays+1); d <= today; d++ {
 			if ms := m.uptime.get(d); ms > 0 {
 				rows = append(rows, models.MachineUptime{MachineID: id, Day: d, OnlineMS: int64(ms)})
@@ -136,19 +139,24 @@ func (b *Broker) flushUptime(ctx context.Context) {
 	}
 	clear(b.uptimeDirty)
 	b.mu.Unlock()
-	// In key order, so concurrent writers (none today) could not deadlock
-	// and the statements are reproducible.
+	// In key order: reproducible statements, and no lock-order surprises
+	// if another writer ever joins.
 	slices.SortFunc(rows, func(a, c models.MachineUptime) int {
-		if a.MachineID != c.MachineID {
-			if a.MachineID < c.MachineID {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Day - c.Day)
+		return cmp.Or(strings.Compare(a.MachineID, c.MachineID), cmp.Compare(a.Day, c.Day))
 	})
 	if err := b.store.PutUptime(ctx, rows); err != nil {
 		b.log.Warn("store machine uptime", "rows", len(rows), "err", err)
+		b.mu.Lock()
+		for _, r := range rows {
+			if m := b.machines[r.MachineID]; m != nil {
+				if m.uptimeFrom == 0 || r.Day < m.uptimeFrom {
+					m.uptimeFrom = r.Day
+				}
+				b.uptimeDirty[r.MachineID] = struct{}{}
+			}
+		}
+		b.mu.Unlock()
+		return
 	}
 	if today := dayOf(b.now()); today != b.uptimePruned {
 		if err := b.store.DeleteUptimeBefore(ctx, today-uptimeDays+1); err != nil {

@@ -113,6 +113,22 @@ func TestUptimeSurvivesRestartAndAgesOut(t *testing.T) {
 		if len(rows) != 2 || rows[0].Day != dayOf(time.Date(2026, 3, 7, 0, 0, 0, 0, time.UTC)) || rows[1].Day != dayOf(clock) || rows[1].OnlineMS != 10_000 {
 			t.Fatalf("after pruning: %+v, want 7 March and today's 10 s", rows)
 		}
+
+		// A write that fails is retried with the next flush.
+		clock = clock.Add(10 * time.Second)
+		beat(b2)
+		if err := store.DB.Exec("ALTER TABLE machine_uptime RENAME TO machine_uptime_away").Error; err != nil {
+			t.Fatal(err)
+		}
+		b2.flushUptime(ctx) // fails, and says so in the log
+		if err := store.DB.Exec("ALTER TABLE machine_uptime_away RENAME TO machine_uptime").Error; err != nil {
+			t.Fatal(err)
+		}
+		b2.flushUptime(ctx)
+		rows, _ = store.UptimeSince(ctx, dayOf(clock))
+		if len(rows) != 1 || rows[0].OnlineMS != 20_000 {
+			t.Fatalf("after a failed write and a retry: %+v, want today's 20 s", rows)
+		}
 	})
 }
 

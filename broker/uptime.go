@@ -181,3 +181,23 @@ func (b *Broker) loadUptimeLocked(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MachineReliability is a machine's reliability as the market ranks it,
+// with its parts, so a provider can see why (docs/reliability.md).
+type MachineReliability struct {
+	ReliabilityBps, UptimeBps   int64
+	EpochsCleared, EpochsMissed int64
+}
+
+// Reliability reports a machine's reliability now; false when the broker
+// does not know the machine.
+func (b *Broker) Reliability(machineID string) (MachineReliability, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.machines[machineID]
+	if m == nil {
+		return MachineReliability{}, false
+	}
+	return MachineReliability{ReliabilityBps: b.reliabilityBps(m), UptimeBps: b.uptimeBps(m),
+		EpochsCleared: m.epochsCleared, EpochsMissed: m.epochsMissed}, true
+}

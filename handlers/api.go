@@ -646,6 +646,10 @@ func (s *Server) apiMachines(c *gin.Context) {
 		out[i] = gin.H{"id": m.ID, "hostname": m.Hostname, "region": m.Region, "simulated": m.Simulated,
 			"online": m.Online(now, s.agentCfg.HeartbeatInterval, s.agentCfg.OfflineMisses), "verified": m.VerifiedAt != nil,
 			"verify_error": m.VerifyError, "suspended": m.SuspendedAt != nil, "provider_address": m.ProviderAddress, "gpus": gpus}
+		if r, ok := s.broker.Reliability(m.ID); ok {
+			out[i]["reliability"] = gin.H{"reliability_bps": r.ReliabilityBps, "uptime_bps": r.UptimeBps,
+				"epochs_cleared": r.EpochsCleared, "epochs_missed": r.EpochsMissed}
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"machines": out})
 }

@@ -88,6 +88,10 @@ func (s *Server) renderConsole(c *gin.Context, status int, token string, prices 
 		if m.LastHeartbeatAt != nil {
 			mv.LastBeat = humanAgo(now.Sub(*m.LastHeartbeatAt))
 		}
+		if r, ok := s.broker.Reliability(m.ID); ok {
+			mv.Reliability = &web.ReliabilityView{ReliabilityBps: r.ReliabilityBps, UptimeBps: r.UptimeBps,
+				Cleared: r.EpochsCleared, Missed: r.EpochsMissed}
+		}
 		rtts := m.RTTs()
 		regions := make([]string, 0, len(rtts))
 		for r := range rtts {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,6 +126,11 @@ func TestRealAgentAgainstRealServer(t *testing.T) {
 	page := b.get("/provider")
 	if page.doc.Find(`[data-testid="gpu-table"] tbody tr`).Length() != 2 || page.doc.Find(`[data-testid="machine-online"]`).Length() != 1 {
 		t.Fatalf("console does not show the online machine with 2 GPUs:\n%.1500s", page.body)
+	}
+	// A newcomer's reliability: full uptime (seen under an hour), no
+	// settled epochs yet.
+	if got := text(page, `[data-testid="machine-reliability"]`); !strings.Contains(got, "100.00 %") || !strings.Contains(got, "no settled epochs yet") {
+		t.Fatalf("console reliability = %q", got)
 	}
 
 	// Forged, replayed and stale heartbeats are refused and change nothing.

@@ -505,6 +505,31 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("epochs cleared %d, missed %d; paid %s, fees %s, refunded %s of %s", after.EpochsCleared, after.EpochsMissed,
 		after.Paid, after.Fees, after.Refunded, escrowed)
 
+	// The provider sees its machine's reliability and why: the indexer
+	// counted the cleared and the missed epochs, and the figure is the
+	// uptime scaled by the share cleared (docs/reliability.md).
+	var mine struct {
+		Machines []struct {
+			Reliability struct {
+				ReliabilityBps int64 `json:"reliability_bps"`
+				UptimeBps      int64 `json:"uptime_bps"`
+				EpochsCleared  int64 `json:"epochs_cleared"`
+				EpochsMissed   int64 `json:"epochs_missed"`
+			} `json:"reliability"`
+		} `json:"machines"`
+	}
+	waitFor(t, "the machine's epochs in its reliability", 30*time.Second, func() bool {
+		provAPI.do(http.MethodGet, "/machines", nil, &mine)
+		return len(mine.Machines) == 1 && mine.Machines[0].Reliability.EpochsMissed >= 1 && mine.Machines[0].Reliability.EpochsCleared >= 1
+	})
+	if r := mine.Machines[0].Reliability; r.ReliabilityBps >= r.UptimeBps || r.UptimeBps != 10_000 {
+		t.Fatalf("reliability %+v: a machine seen under an hour has full uptime, and missed epochs must lower the figure", r)
+	}
+	pc := provBrowser.get("/provider")
+	if got := text(pc, `[data-testid="machine-epochs"]`); !strings.Contains(got, " of ") {
+		t.Fatalf("console reliability = %q", text(pc, `[data-testid="machine-reliability"]`))
+	}
+
 	// The fabricating agent: never verified, never listed, never paid.
 	var machines struct {
 		Machines []struct {

@@ -478,3 +478,42 @@ func (s stateSnapshot) requireUnchanged(t *testing.T, f *fixture) {
 type collectionsTriple = collections.Triple[int64, uint64, uint64]
 
 func joinEpoch(id, e uint64) collections.Pair[uint64, uint64] { return collections.Join(id, e) }
+
+// A simulation (the client's gas estimate) runs on the last committed
+// block's state and height, but the transaction lands in the next block at
+// the earliest: the proof window is judged there. Simulating a valid proof
+// while the epoch's start block is the last committed one succeeds (it
+// failed, and made the network test flaky); delivering it in that block
+// would still fail. With the deadline block committed, a simulation fails:
+// the transaction would land after it.
+func TestSubmitProofSimulationJudgesTheNextBlock(t *testing.T) {
+	f := newFixture(t)
+	l := f.createLease(1, price, 3)
+	start, deadline := epochStart(l, 0)-1, epochDeadline(l, 0)
+	f.advanceTo(start + 1) // the start block is committed: the seed exists
+	msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: f.prove(l, 0)}
+	// try runs the message on the state as it is, at height h, in a
+	// branch that is thrown away.
+	try := func(h int64, mode sdk.ExecMode) error {
+		ctx, _ := f.ctx.CacheContext()
+		_, err := f.ms.SubmitProof(ctx.WithBlockHeight(h).WithExecMode(mode).WithEventManager(sdk.NewEventManager()), msg)
+		return err
+	}
+	if err := try(start, sdk.ExecModeSimulate); err != nil {
+		t.Fatalf("simulating on the committed start block: %v", err)
+	}
+	if err := try(start, sdk.ExecModeFinalize); !errors.Is(err, types.ErrProofWindow) {
+		t.Fatalf("delivering in the start block: err = %v, want ErrProofWindow", err)
+	}
+	f.advanceTo(deadline)
+	if err := try(deadline, sdk.ExecModeFinalize); err != nil {
+		t.Fatalf("delivering in the deadline block: %v", err)
+	}
+	if err := try(deadline-1, sdk.ExecModeSimulate); err != nil {
+		t.Fatalf("simulating on the block before the deadline: %v", err)
+	}
+	f.advanceTo(deadline + 1)
+	if err := try(deadline, sdk.ExecModeSimulate); !errors.Is(err, types.ErrProofWindow) {
+		t.Fatalf("simulating on the committed deadline block: err = %v, want ErrProofWindow", err)
+	}
+}

@@ -263,11 +263,7 @@ func (b *Broker) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range counts {
-		if st := b.machines[c.MachineID]; st != nil {
-			st.epochsCleared, st.epochsMissed = c.Cleared, c.Missed
-		}
-	}
+	b.setEpochCountsLocked(counts)
 	if b.nextAsg, err = b.store.MaxAssignmentID(ctx); err != nil {
 		return err
 	}

@@ -74,16 +74,16 @@ func (ix *modelIndex) key(s int32, k viewKey, regions int) [3]int64 {
 // cmp orders slots by key, then by machine id (stable, and unique, so
 // every slot has exactly one place in a view).
 func (ix *modelIndex) cmp(a, c int32, k viewKey, regions int) int {
-	ka, kc := ix.key(a, k, regions), ix.key(c, k, regions)
-	for i := range ka {
-		if ka[i] != kc[i] {
-			if ka[i] < kc[i] {
-				return -1
-			}
-			return 1
-		}
+	return compareOffers(ix.key(a, k, regions), ix.key(c, k, regions), ix.rows[a].m.id, ix.rows[c].m.id)
+}
+
+// compareOffers orders two offers by sort key, then machine id (compared
+// only on a tie: this runs for every step of a view's upkeep).
+func compareOffers(ka, kc [3]int64, ida, idc string) int {
+	if c := slices.Compare(ka[:], kc[:]); c != 0 {
+		return c
 	}
-	return strings.Compare(ix.rows[a].m.id, ix.rows[c].m.id)
+	return strings.Compare(ida, idc)
 }
 
 // view returns the slots in order k, building it on first use. The caller
@@ -263,11 +263,7 @@ func (b *Broker) CheckBrowseIndex() error {
 			return fmt.Errorf("machine %s: browse row %+v, state says %+v", id, got, want)
 		}
 		for i := 0; i < n; i++ {
-			want := uint16(market.MaxRTTms)
-			if i < len(m.rtts) {
-				want = m.rtts[i]
-			}
-			if got := ix.rtts[m.slot*n+i]; got != want {
+			if got, want := ix.rtts[m.slot*n+i], rttOf(m, i); got != want {
 				return fmt.Errorf("machine %s: browse RTT %d to %s, state says %d", id, got, b.cfg.Regions[i], want)
 			}
 		}
@@ -277,30 +273,32 @@ func (b *Broker) CheckBrowseIndex() error {
 	}
 	// Every view holds each slot once, in order.
 	for _, model := range b.cfg.Models {
-		ix := b.byModel[model]
-		if ix == nil {
-			continue
-		}
-		ix.viewMu.Lock()
-		for k, v := range ix.views {
-			if len(v) != len(ix.rows) {
-				ix.viewMu.Unlock()
-				return fmt.Errorf("%s view %+v: %d slots for %d rows", model, k, len(v), len(ix.rows))
-			}
-			seen := make([]bool, len(v))
-			for i, s := range v {
-				if s < 0 || int(s) >= len(v) || seen[s] {
-					ix.viewMu.Unlock()
-					return fmt.Errorf("%s view %+v: slot %d repeated or out of range", model, k, s)
-				}
-				seen[s] = true
-				if i > 0 && ix.cmp(v[i-1], s, k, len(b.cfg.Regions)) >= 0 {
-					ix.viewMu.Unlock()
-					return fmt.Errorf("%s view %+v: out of order at %d", model, k, i)
-				}
+		if ix := b.byModel[model]; ix != nil {
+			if err := ix.checkViews(len(b.cfg.Regions)); err != nil {
+				return fmt.Errorf("%s %w", model, err)
 			}
 		}
-		ix.viewMu.Unlock()
+	}
+	return nil
+}
+
+func (ix *modelIndex) checkViews(regions int) error {
+	ix.viewMu.Lock()
+	defer ix.viewMu.Unlock()
+	for k, v := range ix.views {
+		if len(v) != len(ix.rows) {
+			return fmt.Errorf("view %+v: %d slots for %d rows", k, len(v), len(ix.rows))
+		}
+		seen := make([]bool, len(v))
+		for i, s := range v {
+			if s < 0 || int(s) >= len(v) || seen[s] {
+				return fmt.Errorf("view %+v: slot %d repeated or out of range", k, s)
+			}
+			seen[s] = true
+			if i > 0 && ix.cmp(v[i-1], s, k, regions) >= 0 {
+				return fmt.Errorf("view %+v: out of order at %d", k, i)
+			}
+		}
 	}
 	return nil
 }

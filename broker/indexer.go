@@ -54,8 +54,19 @@ func (b *Broker) indexLoop(ctx context.Context) {
 }
 
 func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
+	// touched are the leases the block's events name and counted the
+	// machines whose epochs settled, each once and in event order: a block
+	// can settle thousands of epochs, and each machine's reliability count
+	// is re-read once per block rather than once per epoch.
 	var touched []uint64
+	var counted []string
+	seenLease, seenMachine := map[uint64]bool{}, map[string]bool{}
 	var transfers []transfer
+	var at *time.Time // the block's time (nil: not reported)
+	if !blk.Time.IsZero() {
+		t := blk.Time.UTC()
+		at = &t
+	}
 	handle := func(txHash string, ev client.Event) error {
 		if ev.Type == "transfer" {
 			transfers = append(transfers, transfer{seq: int64(len(transfers)), txHash: txHash, from: ev.Attributes["sender"],
@@ -78,11 +89,7 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			if err != nil {
 				return err
 			}
-			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height}
-			if !blk.Time.IsZero() {
-				at := blk.Time.UTC()
-				e.SettledAt = &at
-			}
+			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height, SettledAt: at}
 			if ev.Type == evProof {
 				e.Status, e.ValidNonces, e.Required = "cleared", int64(parseU64(ev.Attributes["valid_nonces"])), int64(parseU64(ev.Attributes["required"]))
 				e.Amount = strings.Trim(ev.Attributes["amount"], `"`)
@@ -92,11 +99,13 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			if err := b.store.UpsertEpoch(ctx, e); err != nil {
 				return err
 			}
-			if err := b.countEpochs(ctx, l.MachineID); err != nil {
-				return err
+			if !seenMachine[l.MachineID] {
+				seenMachine[l.MachineID] = true
+				counted = append(counted, l.MachineID)
 			}
 		}
-		if !slices.Contains(touched, id) {
+		if !seenLease[id] {
+			seenLease[id] = true
 			touched = append(touched, id)
 		}
 		return nil
@@ -116,12 +125,17 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			return err
 		}
 	}
+	for _, id := range counted {
+		if err := b.countEpochs(ctx, id); err != nil {
+			return err
+		}
+	}
 	for _, id := range touched {
 		if err := b.refreshLease(ctx, id); err != nil {
 			return err
 		}
 	}
-	if err := b.indexTransfers(ctx, blk, transfers); err != nil {
+	if err := b.indexTransfers(ctx, blk, at, transfers); err != nil {
 		return err
 	}
 	return b.store.SetCursor(ctx, cursorName, blk.Height)
@@ -136,7 +150,7 @@ type transfer struct {
 // indexTransfers records the block's transfers in and out of managed
 // wallets: the wallet page's history comes from the chain, not from what
 // the marketplace believes it sent.
-func (b *Broker) indexTransfers(ctx context.Context, blk client.Block, ts []transfer) error {
+func (b *Broker) indexTransfers(ctx context.Context, blk client.Block, at *time.Time, ts []transfer) error {
 	if len(ts) == 0 {
 		return nil
 	}
@@ -148,11 +162,6 @@ func (b *Broker) indexTransfers(ctx context.Context, blk client.Block, ts []tran
 	managed, err := b.store.ManagedAddresses(ctx, slices.Compact(addrs))
 	if err != nil || len(managed) == 0 {
 		return err
-	}
-	var at *time.Time
-	if !blk.Time.IsZero() {
-		t := blk.Time.UTC()
-		at = &t
 	}
 	var rows []models.WalletEvent
 	for _, t := range ts {

@@ -143,7 +143,9 @@ func (b *Broker) OpenDispute(ctx context.Context, userID, leaseID, statement str
 
 // ProviderStatement records the provider's side of an open dispute on its
 // lease, for the arbiter to read next to the buyer's. A later statement
-// replaces it while the dispute is open; once decided it is final.
+// replaces it while the dispute is open; once decided it is final. When
+// the statement is refused, the dispute still comes back if it is the
+// caller's, so a page can show the error on it.
 func (b *Broker) ProviderStatement(ctx context.Context, userID, disputeID, statement string) (*models.Dispute, error) {
 	d, err := b.store.DisputeByID(ctx, disputeID)
 	if err != nil {
@@ -156,13 +158,13 @@ func (b *Broker) ProviderStatement(ctx context.Context, userID, disputeID, state
 	}
 	statement = strings.TrimSpace(statement)
 	if statement == "" || len(statement) > 4000 {
-		return nil, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Give your side of what happened (1 to 4000 characters)."}
+		return d, &highway.Error{Code: highway.EINVALID, Field: "statement", Message: "Give your side of what happened (1 to 4000 characters)."}
 	}
 	if d.Status != "open" {
-		return nil, &highway.Error{Code: highway.ECONFLICT, Field: "statement", Message: "This dispute is already decided; statements are closed."}
+		return d, &highway.Error{Code: highway.ECONFLICT, Field: "statement", Message: "This dispute is already decided; statements are closed."}
 	}
 	if err := b.store.UpdateDispute(ctx, d.ID, map[string]any{"provider_statement": statement}); err != nil {
-		return nil, err
+		return d, err
 	}
 	d.ProviderStatement = statement
 	b.mu.Lock()

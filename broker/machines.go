@@ -219,13 +219,17 @@ func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
 // machine was beating, in basis points, scaled by the share of its settled
 // epochs that cleared. docs/reliability.md has the formula and why.
 func (b *Broker) reliabilityBps(m *machineState) int64 {
-	uptime := b.uptimeBps(m)
-	// Missed epochs count against it: online but not proving is not
-	// reliable. Rounded down, integers only.
+	return m.scaleByEpochs(b.uptimeBps(m))
+}
+
+// scaleByEpochs scales an uptime by the share of the machine's settled
+// epochs that cleared: online but not proving is not reliable. Rounded
+// down, integers only.
+func (m *machineState) scaleByEpochs(uptimeBps int64) int64 {
 	if settled := m.epochsCleared + m.epochsMissed; settled > 0 {
-		return uptime * m.epochsCleared / settled
+		return uptimeBps * m.epochsCleared / settled
 	}
-	return uptime
+	return uptimeBps
 }
 
 // reliabilityWindow is how far back reliability looks.
@@ -241,13 +245,20 @@ func (b *Broker) countEpochs(ctx context.Context, machineID string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if m := b.machines[machineID]; m != nil {
-		m.epochsCleared, m.epochsMissed = 0, 0
-		for _, c := range counts {
-			m.epochsCleared, m.epochsMissed = c.Cleared, c.Missed
-		}
+		m.epochsCleared, m.epochsMissed = 0, 0 // none settled in the window: no row
+		b.setEpochCountsLocked(counts)
 		b.relistLocked(ctx, m)
 	}
 	return nil
+}
+
+// setEpochCountsLocked stores counted epochs on their machines.
+func (b *Broker) setEpochCountsLocked(counts []models.EpochCount) {
+	for _, c := range counts {
+		if m := b.machines[c.MachineID]; m != nil {
+			m.epochsCleared, m.epochsMissed = c.Cleared, c.Missed
+		}
+	}
 }
 
 // relistLocked brings the engine's listing of m in line with its state:

@@ -147,15 +147,7 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 			walk(b.byModel[model])
 		}
 		slices.SortFunc(cands, func(a, c offerCand) int {
-			for i := range a.key {
-				if a.key[i] != c.key[i] {
-					if a.key[i] < c.key[i] {
-						return -1
-					}
-					return 1
-				}
-			}
-			return strings.Compare(a.ix.rows[a.slot].m.id, c.ix.rows[c.slot].m.id)
+			return compareOffers(a.key, c.key, a.ix.rows[a.slot].m.id, c.ix.rows[c.slot].m.id)
 		})
 	}
 	start := min(offset, len(cands))

@@ -198,6 +198,7 @@ func (b *Broker) Reliability(machineID string) (MachineReliability, bool) {
 	if m == nil {
 		return MachineReliability{}, false
 	}
-	return MachineReliability{ReliabilityBps: b.reliabilityBps(m), UptimeBps: b.uptimeBps(m),
+	up := b.uptimeBps(m)
+	return MachineReliability{ReliabilityBps: m.scaleByEpochs(up), UptimeBps: up,
 		EpochsCleared: m.epochsCleared, EpochsMissed: m.epochsMissed}, true
 }

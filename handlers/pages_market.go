@@ -650,12 +650,14 @@ func (s *Server) disputeStatement(c *gin.Context) {
 		return
 	}
 	// Only the provider of the dispute's lease gets its page back with
-	// the error; anyone else gets the broker's "not found".
-	var l *models.Lease
-	if dd, derr := s.store.DisputeByID(ctx, c.Param("id")); derr == nil && dd.ProviderID == u.ID {
-		l, _ = s.store.LeaseByID(ctx, dd.LeaseID)
+	// the error (the broker returns the dispute to it alone); anyone else
+	// gets the broker's "not found".
+	if d == nil {
+		s.fail(c, err)
+		return
 	}
-	if l == nil || highway.ErrorCode(err) == highway.ENOTFOUND {
+	l, lerr := s.store.LeaseByID(ctx, d.LeaseID)
+	if lerr != nil {
 		s.fail(c, err)
 		return
 	}

@@ -149,21 +149,14 @@ func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.Conso
 		earned[i] = math.ZeroInt()
 	}
 	total := math.ZeroInt()
-	billion := math.NewInt(1_000_000_000)
 	for _, h := range hours {
 		i := int(h.Hour - start.Unix()/3600)
 		if i < 0 || i >= buckets {
 			continue
 		}
 		cleared[i], missed[i] = h.Cleared, h.Missed
-		e := math.NewInt(h.EarnedHi).Mul(billion).Add(math.NewInt(h.EarnedLo))
-		for _, a := range h.Long {
-			if amt, ok := math.NewIntFromString(a); ok {
-				e = e.Add(amt)
-			}
-		}
-		earned[i] = e
-		total = total.Add(e)
+		earned[i] = math.NewIntFromBigInt(h.Earned())
+		total = total.Add(earned[i])
 	}
 	pay := web.ChartSeries{Name: "released to you"}
 	ok := web.ChartSeries{Name: "epochs cleared"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"gorm.io/gorm"
@@ -421,13 +422,25 @@ type ProviderHour struct {
 	Long               []string
 }
 
+// Earned is the hour's cleared amounts as one exact integer.
+func (h ProviderHour) Earned() *big.Int {
+	e := new(big.Int).Mul(big.NewInt(h.EarnedHi), big.NewInt(1_000_000_000))
+	e.Add(e, big.NewInt(h.EarnedLo))
+	for _, a := range h.Long {
+		if v, ok := new(big.Int).SetString(a, 10); ok {
+			e.Add(e, v)
+		}
+	}
+	return e
+}
+
 // ProviderHours sums a provider's epochs settled in [from, to) per hour,
 // in hour order, however many there are (the console's charts once read
 // the rows themselves and stopped at 10 000, so a large provider's chart
 // lost its earliest hours). Amounts are decimal strings: each is split
 // into its last nine digits and the rest, both summed as integers (no
 // overflow below 10⁹ rows an hour); the rare amount of more than 18 digits
-// is returned whole, for the caller's big-integer sum.
+// is returned whole; Earned adds it all up.
 func (s *Store) ProviderHours(ctx context.Context, providerID string, from, to time.Time) ([]ProviderHour, error) {
 	hour := "CAST(strftime('%s', lease_epochs.settled_at) AS INTEGER) / 3600"
 	if s.Dialect == DialectPostgres {

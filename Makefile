@@ -24,10 +24,12 @@ test:
 ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# The in-process chain network trips a known SDK data race (see
 	@# chain/network/network_test.go), so it runs race-free here, and so
-	@# does the end-to-end loop (API and browser) and the full 20-seed × 500-block escrow
-	@# simulation (the race build runs a shorter one).
+	@# does the end-to-end loop (API and browser), the replicas behind a balancer
+	@# (a real agent's one-second PoC), the test that kills `highway dev`
+	@# mid-lease, and the full 20-seed × 500-block escrow simulation (the race
+	@# build runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
-	$(GO) test -count=1 -run 'TestEndToEnd|TestBrowserRentAndDispute' ./cmd/highway/
+	$(GO) test -count=1 -run 'TestEndToEnd|TestBrowserRentAndDispute|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy' ./cmd/highway/
 	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz
@@ -75,12 +77,16 @@ bench:
 	@$(GO) test -run '^$$' -bench . -benchtime 1x ./... | awk '\
 		/^Benchmark/ { for (i = 3; i < NF; i += 2) if ($$(i+1) ~ /^BENCH:/) { split($$(i+1), a, ":"); print "BENCH", a[2], $$i, a[3] } } \
 		/^(FAIL|panic:)/ { print; failed = 1 } \
+		/^--- FAIL/ { print; failing = 1; next } \
+		/^    / { if (failing) print; next } \
+		{ failing = 0 } \
 		END { exit failed }'
 
-## build: the binaries into ./bin
+## build: every binary into ./bin, as the Dockerfile builds them (CI runs it)
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/highway ./cmd/highway
-	$(GO) build -o $(BIN)/highwayd ./cmd/highwayd
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/highway ./cmd/highway
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/highwayd ./cmd/highwayd
+	CGO_ENABLED=1 $(GO) build -trimpath -o $(BIN)/provider-agent ./cmd/provider-agent
 
 ## chain: a single-validator dev network under ./.highway/chain (1 s blocks), started in the foreground
 chain:

@@ -124,3 +124,29 @@ func impurities(t *testing.T, path string) []string {
 	})
 	return out
 }
+
+// TestDomainImportsStdlibOnly: the root package is the vocabulary every
+// layer speaks, the pure cores included, so it may import nothing but the
+// standard library (an import path whose first element has no dot).
+func TestDomainImportsStdlibOnly(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatalf("parse %s: %v", path, err)
+		}
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") {
+				t.Errorf("%s imports %q: the domain package uses the standard library only", fset.Position(imp.Pos()), p)
+			}
+		}
+	}
+}

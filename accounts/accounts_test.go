@@ -2,6 +2,8 @@ package accounts_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,8 +102,8 @@ func TestLoginAndAdminRules(t *testing.T) {
 		t.Fatalf("Authenticate = %v, %v", got, err)
 	}
 	// Unknown email and wrong password look the same.
-	_, _, e1 := svc.Login(ctx, "nobody@b.io", "0123456789", "1.2.3.4", "ua")
-	_, _, e2 := svc.Login(ctx, "a@b.io", "wrongwrong", "1.2.3.4", "ua")
+	_, e1 := svc.Login(ctx, accounts.LoginInput{Email: "nobody@b.io", Password: "0123456789", IP: "1.2.3.4", UserAgent: "ua"})
+	_, e2 := svc.Login(ctx, accounts.LoginInput{Email: "a@b.io", Password: "wrongwrong", IP: "1.2.3.4", UserAgent: "ua"})
 	if highway.ErrorMessage(e1) != highway.ErrorMessage(e2) || highway.ErrorCode(e1) != highway.EINVALID {
 		t.Fatalf("login errors differ: %v / %v", e1, e2)
 	}
@@ -126,7 +128,80 @@ func TestLoginAndAdminRules(t *testing.T) {
 	if err != nil || !again.IsAdmin || !again.IsBuyer || again.ID != u.ID {
 		t.Fatalf("promote = %+v, %v", again, err)
 	}
-	if _, _, err := svc.Login(ctx, "a@b.io", "new password 9", "1.2.3.4", "ua"); err != nil {
+	res, err := svc.Login(ctx, accounts.LoginInput{Email: "a@b.io", Password: "new password 9", IP: "1.2.3.4", UserAgent: "ua"})
+	if err != nil {
 		t.Fatalf("login with reset password: %v", err)
 	}
+	// The owner hears of the failed attempt (the wrong password above), once.
+	if res.Failed.Count != 1 || res.Failed.LastIP != "1.2.3.4" || res.Failed.LastAt == nil {
+		t.Fatalf("failures reported = %+v", res.Failed)
+	}
+	if res, err = svc.Login(ctx, accounts.LoginInput{Email: "a@b.io", Password: "new password 9", IP: "1.2.3.4"}); err != nil || res.Failed.Count != 0 {
+		t.Fatalf("second login: %+v, %v", res, err)
+	}
+}
+
+// TestLockoutCannotBeTurnedOnTheOwner is the lockout attack: a stranger
+// sends wrong passwords for someone else's address. From the stranger's
+// address the account is refused after 10 tries; from the owner's it
+// still opens (slower while the account is under attack, at once from a
+// browser the owner signed in from before); and attempts from many
+// addresses at once are served one at a time, so they cannot guess faster
+// than one a SlowLaneDelay, and past SlowLaneMaxWait they get 429.
+func TestLockoutCannotBeTurnedOnTheOwner(t *testing.T) {
+	ctx := context.Background()
+	const delay = 40 * time.Millisecond
+	svc := accounts.New(dbtest.SQLite(t), accounts.Config{Hash: cheap, SlowLaneDelay: delay, SlowLaneMaxWait: 400 * time.Millisecond,
+		LoginPerIP: accounts.NewLimiter(1000, time.Minute)})
+	victim, _, err := svc.Signup(ctx, accounts.SignupInput{Email: "victim@b.io", Password: "the right one!", Buyer: true}, "10.0.0.1", "ua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(pw, ip, device string) (*accounts.LoginResult, error) {
+		return svc.Login(ctx, accounts.LoginInput{Email: "victim@b.io", Password: pw, IP: ip, Device: device})
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := login("wrong guess", "6.6.6.6", ""); highway.ErrorCode(err) != highway.EINVALID {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if _, err := login("the right one!", "6.6.6.6", ""); highway.ErrorCode(err) != highway.ERATELIMITED {
+		t.Fatalf("the attacker's address after 10 failures: %v, want 429", err)
+	}
+	// The owner, elsewhere, without a device cookie: slowed, not refused.
+	start := time.Now()
+	res, err := login("the right one!", "10.0.0.2", "")
+	if err != nil || time.Since(start) < delay {
+		t.Fatalf("the owner from another address: %v after %s (want success after the slow lane)", err, time.Since(start))
+	}
+	if res.Failed.Count != 10 || res.Failed.LastIP != "6.6.6.6" {
+		t.Fatalf("the owner is told %+v, want 10 failures from 6.6.6.6", res.Failed)
+	}
+	// With the device cookie of this account: no wait at all.
+	start = time.Now()
+	if _, err := login("the right one!", "10.0.0.3", victim.ID); err != nil || time.Since(start) >= delay {
+		t.Fatalf("the owner's known browser: %v after %s", err, time.Since(start))
+	}
+	// A botnet: 20 addresses at once. One attempt at a time, each taking
+	// the delay; those that would wait past the limit get 429.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	start = time.Now()
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := login("wrong guess", fmt.Sprintf("7.7.7.%d", i), "")
+			mu.Lock()
+			codes[highway.ErrorCode(err)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	served := codes[highway.EINVALID]
+	if served == 0 || codes[highway.ERATELIMITED] == 0 || time.Since(start) < time.Duration(served)*delay {
+		t.Fatalf("20 parallel guesses: %v in %s; want one at a time (≥ %d × %s) and the rest 429", codes, time.Since(start), served, delay)
+	}
+	t.Logf("20 parallel guesses from 20 addresses: %v in %s", codes, time.Since(start).Round(time.Millisecond))
 }

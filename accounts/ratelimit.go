@@ -26,11 +26,49 @@ func NewLimiter(limit int, window time.Duration) *Limiter {
 // Allow records an event for key at now if it fits, and otherwise reports
 // how long until it would.
 func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	q := l.Take(key, now)
+	return q.OK, q.Retry
+}
+
+// Quota is one Take's outcome, with what rate-limit headers report.
+type Quota struct {
+	OK        bool
+	Limit     int
+	Remaining int           // events left in the window after this one
+	Reset     time.Time     // when the oldest counted event leaves the window
+	Retry     time.Duration // when refused: how long until one would fit (≥ 1 s)
+}
+
+// Take is Allow with the quota's state.
+func (l *Limiter) Take(key string, now time.Time) Quota {
 	if l == nil || l.Limit <= 0 {
-		return true, 0
+		return Quota{OK: true}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ev := l.current(key, now)
+	if len(ev) >= l.Limit {
+		retry := max(ev[0].Add(l.Window).Sub(now), time.Second)
+		return Quota{Limit: l.Limit, Reset: ev[0].Add(l.Window), Retry: retry}
+	}
+	ev = append(ev, now)
+	l.events[key] = ev
+	return Quota{OK: true, Limit: l.Limit, Remaining: l.Limit - len(ev), Reset: ev[0].Add(l.Window)}
+}
+
+// Count reports how many events key has in the window ending at now,
+// recording nothing.
+func (l *Limiter) Count(key string, now time.Time) int {
+	if l == nil || l.Limit <= 0 {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.current(key, now))
+}
+
+// current drops key's events that left the window and returns the rest.
+func (l *Limiter) current(key string, now time.Time) []time.Time {
 	l.maybeSweep(now)
 	cut := now.Add(-l.Window)
 	ev := l.events[key]
@@ -39,16 +77,12 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		i++
 	}
 	ev = ev[i:]
-	if len(ev) >= l.Limit {
+	if len(ev) == 0 {
+		delete(l.events, key)
+	} else {
 		l.events[key] = ev
-		retry := ev[0].Add(l.Window).Sub(now)
-		if retry < time.Second {
-			retry = time.Second
-		}
-		return false, retry
 	}
-	l.events[key] = append(ev, now)
-	return true, 0
+	return ev
 }
 
 // maybeSweep drops idle keys once per window so memory stays bounded by the

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,11 +32,24 @@ const (
 type Config struct {
 	Hash       HashParams
 	SessionTTL time.Duration
-	// LoginPerIP and LoginPerAccount bound login attempts; SignupPerIP
-	// bounds sign-ups. nil means the default.
+	// LoginPerIP bounds login attempts from one address and
+	// LoginPerAccount those for one account from one address: both refuse
+	// (429) once spent, but only that address, so a stranger cannot lock
+	// an account's owner out. AccountFailures counts an account's failed
+	// sign-ins from every address: past its limit the account is "under
+	// attack" and its sign-ins take the slow lane (see Login) instead of
+	// being refused. SignupPerIP bounds sign-ups. nil means the default.
 	LoginPerIP      *Limiter
 	LoginPerAccount *Limiter
+	AccountFailures *Limiter
 	SignupPerIP     *Limiter
+	// SlowLaneDelay is how long each sign-in of an account under attack
+	// takes, one at a time (default 1 s: an attacker gets one guess a
+	// second for the account, however many addresses it has);
+	// SlowLaneMaxWait is how long one waits for its turn before a 429
+	// (default 10 s).
+	SlowLaneDelay   time.Duration
+	SlowLaneMaxWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -44,11 +58,14 @@ type Config struct {
 type Service struct {
 	store *models.Store
 	cfg   Config
+	slow  lanes
 }
 
 // New returns a Service with cfg's zero fields defaulted. The default limits
-// (20 logins a minute per IP, 10 per 15 minutes per account, 10 sign-ups an
-// hour per IP) stop online guessing while a person who mistypes never hits them.
+// (20 logins a minute per address, 10 per 15 minutes per account from one
+// address, the slow lane after 10 failures in 15 minutes from anywhere, 10
+// sign-ups an hour per address) stop online guessing while a person who
+// mistypes never hits them.
 func New(store *models.Store, cfg Config) *Service {
 	if cfg.Hash.MemoryKiB == 0 {
 		cfg.Hash = DefaultHashParams
@@ -62,13 +79,22 @@ func New(store *models.Store, cfg Config) *Service {
 	if cfg.LoginPerAccount == nil {
 		cfg.LoginPerAccount = NewLimiter(10, 15*time.Minute)
 	}
+	if cfg.AccountFailures == nil {
+		cfg.AccountFailures = NewLimiter(10, 15*time.Minute)
+	}
+	if cfg.SlowLaneDelay == 0 {
+		cfg.SlowLaneDelay = time.Second
+	}
+	if cfg.SlowLaneMaxWait == 0 {
+		cfg.SlowLaneMaxWait = 10 * time.Second
+	}
 	if cfg.SignupPerIP == nil {
 		cfg.SignupPerIP = NewLimiter(10, time.Hour)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, cfg: cfg}
+	return &Service{store: store, cfg: cfg, slow: lanes{m: map[string]*lane{}}}
 }
 
 // SignupInput is what the sign-up form and API send.
@@ -157,51 +183,141 @@ func (s *Service) Signup(ctx context.Context, in SignupInput, ip, userAgent stri
 	return u, token, nil
 }
 
+// LoginInput is a sign-in attempt: the credentials and where they come from.
+type LoginInput struct {
+	Email, Password, IP, UserAgent string
+	// Device is the account a valid device cookie on the browser names
+	// ("" if none): a browser its owner signed in from before skips the
+	// slow lane of an account under attack.
+	Device string
+}
+
+// LoginResult is a successful sign-in: the session, and the failed
+// attempts since the account's last sign-in, which its owner is told of.
+type LoginResult struct {
+	User   *models.User
+	Token  string
+	Failed models.LoginFailures
+}
+
 // Login checks the credentials and returns a fresh session token: a new id
 // at every login defeats session fixation. Wrong email and wrong password
-// give the same error, in the same time.
-func (s *Service) Login(ctx context.Context, email, password, ip, userAgent string) (*models.User, string, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
+// give the same error, in the same time. Guessing is bounded three ways,
+// none of which lets a stranger lock the owner out: per address, per
+// account from one address (both refused with 429, for that address only),
+// and per account from everywhere: once an account has had too many
+// failures, its sign-ins (right or wrong, from anyone without a device
+// cookie for it) wait their turn, one at a time, each taking
+// SlowLaneDelay: slower, never refused for the right password unless the
+// queue is longer than SlowLaneMaxWait.
+func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
+	email := strings.ToLower(strings.TrimSpace(in.Email))
 	if email == "" {
-		return nil, "", highway.FieldError("email", "Email is required.")
+		return nil, highway.FieldError("email", "Email is required.")
 	}
-	if password == "" {
-		return nil, "", highway.FieldError("password", "Password is required.")
+	if in.Password == "" {
+		return nil, highway.FieldError("password", "Password is required.")
 	}
-	if len(email) > MaxEmailLen || utf8.RuneCountInString(password) > MaxPasswordLen {
-		return nil, "", highway.FieldError("email", "Email or password is incorrect.")
+	if len(email) > MaxEmailLen || utf8.RuneCountInString(in.Password) > MaxPasswordLen {
+		return nil, highway.FieldError("email", "Email or password is incorrect.")
 	}
 	now := s.cfg.Now()
-	if ok, retry := s.cfg.LoginPerIP.Allow("ip:"+ip, now); !ok {
-		return nil, "", rateLimited(retry)
+	if ok, retry := s.cfg.LoginPerIP.Allow("ip:"+in.IP, now); !ok {
+		return nil, rateLimited(retry)
 	}
-	if ok, retry := s.cfg.LoginPerAccount.Allow("acct:"+email, now); !ok {
-		return nil, "", rateLimited(retry)
+	if ok, retry := s.cfg.LoginPerAccount.Allow("acct:"+email+"|ip:"+in.IP, now); !ok {
+		return nil, rateLimited(retry)
 	}
 	wrong := highway.FieldError("email", "Email or password is incorrect.")
 	u, err := s.store.UserByEmail(ctx, email)
-	if highway.ErrorCode(err) == highway.ENOTFOUND {
-		_, _ = CheckPassword(dummyHash, password)
-		return nil, "", wrong
+	if err != nil && highway.ErrorCode(err) != highway.ENOTFOUND {
+		return nil, err
 	}
-	if err != nil {
-		return nil, "", err
+	// Failures are counted per address typed, whether or not an account
+	// has it, so the slow lane does not tell which addresses exist.
+	failKey := "acct:" + email
+	if s.cfg.AccountFailures.Count(failKey, now) >= s.cfg.AccountFailures.Limit && (u == nil || in.Device != u.ID) {
+		leave, ok := s.slow.enter(ctx, failKey, s.cfg.SlowLaneMaxWait)
+		if !ok {
+			return nil, rateLimited(5 * time.Second)
+		}
+		defer leave()
+		t := time.NewTimer(s.cfg.SlowLaneDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
 	}
-	ok, err := CheckPassword(u.PasswordHash, password)
+	if u == nil {
+		_, _ = CheckPassword(dummyHash, in.Password)
+		s.cfg.AccountFailures.Allow(failKey, now)
+		return nil, wrong
+	}
+	ok, err := CheckPassword(u.PasswordHash, in.Password)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if !ok {
-		return nil, "", wrong
+		s.cfg.AccountFailures.Allow(failKey, now)
+		if err := s.store.RecordLoginFailure(ctx, u.ID, now, in.IP); err != nil {
+			return nil, err
+		}
+		return nil, wrong
 	}
 	if u.Disabled() {
-		return nil, "", highway.FieldError("email", "This account is disabled. Contact an administrator.")
+		return nil, highway.FieldError("email", "This account is disabled. Contact an administrator.")
 	}
-	token, err := s.newSession(ctx, u, ip, userAgent)
+	token, err := s.newSession(ctx, u, in.IP, in.UserAgent)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return u, token, nil
+	failed, err := s.store.TakeLoginFailures(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginResult{User: u, Token: token, Failed: failed}, nil
+}
+
+// lanes serialise an attacked account's sign-ins: one at a time per key.
+type lanes struct {
+	mu sync.Mutex
+	m  map[string]*lane
+}
+
+type lane struct {
+	turn  chan struct{}
+	users int
+}
+
+// enter waits up to wait for key's turn; leave hands it on.
+func (ls *lanes) enter(ctx context.Context, key string, wait time.Duration) (leave func(), ok bool) {
+	ls.mu.Lock()
+	l := ls.m[key]
+	if l == nil {
+		l = &lane{turn: make(chan struct{}, 1)}
+		ls.m[key] = l
+	}
+	l.users++
+	ls.mu.Unlock()
+	gone := func() {
+		ls.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(ls.m, key)
+		}
+		ls.mu.Unlock()
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case l.turn <- struct{}{}:
+		return func() { <-l.turn; gone() }, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	gone()
+	return nil, false
 }
 
 func rateLimited(retry time.Duration) error {

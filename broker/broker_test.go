@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"cosmossdk.io/math"
-
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
@@ -36,7 +35,7 @@ func TestEscrowForIsExactAndRoundsDown(t *testing.T) {
 		if per != c.per || epochs != c.epochs || ok != c.ok {
 			t.Fatalf("EscrowFor(%d, %d, %d) = %d × %d (ok %v), want %d × %d (ok %v)", c.price, c.gpus, c.hours, per, epochs, ok, c.per, c.epochs, c.ok)
 		}
-		if ok && !total.Equal(math.NewInt(per*epochs)) {
+		if ok && total.Cmp(highway.TotalOf(highway.Amount(per*epochs))) != 0 {
 			t.Fatalf("total %s != %d × %d", total, per, epochs)
 		}
 		if ok && per*epochs > c.price*c.gpus*c.hours {
@@ -79,7 +78,7 @@ func TestEngineRebuiltFromLog(t *testing.T) {
 		if err := b.SetSuspended(ctx, "provider-2", false); err != nil {
 			t.Fatal(err)
 		}
-		seq := b.seq
+		seq := b.w.seq
 		if seq == 0 {
 			t.Fatal("nothing was logged")
 		}
@@ -87,8 +86,8 @@ func TestEngineRebuiltFromLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.seq != seq || again.engine.Now() != b.engine.Now() {
-			t.Fatalf("rebuilt at seq %d now %d, want %d %d", again.seq, again.engine.Now(), seq, b.engine.Now())
+		if again.w.seq != seq || again.w.engine.Now() != b.w.engine.Now() {
+			t.Fatalf("rebuilt at seq %d now %d, want %d %d", again.w.seq, again.w.engine.Now(), seq, b.w.engine.Now())
 		}
 		// The replayed state is the same: suspending provider-1 again is
 		// refused as already done, provider-2 can be suspended.
@@ -126,7 +125,7 @@ func TestOffersMatchReference(t *testing.T) {
 		b.indexLocked(m)
 		all = append(all, m)
 	}
-	filters := []OfferFilter{
+	filters := []highway.OfferFilter{
 		{}, {Model: "H100", Count: 2, Region: "eu-west", MaxRTTms: 60}, {Sort: "rtt", Region: "us-east"},
 		{Sort: "reliability", MinReliability: 9500, MaxPrice: 1150}, {Model: "A100", MinVRAMGiB: 80, Sort: "rtt"},
 		{Model: "L40S", Sort: "price"}, {Sort: "rtt", Region: "eu-west", MaxPrice: 1100, MaxRTTms: 80},
@@ -194,8 +193,8 @@ func TestOffersMatchReference(t *testing.T) {
 
 // referenceOffers is the browse rule restated over the machines' own
 // state: filter each machine, sort everything.
-func referenceOffers(b *Broker, f OfferFilter) []string {
-	var out []Offer
+func referenceOffers(b *Broker, f highway.OfferFilter) []string {
+	var out []highway.Offer
 	for _, m := range b.machines {
 		free := int64(bits.OnesCount64(m.free &^ m.held))
 		if m.model == "" || !m.inEngine || !m.verified || !m.online || m.suspended || free == 0 || free < f.Count ||
@@ -203,7 +202,7 @@ func referenceOffers(b *Broker, f OfferFilter) []string {
 			(f.MaxPrice > 0 && m.listed.Price > f.MaxPrice) || m.listed.ReliabilityBps < f.MinReliability {
 			continue
 		}
-		var backing RTTs
+		var backing highway.RTTs
 		o := b.offerLocked(m, b.regionOrder(nil), &backing)
 		if f.MaxRTTms > 0 && offerRTT(f, o) > f.MaxRTTms {
 			continue
@@ -218,7 +217,7 @@ func referenceOffers(b *Broker, f OfferFilter) []string {
 	return ids
 }
 
-func offerRTT(f OfferFilter, o Offer) int64 {
+func offerRTT(f highway.OfferFilter, o highway.Offer) int64 {
 	r := f.Region
 	if r == "" {
 		r = o.Region
@@ -230,16 +229,16 @@ func offerRTT(f OfferFilter, o Offer) int64 {
 }
 
 // offerKeyLess is the rule's order restated for the test.
-func offerKeyLess(f OfferFilter, a, c Offer) bool {
-	rtt := func(o Offer) int64 { return offerRTT(f, o) }
-	ka := []int64{a.PricePerGPUHour, rtt(a), -a.ReliabilityBps}
-	kc := []int64{c.PricePerGPUHour, rtt(c), -c.ReliabilityBps}
+func offerKeyLess(f highway.OfferFilter, a, c highway.Offer) bool {
+	rtt := func(o highway.Offer) int64 { return offerRTT(f, o) }
+	ka := []int64{int64(a.PricePerGPUHour), rtt(a), -a.ReliabilityBps}
+	kc := []int64{int64(c.PricePerGPUHour), rtt(c), -c.ReliabilityBps}
 	switch f.Sort {
 	case "rtt":
 		ka[0], ka[1], kc[0], kc[1] = ka[1], ka[0], kc[1], kc[0]
 	case "reliability":
-		ka = []int64{-a.ReliabilityBps, rtt(a), a.PricePerGPUHour}
-		kc = []int64{-c.ReliabilityBps, rtt(c), c.PricePerGPUHour}
+		ka = []int64{-a.ReliabilityBps, rtt(a), int64(a.PricePerGPUHour)}
+		kc = []int64{-c.ReliabilityBps, rtt(c), int64(c.PricePerGPUHour)}
 	}
 	for i := range ka {
 		if ka[i] != kc[i] {

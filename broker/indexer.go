@@ -18,6 +18,7 @@ import (
 const (
 	cursorName   = "escrow"
 	evPrefix     = "highway.escrow.v1."
+	evSubmitted  = evPrefix + "EventProofSubmitted"
 	evProof      = evPrefix + "EventProofAccepted"
 	evMissed     = evPrefix + "EventEpochMissed"
 	evLeaseEvent = evPrefix + "Event"
@@ -81,7 +82,7 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			return nil
 		}
 		switch ev.Type {
-		case evProof, evMissed:
+		case evSubmitted, evProof, evMissed:
 			l, err := b.store.LeaseByChainID(ctx, id)
 			if highway.ErrorCode(err) == highway.ENOTFOUND {
 				return nil // another marketplace's lease
@@ -89,12 +90,21 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			if err != nil {
 				return err
 			}
-			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height, SettledAt: at}
+			e := models.LeaseEpoch{LeaseID: l.ID, N: int64(parseU64(ev.Attributes["epoch"])), TxHash: txHash, Height: blk.Height,
+				ValidNonces: int64(parseU64(ev.Attributes["valid_nonces"])), Required: int64(parseU64(ev.Attributes["required"]))}
+			if ev.Type == evSubmitted {
+				// The proof landed; the judging block gives the verdict.
+				e.Status = "pending"
+				if err := b.store.AddPendingEpoch(ctx, e); err != nil {
+					return err
+				}
+				break
+			}
+			e.SettledAt = at
 			if ev.Type == evProof {
-				e.Status, e.ValidNonces, e.Required = "cleared", int64(parseU64(ev.Attributes["valid_nonces"])), int64(parseU64(ev.Attributes["required"]))
-				e.Amount = strings.Trim(ev.Attributes["amount"], `"`)
+				e.Status, e.Amount = "cleared", strings.Trim(ev.Attributes["amount"], `"`)
 			} else {
-				e.Status, e.Amount = "missed", strings.Trim(ev.Attributes["refunded"], `"`)
+				e.Status, e.Amount, e.Reason = "missed", strings.Trim(ev.Attributes["refunded"], `"`), strings.Trim(ev.Attributes["reason"], `"`)
 			}
 			if err := b.store.UpsertEpoch(ctx, e); err != nil {
 				return err

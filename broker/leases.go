@@ -2,15 +2,18 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
+
+	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
 
 	"github.com/highway-compute/highway"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Logs stores a batch of workload lines from the agent running the lease.
@@ -95,6 +98,14 @@ func (b *Broker) ownLease(ctx context.Context, userID, leaseID string) (*models.
 
 // chainError turns a chain rejection into a conflict the user can read.
 func chainError(err error) error {
+	switch {
+	case errors.Is(err, sdkerrors.ErrInsufficientFunds), errors.Is(err, escrowtypes.ErrInsufficientFunds):
+		// However it is found (our balance check, or the chain's when two
+		// spends race), too little money is 402, not a server fault.
+		return &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Message: "Insufficient funds: the balance does not cover this."}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, ": "); i >= 0 && len(msg)-i < 120 {
 		msg = msg[i+2:]
@@ -202,7 +213,7 @@ func (b *Broker) ResolveDispute(ctx context.Context, disputeID string, buyerBps 
 	if err != nil {
 		return nil, chainError(err)
 	}
-	now := time.Now().UTC()
+	now := b.now().UTC()
 	if err := b.store.UpdateDispute(ctx, d.ID, map[string]any{"status": "resolved", "buyer_bps": buyerBps, "resolution": note,
 		"resolve_tx": res.Hash, "resolved_at": &now}); err != nil {
 		return nil, err
@@ -258,7 +269,7 @@ func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
 	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: l.OrderID}); err != nil {
 		b.log.Warn("release lease in engine", "lease", l.ID, "err", err)
 	}
-	if _, err := b.addAssignmentLocked(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStop}); err != nil {
+	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStop}); err != nil {
 		b.log.Error("queue stop", "lease", l.ID, "err", err)
 	}
 	b.log.Info("lease ended", "lease", l.ID, "chain_lease", l.ChainLeaseID)

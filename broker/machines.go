@@ -2,18 +2,14 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/poc"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // machineState is the broker's live view of a machine: what the engine
@@ -60,15 +56,6 @@ type machineState struct {
 	slot    int
 }
 
-type challenge struct {
-	machineID string
-	agentID   string
-	seed      poc.Seed
-	target    poc.Target
-	params    poc.Params
-	issued    time.Time
-}
-
 func (b *Broker) machineFromRow(m *models.Machine) *machineState {
 	st := &machineState{id: m.ID, providerID: m.ProviderID, providerAddress: m.ProviderAddress, hostname: m.Hostname,
 		cuda: m.CUDAVersion, driver: m.DriverVersion, simulated: m.Simulated, verified: m.VerifiedAt != nil,
@@ -87,8 +74,7 @@ type Beat struct {
 	Heartbeat                      *protocol.Heartbeat
 }
 
-// MachineBeat feeds a heartbeat the handlers have validated and stored to
-// the engine: the listing (re-sent only when it changed) and the free GPUs.
+// MachineBeat feeds a heartbeat Heartbeat has checked to the engine: the listing (re-sent only when it changed) and the free GPUs.
 // A machine not yet verified gets its verification challenge.
 func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 	hb := bt.Heartbeat
@@ -215,52 +201,6 @@ func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
 	}
 }
 
-// reliabilityBps is the share of the reliability window during which the
-// machine was beating, in basis points, scaled by the share of its settled
-// epochs that cleared. docs/reliability.md has the formula and why.
-func (b *Broker) reliabilityBps(m *machineState) int64 {
-	return m.scaleByEpochs(b.uptimeBps(m))
-}
-
-// scaleByEpochs scales an uptime by the share of the machine's settled
-// epochs that cleared: online but not proving is not reliable. Rounded
-// down, integers only.
-func (m *machineState) scaleByEpochs(uptimeBps int64) int64 {
-	if settled := m.epochsCleared + m.epochsMissed; settled > 0 {
-		return uptimeBps * m.epochsCleared / settled
-	}
-	return uptimeBps
-}
-
-// reliabilityWindow is how far back reliability looks.
-const reliabilityWindow = 30 * 24 * time.Hour
-
-// countEpochs re-reads a machine's settled epochs in the reliability
-// window (a re-read, not an increment: the indexer may see an event twice).
-func (b *Broker) countEpochs(ctx context.Context, machineID string) error {
-	counts, err := b.store.EpochCounts(ctx, b.now().Add(-reliabilityWindow), machineID)
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if m := b.machines[machineID]; m != nil {
-		m.epochsCleared, m.epochsMissed = 0, 0 // none settled in the window: no row
-		b.setEpochCountsLocked(counts)
-		b.relistLocked(ctx, m)
-	}
-	return nil
-}
-
-// setEpochCountsLocked stores counted epochs on their machines.
-func (b *Broker) setEpochCountsLocked(counts []models.EpochCount) {
-	for _, c := range counts {
-		if m := b.machines[c.MachineID]; m != nil {
-			m.epochsCleared, m.epochsMissed = c.Cleared, c.Missed
-		}
-	}
-}
-
 // relistLocked brings the engine's listing of m in line with its state:
 // upserted when listable and changed, removed when no longer listable.
 func (b *Broker) relistLocked(ctx context.Context, m *machineState) {
@@ -299,97 +239,6 @@ func sameListing(a, b market.Command) bool {
 	}
 	return a.Model == b.Model && a.GPUs == b.GPUs && a.VRAMGiB == b.VRAMGiB && a.Region == b.Region &&
 		a.Price == b.Price && a.Verified == b.Verified && a.Provider == b.Provider && d < 100 && slices.Equal(a.RTTms, b.RTTms)
-}
-
-// maybeVerifyLocked issues a verification challenge to an unverified
-// machine that has something to list and none outstanding.
-func (b *Broker) maybeVerifyLocked(ctx context.Context, m *machineState) {
-	// A machine without a chain key cannot sign quotes or be paid: it is
-	// not worth proving until it has one.
-	if m.verified || m.model == "" || m.agentID == "" || m.providerAddress == "" {
-		return
-	}
-	now := b.now()
-	if m.verifying != 0 {
-		c := b.verifies[m.verifying]
-		if c != nil && now.Sub(c.issued) < b.cfg.VerifyWork+2*time.Minute {
-			return // still proving
-		}
-		delete(b.verifies, m.verifying)
-		m.verifying = 0
-	}
-	if now.Before(m.verifyAfter) {
-		return
-	}
-	params := b.cfg.VerifyParams
-	secs := int(b.cfg.VerifyWork / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	target, err := poc.EpochTarget(params, m.model, 1, uint64(secs))
-	if err != nil {
-		b.log.Warn("no verification target", "machine", m.id, "model", m.model, "err", err)
-		m.verifyAfter = now.Add(time.Hour)
-		return
-	}
-	var seed poc.Seed
-	_, _ = rand.Read(seed[:])
-	id, err := b.addAssignmentLocked(ctx, m.agentID, protocol.Assignment{Action: protocol.ActionVerify, Verify: &protocol.VerifyChallenge{
-		Seed: hex.EncodeToString(seed[:]), Params: params, Difficulty: target.Difficulty, Required: target.Required, WorkSeconds: secs,
-	}})
-	if err != nil {
-		b.log.Error("queue verification", "machine", m.id, "err", err)
-		return
-	}
-	m.verifying = id
-	b.verifies[id] = &challenge{machineID: m.id, agentID: m.agentID, seed: seed, target: target, params: params, issued: now}
-	b.log.Info("verification challenge issued", "machine", m.id, "model", m.model, "required", target.Required, "work_s", secs)
-}
-
-// Verification checks an agent's answer to its verification challenge. The
-// sample seed is drawn now, after the proof is fixed, so the prover cannot
-// know which nonces will be recomputed.
-func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.VerificationResponse) error {
-	b.mu.Lock()
-	c := b.verifies[r.AssignmentID]
-	if c == nil || c.agentID != agentID {
-		b.mu.Unlock()
-		return &highway.Error{Code: highway.ENOTFOUND, Field: "assignment_id", Message: "No verification challenge with that id is outstanding for this agent."}
-	}
-	delete(b.verifies, r.AssignmentID)
-	b.mu.Unlock()
-	var verr error
-	if r.Error != "" {
-		verr = errors.New(r.Error)
-	} else {
-		sample := make([]byte, 32)
-		_, _ = rand.Read(sample)
-		verr = poc.VerifyBytes(c.params, c.seed, c.target, r.Proof, sample)
-	}
-	now := b.now().UTC()
-	if verr != nil {
-		_ = b.store.SetMachineVerified(ctx, c.machineID, nil, verr.Error())
-	} else if err := b.store.SetMachineVerified(ctx, c.machineID, &now, ""); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m := b.machines[c.machineID]
-	if m == nil {
-		return nil
-	}
-	m.verifying = 0
-	if verr != nil {
-		m.verifyAfter = now.Add(time.Minute)
-		b.log.Warn("verification failed", "machine", c.machineID, "err", verr)
-		return &highway.Error{Code: highway.EINVALID, Field: "proof", Message: "Verification proof rejected: " + verr.Error()}
-	}
-	m.verified = true
-	b.log.Info("machine verified", "machine", c.machineID)
-	b.relistLocked(ctx, m)
-	b.indexLocked(m)
-	b.notifyLocked()
-	return nil
 }
 
 // SetSuspended suspends or reinstates a provider: its offers stop (or

@@ -1,47 +1,15 @@
 package broker
 
 import (
-	"encoding/json"
 	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/poc"
 )
-
-// Offer is a live listing as pages and the API show it.
-type Offer struct {
-	ID              string `json:"id"`
-	ProviderID      string `json:"provider_id"`
-	MachineID       string `json:"machine_id"`
-	Model           string `json:"model"`
-	VRAMGiB         int64  `json:"vram_gib"`
-	GPUsFree        int64  `json:"gpus_free"`
-	GPUsTotal       int64  `json:"gpus_total"`
-	PricePerGPUHour int64  `json:"-"`
-	Region          string `json:"region"`
-	RTTms           RTTs   `json:"rtt_ms"`
-	ReliabilityBps  int64  `json:"reliability_bps"`
-	CUDAVersion     string `json:"cuda_version"`
-	DriverVersion   string `json:"driver_version"`
-	Verified        bool   `json:"verified"`
-	Simulated       bool   `json:"simulated"`
-}
-
-// OfferFilter selects and orders offers; zero fields do not filter.
-type OfferFilter struct {
-	Model          string
-	MinVRAMGiB     int64
-	Count          int64
-	MaxPrice       int64
-	Region         string // RTTs are measured to it; MaxRTTms applies to it
-	MaxRTTms       int64
-	MinReliability int64
-	Sort           string // price (default), rtt, reliability
-	Offset, Limit  int
-}
 
 // Offers lists the offers a buyer could rent now: verified, online, not
 // suspended, with free GPUs, filtered and sorted. The second result is the
@@ -54,7 +22,7 @@ type OfferFilter struct {
 //
 // The default order is the matching rule's: price, RTT, reliability, then
 // id (the engine's listing time is not exposed; id is stable).
-func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
+func (b *Broker) Offers(f highway.OfferFilter) ([]highway.Offer, string) {
 	var p OfferPage
 	next := b.OffersInto(&p, f)
 	return p.Offers, next
@@ -64,8 +32,8 @@ func (b *Broker) Offers(f OfferFilter) ([]Offer, string) {
 // from one call of OffersInto to the next so that a hot caller (the API)
 // allocates nothing per page once warm. Not for concurrent use.
 type OfferPage struct {
-	Offers []Offer
-	rtts   RTTs
+	Offers []highway.Offer
+	rtts   highway.RTTs
 	cands  []offerCand
 }
 
@@ -76,8 +44,13 @@ type offerCand struct {
 	key  [3]int64
 }
 
+// MaxOfferOffset bounds a page's offset into the offers: far beyond any
+// market (a page walks at most offset + limit offers), and far from
+// overflowing an int.
+const MaxOfferOffset = 1_000_000
+
 // OffersInto is Offers writing into p (its previous page is overwritten).
-func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
+func (b *Broker) OffersInto(p *OfferPage, f highway.OfferFilter) string {
 	k := viewKey{region: slices.Index(b.cfg.Regions, f.Region)}
 	switch f.Sort {
 	case "rtt":
@@ -89,7 +62,8 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 	if limit <= 0 {
 		limit = 50
 	}
-	offset := max(f.Offset, 0)
+	// A hostile offset (a crafted cursor) must not overflow offset+limit.
+	offset := min(max(f.Offset, 0), MaxOfferOffset)
 	// need is the offers up to the page's end, and one more to tell
 	// whether there is a next page.
 	need := offset + limit + 1
@@ -159,7 +133,7 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 	// The RTT storage is sized first: offers point into it, so it must
 	// not move while they are built.
 	if need := (end - start) * n; cap(p.rtts) < need {
-		p.rtts = make(RTTs, 0, need)
+		p.rtts = make(highway.RTTs, 0, need)
 	}
 	p.Offers, p.rtts, p.cands = p.Offers[:0], p.rtts[:0], cands
 	var buf [16]int
@@ -172,19 +146,19 @@ func (b *Broker) OffersInto(p *OfferPage, f OfferFilter) string {
 
 // offerLocked builds m's offer; its RTTs are appended to backing (one
 // array for a whole page) in order, the regions' names sorted.
-func (b *Broker) offerLocked(m *machineState, order []int, backing *RTTs) Offer {
+func (b *Broker) offerLocked(m *machineState, order []int, backing *highway.RTTs) highway.Offer {
 	free := int64(bits.OnesCount64(m.free &^ m.held))
 	start := len(*backing)
 	for _, i := range order {
 		// Regions the agent could not measure are left out rather
 		// than shown as 10 s.
 		if i < len(m.rtts) && m.rtts[i] < market.MaxRTTms {
-			*backing = append(*backing, RegionRTT{Region: b.cfg.Regions[i], Ms: int64(m.rtts[i])})
+			*backing = append(*backing, highway.RegionRTT{Region: b.cfg.Regions[i], Ms: int64(m.rtts[i])})
 		}
 	}
 	rtt := (*backing)[start:len(*backing):len(*backing)]
-	return Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
-		GPUsFree: free, GPUsTotal: int64(len(m.offered)), PricePerGPUHour: m.listed.Price, Region: m.region, RTTms: rtt,
+	return highway.Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
+		GPUsFree: free, GPUsTotal: int64(len(m.offered)), PricePerGPUHour: highway.Amount(m.listed.Price), Region: m.region, RTTms: rtt,
 		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated}
 }
 
@@ -198,48 +172,15 @@ func (b *Broker) regionOrder(order []int) []int {
 }
 
 // Offer returns the offer of one machine while a buyer could rent it.
-func (b *Broker) Offer(id string) (Offer, bool) {
+func (b *Broker) Offer(id string) (highway.Offer, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	m := b.machines[id]
 	if m == nil || m.indexed == "" || b.byModel[m.indexed].rows[m.slot].free == 0 {
-		return Offer{}, false
+		return highway.Offer{}, false
 	}
-	var backing RTTs
+	var backing highway.RTTs
 	return b.offerLocked(m, b.regionOrder(nil), &backing), true
-}
-
-// RegionRTT is the round trip from a machine to one region.
-type RegionRTT struct {
-	Region string
-	Ms     int64
-}
-
-// RTTs are an offer's measured round trips, by region name. A slice, not
-// a map: a browse page builds fifty of them.
-type RTTs []RegionRTT
-
-// Get returns the RTT to region, if measured.
-func (r RTTs) Get(region string) (int64, bool) {
-	for _, v := range r {
-		if v.Region == region {
-			return v.Ms, true
-		}
-	}
-	return 0, false
-}
-
-// MarshalJSON writes the RTTs as the API has them: an object from region
-// to milliseconds.
-func (r RTTs) MarshalJSON() ([]byte, error) {
-	if r == nil {
-		return []byte("null"), nil
-	}
-	m := make(map[string]int64, len(r))
-	for _, v := range r {
-		m[v.Region] = v.Ms
-	}
-	return json.Marshal(m)
 }
 
 // ModelSummary is one model's line of the market summary.
@@ -325,6 +266,6 @@ func (b *Broker) Summary() Summary {
 		}
 		s.Models = append(s.Models, *ms)
 	}
-	s.Leases = b.engine.Stats().Leases
+	s.Leases = b.w.engine.Stats().Leases
 	return s
 }

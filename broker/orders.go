@@ -2,35 +2,38 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
-	"cosmossdk.io/math"
-	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
-
 	"github.com/highway-compute/highway"
-	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 	"github.com/highway-compute/highway/market"
 	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
-// flight is an order between placement and its end (lease, failure,
-// cancel, expiry): resting, or matched and waiting for the provider's
-// quote and the lease transaction.
-type flight struct {
-	order models.Order
-	// match is the reservation (Kind == EvMatched) once matched.
-	match market.Event
-	quote protocol.Quote
-	// agentID is who was asked to sign; answered once the quote came back.
-	agentID  string
-	answered bool
+// digest identifies a request for its Idempotency-Key: SHA-256 over its
+// fields as the buyer sent them (before any default is filled in).
+func (r OrderRequest) digest() string {
+	b, _ := json.Marshal(struct {
+		Type, OfferID, Model                  string
+		MinVRAMGiB, Count, MaxPrice, MaxRTTms int64
+		Region                                string
+		Hours                                 int64
+		ExpiresAt                             int64
+		LatencyFirst                          bool
+		Workload                              protocol.Workload
+	}{r.Type, r.OfferID, r.Model, r.MinVRAMGiB, r.Count, r.MaxPrice, r.MaxRTTms, r.Region, r.Hours, r.ExpiresAt.UnixMilli(), r.LatencyFirst, r.Workload})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
+
+// MaxOrderRest is how long a good-til-cancelled order may rest.
+const MaxOrderRest = 30 * 24 * time.Hour
 
 // OrderRequest is a buyer's order as pages and the API submit it.
 type OrderRequest struct {
@@ -56,14 +59,15 @@ var orderTypes = map[string]market.OrderType{"rent_now": market.RentNow, "fok": 
 // escrows: the per-epoch price (rounded down, so the buyer never pays
 // above the ask) times the epochs. ok is false when the price rounds to
 // nothing per epoch.
-func (b *Broker) EscrowFor(price, count, hours int64) (perEpoch, epochs int64, total math.Int, ok bool) {
+func (b *Broker) EscrowFor(price, count, hours int64) (perEpoch, epochs int64, total highway.Total, ok bool) {
 	epochMs := b.cfg.EpochDuration.Milliseconds()
 	epochs = (hours*3_600_000 + epochMs - 1) / epochMs
-	per := math.NewInt(price).MulRaw(count).MulRaw(epochMs).QuoRaw(3_600_000)
-	if !per.IsPositive() || !per.IsInt64() {
-		return 0, epochs, math.ZeroInt(), false
+	per := highway.TotalOf(highway.Amount(price)).Mul(count).Mul(epochMs).Quo(3_600_000)
+	p, fits := per.Amount()
+	if per.Sign() <= 0 || !fits {
+		return 0, epochs, highway.Total{}, false
 	}
-	return per.Int64(), epochs, per.MulRaw(epochs), true
+	return int64(p), epochs, per.Mul(epochs), true
 }
 
 // PlaceOrder validates and places an order. Errors a buyer can fix are
@@ -71,6 +75,23 @@ func (b *Broker) EscrowFor(price, count, hours int64) (perEpoch, epochs int64, t
 // engine and failed there (no capacity, offer gone) is stored as failed
 // and returned with the error.
 func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order, error) {
+	// A retry under an Idempotency-Key answers what the first request got,
+	// before anything that may have changed since (the balance now in
+	// escrow, the offer now taken) is checked again.
+	hash := r.digest()
+	if r.IdempotencyKey != "" {
+		prev, err := b.store.OrderByIdempotencyKey(ctx, r.BuyerID, r.IdempotencyKey, b.now())
+		switch highway.ErrorCode(err) {
+		case "":
+			if err := prev.RetriedWith(hash); err != nil {
+				return nil, err
+			}
+			return prev, nil
+		case highway.ENOTFOUND:
+		default:
+			return nil, err
+		}
+	}
 	typ, ok := orderTypes[r.Type]
 	if !ok {
 		return nil, &highway.Error{Code: highway.EINVALID, Field: "type", Message: `Order type must be "rent_now", "fok" or "gtc".`}
@@ -120,6 +141,11 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 		cmd.Machine = r.OfferID
 	}
 	if typ == market.GoodTilCancelled {
+		// A resting order holds a place in the book and funds in view: it
+		// may rest for a month at most, not until 9999.
+		if r.ExpiresAt.After(b.now().Add(MaxOrderRest)) {
+			return nil, &highway.Error{Code: highway.EINVALID, Field: "expires_at", Message: "A resting order may expire at most 30 days from now."}
+		}
 		cmd.ExpiresAt = r.ExpiresAt.UnixMilli()
 	}
 	cmd.Now = max(b.now().UnixMilli(), 1)
@@ -141,14 +167,14 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	if err != nil {
 		return nil, err
 	}
-	if bal.LT(need) {
+	if bal.Cmp(need) < 0 {
 		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
 			Message: fmt.Sprintf("This order may need up to %s %s in escrow; your balance is %s.", need, b.cfg.Denom, bal)}
 	}
 	wl, _ := json.Marshal(r.Workload)
 	o := &models.Order{ID: cmd.Order, BuyerID: r.BuyerID, Type: r.Type, OfferID: r.OfferID, Model: r.Model, MinVRAMGiB: r.MinVRAMGiB,
 		GPUs: r.Count, MaxPrice: r.MaxPrice, Region: r.Region, MaxRTTms: r.MaxRTTms, Hours: r.Hours, LatencyFirst: r.LatencyFirst,
-		WorkloadJSON: string(wl), Status: models.OrderOpen, IdempotencyKey: r.IdempotencyKey}
+		WorkloadJSON: string(wl), Status: models.OrderOpen, IdempotencyKey: r.IdempotencyKey, IdempotencyHash: hash}
 	if typ == market.GoodTilCancelled {
 		t := r.ExpiresAt.UTC()
 		o.ExpiresAt = &t
@@ -159,19 +185,15 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.flights[o.ID] = &flight{order: *o}
+	f := &flight{order: *o}
+	b.flights[o.ID] = f
 	if _, err := b.applyLocked(ctx, cmd); err != nil {
-		delete(b.flights, o.ID)
-		o.Status, o.Failure = models.OrderFailed, plainFailure(err)
-		if uerr := b.store.UpdateOrder(ctx, o); uerr != nil {
-			return nil, uerr
-		}
-		b.notifyLocked()
+		b.moveOrderLocked(ctx, f, models.OrderFailed, plainFailure(err))
+		*o = f.order
 		return o, fieldError(err)
 	}
-	if f := b.flights[o.ID]; f != nil {
-		*o = f.order
-	}
+	// The flight holds what happened since (matched, or already failed).
+	*o = f.order
 	return o, nil
 }
 
@@ -233,171 +255,6 @@ func (b *Broker) CancelOrder(ctx context.Context, buyerID, orderID string) (*mod
 	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindCancelOrder, Order: orderID, Buyer: buyerID}); err != nil {
 		return nil, fieldError(err)
 	}
-	delete(b.flights, orderID)
-	o.Status = models.OrderCancelled
-	if err := b.store.UpdateOrder(ctx, o); err != nil {
-		return nil, err
-	}
-	b.notifyLocked()
-	return o, nil
-}
-
-// startQuoteLocked turns a match into a quote request to the machine's
-// agent: the provider's consent to these exact terms, signed with its key.
-func (b *Broker) startQuoteLocked(ctx context.Context, ev market.Event) {
-	f := b.flights[ev.Order]
-	m := b.machines[ev.Machine]
-	if f == nil || m == nil {
-		b.log.Error("match without order or machine", "order", ev.Order, "machine", ev.Machine)
-		return
-	}
-	f.match = ev
-	per, epochs, _, ok := b.EscrowFor(ev.Price, ev.Count, f.order.Hours)
-	w, err := b.store.WalletOf(ctx, f.order.BuyerID)
-	switch {
-	case !ok:
-		b.failFlightLocked(ctx, ev.Order, "The price is too low to pay anything per epoch.")
-		return
-	case err != nil:
-		b.failFlightLocked(ctx, ev.Order, "Your wallet could not be read.")
-		return
-	case m.agentID == "" || m.providerAddress == "":
-		b.failFlightLocked(ctx, ev.Order, "The provider's agent cannot sign quotes.")
-		return
-	}
-	f.agentID = m.agentID
-	f.quote = protocol.Quote{Provider: m.providerAddress, Buyer: w.Address, GPUClass: m.model, GPUs: uint32(ev.Count),
-		PricePerEpoch: strconv.FormatInt(per, 10), Epochs: uint64(epochs), ExpiresAt: b.now().Add(b.cfg.QuoteTTL).Unix(),
-		Nonce: randomUint64() >> 1}
-	b.quotes[m.agentID] = append(b.quotes[m.agentID], protocol.QuoteRequest{RequestID: ev.Order, ChainID: b.cfg.Chain.ChainID(), Quote: f.quote})
-	b.wakeLocked(m.agentID)
-	f.order.Status, f.order.MachineID, f.order.Price = models.OrderMatched, ev.Machine, ev.Price
-	if err := b.store.UpdateOrder(ctx, &f.order); err != nil {
-		b.log.Error("order update", "order", ev.Order, "err", err)
-	}
-}
-
-// failFlightLocked ends a matched order that could not become a lease: its
-// reservation (if any) is dropped so the GPUs return to the book.
-func (b *Broker) failFlightLocked(ctx context.Context, orderID, reason string) {
-	f := b.flights[orderID]
-	if f == nil {
-		return
-	}
-	delete(b.flights, orderID)
-	if f.match.Kind == market.EvMatched {
-		// The reservation may already be gone (it expired): nothing to drop.
-		_, _ = b.applyLocked(ctx, market.Command{Kind: market.KindCancelOrder, Order: orderID, Buyer: f.order.BuyerID})
-	}
-	f.order.Status, f.order.Failure = models.OrderFailed, reason
-	if err := b.store.UpdateOrder(ctx, &f.order); err != nil {
-		b.log.Error("order update", "order", orderID, "err", err)
-	}
-	b.log.Info("order failed", "order", orderID, "reason", reason)
-	b.notifyLocked()
-}
-
-// QuoteAnswer takes an agent's answer to a quote request. A signed quote
-// must carry exactly the requested terms; then the lease is created on
-// chain with the buyer's wallet.
-func (b *Broker) QuoteAnswer(ctx context.Context, agentID string, r protocol.QuoteResponse) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	f := b.flights[r.RequestID]
-	if f == nil || f.agentID != agentID || f.answered {
-		return &highway.Error{Code: highway.ENOTFOUND, Field: "request_id", Message: "No quote request " + r.RequestID + " is outstanding for this agent."}
-	}
-	if r.Error != "" {
-		b.failFlightLocked(ctx, r.RequestID, "The provider's agent refused the quote: "+r.Error)
-		return nil
-	}
-	q := *r.Quote
-	want := f.quote
-	if q.Provider != want.Provider || q.Buyer != want.Buyer || q.GPUClass != want.GPUClass || q.GPUs != want.GPUs ||
-		q.PricePerEpoch != want.PricePerEpoch || q.Epochs != want.Epochs || q.ExpiresAt != want.ExpiresAt || q.Nonce != want.Nonce {
-		b.failFlightLocked(ctx, r.RequestID, "The provider's agent signed different terms than requested.")
-		return &highway.Error{Code: highway.EINVALID, Field: "quote", Message: "The signed quote does not match the request."}
-	}
-	f.answered = true
-	go b.createLease(context.WithoutCancel(ctx), f, q)
-	return nil
-}
-
-// createLease sends MsgCreateLease for the buyer and, once it commits,
-// confirms the reservation, records the lease and starts the workload.
-func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	signer, err := b.walletSigner(ctx, f.order.BuyerID)
-	if err != nil {
-		b.mu.Lock()
-		b.failFlightLocked(ctx, f.order.ID, "Your wallet could not be unlocked.")
-		b.mu.Unlock()
-		return
-	}
-	price, _ := math.NewIntFromString(q.PricePerEpoch)
-	msg := &escrowtypes.MsgCreateLease{Buyer: q.Buyer, Quote: escrowtypes.Quote{Provider: q.Provider, Buyer: q.Buyer,
-		GpuClass: q.GPUClass, Gpus: q.GPUs, PricePerEpoch: price, Epochs: q.Epochs, ExpiresAt: q.ExpiresAt, Nonce: q.Nonce,
-		PubKey: q.PubKey, Signature: q.Signature}}
-	res, err := b.cfg.Chain.Send(ctx, signer, msg)
-	if err != nil {
-		reason := "The lease transaction failed: " + err.Error()
-		switch {
-		case errors.Is(err, sdkerrors.ErrInsufficientFunds), errors.Is(err, escrowtypes.ErrInsufficientFunds):
-			reason = "Insufficient funds: your balance does not cover the escrow."
-		case errors.Is(err, escrowtypes.ErrQuoteExpired):
-			reason = "The provider's quote expired before the lease was created."
-		}
-		b.mu.Lock()
-		b.failFlightLocked(ctx, f.order.ID, reason)
-		b.mu.Unlock()
-		return
-	}
-	idStr, _ := res.Attr("highway.escrow.v1.EventLeaseCreated", "lease_id")
-	chainID, _ := strconv.ParseUint(idStr, 10, 64)
-
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindConfirmLease, Order: f.order.ID}); err != nil {
-		// The reservation lapsed while the transaction was in flight: the
-		// GPUs may be someone else's now, so the lease must not run. The
-		// buyer's wallet closes it at once; unearned escrow comes back.
-		b.log.Warn("lease confirmed on chain after its reservation lapsed; closing it", "order", f.order.ID, "chain_lease", chainID)
-		_, _ = b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgCloseLease{Sender: q.Buyer, LeaseId: chainID})
-		delete(b.flights, f.order.ID)
-		f.order.Status, f.order.Failure = models.OrderFailed, "The reservation lapsed before the lease was confirmed; the escrow was returned."
-		_ = b.store.UpdateOrder(ctx, &f.order)
-		b.notifyLocked()
-		return
-	}
-	delete(b.flights, f.order.ID)
-	m := b.machines[f.match.Machine]
-	var uuids []string
-	for i, idx := range m.offered {
-		if f.match.GPUs&(1<<uint(i)) != 0 {
-			if g := gpuAt(m.gpus, idx); g != nil {
-				uuids = append(uuids, g.UUID)
-			}
-		}
-	}
-	now := b.now()
-	l := &models.Lease{ID: models.NewID(), ChainLeaseID: chainID, OrderID: f.order.ID, BuyerID: f.order.BuyerID,
-		ProviderID: m.providerID, MachineID: m.id, AgentID: m.agentID, Model: q.GPUClass, GPUs: int64(q.GPUs),
-		GPUUUIDs: strings.Join(uuids, ","), PricePerHour: f.match.Price, PricePerEpoch: q.PricePerEpoch,
-		EpochsTotal: int64(q.Epochs), Status: models.LeaseActive, WorkloadStatus: protocol.LeaseStarting,
-		WorkloadJSON: f.order.WorkloadJSON, CreateTx: res.Hash, Remaining: price.MulRaw(int64(q.Epochs)).String(),
-		Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0",
-		EndsAt: now.Add(time.Duration(q.Epochs) * b.cfg.EpochDuration).UTC()}
-	if err := b.store.CreateLease(ctx, l); err != nil {
-		b.log.Error("store lease", "order", f.order.ID, "err", err)
-		return
-	}
-	var wl protocol.Workload
-	_ = json.Unmarshal([]byte(f.order.WorkloadJSON), &wl)
-	if _, err := b.addAssignmentLocked(ctx, m.agentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStart, GPUs: uuids,
-		Workload: wl, EndsAt: l.EndsAt.UnixMilli(), ChainLeaseID: chainID}); err != nil {
-		b.log.Error("queue start", "lease", l.ID, "err", err)
-	}
-	b.log.Info("lease created", "lease", l.ID, "chain_lease", chainID, "order", f.order.ID, "machine", m.id, "tx", res.Hash)
-	b.notifyLocked()
+	b.moveOrderLocked(ctx, f, models.OrderCancelled, "")
+	return &f.order, nil
 }

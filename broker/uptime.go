@@ -202,3 +202,49 @@ func (b *Broker) Reliability(machineID string) (MachineReliability, bool) {
 	return MachineReliability{ReliabilityBps: m.scaleByEpochs(up), UptimeBps: up,
 		EpochsCleared: m.epochsCleared, EpochsMissed: m.epochsMissed}, true
 }
+
+// reliabilityBps is the share of the reliability window during which the
+// machine was beating, in basis points, scaled by the share of its settled
+// epochs that cleared. docs/reliability.md has the formula and why.
+func (b *Broker) reliabilityBps(m *machineState) int64 {
+	return m.scaleByEpochs(b.uptimeBps(m))
+}
+
+// scaleByEpochs scales an uptime by the share of the machine's settled
+// epochs that cleared: online but not proving is not reliable. Rounded
+// down, integers only.
+func (m *machineState) scaleByEpochs(uptimeBps int64) int64 {
+	if settled := m.epochsCleared + m.epochsMissed; settled > 0 {
+		return uptimeBps * m.epochsCleared / settled
+	}
+	return uptimeBps
+}
+
+// reliabilityWindow is how far back reliability looks.
+const reliabilityWindow = 30 * 24 * time.Hour
+
+// countEpochs re-reads a machine's settled epochs in the reliability
+// window (a re-read, not an increment: the indexer may see an event twice).
+func (b *Broker) countEpochs(ctx context.Context, machineID string) error {
+	counts, err := b.store.EpochCounts(ctx, b.now().Add(-reliabilityWindow), machineID)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m := b.machines[machineID]; m != nil {
+		m.epochsCleared, m.epochsMissed = 0, 0 // none settled in the window: no row
+		b.setEpochCountsLocked(counts)
+		b.relistLocked(ctx, m)
+	}
+	return nil
+}
+
+// setEpochCountsLocked stores counted epochs on their machines.
+func (b *Broker) setEpochCountsLocked(counts []models.EpochCount) {
+	for _, c := range counts {
+		if m := b.machines[c.MachineID]; m != nil {
+			m.epochsCleared, m.epochsMissed = c.Cleared, c.Missed
+		}
+	}
+}

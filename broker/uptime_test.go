@@ -7,7 +7,7 @@ import (
 
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Uptime is kept per UTC day and stored: a restarted marketplace reads

@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 
-	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
+	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 
 	"github.com/highway-compute/highway"
@@ -89,18 +89,19 @@ func (b *Broker) walletSigner(ctx context.Context, userID string) (client.Signer
 	return client.KeySigner{Key: &secp256k1.PrivKey{Key: raw}}, nil
 }
 
-func (b *Broker) balance(ctx context.Context, address string) (math.Int, error) {
+func (b *Broker) balance(ctx context.Context, address string) (highway.Total, error) {
 	addr, err := sdk.AccAddressFromBech32(address)
 	if err != nil {
-		return math.ZeroInt(), err
+		return highway.Total{}, err
 	}
-	return b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
+	bal, err := b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
+	return client.TotalFromChain(bal), err
 }
 
 // WalletInfo is a wallet with its balance.
 type WalletInfo struct {
 	Address string
-	Balance math.Int
+	Balance highway.Total
 	Denom   string
 }
 
@@ -141,42 +142,59 @@ func (b *Broker) Faucet(ctx context.Context, userID string) (string, error) {
 	if !b.HasFaucet() {
 		return "", highway.Errorf(highway.ENOTFOUND, "There is no faucet on this marketplace.")
 	}
-	w, err := b.EnsureWallet(ctx, userID)
+	info, err := b.Wallet(ctx, userID)
 	if err != nil {
 		return "", err
 	}
-	to, _ := sdk.AccAddressFromBech32(w.Address)
+	// The faucet tops up, it does not fill: anyone can sign up, and an
+	// uncapped faucet is a way to drain its account.
+	if limit := b.faucetCap(); info.Balance.Cmp(limit) >= 0 {
+		return "", &highway.Error{Code: highway.ECONFLICT, Message: fmt.Sprintf(
+			"Your wallet holds %s %s: the faucet only tops up wallets below %s.", info.Balance, b.cfg.Denom, limit)}
+	}
+	to, _ := sdk.AccAddressFromBech32(info.Address)
 	res, err := b.cfg.Chain.Send(ctx, b.cfg.Faucet, banktypes.NewMsgSend(b.cfg.Faucet.Address(), to,
-		sdk.NewCoins(sdk.NewCoin(b.cfg.Denom, b.cfg.FaucetAmount))))
+		client.Coins(b.cfg.Denom, b.cfg.FaucetAmount)))
+	if errors.Is(err, sdkerrors.ErrInsufficientFunds) {
+		return "", &highway.Error{Code: highway.ECONFLICT, Message: "The faucet is empty."}
+	}
 	if err != nil {
 		return "", fmt.Errorf("faucet: %w", err)
 	}
 	return res.Hash, nil
 }
 
+// faucetCap is the balance at and above which the faucet refuses.
+func (b *Broker) faucetCap() highway.Total {
+	if b.cfg.FaucetCap <= 0 {
+		return highway.TotalOf(b.cfg.FaucetAmount).Mul(5)
+	}
+	return highway.TotalOf(b.cfg.FaucetCap)
+}
+
 // Withdraw sends amount from the user's wallet to a bech32 address.
-func (b *Broker) Withdraw(ctx context.Context, userID, to string, amount math.Int) (string, error) {
+func (b *Broker) Withdraw(ctx context.Context, userID, to string, amount highway.Amount) (string, error) {
 	dest, err := sdk.AccAddressFromBech32(to)
 	if err != nil {
 		return "", &highway.Error{Code: highway.EINVALID, Field: "to", Message: "Not a valid address for this chain (hwy1…)."}
 	}
-	if !amount.IsPositive() {
+	if amount <= 0 {
 		return "", &highway.Error{Code: highway.EINVALID, Field: "amount", Message: "Amount must be a positive integer of micro-units."}
 	}
 	info, err := b.Wallet(ctx, userID)
 	if err != nil {
 		return "", err
 	}
-	if info.Balance.LT(amount) {
+	if info.Balance.Cmp(highway.TotalOf(amount)) < 0 {
 		return "", &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "amount", Message: fmt.Sprintf("Your balance is %s %s.", info.Balance, b.cfg.Denom)}
 	}
 	signer, err := b.walletSigner(ctx, userID)
 	if err != nil {
 		return "", err
 	}
-	res, err := b.cfg.Chain.Send(ctx, signer, banktypes.NewMsgSend(signer.Address(), dest, sdk.NewCoins(sdk.NewCoin(b.cfg.Denom, amount))))
+	res, err := b.cfg.Chain.Send(ctx, signer, banktypes.NewMsgSend(signer.Address(), dest, client.Coins(b.cfg.Denom, amount)))
 	if err != nil {
-		return "", fmt.Errorf("withdraw: %w", err)
+		return "", chainError(err)
 	}
 	return res.Hash, nil
 }

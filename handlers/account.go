@@ -17,5 +17,5 @@ const sessionCookieTTL = 14 * 24 * time.Hour
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func (s *Server) accountPage(c *gin.Context) {
-	s.renderAccount(c, http.StatusOK, web.NewForm(), "", "")
+	s.renderAccount(c, http.StatusOK, &web.APIKeyForm{}, "", "")
 }

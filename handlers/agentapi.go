@@ -10,10 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/highway-compute/highway"
-	"github.com/highway-compute/highway/accounts"
-	"github.com/highway-compute/highway/broker"
-	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // AgentConfig tunes the agent API.
@@ -54,7 +51,7 @@ func (c *AgentConfig) defaults() {
 // agent's budget). A well-behaved agent sends a handful of requests a
 // minute; the limit leaves room for short intervals and catch-up bursts.
 func (s *Server) agentAllow(c *gin.Context, agentID string) bool {
-	ok, retry := s.agentLimit.Allow(agentID, time.Now())
+	ok, retry := s.agentLimit.Allow(agentID, s.now())
 	if !ok {
 		s.fail(c, &highway.Error{Code: highway.ERATELIMITED, RetryAfter: int(retry.Seconds()) + 1,
 			Message: "Too many requests from this agent; slow down."})
@@ -77,7 +74,7 @@ func (s *Server) agentFail(c *gin.Context, err error) {
 // agentRegister trades a one-time enrollment token for an agent identity:
 // the agent's public key is stored, a machine created.
 func (s *Server) agentRegister(c *gin.Context) {
-	if ok, retry := s.agentRegisterLimit.Allow("ip:"+c.ClientIP(), time.Now()); !ok {
+	if ok, retry := s.agentRegisterLimit.Allow("ip:"+c.ClientIP(), s.now()); !ok {
 		s.fail(c, &highway.Error{Code: highway.ERATELIMITED, RetryAfter: int(retry.Seconds()) + 1, Message: "Too many registrations from this address."})
 		return
 	}
@@ -91,24 +88,19 @@ func (s *Server) agentRegister(c *gin.Context) {
 		s.agentFail(c, err)
 		return
 	}
-	m := &models.Machine{Hostname: req.Hostname, AgentVersion: req.AgentVersion, DriverVersion: req.DriverVersion,
-		CUDAVersion: req.CUDAVersion, Simulated: req.Simulated}
-	a := &models.Agent{PublicKey: req.PublicKey}
-	if err := s.store.RegisterAgent(c.Request.Context(), accounts.HashToken(req.Token), time.Now(), m, a); err != nil {
+	a, m, err := s.broker.RegisterAgent(c.Request.Context(), req)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.log.Info("agent registered", "agent", a.ID, "machine", m.ID, "provider", m.ProviderID, "simulated", m.Simulated)
 	c.JSON(http.StatusCreated, protocol.RegisterResponse{
 		AgentID: a.ID, MachineID: m.ID, HeartbeatIntervalS: int(s.agentCfg.HeartbeatInterval / time.Second),
 		Regions: s.agentCfg.Regions,
 	})
 }
 
-// agentHeartbeat applies a signed heartbeat: GPUs, free/used, RTTs. The
-// server recomputes each GPU's class from its NVML name rather than trust
-// the agent's, and refuses a beat whose GPUs changed identity mid-boot or
-// that is older than the last one applied.
+// agentHeartbeat applies a signed heartbeat: GPUs, free/used, RTTs
+// (broker.Heartbeat checks and maps it).
 func (s *Server) agentHeartbeat(c *gin.Context) {
 	vr, hb, err := s.agentVerifier.VerifyHeartbeat(c.Request)
 	if err != nil {
@@ -118,45 +110,11 @@ func (s *Server) agentHeartbeat(c *gin.Context) {
 	if !s.agentAllow(c, vr.AgentID) {
 		return
 	}
-	ctx := c.Request.Context()
-	e, err := s.agentCache.get(ctx, vr.AgentID)
-	if err != nil {
+	if err := s.broker.Heartbeat(c.Request.Context(), vr.AgentID, &hb); err != nil {
 		s.agentFail(c, err)
 		return
 	}
-	for i := range hb.GPUs {
-		hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name) // the server's class, not the agent's
-	}
-	// Continuity is checked and advanced under the agent's own lock, and
-	// the engine is fed inside it too, so two racing beats of one agent
-	// reach it in seq order.
-	e.beat.Lock()
-	defer e.beat.Unlock()
-	if err := s.agentCache.accept(ctx, e, vr.AgentID, &hb); err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	u := models.HeartbeatUpdate{
-		AgentID: vr.AgentID, MachineID: e.machineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
-		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: s.now(),
-	}
-	for _, g := range hb.GPUs {
-		u.GPUs = append(u.GPUs, models.GPU{
-			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: g.Class,
-			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, UtilizationPct: g.UtilizationPct,
-			TemperatureC: g.TemperatureC, PowerMW: uint64(g.PowerMW), PowerLimitMW: uint64(g.PowerLimitMW),
-			ECCUncorrected: g.ECCUncorrected, PCIeGen: g.PCIeGen, PCIeWidth: g.PCIeWidth, MIGEnabled: g.MIGEnabled,
-			Free: g.Free, LeaseID: g.LeaseID,
-		})
-	}
-	// Stored behind (the broker flushes each machine's latest beat once a
-	// second): the request path touches no database.
-	s.broker.QueueHeartbeat(u, hb.Leases)
-	if err := s.broker.MachineBeat(ctx, broker.Beat{MachineID: e.machineID, AgentID: vr.AgentID, ProviderID: e.providerID, Heartbeat: &hb}); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, protocol.HeartbeatResponse{ServerTime: time.Now().UnixMilli()})
+	c.JSON(http.StatusOK, protocol.HeartbeatResponse{ServerTime: s.now().UnixMilli()})
 }
 
 // agentAssignments is the agent's long-poll for work: assignments after

@@ -60,6 +60,9 @@ func (s *Server) apiOptionalAuth(c *gin.Context) {
 			c.Set(keyUser, u)
 		}
 	case highway.EUNAUTHORIZED:
+		if !s.badKeyAllowed(c) {
+			return
+		}
 	default:
 		s.fail(c, err)
 		c.Abort()
@@ -72,6 +75,9 @@ func (s *Server) apiOptionalAuth(c *gin.Context) {
 // errors (the database is down) keep their own status.
 func (s *Server) apiAuthFail(c *gin.Context, err error) {
 	if highway.ErrorCode(err) == highway.EUNAUTHORIZED {
+		if c.GetHeader("Authorization") != "" && !s.badKeyAllowed(c) {
+			return
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="highway"`)
 	}
 	s.fail(c, err)
@@ -97,15 +103,18 @@ func (s *Server) apiMe(c *gin.Context) {
 
 // apiKeyCreate creates a key and shows it on the account page, once.
 func (s *Server) apiKeyCreate(c *gin.Context) {
-	name := c.PostForm("name")
-	_, key, err := s.accounts.CreateAPIKey(c.Request.Context(), currentUser(c), name)
+	f := &web.APIKeyForm{}
+	f.Bind(c.PostForm)
+	var key string
+	err := f.Validate()
+	if err == nil {
+		_, key, err = s.accounts.CreateAPIKey(c.Request.Context(), currentUser(c), f.Name)
+	}
 	if err != nil {
-		f := web.NewForm()
-		f.Values["name"] = strings.TrimSpace(name)
-		s.formError(c, f, err, func(*web.Page) { s.renderAccount(c, statusOf(highway.ErrorCode(err)), f, "", "") })
+		s.formError(c, &f.Form, err, func(*web.Page) { s.renderAccount(c, statusOf(highway.ErrorCode(err)), f, "", "") })
 		return
 	}
-	s.renderAccount(c, http.StatusCreated, web.NewForm(), key, strings.TrimSpace(name))
+	s.renderAccount(c, http.StatusCreated, &web.APIKeyForm{}, key, f.Name)
 }
 
 // apiKeyRevoke revokes one of the user's keys; someone else's key is 404.
@@ -120,7 +129,7 @@ func (s *Server) apiKeyRevoke(c *gin.Context) {
 
 // renderAccount renders the account page with its API keys; newKey is a
 // just-created key to show this once.
-func (s *Server) renderAccount(c *gin.Context, status int, keyForm *web.Form, newKey, newKeyName string) {
+func (s *Server) renderAccount(c *gin.Context, status int, keyForm *web.APIKeyForm, newKey, newKeyName string) {
 	u := currentUser(c)
 	keys, err := s.accounts.APIKeys(c.Request.Context(), u)
 	if err != nil {

@@ -1,13 +1,19 @@
 package handlers
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/web"
 )
 
@@ -16,35 +22,26 @@ func (s *Server) signupPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, "/account")
 		return
 	}
-	f := web.NewForm()
-	f.Values["buyer"] = "on"
-	s.render(c, http.StatusOK, "Sign up", web.Signup(s.page(c, "Sign up"), f))
+	s.render(c, http.StatusOK, "Sign up", web.Signup(s.page(c, "Sign up"), web.NewSignupForm()))
 }
 
 func (s *Server) signupSubmit(c *gin.Context) {
-	in := accounts.SignupInput{
-		Email:    c.PostForm("email"),
-		Name:     c.PostForm("name"),
-		Password: c.PostForm("password"),
-		Buyer:    c.PostForm("buyer") == "on",
-		Provider: c.PostForm("provider") == "on",
+	// The form re-renders what the user typed, except the password.
+	f := &web.SignupForm{}
+	f.Bind(c.PostForm)
+	var u *models.User
+	var token string
+	err := f.Validate()
+	if err == nil {
+		in := accounts.SignupInput{Email: f.Email, Name: f.Name, Password: c.PostForm("password"), Buyer: f.Buyer, Provider: f.Provider}
+		u, token, err = s.accounts.Signup(c.Request.Context(), in, c.ClientIP(), c.Request.UserAgent())
 	}
-	_, token, err := s.accounts.Signup(c.Request.Context(), in, c.ClientIP(), c.Request.UserAgent())
 	if err != nil {
-		// Re-render with what the user typed, except the password.
-		f := web.NewForm()
-		f.Values["email"] = strings.TrimSpace(in.Email)
-		f.Values["name"] = in.Name
-		if in.Buyer {
-			f.Values["buyer"] = "on"
-		}
-		if in.Provider {
-			f.Values["provider"] = "on"
-		}
-		s.formError(c, f, err, func(p *web.Page) { s.render(c, statusOf(highway.ErrorCode(err)), "Sign up", web.Signup(p, f)) })
+		s.formError(c, &f.Form, err, func(p *web.Page) { s.render(c, statusOf(highway.ErrorCode(err)), "Sign up", web.Signup(p, f)) })
 		return
 	}
 	s.startSession(c, token)
+	s.setDevice(c, u.ID)
 	s.setFlash(c, "success", "Welcome to Highway. Your account is ready.")
 	c.Redirect(http.StatusSeeOther, "/account")
 }
@@ -55,17 +52,21 @@ func (s *Server) loginPage(c *gin.Context) {
 		c.Redirect(http.StatusSeeOther, next)
 		return
 	}
-	s.render(c, http.StatusOK, "Log in", web.Login(s.page(c, "Log in"), web.NewForm(), next))
+	s.render(c, http.StatusOK, "Log in", web.Login(s.page(c, "Log in"), &web.LoginForm{}, next))
 }
 
 func (s *Server) loginSubmit(c *gin.Context) {
-	email := c.PostForm("email")
 	next := safeNext(c.PostForm("next"))
-	_, token, err := s.accounts.Login(c.Request.Context(), email, c.PostForm("password"), c.ClientIP(), c.Request.UserAgent())
+	f := &web.LoginForm{}
+	f.Bind(c.PostForm)
+	var res *accounts.LoginResult
+	err := f.Validate()
+	if err == nil {
+		res, err = s.accounts.Login(c.Request.Context(), accounts.LoginInput{Email: f.Email, Password: c.PostForm("password"),
+			IP: c.ClientIP(), UserAgent: c.Request.UserAgent(), Device: s.deviceAccount(c)})
+	}
 	if err != nil {
-		f := web.NewForm()
-		f.Values["email"] = strings.TrimSpace(email)
-		s.formError(c, f, err, func(p *web.Page) { s.render(c, statusOf(highway.ErrorCode(err)), "Log in", web.Login(p, f, next)) })
+		s.formError(c, &f.Form, err, func(p *web.Page) { s.render(c, statusOf(highway.ErrorCode(err)), "Log in", web.Login(p, f, next)) })
 		return
 	}
 	// A session that was open in this browser ends: the new one has a
@@ -73,8 +74,50 @@ func (s *Server) loginSubmit(c *gin.Context) {
 	if old := c.GetString(keyToken); old != "" {
 		_ = s.accounts.Logout(c.Request.Context(), old)
 	}
-	s.startSession(c, token)
+	s.startSession(c, res.Token)
+	s.setDevice(c, res.User.ID)
+	if f := res.Failed; f.Count > 0 {
+		last := ""
+		if f.LastAt != nil {
+			last = fmt.Sprintf(" The last was at %s UTC from %s.", f.LastAt.UTC().Format("2006-01-02 15:04"), f.LastIP)
+		}
+		s.setFlash(c, "error", fmt.Sprintf("%d failed sign-in attempt(s) on your account since you last signed in.%s If that was not you, choose a stronger password.", f.Count, last))
+	}
 	c.Redirect(http.StatusSeeOther, next)
+}
+
+// The device cookie marks a browser that signed in to an account: when
+// the account is under attack (many failures from anywhere), sign-ins from
+// such a browser skip the slow lane, so its owner is not slowed down by
+// the attack. It names the account and is signed with the server secret;
+// it grants nothing else.
+const (
+	cookieDevice    = "hw_device"
+	deviceCookieTTL = 400 * 24 * time.Hour
+)
+
+func (s *Server) setDevice(c *gin.Context, userID string) {
+	s.setCookie(c, cookieDevice, userID+"."+s.deviceMAC(userID), deviceCookieTTL)
+}
+
+// deviceAccount returns the account the browser's device cookie names, if
+// the cookie is valid ("" otherwise).
+func (s *Server) deviceAccount(c *gin.Context) string {
+	v, err := c.Cookie(cookieDevice)
+	if err != nil {
+		return ""
+	}
+	id, mac, ok := strings.Cut(v, ".")
+	if !ok || id == "" || !hmac.Equal([]byte(mac), []byte(s.deviceMAC(id))) {
+		return ""
+	}
+	return id
+}
+
+func (s *Server) deviceMAC(userID string) string {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("device\x00" + userID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func (s *Server) logout(c *gin.Context) {
@@ -102,10 +145,6 @@ func (s *Server) formError(c *gin.Context, f *web.Form, err error, show func(*we
 	if code == highway.ERATELIMITED {
 		c.Header("Retry-After", itoa(highway.ErrorRetryAfter(err)))
 	}
-	if field := highway.ErrorField(err); field != "" {
-		f.Errors[field] = highway.ErrorMessage(err)
-	} else {
-		f.Error = highway.ErrorMessage(err)
-	}
+	f.Fail(highway.ErrorField(err), highway.ErrorMessage(err))
 	show(s.page(c, ""))
 }

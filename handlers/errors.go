@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +12,9 @@ import (
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/web"
 )
+
+// statusClientClosed is logged for requests whose client disconnected.
+const statusClientClosed = 499
 
 // statusOf maps an error code to its HTTP status: the one place that does.
 func statusOf(code string) int {
@@ -66,6 +71,13 @@ func (s *Server) fail(c *gin.Context, err error) {
 // failStatus is fail with an explicit status, for the few answers (405)
 // that no error code names.
 func (s *Server) failStatus(c *gin.Context, status int, err error) {
+	// A client that went away mid-request is not a server fault: nobody is
+	// left to answer, and it is logged at the request's level, not as an
+	// error. 499 is the status nginx made the convention for it.
+	if c.Request.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		c.AbortWithStatus(statusClientClosed)
+		return
+	}
 	code := highway.ErrorCode(err)
 	if code == highway.EINTERNAL {
 		s.log.Error("internal error", "request_id", c.GetString(keyRequestID), "method", c.Request.Method,

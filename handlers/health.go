@@ -11,7 +11,16 @@ import (
 // healthz says the process is alive; it never touches dependencies, so a
 // slow database does not get a healthy process restarted.
 func (s *Server) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	c.JSON(http.StatusOK, s.withRole(gin.H{"status": "ok"}))
+}
+
+// withRole adds the replica's role (leader; a standby answers these
+// routes itself, cmd/highway/replica.go).
+func (s *Server) withRole(h gin.H) gin.H {
+	if s.role != "" {
+		h["role"] = s.role
+	}
+	return h
 }
 
 // readyz says whether this replica can serve: the database must answer
@@ -21,8 +30,8 @@ func (s *Server) readyz(c *gin.Context) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readyz: database unreachable", "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": gin.H{"database": "unreachable"}})
+		c.JSON(http.StatusServiceUnavailable, s.withRole(gin.H{"status": "unavailable", "checks": gin.H{"database": "unreachable"}}))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": gin.H{"database": "ok"}})
+	c.JSON(http.StatusOK, s.withRole(gin.H{"status": "ok", "checks": gin.H{"database": "ok"}}))
 }

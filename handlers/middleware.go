@@ -197,11 +197,26 @@ func (s *Server) clearCookie(c *gin.Context, name string) {
 	})
 }
 
-// safeNext accepts only local paths as a post-login destination, so the
-// login page cannot be used as an open redirect.
+// safeNext accepts only a same-origin path as a post-login destination, so
+// the login page cannot be used as an open redirect. It judges the string
+// as a browser would read it: browsers drop tabs and newlines anywhere in
+// a URL and leading or trailing spaces and controls, and treat a
+// backslash as a slash, so "/\t/evil.example" and " //evil.example" are
+// "//evil.example", a host. Rather than normalise and risk disagreeing
+// with some browser, anything a browser would rewrite is refused.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
-		return "/account"
+	const home = "/account"
+	if len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return home
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return home
 	}
 	return next
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/broker"
 )
 
@@ -25,7 +26,7 @@ type offerPage struct {
 	json []byte
 }
 
-func appendOffersJSON(buf []byte, offers []broker.Offer, next string) []byte {
+func appendOffersJSON(buf []byte, offers []highway.Offer, next string) []byte {
 	buf = append(buf, `{"next_cursor":`...)
 	buf = appendJSONString(buf, next)
 	buf = append(buf, `,"offers":[`...)
@@ -77,7 +78,7 @@ func appendOffersJSON(buf []byte, offers []broker.Offer, next string) []byte {
 		buf = append(buf, `,"simulated":`...)
 		buf = strconv.AppendBool(buf, o.Simulated)
 		buf = append(buf, `,"price_per_gpu_hour":"`...)
-		buf = strconv.AppendInt(buf, o.PricePerGPUHour, 10)
+		buf = strconv.AppendInt(buf, int64(o.PricePerGPUHour), 10)
 		buf = append(buf, `"}`...)
 	}
 	return append(buf, "]}"...)

@@ -36,3 +36,29 @@ func (s *Server) render(c *gin.Context, status int, title string, content templ.
 		s.log.Error("render", "request_id", c.GetString(keyRequestID), "err", err)
 	}
 }
+
+// wantsFragment: the live script asks for just the part that changes.
+func wantsFragment(c *gin.Context) bool { return c.Query("fragment") == "1" }
+
+// renderFragment writes a component without the layout.
+func (s *Server) renderFragment(c *gin.Context, status int, content templ.Component) {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Cache-Control", "no-store")
+	c.Status(status)
+	if err := content.Render(c.Request.Context(), c.Writer); err != nil {
+		s.log.Error("render fragment", "request_id", c.GetString(keyRequestID), "err", err)
+	}
+}
+
+// fieldOrForm puts err beside field when the form shows that field, else
+// over the form, so no message is lost on a field the page does not have.
+func fieldOrForm(f *web.Form, shown []string) {
+	for field, msg := range f.Errors {
+		if !contains(shown, field) {
+			delete(f.Errors, field)
+			if f.Error == "" {
+				f.Error = msg
+			}
+		}
+	}
+}

@@ -1,12 +1,16 @@
 package handlers
 
 import (
+	"net/http"
+
 	"github.com/gin-gonic/gin"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
-// routes is the one route table.
+// routes is the one route table: every page, API and agent route, with
+// the middleware each group runs. A handler lives in the file named after
+// its resource (orders_page.go, orders_api.go, ...; see docs/decisions.md).
 func (s *Server) routes(e *gin.Engine) {
 	e.Use(s.requestID, s.recoverer, s.observe, securityHeaders, limitBody)
 	e.NoRoute(s.notFound)
@@ -36,11 +40,41 @@ func (s *Server) routes(e *gin.Engine) {
 		v1 := e.Group("/api/v1")
 		// Public routes (market data): a key is optional and, when valid,
 		// sets the user.
-		public := v1.Group("", s.apiOptionalAuth)
+		public := v1.Group("", s.apiOptionalAuth, s.apiRate)
 		// Everything else needs a key; requireRole works inside as on pages.
-		api := v1.Group("", s.apiAuth)
+		api := v1.Group("", s.apiAuth, s.apiRate)
 		api.GET("/me", s.apiMe)
-		s.apiRoutes(public, api)
+
+		public.GET("/offers", s.apiOffers)
+		public.GET("/market/summary", s.apiSummary)
+		public.GET("/regions", s.apiRegions)
+
+		api.POST("/orders", s.apiPlaceOrder)
+		api.GET("/orders", s.apiOrders)
+		api.GET("/orders/:id", s.apiOrder)
+		api.DELETE("/orders/:id", s.apiCancelOrder)
+		api.GET("/leases", s.apiLeases)
+		api.GET("/leases/:id", s.apiLease)
+		api.GET("/leases/:id/logs", s.apiLeaseLogs)
+		api.POST("/leases/:id/close", s.apiCloseLease)
+		api.POST("/leases/:id/disputes", s.apiStatement(http.StatusCreated, s.broker.OpenDispute))
+		api.GET("/disputes", s.apiDisputes)
+		api.GET("/disputes/:id", s.apiDispute)
+		api.GET("/wallet", s.apiWallet)
+		api.GET("/wallet/history", s.apiWalletHistory)
+		api.POST("/wallet/faucet", s.apiFaucet)
+		api.POST("/wallet/withdraw", s.apiWithdraw)
+
+		prov := api.Group("", s.requireRole("provider"))
+		prov.GET("/machines", s.apiMachines)
+		prov.GET("/prices", s.apiPrices)
+		prov.PUT("/prices", s.apiSetPrice)
+		prov.POST("/disputes/:id/statement", s.apiStatement(http.StatusOK, s.broker.ProviderStatement))
+
+		apiAdmin := api.Group("", s.requireRole("admin"))
+		apiAdmin.POST("/disputes/:id/resolve", s.apiResolveDispute)
+		apiAdmin.POST("/providers/:id/suspend", s.apiSuspend(true))
+		apiAdmin.POST("/providers/:id/reinstate", s.apiSuspend(false))
 	}
 
 	// Pages: cookie session and CSRF on every state-changing request.
@@ -58,7 +92,8 @@ func (s *Server) routes(e *gin.Engine) {
 	member.POST("/account/api-keys", s.apiKeyCreate)
 	member.POST("/account/api-keys/:id/revoke", s.apiKeyRevoke)
 
-	// Market pages (pages_market.go): the market and its live stream are
+	// Market pages (market_page.go, orders_page.go, leases_page.go,
+	// wallet_page.go): the market and its live stream are
 	// public; orders, leases and the wallet need a session. Access to one
 	// order or lease is checked in the handler (others get 404).
 	{
@@ -79,7 +114,7 @@ func (s *Server) routes(e *gin.Engine) {
 	provider := member.Group("/provider", s.requireRole("provider"))
 	provider.GET("", s.providerConsole)
 	provider.POST("/enrollments", s.providerEnroll)
-	// Console additions (provider.go): asks per model.
+	// Console additions (provider_page.go): asks per model.
 	{
 		provider.POST("/prices", s.providerSetPrice)
 	}
@@ -89,7 +124,7 @@ func (s *Server) routes(e *gin.Engine) {
 	admin.GET("/users", s.adminUsers)
 	admin.POST("/users/:id/roles", s.adminSetRoles)
 	admin.POST("/users/:id/disable", s.adminSetDisabled)
-	// Arbiter pages (pages_admin.go): the disputes queue, one dispute's
+	// Arbiter pages (disputes_page.go): the disputes queue, one dispute's
 	// evidence and resolution, and suspending a provider.
 	{
 		admin.GET("/disputes", s.adminDisputes)

@@ -17,7 +17,7 @@ import (
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Config is what the HTTP layer needs from main.
@@ -30,6 +30,9 @@ type Config struct {
 	// BaseURL is the public URL; https makes cookies Secure.
 	BaseURL string
 	DevMode bool
+	// Role is the replica's role, shown by /healthz and /readyz ("" for
+	// none).
+	Role string
 	// Registry receives the HTTP metrics; nil means a new private one.
 	Registry *prometheus.Registry
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
@@ -37,6 +40,12 @@ type Config struct {
 	TrustedProxies []string
 	// Agents tunes the provider-agent API.
 	Agents AgentConfig
+	// API bounds the JSON API's request rates (docs/api.md).
+	API APILimits
+	// Nonces remembers signed agent requests against replay; nil keeps
+	// them in this process's memory (one replica). Replicas share one
+	// (models.Store.Nonces on PostgreSQL).
+	Nonces protocol.NonceStore
 	// Broker is the market: offers, orders, leases, agents' work. Required.
 	Broker *broker.Broker
 	// References are list prices drawn on the price charts.
@@ -55,6 +64,7 @@ type Server struct {
 	devMode       bool
 	baseURL       string
 	registry      *prometheus.Registry
+	role          string
 	metrics       *httpMetrics
 
 	broker             *broker.Broker
@@ -63,7 +73,9 @@ type Server struct {
 	agentVerifier      *protocol.Verifier
 	agentRegisterLimit *accounts.Limiter
 	agentLimit         *accounts.Limiter
-	agentCache         *agentCache
+	faucetLimit        *accounts.Limiter
+	api                apiLimiters
+	streams            *streamCaps
 	now                func() time.Time
 }
 
@@ -94,6 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 		baseURL:       cfg.BaseURL,
 		devMode:       cfg.DevMode,
 		registry:      cfg.Registry,
+		role:          cfg.Role,
 		metrics:       m,
 		agentCfg:      cfg.Agents,
 		broker:        cfg.Broker,
@@ -101,18 +114,22 @@ func New(cfg Config) (http.Handler, error) {
 		// 30 registrations a minute per IP: enough for a fleet being
 		// installed, too few to brute-force 256-bit tokens.
 		agentRegisterLimit: accounts.NewLimiter(30, time.Minute),
-		now:                cfg.Now,
+		faucetLimit:        accounts.NewLimiter(1, time.Hour),
+		// 16 live pages per address, 4096 in all.
+		streams: newStreamCaps(16, 4096),
+		now:     cfg.Now,
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	s.agentCfg.defaults()
+	s.api = newAPILimiters(cfg.API)
 	s.agentLimit = accounts.NewLimiter(s.agentCfg.RequestsPerMinute, time.Minute)
-	s.agentCache = newAgentCache(cfg.Store, s.now)
-	s.agentVerifier = &protocol.Verifier{
-		Keys:   protocol.KeyStoreFunc(s.agentCache.key),
-		Nonces: protocol.NewMemoryNonceStore(1 << 20),
+	nonces := cfg.Nonces
+	if nonces == nil {
+		nonces = protocol.NewMemoryNonceStore(1 << 20)
 	}
+	s.agentVerifier = &protocol.Verifier{Keys: protocol.KeyStoreFunc(cfg.Broker.AgentKey), Nonces: nonces}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true

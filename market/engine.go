@@ -182,20 +182,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Rebuild replays a persisted log into a fresh engine, as the marketplace
-// does at start. Commands that failed when first applied fail again the
-// same way and are skipped, exactly as they were.
-func Rebuild(cfg Config, log []Command) (*Engine, error) {
-	e, err := NewEngine(cfg)
-	if err != nil {
-		return nil, err
-	}
-	for i := range log {
-		_, _ = e.Apply(&log[i])
-	}
-	return e, nil
-}
-
 // Now is the time of the last applied command (unix ms).
 func (e *Engine) Now() int64 { return e.now }
 

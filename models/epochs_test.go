@@ -119,3 +119,43 @@ func TestProviderHours(t *testing.T) {
 		}
 	})
 }
+
+// An epoch's row appears when its proof lands (pending, with the proof's
+// transaction) and takes the verdict from the judging block, which comes
+// without a transaction: the proof's hash stays, the reason is kept, and a
+// late re-read of the landing block does not undo the verdict.
+func TestPendingEpochThenVerdict(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		u := &models.User{Email: "p@example.com", PasswordHash: "h", IsBuyer: true, IsProvider: true}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		l := &models.Lease{ID: "lease-p", ChainLeaseID: 7, BuyerID: u.ID, ProviderID: u.ID, MachineID: "m", Model: "H100", GPUs: 1,
+			Status: models.LeaseActive, PricePerEpoch: "5", Remaining: "0", Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0", EndsAt: now}
+		if err := s.CreateLease(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		landed := models.LeaseEpoch{LeaseID: l.ID, N: 0, Status: "pending", ValidNonces: 2900, Required: 2730, TxHash: "PROOFTX", Height: 10}
+		if err := s.AddPendingEpoch(ctx, landed); err != nil {
+			t.Fatal(err)
+		}
+		verdict := models.LeaseEpoch{LeaseID: l.ID, N: 0, Status: "missed", ValidNonces: 2900, Required: 2730, Amount: "5", Height: 12,
+			SettledAt: &now, Reason: "proof rejected: poc: nonce digest not under target: nonce 17"}
+		if err := s.UpsertEpoch(ctx, verdict); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddPendingEpoch(ctx, landed); err != nil { // the landing block read again
+			t.Fatal(err)
+		}
+		eps, err := s.Epochs(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(eps) != 1 || eps[0].Status != "missed" || eps[0].TxHash != "PROOFTX" || eps[0].Height != 12 ||
+			eps[0].Reason != verdict.Reason || eps[0].ValidNonces != 2900 {
+			t.Fatalf("epochs = %+v", eps)
+		}
+	})
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
-	"cosmossdk.io/math"
+	"gorm.io/gorm/clause"
+
+	"github.com/highway-compute/highway"
 )
 
 // SnapshotTotal is the model name of a snapshot's network-wide row.
@@ -27,7 +29,11 @@ func (s *Store) AddSnapshots(ctx context.Context, rows []MarketSnapshot) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	return s.DB.WithContext(ctx).Create(&rows).Error
+	// A leader that took over mid-interval records the same instant the
+	// old one did: the newer figures replace the older.
+	return s.DB.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "at"}, {Name: "model"}}, UpdateAll: true,
+	}).Create(&rows).Error
 }
 
 // Snapshots returns a model's (or the total's) snapshots since a time, oldest first.
@@ -115,22 +121,21 @@ func (s *Store) Totals(ctx context.Context) (NetworkTotals, error) {
 
 // Volumes sums, over every lease, the escrow it locked and what the
 // provider was paid (amounts are decimal strings, summed exactly).
-func (s *Store) Volumes(ctx context.Context) (escrowed, paid math.Int, err error) {
+func (s *Store) Volumes(ctx context.Context) (escrowed, paid highway.Total, err error) {
 	type row struct {
 		PricePerEpoch string
 		EpochsTotal   int64
 		Paid          string
 	}
-	escrowed, paid = math.ZeroInt(), math.ZeroInt()
 	var rows []row
 	if err = s.DB.WithContext(ctx).Model(&Lease{}).Select("price_per_epoch, epochs_total, paid").Scan(&rows).Error; err != nil {
 		return escrowed, paid, err
 	}
 	for _, r := range rows {
-		if p, ok := math.NewIntFromString(r.PricePerEpoch); ok {
-			escrowed = escrowed.Add(p.MulRaw(r.EpochsTotal))
+		if p, ok := highway.ParseTotal(r.PricePerEpoch); ok {
+			escrowed = escrowed.Add(p.Mul(r.EpochsTotal))
 		}
-		if p, ok := math.NewIntFromString(r.Paid); ok {
+		if p, ok := highway.ParseTotal(r.Paid); ok {
 			paid = paid.Add(p)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -38,6 +39,9 @@ type Store struct {
 	DB      *gorm.DB
 	Dialect string
 	sqlDB   *sql.DB
+	// fence is the leadership term this process writes under (leader.go):
+	// 0 when it never led, -1 once deposed.
+	fence atomic.Int64
 }
 
 // IsPostgresDSN reports whether dsn names a PostgreSQL server rather than a
@@ -92,6 +96,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	s := &Store{DB: db, Dialect: dialect, sqlDB: sqlDB}
+	if dialect == DialectPostgres {
+		if err := s.registerFence(); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Ping(pingCtx); err != nil {

@@ -32,6 +32,11 @@ type User struct {
 	DisabledAt   *time.Time
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Failed sign-ins since the last successful one (for the owner's
+	// notice at the next login).
+	FailedLogins      int
+	LastFailedLoginAt *time.Time
+	LastFailedLoginIP string
 }
 
 // Disabled reports whether an admin disabled the account.
@@ -187,4 +192,37 @@ func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) e
 		}
 		return nil
 	})
+}
+
+// RecordLoginFailure counts a failed sign-in for the user.
+func (s *Store) RecordLoginFailure(ctx context.Context, userID string, at time.Time, ip string) error {
+	at = at.UTC()
+	return s.DB.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Updates(map[string]any{
+		"failed_logins": gorm.Expr("failed_logins + 1"), "last_failed_login_at": &at, "last_failed_login_ip": ip,
+	}).Error
+}
+
+// LoginFailures is what a user is told about failed sign-ins.
+type LoginFailures struct {
+	Count  int
+	LastAt *time.Time
+	LastIP string
+}
+
+// TakeLoginFailures returns the user's failed sign-ins since the last
+// successful one and starts counting afresh.
+func (s *Store) TakeLoginFailures(ctx context.Context, userID string) (LoginFailures, error) {
+	var out LoginFailures
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var u User
+		if err := tx.Select("failed_logins", "last_failed_login_at", "last_failed_login_ip").Where("id = ?", userID).Take(&u).Error; err != nil {
+			return err
+		}
+		out = LoginFailures{Count: u.FailedLogins, LastAt: u.LastFailedLoginAt, LastIP: u.LastFailedLoginIP}
+		if u.FailedLogins == 0 {
+			return nil
+		}
+		return tx.Model(&User{}).Where("id = ?", userID).Update("failed_logins", gorm.Expr("failed_logins - ?", u.FailedLogins)).Error
+	})
+	return out, err
 }

@@ -41,15 +41,15 @@ func TestEpochTarget(t *testing.T) {
 		wantR   uint64
 		wantErr error
 	}{
-		// N = 1.5e9 × 60 = 9e10; D = 9e10/1200 = 75,000,000; R = 1080.
-		{"1×H100 60s", p, "H100", 1, 60, 75_000_000, 1080, nil},
-		// 8 × 2274 milli × 1.5e9 /1000 × 600 = 1.63728e13 → D = 13,644,000,000.
-		{"8×B200 600s", p, "B200", 8, 600, 13_644_000_000, 1080, nil},
+		// N = 1.5e9 × 60 = 9e10; D = 9e10/3000 = 30,000,000; R = 2730.
+		{"1×H100 60s", p, "H100", 1, 60, 30_000_000, 2730, nil},
+		// 8 × 2274 milli × 1.5e9 /1000 × 600 = 1.63728e13 → D = 5,457,600,000.
+		{"8×B200 600s", p, "B200", 8, 600, 5_457_600_000, 2730, nil},
 		{"unknown", p, "Voodoo2", 1, 60, 0, 0, ErrUnknownClass},
 		{"too short", p, "L4", 1, 0, 0, 0, ErrEpochTooSmall},
 		{"overflow", p, "B200", 1 << 31, 1 << 40, 0, 0, ErrOverflow},
-		// Dev: 50,000 nonces/s × 1 × 5 s = 250,000; D = 208; R = ⌊250,000·0.9/208⌋ = 1081.
-		{"dev CPU-SIM 5s", DevParams(), "CPU-SIM", 1, 5, 208, 1081, nil},
+		// Dev: 50,000 nonces/s × 1 × 5 s = 250,000; D = 83; R = ⌊250,000·0.91/83⌋ = 2740.
+		{"dev CPU-SIM 5s", DevParams(), "CPU-SIM", 1, 5, 83, 2740, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

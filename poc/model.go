@@ -22,9 +22,9 @@ import (
 //     int8: y has σ ≈ √Dim·74² ≈ 2^16.4 at Dim 256, so bits 8..15 are
 //     uniform, and nothing saturates or shrinks from layer to layer (a
 //     clamp would, and a collapsed activation is a shortcut).
-//   - Folding in bits 16..23 makes the result depend on 24 bits of the sum,
-//     so a 16-bit wrapping accumulator is not enough: the prover must do the
-//     int32 accumulation tensor cores do. The fold correlates with the
+//   - Folding in bits 16..23 makes the result depend on bits 8..23 of the
+//     sum, bit 23 included, so a 16-bit wrapping accumulator is not enough:
+//     the prover must do the int32 accumulation tensor cores do. The fold correlates with the
 //     position of y, leaving a mild bias (each byte value 0.63–1.39× its
 //     uniform frequency) that is the same at every layer: no drift, no
 //     collapse (TestActivationsStayUniform).

@@ -28,6 +28,44 @@ func Verify(p Params, seed Seed, t Target, proof Proof, sampleSeed []byte) error
 	if err := checkInputs(p, t, sampleSeed); err != nil {
 		return err
 	}
+	if err := checkNonces(p, t, proof); err != nil {
+		return err
+	}
+	idx := Sample(sampleSeed, seed, len(proof.Nonces), int(p.SampleSize))
+	m, err := NewModel(p, seed)
+	if err != nil {
+		return err
+	}
+	ws := newWorkspace(m.dim, len(idx))
+	nonces := ws.nonces[:len(idx)]
+	for i, j := range idx {
+		nonces[i] = proof.Nonces[j]
+	}
+	m.evalBatch(ws, nonces, ws.digests[:len(idx)])
+	th := threshold(t.Difficulty)
+	for i := range nonces {
+		if digestPrefix(&ws.digests[i]) > th {
+			return fmt.Errorf("%w: nonce %d", ErrInvalidNonce, nonces[i])
+		}
+	}
+	return nil
+}
+
+// CheckProof runs every check of Verify that needs no sample seed, in
+// Verify's order: params and target; version; empty; too many nonces;
+// every nonce in range and strictly ascending; count ≥ Required. The chain
+// runs it when a proof arrives, so a proof that could never clear settles
+// its epoch at once, and only the sampled recomputation waits for a later
+// block's hash.
+func CheckProof(p Params, t Target, proof Proof) error {
+	if err := checkTarget(p, t); err != nil {
+		return err
+	}
+	return checkNonces(p, t, proof)
+}
+
+// checkNonces is CheckProof after the params and target checks.
+func checkNonces(p Params, t Target, proof Proof) error {
 	if proof.Version != p.Version {
 		return fmt.Errorf("%w: proof version %d, params %d", ErrWrongVersion, proof.Version, p.Version)
 	}
@@ -55,23 +93,6 @@ func Verify(p Params, seed Seed, t Target, proof Proof, sampleSeed []byte) error
 	if uint64(n) < t.Required {
 		return fmt.Errorf("%w: %d < %d", ErrInsufficientWork, n, t.Required)
 	}
-	idx := sampleIndices(sampleSeed, seed, n, int(p.SampleSize))
-	m, err := NewModel(p, seed)
-	if err != nil {
-		return err
-	}
-	ws := newWorkspace(m.dim, len(idx))
-	nonces := ws.nonces[:len(idx)]
-	for i, j := range idx {
-		nonces[i] = proof.Nonces[j]
-	}
-	m.evalBatch(ws, nonces, ws.digests[:len(idx)])
-	th := threshold(t.Difficulty)
-	for i := range nonces {
-		if digestPrefix(&ws.digests[i]) > th {
-			return fmt.Errorf("%w: nonce %d", ErrInvalidNonce, nonces[i])
-		}
-	}
 	return nil
 }
 
@@ -88,14 +109,10 @@ func VerifyBytes(p Params, seed Seed, t Target, data []byte, sampleSeed []byte) 
 }
 
 // checkInputs validates everything Verify takes from the chain rather than
-// from the prover.
+// from the prover: params, then target, then the sample seed.
 func checkInputs(p Params, t Target, sampleSeed []byte) error {
-	if err := p.Validate(); err != nil {
+	if err := checkTarget(p, t); err != nil {
 		return err
-	}
-	if t.Difficulty < p.MinDifficulty || t.Required == 0 || t.Required > uint64(p.MaxProofNonces) {
-		return fmt.Errorf("%w: difficulty %d (min %d), required %d (max %d)",
-			ErrBadTarget, t.Difficulty, p.MinDifficulty, t.Required, p.MaxProofNonces)
 	}
 	if len(sampleSeed) == 0 || len(sampleSeed) > MaxSampleSeedLen {
 		return fmt.Errorf("%w: %d bytes", ErrBadSampleSeed, len(sampleSeed))
@@ -103,14 +120,30 @@ func checkInputs(p Params, t Target, sampleSeed []byte) error {
 	return nil
 }
 
-// sampleIndices picks min(k, n) distinct indices in [0, n), ascending,
+// checkTarget validates the params, then the target against them.
+func checkTarget(p Params, t Target) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if t.Difficulty < p.MinDifficulty || t.Required == 0 || t.Required > uint64(p.MaxProofNonces) {
+		return fmt.Errorf("%w: difficulty %d (min %d), required %d (max %d)",
+			ErrBadTarget, t.Difficulty, p.MinDifficulty, t.Required, p.MaxProofNonces)
+	}
+	return nil
+}
+
+// Sample picks min(k, n) distinct indices in [0, n), ascending (none
+// when n or k is not positive),
 // from a SHA-256 stream keyed by the sample seed, the epoch seed and n.
 // Floyd's algorithm makes exactly min(k, n) draws (no rejection loop, so
 // the cost is bounded); each draw maps 64 random bits to [0, j] with a
 // 128-bit multiply, biased by at most (j+1)/2⁶⁴ < 2⁻⁴⁷ for j < 2¹⁷.
 // The proof's contents other than n are not hashed: the prover must not be
 // able to steer the sample by reordering or padding.
-func sampleIndices(sampleSeed []byte, seed Seed, n, k int) []int {
+func Sample(sampleSeed []byte, seed Seed, n, k int) []int {
+	if n <= 0 || k <= 0 {
+		return nil
+	}
 	k = min(k, n)
 	h := sha256.New()
 	var b [8]byte

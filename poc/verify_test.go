@@ -181,7 +181,7 @@ func TestDecodeRejects(t *testing.T) {
 // deterministic, and dependent on the sample seed.
 func TestSampleIndices(t *testing.T) {
 	for _, tc := range []struct{ n, k int }{{1, 40}, {40, 40}, {41, 40}, {1200, 40}, {65536, 256}} {
-		a := sampleIndices([]byte("s"), Seed{1}, tc.n, tc.k)
+		a := Sample([]byte("s"), Seed{1}, tc.n, tc.k)
 		if len(a) != min(tc.n, tc.k) {
 			t.Fatalf("n %d k %d: %d picks", tc.n, tc.k, len(a))
 		}
@@ -190,10 +190,10 @@ func TestSampleIndices(t *testing.T) {
 				t.Fatalf("n %d k %d: bad picks %v", tc.n, tc.k, a)
 			}
 		}
-		if b := sampleIndices([]byte("s"), Seed{1}, tc.n, tc.k); !slicesEqual(a, b) {
+		if b := Sample([]byte("s"), Seed{1}, tc.n, tc.k); !slicesEqual(a, b) {
 			t.Fatal("not deterministic")
 		}
-		if tc.n > 2*tc.k && slicesEqual(a, sampleIndices([]byte("t"), Seed{1}, tc.n, tc.k)) {
+		if tc.n > 2*tc.k && slicesEqual(a, Sample([]byte("t"), Seed{1}, tc.n, tc.k)) {
 			t.Fatal("sample seed ignored")
 		}
 	}

@@ -30,5 +30,9 @@ addr() { "$BIN" keys show "$1" -a "${KR[@]}"; }
 "$BIN" genesis validate --home "$HOME_DIR"
 # 1 s blocks: escrow epochs count blocks, and a second keeps the dev loop snappy.
 sed -i -E 's/^timeout_commit = .*/timeout_commit = "1s"/' "$HOME_DIR/config/config.toml"
+# A dev chain talks to this machine only: P2P on loopback (it has no
+# peers), and no pprof listener.
+sed -i -E 's#^laddr = "tcp://0\.0\.0\.0:26656"#laddr = "tcp://127.0.0.1:26656"#' "$HOME_DIR/config/config.toml"
+sed -i -E 's/^pprof_laddr = .*/pprof_laddr = ""/' "$HOME_DIR/config/config.toml"
 echo "chain $CHAIN_ID initialised in $HOME_DIR"
 for k in buyer provider arbiter; do echo "  $k: $(addr "$k")"; done

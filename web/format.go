@@ -1,5 +1,46 @@
 package web
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/highway-compute/highway"
+)
+
+// Formatters shared by every page. Amounts arrive as integer micro-units
+// (uhwy) and are shown with their HWY value; every conversion is integer
+// arithmetic on decimal strings, so no amount is ever rounded by a float.
 
 func formatCount(n int64) string { return strconv.FormatInt(n, 10) }
+
+// FormatHWY shows a decimal string of uhwy as HWY (highway.FormatHWY).
+func FormatHWY(uhwy string) string { return highway.FormatHWY(uhwy) }
+
+// FormatHWYInt shows an int64 of uhwy as HWY.
+func FormatHWYInt(uhwy int64) string { return highway.Amount(uhwy).HWY() }
+
+// FormatMilli renders thousandths with three decimals (1500 → "1.500").
+func FormatMilli(milli uint64) string {
+	return strconv.FormatUint(milli/1000, 10) + "." + pad3(milli%1000)
+}
+
+// FormatBps renders basis points as a percentage with two decimals
+// (9950 → "99.50 %").
+func FormatBps(bps int64) string {
+	sign := ""
+	if bps < 0 {
+		sign, bps = "-", -bps
+	}
+	frac := strconv.FormatInt(bps%100, 10)
+	if len(frac) < 2 {
+		frac = "0" + frac
+	}
+	return sign + strconv.FormatInt(bps/100, 10) + "." + frac + " %"
+}
+
+func pad3(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	return strings.Repeat("0", 3-len(s)) + s
+}
+
+func i64(n int64) string { return strconv.FormatInt(n, 10) }

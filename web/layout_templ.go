@@ -387,7 +387,7 @@ func csrfField(token string) templ.Component {
 }
 
 // fieldError shows a field's message next to it.
-func fieldError(f *Form, field string) templ.Component {
+func fieldError(f fieldMessages, field string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

@@ -46,7 +46,7 @@ func Home(p *Page) templ.Component {
 }
 
 // Signup is the registration form.
-func Signup(p *Page, f *Form) templ.Component {
+func Signup(p *Page, f *SignupForm) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -337,7 +337,7 @@ func Signup(p *Page, f *Form) templ.Component {
 }
 
 // Login is the log-in form. Next is where to go afterwards.
-func Login(p *Page, f *Form, next string) templ.Component {
+func Login(p *Page, f *LoginForm, next string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -525,7 +525,7 @@ type AccountView struct {
 	APIKeys    []APIKeyRow
 	MaxAPIKeys int
 	// KeyForm is the create-key form, with the typed name and its error.
-	KeyForm *Form
+	KeyForm *APIKeyForm
 	// NewKey is a just-created key, shown this once; NewKeyName its name.
 	NewKey     string
 	NewKeyName string

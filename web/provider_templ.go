@@ -21,7 +21,7 @@ type ConsoleView struct {
 	// Prices has one row per model, set or not.
 	Models    []string
 	Prices    []PriceRow
-	PriceForm *Form
+	PriceForm *PriceForm
 	// Leases are the provider's latest leases, newest first.
 	Leases []ProviderLeaseRow
 	// Earnings and Proofs are the last day's charts; History is the

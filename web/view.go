@@ -49,50 +49,6 @@ type Page struct {
 // Asset returns the content-hashed URL of a static file.
 func Asset(name string) string { return static.Path(name) }
 
-// Form carries a form's submitted values and per-field errors, so a page
-// re-renders with the message next to the field and what the user typed.
-type Form struct {
-	Values map[string]string
-	Errors map[string]string
-	// Error is a message for the whole form (e.g. rate limited).
-	Error string
-}
-
-// NewForm returns an empty form.
-func NewForm() *Form {
-	return &Form{Values: map[string]string{}, Errors: map[string]string{}}
-}
-
-// Value returns the submitted value of field.
-func (f *Form) Value(field string) string {
-	if f == nil {
-		return ""
-	}
-	return f.Values[field]
-}
-
-// Checked reports whether a checkbox field was submitted on.
-func (f *Form) Checked(field string) bool {
-	v := f.Value(field)
-	return v == "on" || v == "true" || v == "1"
-}
-
-// Err returns the error message for field.
-func (f *Form) Err(field string) string {
-	if f == nil {
-		return ""
-	}
-	return f.Errors[field]
-}
-
-// FieldClass marks a field wrapper that has an error.
-func (f *Form) FieldClass(field string) string {
-	if f.Err(field) != "" {
-		return "field has-error"
-	}
-	return "field"
-}
-
 // FormatTime renders a timestamp for people, in UTC.
 func FormatTime(t time.Time) string {
 	if t.IsZero() {

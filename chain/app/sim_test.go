@@ -3,8 +3,10 @@ package app_test
 import (
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
+	"cosmossdk.io/collections"
 	"cosmossdk.io/log"
 	pruningtypes "cosmossdk.io/store/pruning/types"
 	dbm "github.com/cosmos/cosmos-db"
@@ -39,7 +41,7 @@ func TestEscrowSimulation(t *testing.T) {
 		})
 	}
 	t.Logf("over %d seeds × %d blocks: %v", simSeeds, simBlocks, totals)
-	for _, k := range []string{"invariant_checks", "leases", "epochs_cleared", "epochs_missed", "paid_out", "disputes_resolved", "closed_by_party"} {
+	for _, k := range []string{"invariant_checks", "leases", "epochs_cleared", "epochs_missed", "proofs_rejected", "paid_out", "disputes_resolved", "closed_by_party"} {
 		if totals[k] == 0 {
 			t.Errorf("the simulation never produced %s", k)
 		}
@@ -101,6 +103,12 @@ func runSimulation(t *testing.T, seed int64) map[string]int {
 			out["disputes_resolved"]++
 		case "buyer", "provider":
 			out["closed_by_party"]++
+		}
+		return false, nil
+	})
+	_ = a.EscrowKeeper.Epochs.Walk(ctx, nil, func(_ collections.Pair[uint64, uint64], r types.EpochRecord) (bool, error) {
+		if strings.HasPrefix(r.Reason, "proof rejected") {
+			out["proofs_rejected"]++
 		}
 		return false, nil
 	})

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/cosmos/cosmos-sdk/client/grpc/cmtservice"
@@ -39,9 +41,13 @@ import (
 
 // Config locates a node.
 type Config struct {
-	// GRPC is the node's gRPC address (host:port).
+	// GRPC is the node's gRPC address (host:port), or several nodes'
+	// separated by commas: the client uses the first that answers and
+	// moves to the next when it stops answering.
 	GRPC string
-	// RPC is the node's CometBFT RPC URL (http://host:port), for following blocks.
+	// RPC is the node's CometBFT RPC URL (http://host:port), for following
+	// blocks; several separated by commas are tried in turn, a session at
+	// a time.
 	RPC string
 	// ChainID must match the node's; transactions are bound to it.
 	ChainID string
@@ -82,7 +88,7 @@ type account struct {
 
 // Dial connects to a node's gRPC endpoint.
 func Dial(cfg Config) (*Client, error) {
-	if cfg.GRPC == "" || cfg.ChainID == "" {
+	if len(Endpoints(cfg.GRPC)) == 0 || cfg.ChainID == "" {
 		return nil, errors.New("chain client: GRPC address and chain id are required")
 	}
 	if cfg.GasAdjustmentPct == 0 {
@@ -102,10 +108,29 @@ func Dial(cfg Config) (*Client, error) {
 	enc := app.MakeEncodingConfig()
 	// The SDK's gogoproto codec: the default gRPC codec cannot marshal
 	// gogoproto custom types such as math.Int.
-	conn, err := grpc.NewClient(cfg.GRPC,
+	// Every node's address goes to one connection whose pick_first policy
+	// uses the first that connects and, when it fails, the next: a dead
+	// validator costs a reconnect, not an outage.
+	opts := []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(nodesServiceConfig),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(codec.NewProtoCodec(enc.InterfaceRegistry).GRPCCodec())),
-	)
+	}
+	nodes := Endpoints(cfg.GRPC)
+	target := nodes[0]
+	if len(nodes) > 1 {
+		// Each address keeps its own name as the connection's authority,
+		// as it would alone (a proxy in front of a node routes by it).
+		addrs := make([]resolver.Address, len(nodes))
+		for i, n := range nodes {
+			addrs[i] = resolver.Address{Addr: n, ServerName: n}
+		}
+		res := manual.NewBuilderWithScheme("highway-nodes")
+		res.InitialState(resolver.State{Addresses: addrs})
+		target = res.Scheme() + ":///chain"
+		opts = append(opts, grpc.WithResolvers(res))
+	}
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("chain client: dial %s: %w", cfg.GRPC, err)
 	}
@@ -115,6 +140,43 @@ func Dial(cfg Config) (*Client, error) {
 		Auth: authtypes.NewQueryClient(conn), Tx: txtypes.NewServiceClient(conn), Comet: cmtservice.NewServiceClient(conn),
 		accounts: map[string]*account{},
 	}, nil
+}
+
+// nodesServiceConfig: pick_first over the node list, and queries (never
+// a broadcast, which must not reach a node twice) retried when the node
+// they went to dropped them, so a call in flight when a node dies goes to
+// the next one instead of failing.
+const nodesServiceConfig = `{
+  "loadBalancingConfig": [{"pick_first": {}}],
+  "methodConfig": [{
+    "name": [
+      {"service": "highway.escrow.v1.Query"},
+      {"service": "cosmos.bank.v1beta1.Query"},
+      {"service": "cosmos.auth.v1beta1.Query"},
+      {"service": "cosmos.base.tendermint.v1beta1.Service"},
+      {"service": "cosmos.tx.v1beta1.Service", "method": "GetTx"},
+      {"service": "cosmos.tx.v1beta1.Service", "method": "Simulate"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 4,
+      "initialBackoff": "0.1s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// Endpoints splits a comma-separated list of node addresses, dropping
+// blanks.
+func Endpoints(list string) []string {
+	var out []string
+	for _, e := range strings.Split(list, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Close closes the connection.
@@ -186,7 +248,41 @@ const maxSequenceRetries = 3
 // transaction that fails in CheckTx or DeliverTx returns the chain's
 // registered error (errors.Is works against escrowtypes.ErrX), and the
 // returned TxResult still names the hash when it was broadcast.
+//
+// The account is held only until the node accepted the transaction into
+// its mempool (the sequence is then spoken for), not while it waits for a
+// block: a provider's agent proving several leases at once sends their
+// proofs side by side, and each must land within its own proof window.
 func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := c.broadcast(ctx, s, msgs)
+		if err != nil {
+			return res, err
+		}
+		res, err = c.WaitTx(ctx, res.Hash)
+		// Another process's transaction took the sequence in the same
+		// block: the node rejected ours at delivery. Reload and resend.
+		if errors.Is(err, sdkerrors.ErrWrongSequence) && attempt < maxSequenceRetries {
+			acc := c.account(s.Address())
+			acc.mu.Lock()
+			acc.loaded = false
+			acc.mu.Unlock()
+			continue
+		}
+		// Gas was simulated against the state before the block; a
+		// transaction ahead of ours in it can make ours cost more. The
+		// failed one changed nothing but its fee: simulate again on the
+		// new state and resend, once.
+		if errors.Is(err, sdkerrors.ErrOutOfGas) && attempt == 0 {
+			continue
+		}
+		return res, err
+	}
+}
+
+// broadcast signs and broadcasts under the account's lock, retrying when
+// another process used the account's sequence.
+func (c *Client) broadcast(ctx context.Context, s Signer, msgs []sdk.Msg) (*TxResult, error) {
 	acc := c.account(s.Address())
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
@@ -316,7 +412,7 @@ func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sd
 		// lost response): it will commit once; wait for it.
 	}
 	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
-	return c.WaitTx(ctx, r.TxHash)
+	return &TxResult{Hash: r.TxHash}, nil
 }
 
 // WaitTx polls until the transaction commits (or ctx / the timeout ends).

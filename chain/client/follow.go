@@ -45,7 +45,8 @@ type FollowOptions struct {
 // handled through /block_results, so a dropped connection or a restart
 // loses nothing: call Follow again with the next height.
 func (c *Client) Follow(ctx context.Context, from int64, opts FollowOptions, fn func(Block) error) error {
-	if c.cfg.RPC == "" {
+	nodes := Endpoints(c.cfg.RPC)
+	if len(nodes) == 0 {
 		return fmt.Errorf("chain client: following blocks needs the RPC address")
 	}
 	if opts.Poll == 0 {
@@ -59,8 +60,11 @@ func (c *Client) Follow(ctx context.Context, from int64, opts FollowOptions, fn 
 	}
 	next := from
 	backoff := 100 * time.Millisecond
-	for {
-		err := c.followSession(ctx, &next, opts, fn)
+	for node := 0; ; node = (node + 1) % len(nodes) {
+		// A session that ends in trouble moves to the next node: blocks
+		// are catch-up by height, so any node continues where the last
+		// one stopped.
+		err := c.followSession(ctx, nodes[node], &next, opts, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -78,14 +82,17 @@ func (c *Client) Follow(ctx context.Context, from int64, opts FollowOptions, fn 
 	}
 }
 
+// unsubscribeTimeout bounds the goodbye to a node at the end of a session.
+const unsubscribeTimeout = 2 * time.Second
+
 // callbackError marks an error returned by the caller's fn, which ends
 // Follow instead of triggering a reconnect.
 type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
 
-func (c *Client) followSession(ctx context.Context, next *int64, opts FollowOptions, fn func(Block) error) error {
-	rpc, err := rpchttp.New(c.cfg.RPC, "/websocket")
+func (c *Client) followSession(ctx context.Context, node string, next *int64, opts FollowOptions, fn func(Block) error) error {
+	rpc, err := rpchttp.New(node, "/websocket")
 	if err != nil {
 		return err
 	}
@@ -98,7 +105,14 @@ func (c *Client) followSession(ctx context.Context, next *int64, opts FollowOpti
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rpc.UnsubscribeAll(context.Background(), sub) }()
+	defer func() {
+		// Bounded: on a dead node the websocket's writer is gone and the
+		// request would wait for good (stopping `highway dev` after its
+		// chain died used to hang here). The session ends either way.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unsubscribeTimeout)
+		defer cancel()
+		_ = rpc.UnsubscribeAll(uctx, sub)
+	}()
 	tick := time.NewTicker(opts.Poll)
 	defer tick.Stop()
 	for {

@@ -46,6 +46,10 @@ type Options struct {
 	TimeoutCommit time.Duration
 	Escrow        escrowtypes.Params
 	Accounts      []Account
+	// Validators is how many validators run, with equal power (default
+	// 1). Only the first serves gRPC and RPC (the SDK's in-process
+	// network gives the others neither).
+	Validators int
 }
 
 // Config builds an SDK network config with Highway's app, denom and the
@@ -99,7 +103,7 @@ func Config(opts Options) (sdknetwork.Config, error) {
 			},
 		}
 	})
-	cfg.NumValidators = 1
+	cfg.NumValidators = max(opts.Validators, 1)
 	cfg.ChainID = opts.ChainID
 	cfg.BondDenom = app.BondDenom
 	cfg.MinGasPrices = "0" + app.BondDenom

@@ -22,10 +22,10 @@ import (
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/state"
 )
 
@@ -241,6 +241,27 @@ func runTestAgent(t testing.TB, m *Main, id string, key ed25519.PrivateKey, sess
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
+}
+
+// fakeGPUs opens go-nvml's mock GPUs of a profile (UUIDs from seed) and
+// reads them once; the session closes when the test ends, after the
+// agents a test started have stopped (cleanups run last first).
+func fakeGPUs(t testing.TB, profile, seed string) (*gpu.Session, gpu.Inventory) {
+	t.Helper()
+	fake, err := gpu.FakeProfileSeed(profile, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	inv, err := sess.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess, inv
 }
 
 // registerTestAgent registers an agent (and its machine) for provider u

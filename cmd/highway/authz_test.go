@@ -172,9 +172,9 @@ func TestAuthorisationMatrix(t *testing.T) {
 		return false
 	}
 
-	engine, ok := srv.server.Handler.(*gin.Engine)
+	engine, ok := srv.handler.current().(*gin.Engine)
 	if !ok {
-		t.Fatalf("server handler is %T", srv.server.Handler)
+		t.Fatalf("the leader's handler is %T", srv.handler.current())
 	}
 	var routes []string
 	for _, r := range engine.Routes() {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // BenchmarkAgentHeartbeats measures signed 8-GPU heartbeats sent over HTTP

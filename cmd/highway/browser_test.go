@@ -16,7 +16,6 @@ import (
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
-	"github.com/highway-compute/highway/provider-agent/gpu"
 )
 
 // chromium finds a headless Chromium; without one the browser tests skip,
@@ -160,15 +159,7 @@ func TestBrowserLiveMarket(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, key := registerTestAgent(t, srv, u.ID, "browser-box")
-	fake, err := gpu.FakeProfileSeed("h100x1", "browser-box")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sess.Close() }) // after the agent stops (cleanups run last first)
+	sess, _ := fakeGPUs(t, "h100x1", "browser-box") // closed after the agent stops
 	runTestAgent(t, srv, id, key, sess, "hwy1browsertestprovider", 300*time.Millisecond)
 
 	// The open page shows the offer without being reloaded.

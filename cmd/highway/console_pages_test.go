@@ -12,7 +12,6 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/highway-compute/highway/accounts"
-	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 )
@@ -21,41 +20,6 @@ import (
 // listing state and leases, against a marketplace without a chain: a
 // dispute is seeded through the store, and resolving it must say plainly
 // that no arbiter key is configured.
-
-func TestParseHWY(t *testing.T) {
-	cases := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"2.49", 2_490_000, true},
-		{"0.000001", 1, true},
-		{"7", 7_000_000, true},
-		{"0.1", 100_000, true},
-		{"1000000", 1_000_000_000_000, true},
-		{"0", 0, true},
-		{"9223372036853.999999", 9_223_372_036_853_999_999, true},
-		{"1.2345678", 0, false},
-		{"", 0, false},
-		{"abc", 0, false},
-		{"-1", 0, false},
-		{"+1", 0, false},
-		{".5", 0, false},
-		{"5.", 0, false},
-		{"1e3", 0, false},
-		{"1,5", 0, false},
-		{"1.2.3", 0, false},
-		{" 1", 0, false},
-		{"9223372036854", 0, false},
-		{"99999999999999999999", 0, false},
-	}
-	for _, tc := range cases {
-		got, ok := handlers.ParseHWY(tc.in)
-		if ok != tc.ok || got != tc.want {
-			t.Errorf("ParseHWY(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
 
 // adminBrowser creates the admin account and logs it in.
 func adminBrowser(t *testing.T, m *Main) *browser {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
@@ -26,6 +25,7 @@ import (
 	chainclient "github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/provider-agent/runner"
 	"github.com/highway-compute/highway/provider-agent/state"
 )
 
@@ -62,7 +62,7 @@ func devRTT(home string) map[string]int64 {
 }
 
 // Demo asks per GPU-hour in micro-HWY.
-var devPrices = map[string]int64{"H100": 2_490_000, "A100": 1_290_000, "L40S": 890_000, "RTX4090": 390_000}
+var devPrices = map[string]highway.Amount{"H100": 2_490_000, "A100": 1_290_000, "L40S": 890_000, "RTX4090": 390_000}
 
 const (
 	devBuyerEmail    = "buyer@highway.local"
@@ -151,7 +151,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	key, _ := hex.DecodeString(walletKey)
 	m.Broker = broker.Config{Chain: chain.client, Faucet: chainclient.KeySigner{Key: chain.keys["buyer"]},
-		FaucetAmount: math.NewInt(1_000_000_000), Arbiter: chainclient.KeySigner{Key: chain.keys["arbiter"]}, WalletKey: key,
+		FaucetAmount: 1_000 * highway.UhwyPerHWY, Arbiter: chainclient.KeySigner{Key: chain.keys["arbiter"]}, WalletKey: key,
 		VerifyParams: poc.DevParams(), VerifyWork: 2 * time.Second, EpochDuration: devEpoch, SnapshotEvery: 10 * time.Second}
 	if err := m.Open(ctx); err != nil {
 		return devHint(err, *dataDir)
@@ -172,7 +172,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_ = m.Close()
 		return devHint(err, *dataDir)
 	}
-	if w, err := m.Market.Wallet(ctx, buyer.ID); err == nil && w.Balance.IsZero() {
+	if w, err := m.Market.Wallet(ctx, buyer.ID); err == nil && w.Balance.Sign() == 0 {
 		if _, err := m.Market.Faucet(ctx, buyer.ID); err != nil {
 			m.Logger.Warn("funding the demo buyer", "err", err)
 		}
@@ -254,6 +254,7 @@ func startDevFleet(ctx context.Context, m *Main, chain *devChain, dataDir, secre
 		}
 	}
 	faucet := chainclient.KeySigner{Key: chain.keys["buyer"]}
+	boxes := devContainers(ctx, progress)
 	var stops []func()
 	for i := 0; i < n; i++ {
 		spec := devFleetProfiles[i%len(devFleetProfiles)]
@@ -270,16 +271,13 @@ func startDevFleet(ctx context.Context, m *Main, chain *devChain, dataDir, secre
 		dir := filepath.Join(dataDir, "fleet", seed)
 		token := ""
 		if _, err := os.Stat(filepath.Join(dir, state.StateFile)); err != nil {
-			token = hex.EncodeToString(randomBytes(32))
-			now := time.Now().UTC()
-			if err := m.Store.CreateEnrollmentToken(ctx, &models.EnrollmentToken{TokenHash: accounts.HashToken(token), ProviderID: prov.ID,
-				CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			if token, err = m.Market.Enroll(ctx, prov.ID); err != nil {
 				return stops, err
 			}
 		}
 		stop, err := fleetAgent{ServerURL: m.URL(), Token: token, StateDir: dir, Profile: spec.profile, Seed: seed,
 			RTT: devRTT(spec.region), ProviderKey: key, Chain: chain.client, Interval: 2 * time.Second,
-			Logger: m.Logger.With("fleet", seed)}.start(ctx)
+			Logger: m.Logger.With("fleet", seed), Containers: boxes}.start(ctx)
 		if err != nil {
 			return stops, fmt.Errorf("%w (the fleet state is damaged: highway dev --reset)", err)
 		}
@@ -287,12 +285,6 @@ func startDevFleet(ctx context.Context, m *Main, chain *devChain, dataDir, secre
 	}
 	progress(fmt.Sprintf("demo fleet of %d machines is up; listings appear once each clears its verification PoC", n))
 	return stops, nil
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
 }
 
 // readOrCreate returns the trimmed content of path, creating it (0600)
@@ -327,4 +319,25 @@ func devHint(err error, dataDir string) error {
 	default:
 		return err
 	}
+}
+
+// devDemoImage is the image the demo fleet runs workloads in, built on
+// first use from busybox-static (a few hundred kilobytes; no registry).
+const devDemoImage = "localhost/highway-demo/busybox:1"
+
+// devContainers finds a container engine for the demo fleet's workloads:
+// a buyer's command then runs in a container (its own filesystem, no host
+// environment, memory and process limits) rather than on this machine.
+// Without one they run as processes under .highway/fleet, and the
+// progress line says so and why.
+func devContainers(ctx context.Context, progress func(string)) *runner.Docker {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	bin, err := runner.FindEngine(cctx, []string{"podman", "docker"}, devDemoImage)
+	if err != nil {
+		progress("demo workloads run as plain processes under .highway/fleet, not isolated: " + err.Error())
+		return nil
+	}
+	progress("demo workloads run in containers (" + bin + ", image " + devDemoImage + "; no GPU devices: the fleet's GPUs are simulated)")
+	return &runner.Docker{Binary: bin, Devices: runner.DevicesNone, DefaultImage: devDemoImage, Memory: "512m", PidsLimit: 256}
 }

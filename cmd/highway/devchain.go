@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/highway-compute/highway/chain/app"
 	chainclient "github.com/highway-compute/highway/chain/client"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
 )
 
@@ -39,6 +41,7 @@ type devChain struct {
 	exitErr error
 	log     string
 	client  *chainclient.Client
+	pidFile string
 	// keys of the accounts chain-init.sh funded: buyer (the dev faucet),
 	// provider, arbiter.
 	keys map[string]*secp256k1.PrivKey
@@ -82,20 +85,40 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 		}
 		d.keys[name] = key
 	}
+	// A chain an earlier `highway dev` left running (it was killed before
+	// it could stop it) holds the ports and the state: stop it first.
+	pidFile := filepath.Join(dataDir, "chain.pid")
+	if stopped, err := stopOrphan(pidFile, home); err != nil {
+		return nil, err
+	} else if stopped > 0 {
+		progress(fmt.Sprintf("stopped the chain an earlier highway dev left running (pid %d)", stopped))
+	}
 	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	// Not tied to ctx: the chain stops last, after the marketplace, in stop.
-	d.cmd = exec.CommandContext(context.WithoutCancel(ctx), highwayd, "start", "--home", home)
+	// Loopback only, whatever the config says (a dev chain has no peers),
+	// and no pprof listener.
+	d.cmd = exec.CommandContext(context.WithoutCancel(ctx), highwayd, "start", "--home", home,
+		"--p2p.laddr", "tcp://127.0.0.1:26656", "--rpc.pprof_laddr", "")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group: Ctrl-C reaches highway, which stops the
-	// chain after the marketplace, in order.
+	// chain after the marketplace, in order. If highway itself dies (kill
+	// -9, the OOM killer, a closed terminal), the kernel tells the chain to
+	// stop too (Linux); the pid file catches it on other systems.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(d.cmd.SysProcAttr)
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start highwayd: %w", err)
 	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(d.cmd.Process.Pid)), 0o600); err != nil {
+		_ = d.cmd.Process.Kill()
+		logf.Close()
+		return nil, fmt.Errorf("write %s: %w", pidFile, err)
+	}
+	d.pidFile = pidFile
 	d.exited = make(chan struct{})
 	go func() { d.exitErr = d.cmd.Wait(); logf.Close(); close(d.exited) }()
 
@@ -120,6 +143,10 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 		if d.client != nil {
 			if h, _, err := d.client.LatestHeight(ctx); err == nil && h >= 2 {
 				progress(fmt.Sprintf("chain is producing blocks (height %d)", h))
+				if err := d.checkParams(ctx); err != nil {
+					d.stop()
+					return nil, err
+				}
 				return d, nil
 			}
 		}
@@ -128,6 +155,21 @@ func startDevChain(ctx context.Context, dataDir, highwayd string, progress func(
 			return nil, fmt.Errorf("the chain did not produce blocks within 90 s; see %s", d.log)
 		}
 	}
+}
+
+// checkParams refuses a chain whose escrow params this highwayd would
+// not accept: state created by an older highwayd (before the proof window
+// was measured in block time, say) decodes with the new fields zero, and
+// its leases would run on terms nobody chose.
+func (d *devChain) checkParams(ctx context.Context) error {
+	res, err := d.client.Escrow.Params(ctx, &escrowtypes.QueryParamsRequest{})
+	if err != nil {
+		return fmt.Errorf("read the chain's escrow params: %w", err)
+	}
+	if err := res.Params.Validate(); err != nil {
+		return fmt.Errorf("the dev chain in %s was created by an older highwayd (%w): run `highway dev --reset` (or `make dev ARGS=--reset`) to start afresh", d.home, err)
+	}
+	return nil
 }
 
 // stop ends highwayd: SIGTERM, then SIGKILL after 10 s.
@@ -145,6 +187,46 @@ func (d *devChain) stop() {
 		_ = d.cmd.Process.Kill()
 		<-d.exited
 	}
+	if d.pidFile != "" {
+		_ = os.Remove(d.pidFile)
+	}
+}
+
+// stopOrphan stops the highwayd a pid file names, if it still runs and is
+// this data directory's chain (its command line names the chain's home: a
+// reused pid of another program is left alone). It returns the pid it
+// stopped (0 if none).
+func stopOrphan(pidFile, home string) (int, error) {
+	raw, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 1 {
+		return 0, os.Remove(pidFile)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(home)) {
+		// Gone, or another program now: nothing of ours runs.
+		return 0, os.Remove(pidFile)
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return 0, err
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	for i := 0; i < 100; i++ { // up to 10 s for a clean stop
+		if err := p.Signal(syscall.Signal(0)); err != nil {
+			return pid, os.Remove(pidFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = p.Kill()
+	time.Sleep(500 * time.Millisecond)
+	return pid, os.Remove(pidFile)
 }
 
 func lastLines(s string, n int) string {

@@ -7,11 +7,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"io"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,6 +22,7 @@ import (
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/chain/app"
@@ -33,50 +32,20 @@ import (
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 )
-
-// apiClient calls the JSON API with a key.
-type apiClient struct {
-	t    testing.TB
-	base string
-	key  string
-}
-
-func (a apiClient) do(method, path string, body any, out any) int {
-	a.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, a.base+"/api/v1"+path, rd)
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			a.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-		}
-	}
-	return resp.StatusCode
-}
 
 // e2eMarket is the whole loop on one machine: a chain, the marketplace
 // wired to it, and helpers to add users and agents.
 type e2eMarket struct {
-	t      testing.TB
-	chain  *chainclient.Client
-	srv    *Main
-	faucet math.Int
+	t            testing.TB
+	chain        *chainclient.Client
+	srv          *Main
+	faucet       math.Int
+	faucetSigner chainclient.KeySigner
 }
 
 const e2eChainID = "highway-e2e"
@@ -92,7 +61,6 @@ func startE2EWith(t testing.TB, block time.Duration, providers ...network.Accoun
 	arbiter := network.Account{Name: "arbiter", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000)}
 	params := escrowtypes.DevParams()
 	params.EpochBlocks = 8
-	params.ProofGraceBlocks = 3
 	params.ProofWorkSeconds = 1
 	params.DisputeWindowBlocks = 3
 	params.MaxMissedEpochs = 3
@@ -107,11 +75,11 @@ func startE2EWith(t testing.TB, block time.Duration, providers ...network.Accoun
 		// tests cross many processes' worth of parts.
 		m.Config.LogLevel = "info"
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
-		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: math.NewInt(100_000_000),
+		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
 			Arbiter: chainclient.KeySigner{Key: arbiter.Key}, WalletKey: walletKey, VerifyParams: poc.DevParams(),
 			VerifyWork: time.Second, EpochDuration: time.Duration(params.EpochBlocks) * block, ReservationTTL: 30 * time.Second}
 	})
-	return &e2eMarket{t: t, chain: c, srv: srv, faucet: math.NewInt(100_000_000)}
+	return &e2eMarket{t: t, chain: c, srv: srv, faucet: math.NewInt(100_000_000), faucetSigner: chainclient.KeySigner{Key: faucet.Key}}
 }
 
 // user signs up with roles and returns its browser and an API client.
@@ -165,6 +133,86 @@ func (fabricator) Prove(_ context.Context, job prover.Job) (prover.Result, error
 	}
 	b, err := p.MarshalBinary()
 	return prover.Result{Proof: b, Nonces: len(p.Nonces)}, err
+}
+
+// cheatOnChain is the fabricating provider going to the chain itself, as
+// an attacker would: a proof with half its nonces made up, then the same
+// proof and an honest one resent while the first waits for its verdict
+// (one verdict per epoch: both refused; the verdict is missed, with the
+// reason), then an honest proof for the next epoch sent once its window
+// has closed (refused). Nothing it sends clears an epoch.
+func (e *e2eMarket) cheatOnChain(key *secp256k1.PrivKey, leaseID uint64) {
+	t := e.t
+	ctx := context.Background()
+	signer := chainclient.KeySigner{Key: key}
+	// Epoch 0, the lease just created: the two epochs after it leave room
+	// before three misses in a row end the lease.
+	const epoch uint64 = 0
+	var task *escrowtypes.QueryProofTaskResponse
+	waitFor(t, "epoch 0's proof window on the cheater's lease", 30*time.Second, func() bool {
+		var err error
+		task, err = e.chain.Escrow.ProofTask(ctx, &escrowtypes.QueryProofTaskRequest{LeaseId: leaseID, Epoch: epoch})
+		return err == nil && task.WindowOpenMs > 0
+	})
+	proveFor := func(task *escrowtypes.QueryProofTaskResponse, fabricate bool) []byte {
+		p := task.Poc.ToPoC()
+		var seed poc.Seed
+		copy(seed[:], task.Seed)
+		pr, err := poc.Prove(ctx, poc.CPUBackend{}, p, seed, poc.Target{Difficulty: task.Difficulty, Required: task.Required},
+			poc.ProveOptions{Limit: task.Difficulty * (p.ExpectedValid + 300)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fabricate { // every other nonce replaced by its (almost surely invalid) successor
+			for i := 0; i+1 < len(pr.Nonces); i += 2 {
+				if pr.Nonces[i]+1 < pr.Nonces[i+1] {
+					pr.Nonces[i]++
+				}
+			}
+		}
+		bz, err := pr.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bz
+	}
+	cheat, honest := proveFor(task, true), proveFor(task, false)
+	send := func(epoch uint64, proof []byte) (*chainclient.TxResult, error) {
+		return e.chain.Send(ctx, signer, &escrowtypes.MsgSubmitProof{Provider: signer.Address().String(), LeaseId: leaseID, Epoch: epoch, Proof: proof})
+	}
+	res, err := send(epoch, cheat)
+	if err != nil {
+		t.Fatalf("the cheater's first proof: %v", err)
+	}
+	judge, _ := res.Attr("highway.escrow.v1.EventProofSubmitted", "judge_height")
+	for _, again := range [][]byte{cheat, honest} {
+		if _, err := send(epoch, again); !errors.Is(err, escrowtypes.ErrDuplicateProof) && !errors.Is(err, escrowtypes.ErrProofWindow) {
+			t.Fatalf("a resent proof (judge height %s): err = %v, want ErrDuplicateProof", judge, err)
+		}
+	}
+	var rec *escrowtypes.EpochRecord
+	waitFor(t, "the cheater's verdict", 30*time.Second, func() bool {
+		r, err := e.chain.Escrow.Epoch(ctx, &escrowtypes.QueryEpochRequest{LeaseId: leaseID, Epoch: epoch})
+		rec = nil
+		if err == nil {
+			rec = r.Record
+		}
+		return rec != nil
+	})
+	if rec.Status != escrowtypes.EPOCH_STATUS_MISSED || !strings.Contains(rec.Reason, "proof rejected") {
+		t.Fatalf("the cheater's epoch %d: %s (%s)", epoch, rec.Status, rec.Reason)
+	}
+	// A late proof: an honest one for the next epoch, once its blocks are past.
+	next := epoch + 1
+	var nextTask *escrowtypes.QueryProofTaskResponse
+	waitFor(t, "the next epoch's window to close", 60*time.Second, func() bool {
+		nextTask, err = e.chain.Escrow.ProofTask(ctx, &escrowtypes.QueryProofTaskRequest{LeaseId: leaseID, Epoch: next})
+		h, _, herr := e.chain.LatestHeight(ctx)
+		return err == nil && herr == nil && h >= nextTask.EndHeight
+	})
+	if _, err := send(next, proveFor(nextTask, false)); !errors.Is(err, escrowtypes.ErrProofWindow) {
+		t.Fatalf("a late proof: err = %v, want ErrProofWindow", err)
+	}
 }
 
 // directLease creates a lease on chain, outside the marketplace, with a
@@ -255,6 +303,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	e.runAgent(cheatBrowser, cheatKey, "h100x1", "e2e-cheater", fabricator{})
 	cheatLease := e.directLease(direct, cheatKey)
+	e.cheatOnChain(cheatKey, cheatLease)
 
 	provBrowser, provAPI := e.user("prov@example.com", "provider")
 	if code := provAPI.do(http.MethodPut, "/prices", map[string]string{"model": "H100", "price_per_gpu_hour": "3600000"}, nil); code != http.StatusOK {
@@ -265,14 +314,18 @@ func TestEndToEnd(t *testing.T) {
 	// The listing appears only once the verification PoC cleared.
 	var offers struct {
 		Offers []struct {
-			ID       string `json:"id"`
-			Verified bool   `json:"verified"`
-			Price    string `json:"price_per_gpu_hour"`
+			ID       string           `json:"id"`
+			Verified bool             `json:"verified"`
+			Price    string           `json:"price_per_gpu_hour"`
+			RTTms    map[string]int64 `json:"rtt_ms"`
 		} `json:"offers"`
 	}
-	waitFor(t, "the verified offer", 60*time.Second, func() bool {
+	// With its latency: the order below asks for at most 50 ms to
+	// "local", and the verdict can come before the beat that carries
+	// the agent's first probe.
+	waitFor(t, "the verified offer with its RTT", 60*time.Second, func() bool {
 		provAPI.do(http.MethodGet, "/offers?model=H100", nil, &offers)
-		return len(offers.Offers) == 1
+		return len(offers.Offers) == 1 && offers.Offers[0].RTTms["local"] > 0
 	})
 	if !offers.Offers[0].Verified || offers.Offers[0].Price != "3600000" {
 		t.Fatalf("offer = %+v", offers.Offers[0])

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 import (
@@ -6,17 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
 	chainclient "github.com/highway-compute/highway/chain/client"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 	"github.com/highway-compute/highway/provider-agent/runner"
 	"github.com/highway-compute/highway/provider-agent/state"
@@ -38,6 +41,9 @@ type fleetAgent struct {
 	Prover      agent.Prover // nil: the honest local prover
 	Interval    time.Duration
 	Logger      *slog.Logger
+	// Containers, when set, runs every workload in a container (commands
+	// in its default image); else they run as processes (exec).
+	Containers *runner.Docker
 }
 
 // start enrolls (once) and runs the agent until the returned stop is called.
@@ -81,10 +87,29 @@ func (f fleetAgent) start(ctx context.Context) (stop func(), err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var drivers []runner.Driver
+	if f.Containers != nil {
+		d := *f.Containers
+		d.Owner = st.AgentID
+		// What a killed run of this machine left behind (make dev
+		// survives kill -9; its containers do not die with it).
+		if n, err := d.Cleanup(ctx); err != nil {
+			logger.Warn("could not remove leftover containers", "err", err)
+		} else if n > 0 {
+			logger.Info("removed containers a previous run left", "count", n)
+		}
+		drivers = []runner.Driver{&d}
+	} else {
+		drivers = []runner.Driver{&runner.Exec{WorkRoot: filepath.Join(f.StateDir, "work")}}
+	}
 	a, err := agent.New(agent.Config{
 		AgentID: st.AgentID, Version: version, GPUs: sess, ProviderAddress: provider.String(),
-		API:     &client.Client{BaseURL: f.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}},
-		Drivers: []runner.Driver{&runner.Exec{}}, Prober: staticProber(f.RTT), Regions: regions,
+		API: &client.Client{BaseURL: f.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}},
+		// Without containers, buyers' commands run in a directory of their
+		// own under the machine's state (.highway/fleet/…), never in the
+		// checkout, with the runner's minimal environment and their own
+		// process group.
+		Drivers: drivers, Prober: staticProber(f.RTT), Regions: regions,
 		Quotes: chainlink.QuoteSigner{Key: f.ProviderKey}, Proofs: &chainlink.Follower{Client: f.Chain, Provider: provider},
 		Prover: p, Submitter: &chainlink.Submitter{Client: f.Chain, Key: f.ProviderKey},
 		HeartbeatInterval: f.Interval, PollWait: 10 * time.Second, LogFlush: 200 * time.Millisecond, StopGrace: time.Second,

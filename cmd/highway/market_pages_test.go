@@ -218,7 +218,7 @@ func TestOrderPagesWithoutChain(t *testing.T) {
 		t.Fatalf("visitor sent to %q", loc)
 	}
 
-	p = buyer.get("/orders/new?model=H100&count=2&hours=3&max_price_per_gpu_hour=1000000")
+	p = buyer.get("/orders/new?model=H100&count=2&hours=3&max_price_per_gpu_hour=1")
 	wantStatus(t, p, http.StatusOK)
 	if got := text(p, `[data-testid="escrow-unavailable"]`); !strings.Contains(got, "not connected to a chain") {
 		t.Errorf("escrow panel = %q, want the plain no-chain message", got)
@@ -228,7 +228,7 @@ func TestOrderPagesWithoutChain(t *testing.T) {
 		t.Errorf("escrow needed = %q", got)
 	}
 
-	order := url.Values{"type": {"fok"}, "model": {"H100"}, "count": {"1"}, "max_price_per_gpu_hour": {"1000000"},
+	order := url.Values{"type": {"fok"}, "model": {"H100"}, "count": {"1"}, "max_price_per_gpu_hour": {"1"},
 		"region": {"local"}, "hours": {"1"}, "command": {"echo hi"}}
 	p = buyer.submit("/orders/new", "/orders", order)
 	wantStatus(t, p, http.StatusConflict)
@@ -247,7 +247,9 @@ func TestOrderPagesWithoutChain(t *testing.T) {
 		{"no command", "command", "", "command", "command"},
 		{"command and image", "image", "ghcr.io/x/y:1", "command", "one of the two"},
 		{"image like a flag", "image", "--privileged", "image", "must not start with '-'"},
-		{"no price", "max_price_per_gpu_hour", "", "max_price_per_gpu_hour", "positive integer"},
+		{"no price", "max_price_per_gpu_hour", "", "max_price_per_gpu_hour", "in HWY"},
+		{"seven decimals", "max_price_per_gpu_hour", "2.4900001", "max_price_per_gpu_hour", "at most 6 decimals"},
+		{"price zero", "max_price_per_gpu_hour", "0", "max_price_per_gpu_hour", "above 0"},
 		{"bad type", "type", "later", "type", "Order type"},
 	}
 	for _, tc := range cases {

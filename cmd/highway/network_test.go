@@ -14,7 +14,7 @@ import (
 	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // The public network dashboard draws capacity and price history from the

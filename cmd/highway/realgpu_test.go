@@ -10,14 +10,15 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // TestRealGPUListing is the agent on a real NVIDIA machine: GPUs found
@@ -74,16 +75,16 @@ func TestRealGPUListing(t *testing.T) {
 	runTestAgent(t, srv, id, key, sess, "hwy1realgpuprovider", time.Second)
 
 	listed := time.Now()
-	var offers []broker.Offer
+	var offers []highway.Offer
 	waitFor(t, "the real GPUs verified and listed", 2*time.Minute, func() bool {
-		offers, _ = srv.Market.Offers(broker.OfferFilter{})
+		offers, _ = srv.Market.Offers(highway.OfferFilter{})
 		return len(offers) > 0
 	})
 	got, _ := json.MarshalIndent(offers, "", "  ")
 	t.Logf("listed %s after the agent started:\n%s", time.Since(listed).Round(time.Millisecond), got)
 	// A buyer asking for the card's nominal memory finds it.
 	want := int64(protocol.GiB(snap.GPUs[0].MemoryTotalMiB))
-	if found, _ := srv.Market.Offers(broker.OfferFilter{MinVRAMGiB: want}); len(found) != 1 || found[0].VRAMGiB != want {
+	if found, _ := srv.Market.Offers(highway.OfferFilter{MinVRAMGiB: want}); len(found) != 1 || found[0].VRAMGiB != want {
 		t.Fatalf("an offer with %d GiB is not found by a %d GiB filter: %+v", offers[0].VRAMGiB, want, found)
 	}
 	// The health the console shows is what NVML read (rows are written

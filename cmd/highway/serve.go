@@ -4,15 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +22,8 @@ import (
 	"github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 )
 
 // Config is the marketplace's configuration, from flags with environment
@@ -54,6 +53,11 @@ type Config struct {
 	// ReferencePrice is the list price drawn on a model's price chart:
 	// MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE.
 	ReferencePrice string
+	// Role is RoleAuto (default) or RoleLeader (replica.go).
+	Role string
+	// LeaderPoll is how often a standby tries to take over, and how often
+	// the leader checks its hold (default 250 ms and 1 s).
+	LeaderPoll, LeaderWatch time.Duration
 }
 
 // Main is the marketplace process: Open starts it (tests call it with
@@ -64,6 +68,8 @@ type Main struct {
 	Accounts accounts.Config
 	// Agents tunes the provider-agent API (heartbeat interval, misses, regions).
 	Agents handlers.AgentConfig
+	// API overrides the JSON API's rate limits (benchmarks lift them).
+	API handlers.APILimits
 	// Broker presets the market's configuration (dev and tests set the
 	// chain, faucet, arbiter and PoC parameters here); Open fills in the
 	// rest from Config.
@@ -75,135 +81,30 @@ type Main struct {
 	Store  *models.Store
 
 	stdout, stderr io.Writer
-	stopBroker     context.CancelFunc
-	brokerDone     chan error
-	chainClient    *client.Client
-	ln             net.Listener
-	server         *http.Server
-	serveErr       chan error
+	// The replica's state (replica.go): the handler that is served (the
+	// standby's until this replica leads), its hold on the market, and the
+	// standby loop.
+	handler       swapHandler
+	registry      *prometheus.Registry
+	lead          *models.Leadership
+	leadMu        sync.Mutex
+	fatal         chan error
+	stopStandby   context.CancelFunc
+	standbyDone   chan struct{}
+	leaderMetrics leaderMetrics
+	releasing     atomic.Bool
+	refs          []handlers.ReferencePrice
+	stopBroker    context.CancelFunc
+	brokerDone    chan error
+	chainClient   *client.Client
+	ln            net.Listener
+	server        *http.Server
+	serveErr      chan error
 }
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, serveErr: make(chan error, 1)}
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
-}
-
-// commonFlags registers the flags serve and dev share.
-func commonFlags(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.BaseURL, "base-url", envOr("HIGHWAY_BASE_URL", ""), "public URL of the marketplace; https makes cookies Secure (env HIGHWAY_BASE_URL; default http://<listen>)")
-	fs.StringVar(&c.LogLevel, "log-level", envOr("HIGHWAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HIGHWAY_LOG_LEVEL)")
-	fs.StringVar(&c.LogFormat, "log-format", envOr("HIGHWAY_LOG_FORMAT", "text"), "text or json (env HIGHWAY_LOG_FORMAT)")
-	fs.StringVar(&c.TrustedProxies, "trusted-proxies", envOr("HIGHWAY_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted (env HIGHWAY_TRUSTED_PROXIES)")
-	fs.StringVar(&c.Regions, "regions", envOr("HIGHWAY_REGIONS", ""), "latency probe endpoints agents measure, as id=host:port,... (env HIGHWAY_REGIONS)")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", envDuration("HIGHWAY_HEARTBEAT_INTERVAL", 10*time.Second), "heartbeat interval agents are told to use (env HIGHWAY_HEARTBEAT_INTERVAL)")
-	fs.IntVar(&c.OfflineMisses, "offline-misses", envInt("HIGHWAY_OFFLINE_MISSES", 3), "missed heartbeats before a machine is offline, at least 2 (env HIGHWAY_OFFLINE_MISSES)")
-	fs.StringVar(&c.ChainGRPC, "chain-grpc", envOr("HIGHWAY_CHAIN_GRPC", ""), "highwayd gRPC address host:port; empty: no chain, nothing can be leased (env HIGHWAY_CHAIN_GRPC)")
-	fs.StringVar(&c.ChainRPC, "chain-rpc", envOr("HIGHWAY_CHAIN_RPC", ""), "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657 (env HIGHWAY_CHAIN_RPC)")
-	fs.StringVar(&c.ChainID, "chain-id", envOr("HIGHWAY_CHAIN_ID", "highway-dev"), "chain id (env HIGHWAY_CHAIN_ID)")
-	fs.DurationVar(&c.EpochDuration, "epoch-duration", envDuration("HIGHWAY_EPOCH_DURATION", 10*time.Second), "the chain's epoch: epoch_blocks × block time (env HIGHWAY_EPOCH_DURATION)")
-	fs.StringVar(&c.ReferencePrice, "reference-price", envOr("HIGHWAY_REFERENCE_PRICE", defaultReference), "a hyperscaler list price drawn on the price chart, MODEL=MICRO_PER_GPU_HOUR:SOURCE (env HIGHWAY_REFERENCE_PRICE; empty: none)")
-	c.WalletKey = os.Getenv("HIGHWAY_WALLET_KEY")
-	c.ArbiterMnemonic = os.Getenv("HIGHWAY_ARBITER_MNEMONIC")
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(key); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
-func envInt(key string, def int) int {
-	if v, ok := os.LookupEnv(key); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
-}
-
-// defaultReference is AWS's on-demand list price for p5.48xlarge (8 × H100)
-// at its launch, $98.32 an hour, per GPU, counted at 1 HWY = 1 USD.
-const defaultReference = "H100=12290000:AWS p5.48xlarge on-demand list price at launch (July 2023), $98.32/h ÷ 8 GPUs, at 1 HWY = 1 USD"
-
-// parseReference reads MODEL=MICRO:SOURCE ("" is none).
-func parseReference(s string) ([]handlers.ReferencePrice, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	model, rest, ok := strings.Cut(s, "=")
-	price, source, ok2 := strings.Cut(rest, ":")
-	v, err := strconv.ParseInt(price, 10, 64)
-	if !ok || !ok2 || model == "" || source == "" || err != nil || v <= 0 {
-		return nil, fmt.Errorf("reference price %q: want MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE", s)
-	}
-	return []handlers.ReferencePrice{{Model: model, PricePerGPUHour: v, Source: source}}, nil
-}
-
-// parseRegions reads "id=host:port,id2=host:port".
-func parseRegions(s string) ([]protocol.Region, error) {
-	var out []protocol.Region
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, addr, ok := strings.Cut(part, "=")
-		if !ok || id == "" {
-			return nil, fmt.Errorf("region %q: want id=host:port", part)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("region %q: %w", id, err)
-		}
-		out = append(out, protocol.Region{ID: id, ProbeAddr: addr})
-	}
-	return out, nil
-}
-
-// ParseServeFlags reads the serve command's flags.
-func (m *Main) ParseServeFlags(args []string) error {
-	fs := flag.NewFlagSet("highway serve", flag.ContinueOnError)
-	fs.SetOutput(m.stderr)
-	fs.StringVar(&m.Config.Listen, "listen", envOr("HIGHWAY_LISTEN", ":8080"), "address to listen on (env HIGHWAY_LISTEN)")
-	fs.StringVar(&m.Config.Database, "database", envOr("HIGHWAY_DATABASE", "highway.db"), "SQLite file path, or postgres://user@host/db (env HIGHWAY_DATABASE)")
-	fs.StringVar(&m.Config.SessionSecret, "session-secret", envOr("HIGHWAY_SESSION_SECRET", ""), "secret of at least 32 bytes keying CSRF and flash cookies (env HIGHWAY_SESSION_SECRET; required)")
-	commonFlags(fs, &m.Config)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: highway serve [flags]\n\nRuns the marketplace. Flags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
-	return nil
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, fmt.Errorf("log format %q: want text or json", format)
-	}
+	return &Main{stdout: stdout, stderr: stderr, serveErr: make(chan error, 1), fatal: make(chan error, 1)}
 }
 
 // Open validates the configuration, opens and migrates the database, and
@@ -259,35 +160,34 @@ func (m *Main) Open(ctx context.Context) error {
 		m.closeQuietly()
 		return err
 	}
-	if err := m.openBroker(ctx); err != nil {
+	m.refs = refs
+	if err := m.checkRole(); err != nil {
 		m.closeQuietly()
 		return err
 	}
-	var proxies []string
-	for _, p := range strings.Split(c.TrustedProxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			proxies = append(proxies, p)
-		}
-	}
-	h, err := handlers.New(handlers.Config{
-		Store:          store,
-		Accounts:       accounts.New(store, m.Accounts),
-		Logger:         m.Logger,
-		Secret:         []byte(c.SessionSecret),
-		BaseURL:        c.BaseURL,
-		DevMode:        c.DevMode,
-		Registry:       prometheus.NewRegistry(),
-		TrustedProxies: proxies,
-		Agents:         m.Agents,
-		Broker:         m.Market,
-		References:     refs,
-	})
+	m.registry = prometheus.NewRegistry()
+	m.leaderMetrics = newLeaderMetrics(m.registry)
+	m.handler.set(m.standbyHandler("standby"))
+	// One replica leads (runs the broker); the others stand by and take
+	// over when it goes (replica.go). Alone, or on SQLite, this one leads.
+	lead, err := store.TryLeadership(ctx, m.holder(), c.LeaderWatch)
 	if err != nil {
 		m.closeQuietly()
 		return err
 	}
+	if lead == nil && c.Role == RoleLeader {
+		m.closeQuietly()
+		return errors.New("--role leader: another replica leads the market; stop it first, or start this one with --role auto to stand by")
+	}
+	if lead != nil {
+		if err := m.becomeLeader(ctx, lead); err != nil {
+			lead.Release()
+			m.closeQuietly()
+			return err
+		}
+	}
 	m.server = &http.Server{
-		Handler:           h,
+		Handler:           &m.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -298,8 +198,12 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 		close(m.serveErr)
 	}()
-	go m.sweepSessions(ctx)
-	m.Logger.Info("highway serving", "url", c.BaseURL, "database", store.Dialect)
+	if lead == nil {
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.stopStandby, m.standbyDone = cancel, make(chan struct{})
+		go m.standby(sctx)
+	}
+	m.Logger.Info("highway serving", "url", c.BaseURL, "database", store.Dialect, "role", m.Role())
 	return nil
 }
 
@@ -349,17 +253,24 @@ func (m *Main) openBroker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.leadMu.Lock()
 	m.Market = b
+	m.leadMu.Unlock()
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBroker, m.brokerDone = cancel, make(chan error, 1)
 	go func() { m.brokerDone <- b.Run(bctx) }()
 	return nil
 }
 
-// sweepSessions deletes expired sessions hourly so the table stays small.
+// sweepSessions deletes expired sessions hourly and spent agent nonces
+// every minute, so both tables stay small.
 func (m *Main) sweepSessions(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	// Agent nonces live 2 × the clock skew (minutes) and come with every
+	// agent request, so they are pruned every minute.
+	nonces := time.NewTicker(time.Minute)
+	defer nonces.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -369,6 +280,10 @@ func (m *Main) sweepSessions(ctx context.Context) {
 				m.Logger.Warn("sweep sessions", "err", err)
 			} else if n > 0 {
 				m.Logger.Info("expired sessions removed", "count", n)
+			}
+		case <-nonces.C:
+			if _, err := m.Store.PruneNonces(ctx, time.Now()); err != nil {
+				m.Logger.Warn("prune agent nonces", "err", err)
 			}
 		}
 	}
@@ -384,10 +299,15 @@ func (m *Main) Addr() net.Addr { return m.ln.Addr() }
 // then closes the database.
 func (m *Main) Close() error {
 	var errs []error
-	if m.Market != nil {
+	if m.stopStandby != nil {
+		m.stopStandby()
+		<-m.standbyDone
+		m.stopStandby = nil
+	}
+	if market := m.market(); market != nil {
 		// Live pages and agents' long-polls end now rather than hold
 		// the shutdown for its whole grace period.
-		m.Market.BeginShutdown()
+		market.BeginShutdown()
 	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -405,6 +325,8 @@ func (m *Main) Close() error {
 		}
 		m.stopBroker = nil
 	}
+	// Handing the leadership back now lets a standby take over at once.
+	m.releaseLead()
 	if m.chainClient != nil {
 		_ = m.chainClient.Close()
 	}
@@ -443,6 +365,10 @@ func (m *Main) RunUntil(ctx context.Context) error {
 	case <-ctx.Done():
 		m.Logger.Info("shutting down")
 	case serveErr = <-m.serveErr:
+	case serveErr = <-m.fatal:
+		// Leadership lost: exit, so a supervisor restarts this replica
+		// as a standby with a fresh view of the market.
+		m.Logger.Error("stopping", "err", serveErr)
 	}
 	return errors.Join(serveErr, m.Close())
 }
@@ -458,4 +384,15 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// agentNonces picks where agent-request nonces live: in the database on
+// PostgreSQL, so every replica refuses a request replayed at another; in
+// memory on SQLite, which one process serves (and where a database write
+// per agent request would only cost).
+func agentNonces(store *models.Store) protocol.NonceStore {
+	if store.Dialect == models.DialectPostgres {
+		return store.Nonces()
+	}
+	return nil
 }

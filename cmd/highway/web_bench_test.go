@@ -15,11 +15,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // BenchmarkWebBrowse measures the filtered browse API over HTTP on
@@ -40,7 +41,7 @@ func BenchmarkWebBrowse(b *testing.B) {
 	}
 	models_ := []string{"H100", "A100", "L40S", "RTX4090", "H200", "L4"}
 	for i, m := range models_ {
-		if err := srv.Market.SetPrice(ctx, u.ID, m, int64(500_000+i*300_000)); err != nil {
+		if err := srv.Market.SetPrice(ctx, u.ID, m, highway.Amount(500_000+i*300_000)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,7 +69,7 @@ func BenchmarkWebBrowse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if offers, _ := srv.Market.Offers(broker.OfferFilter{Limit: 1}); len(offers) == 0 {
+	if offers, _ := srv.Market.Offers(highway.OfferFilter{Limit: 1}); len(offers) == 0 {
 		b.Fatal("no offers listed")
 	}
 

@@ -24,12 +24,12 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/metrics"
 	"github.com/highway-compute/highway/provider-agent/probe"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 	"github.com/highway-compute/highway/provider-agent/runner"
 	"github.com/highway-compute/highway/provider-agent/state"
@@ -108,69 +108,6 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "provider-agent %s: %v\n", name, err)
 		return 1
 	}
-}
-
-var errUsage = errors.New("usage error")
-
-// flags wraps a FlagSet whose defaults come from the environment.
-type flags struct {
-	*flag.FlagSet
-	e env
-}
-
-func newFlags(name, synopsis string, e env) *flags {
-	fs := flag.NewFlagSet("provider-agent "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: provider-agent %s [flags]\n\n%s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return &flags{FlagSet: fs, e: e}
-}
-
-func (f *flags) str(name, envName, def, help string) *string {
-	if v := f.e.getenv(envName); v != "" {
-		def = v
-	}
-	return f.String(name, def, fmt.Sprintf("%s (env %s)", help, envName))
-}
-
-func (f *flags) boolean(name, envName string, def bool, help string) *bool {
-	if v, err := strconv.ParseBool(f.e.getenv(envName)); err == nil {
-		def = v
-	}
-	return f.Bool(name, def, fmt.Sprintf("%s (env %s)", help, envName))
-}
-
-func (f *flags) duration(name, envName string, def time.Duration, help string) *time.Duration {
-	if v, err := time.ParseDuration(f.e.getenv(envName)); err == nil {
-		def = v
-	}
-	return f.Duration(name, def, fmt.Sprintf("%s (env %s)", help, envName))
-}
-
-func (f *flags) parse(args []string) error {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if f.NArg() > 0 {
-		fmt.Fprintf(f.Output(), "unexpected arguments: %s\n", strings.Join(f.Args(), " "))
-		return errUsage
-	}
-	return nil
-}
-
-func defaultStateDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/highway-agent"
-	}
-	if d, err := os.UserConfigDir(); err == nil {
-		return d + "/highway-agent"
-	}
-	return ".highway-agent"
 }
 
 // openGPUs opens NVML, or a fake profile when one is named.
@@ -278,11 +215,15 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	dockerMem := f.str("docker-memory", "HIGHWAY_DOCKER_MEMORY", "", "memory limit per container, e.g. 64g")
 	dockerCPUs := f.str("docker-cpus", "HIGHWAY_DOCKER_CPUS", "", "CPU limit per container, e.g. 16")
 	dockerPids := f.str("docker-pids-limit", "HIGHWAY_DOCKER_PIDS_LIMIT", "4096", "process limit per container")
+	dockerShm := f.str("docker-shm-size", "HIGHWAY_DOCKER_SHM_SIZE", "", "shared memory per container, e.g. 16g (PyTorch data loaders need more than the default 64m)")
+	dockerImage := f.str("docker-default-image", "HIGHWAY_DOCKER_DEFAULT_IMAGE", "", "image that runs workloads given as a command (sh -c), so they get a container too; empty: commands need --allow-exec")
+	dockerBin := f.str("docker-binary", "HIGHWAY_DOCKER_BINARY", "docker", "the container engine's docker-compatible CLI: docker, or podman")
+	dockerDevices := f.str("docker-devices", "HIGHWAY_DOCKER_DEVICES", runner.DevicesGPUs, "how leased GPUs reach a container: gpus (Docker + NVIDIA Container Toolkit), cdi (Podman, or Docker with CDI), none (no GPUs: tests and demos only)")
 	interval := f.duration("heartbeat-interval", "HIGHWAY_HEARTBEAT_INTERVAL", 0, "heartbeat interval; 0 uses the marketplace's (default 10s)")
 	grace := f.duration("stop-grace", "HIGHWAY_STOP_GRACE", 10*time.Second, "time a stopped workload gets between SIGTERM and SIGKILL")
 	logLevel := f.str("log-level", "HIGHWAY_LOG_LEVEL", "info", "debug, info, warn or error")
-	chainGRPC := f.str("chain-grpc", "HIGHWAY_CHAIN_GRPC", "", "highwayd gRPC address (host:port); with --chain-rpc and --chain-id enables proving on chain")
-	chainRPC := f.str("chain-rpc", "HIGHWAY_CHAIN_RPC", "", "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657")
+	chainGRPC := f.str("chain-grpc", "HIGHWAY_CHAIN_GRPC", "", "highwayd gRPC address (host:port), or several comma-separated (failover); with --chain-rpc and --chain-id enables proving on chain")
+	chainRPC := f.str("chain-rpc", "HIGHWAY_CHAIN_RPC", "", "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657, or several comma-separated (failover)")
 	chainID := f.str("chain-id", "HIGHWAY_CHAIN_ID", "", "the chain id quotes and proofs are bound to")
 	gasPrice := f.str("gas-price", "HIGHWAY_GAS_PRICE", "0uhwy", "gas price for proof transactions")
 	keyFile := f.str("provider-key-file", "HIGHWAY_PROVIDER_KEY_FILE", "", "file (mode 0600) holding the provider's mnemonic; or set HIGHWAY_PROVIDER_MNEMONIC")
@@ -319,8 +260,28 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 
 	var drivers []runner.Driver
 	if *docker {
+		switch *dockerDevices {
+		case runner.DevicesGPUs, runner.DevicesCDI:
+		case runner.DevicesNone:
+			logger.Warn("containers get no GPU devices (--docker-devices none): for tests and demos only")
+		default:
+			return fmt.Errorf("--docker-devices %q: want gpus, cdi or none", *dockerDevices)
+		}
 		pids, _ := strconv.Atoi(*dockerPids)
-		drivers = append(drivers, &runner.Docker{Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids})
+		d := &runner.Docker{Binary: *dockerBin, Devices: *dockerDevices, Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids, ShmSize: *dockerShm, DefaultImage: *dockerImage, Owner: st.AgentID}
+		// Containers a previous run left behind hold GPUs for leases this
+		// run does not know yet; the marketplace assigns the live ones
+		// again and they start afresh.
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := d.Cleanup(cctx)
+		cancel()
+		switch {
+		case err != nil:
+			logger.Warn("could not look for leftover containers; is the engine running?", "binary", *dockerBin, "err", err)
+		case n > 0:
+			logger.Info("removed containers a previous run left", "count", n)
+		}
+		drivers = append(drivers, d)
 	}
 	if *allowExec {
 		logger.Warn("exec driver enabled: buyers' commands run directly on this host; only for trusted buyers")

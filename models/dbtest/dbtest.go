@@ -41,20 +41,20 @@ func SQLiteDSN(t testing.TB) string {
 // SQLite returns a migrated store on a new SQLite file.
 func SQLite(t *testing.T) *models.Store {
 	t.Helper()
-	return open(t, SQLiteDSN(t))
+	return Open(t, SQLiteDSN(t))
 }
 
 // Postgres returns a migrated store on a new PostgreSQL database, dropped
 // when the test ends.
 func Postgres(t *testing.T) *models.Store {
 	t.Helper()
-	return open(t, PostgresDSN(t))
+	return Open(t, PostgresDSN(t))
 }
 
 // PostgresDSN creates a new, empty PostgreSQL database for this test and
 // returns its DSN; it is dropped when the test ends. It skips (or fails in
 // CI) when no server answers.
-func PostgresDSN(t *testing.T) string {
+func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("HIGHWAY_TEST_POSTGRES")
 	if admin == "" {
@@ -98,7 +98,9 @@ func PostgresDSN(t *testing.T) string {
 	return u.String()
 }
 
-func open(t *testing.T, dsn string) *models.Store {
+// Open returns a migrated store on dsn, closed when the test ends (two
+// of them on one PostgreSQL DSN are two replicas).
+func Open(t testing.TB, dsn string) *models.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := models.Open(ctx, dsn)
@@ -119,4 +121,18 @@ func redact(dsn string) string {
 		return "(unparsable DSN)"
 	}
 	return u.Redacted()
+}
+
+// EndLeaderSession ends the database session that holds the market's
+// leadership lock (models.TryLeadership), as the leader's death or a
+// network partition would end it. Any store on the same database can
+// send it.
+func EndLeaderSession(t testing.TB, s *models.Store) {
+	t.Helper()
+	var n int64
+	err := s.DB.Raw(`SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n).Error
+	if err != nil || n != 1 {
+		t.Fatalf("end the leader's session: %d sessions, %v", n, err)
+	}
 }

@@ -13,17 +13,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
-
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/highway-compute/highway/poc"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/metrics"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 	"github.com/highway-compute/highway/provider-agent/runner"
 )
@@ -66,10 +67,12 @@ type Prover interface {
 	Prove(ctx context.Context, job prover.Job) (prover.Result, error)
 }
 
-// ProofSubmitter sends MsgSubmitProof with the provider's own key and
-// reports whether the chain cleared the epoch.
+// ProofSubmitter sends MsgSubmitProof with the provider's own key. The
+// chain takes one proof per epoch and judges it a few blocks after it
+// lands: Submit returns once it landed, Verdict waits for the judgment.
 type ProofSubmitter interface {
-	Submit(ctx context.Context, job prover.Job, res prover.Result) (cleared bool, err error)
+	Submit(ctx context.Context, job prover.Job, res prover.Result) (prover.Submitted, error)
+	Verdict(ctx context.Context, job prover.Job, sub prover.Submitted) (prover.Verdict, error)
 }
 
 // Config is everything the agent needs. API, GPUs and AgentID are required;
@@ -118,6 +121,13 @@ type Agent struct {
 	inventory gpu.Inventory
 	haveInv   bool
 
+	// beatNow wakes the heartbeat loop when the RTTs changed, and
+	// probeNow the probe loop when the regions did: a machine's first
+	// beats would otherwise list it with no latency until the next
+	// interval (a buyer's max_rtt_ms then rules it out), and new regions
+	// would wait for the 5-minute probe. Both hold one pending wake-up.
+	beatNow, probeNow chan struct{}
+
 	logs *logBuffer
 
 	// Leases this agent proves for: the chain follower reports every
@@ -128,6 +138,9 @@ type Agent struct {
 	ownMu     sync.Mutex
 	ownNonces map[uint64]bool
 	ownLeases map[string]bool
+
+	// proving counts the epochs being proved, submitted and judged.
+	proving sync.WaitGroup
 }
 
 // New checks cfg and fills in defaults.
@@ -168,12 +181,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: boot id: %w", err)
 	}
 	a := &Agent{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		bootID:    hex.EncodeToString(b[:]),
-		interval:  cfg.HeartbeatInterval,
-		regions:   append([]protocol.Region(nil), cfg.Regions...),
-		logs:      newLogBuffer(50_000),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		bootID:   hex.EncodeToString(b[:]),
+		interval: cfg.HeartbeatInterval,
+		regions:  append([]protocol.Region(nil), cfg.Regions...),
+		logs:     newLogBuffer(50_000),
+		beatNow:  make(chan struct{}, 1), probeNow: make(chan struct{}, 1),
 		ownNonces: map[uint64]bool{}, ownLeases: map[string]bool{},
 	}
 	a.runner = runner.NewManager(cfg.Drivers, a.logs.add, cfg.StopGrace, cfg.Now)
@@ -215,6 +229,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // sleep waits d or until ctx ends; it reports whether to go on.
 func sleep(ctx context.Context, d time.Duration) bool {
+	return sleepOrWake(ctx, d, nil)
+}
+
+// sleepOrWake is sleep that also ends early on a wake-up.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -222,6 +241,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	case <-wake:
+		return true
+	}
+}
+
+// wake leaves a wake-up for a loop; one is enough, so a second is dropped.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -276,7 +305,7 @@ func (a *Agent) Heartbeat() protocol.Heartbeat {
 }
 
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	attempt := 0
+	r := a.retry("heartbeat")
 	for {
 		hb := a.Heartbeat()
 		if m := a.cfg.Metrics; m != nil {
@@ -293,17 +322,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			if m := a.cfg.Metrics; m != nil {
 				m.HeartbeatFailures.Inc()
 			}
-			wait = a.cfg.Backoff.DelayFor(attempt, err)
-			attempt++
-			level := slog.LevelWarn
-			if !client.Retryable(err) {
-				// 4xx: the server refuses this agent or this beat. Keep
-				// trying (an operator may fix it server-side) but say so.
-				level = slog.LevelError
-			}
-			a.log.Log(ctx, level, "heartbeat failed", "seq", hb.Seq, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
+			wait = r.failed(ctx, err, "seq", hb.Seq)
 		} else {
-			attempt = 0
+			r.ok()
 			if m := a.cfg.Metrics; m != nil {
 				m.HeartbeatLatency.Observe(time.Since(start).Seconds())
 				m.HeartbeatsSent.Inc()
@@ -312,7 +333,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.runner.Forget(hb.Leases) // finished leases have been reported
 			wait = a.apply(resp)
 		}
-		if !sleep(ctx, wait) {
+		if !sleepOrWake(ctx, wait, a.beatNow) {
 			return
 		}
 	}
@@ -326,8 +347,9 @@ func (a *Agent) apply(resp protocol.HeartbeatResponse) time.Duration {
 	if resp.HeartbeatIntervalS > 0 {
 		a.interval = time.Duration(resp.HeartbeatIntervalS) * time.Second
 	}
-	if len(resp.Regions) > 0 {
+	if len(resp.Regions) > 0 && !slices.Equal(resp.Regions, a.regions) {
 		a.regions = resp.Regions
+		wake(a.probeNow)
 	}
 	if resp.ServerTime > 0 {
 		skew := a.cfg.Now().Sub(time.UnixMilli(resp.ServerTime))
@@ -340,6 +362,13 @@ func (a *Agent) apply(resp protocol.HeartbeatResponse) time.Duration {
 
 func (a *Agent) probeLoop(ctx context.Context) {
 	for {
+		// This round probes the regions as they are now, so a wake-up
+		// left before it is spent (one that arrives after the read below
+		// brings the next round).
+		select {
+		case <-a.probeNow:
+		default:
+		}
 		a.mu.Lock()
 		regions := append([]protocol.Region(nil), a.regions...)
 		a.mu.Unlock()
@@ -349,13 +378,17 @@ func (a *Agent) probeLoop(ctx context.Context) {
 				a.log.Warn("latency probe failed", "region", region, "err", err)
 			}
 			a.mu.Lock()
+			changed := !maps.Equal(a.rtt, rtt)
 			a.rtt = rtt
 			a.mu.Unlock()
+			if changed {
+				wake(a.beatNow)
+			}
 			if m := a.cfg.Metrics; m != nil {
 				m.ObserveRTT(rtt)
 			}
 		}
-		if !sleep(ctx, a.cfg.ProbeInterval) {
+		if !sleepOrWake(ctx, a.cfg.ProbeInterval, a.probeNow) {
 			return
 		}
 	}
@@ -374,22 +407,19 @@ func (a *Agent) RTT() map[string]int64 {
 
 func (a *Agent) pollLoop(ctx context.Context) {
 	var after uint64
-	attempt := 0
+	r := a.retry("assignment poll")
 	for {
 		resp, err := a.cfg.API.Assignments(ctx, after, a.cfg.PollWait)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			wait := a.cfg.Backoff.DelayFor(attempt, err)
-			attempt++
-			a.log.Warn("assignment poll failed", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
-			if !sleep(ctx, wait) {
+			if !sleep(ctx, r.failed(ctx, err)) {
 				return
 			}
 			continue
 		}
-		attempt = 0
+		r.ok()
 		for _, as := range resp.Assignments {
 			if as.ID <= after {
 				continue // delivered twice
@@ -546,6 +576,11 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 	return signed, nil
 }
 
+// proofLoop proves each epoch the follower reports, each in its own
+// goroutine: every lease's proof must run for its work window from the
+// moment its seed exists, so a machine with several leases proves them
+// side by side (each on its own GPUs), never one after another, which
+// would make every lease but the first late.
 func (a *Agent) proofLoop(ctx context.Context) {
 	for job := range a.cfg.Proofs.Jobs(ctx) {
 		a.ownMu.Lock()
@@ -555,37 +590,75 @@ func (a *Agent) proofLoop(ctx context.Context) {
 			a.log.Debug("not proving another machine's lease", "lease", job.LeaseID, "epoch", job.Epoch)
 			continue
 		}
-		res, err := a.cfg.Prover.Prove(ctx, job)
-		if ctx.Err() != nil {
-			return
+		a.proving.Add(1)
+		go func() {
+			defer a.proving.Done()
+			a.proveEpoch(ctx, job)
+		}()
+	}
+	a.proving.Wait()
+}
+
+// proveEpoch proves one epoch, submits it and waits for its verdict.
+func (a *Agent) proveEpoch(ctx context.Context, job prover.Job) {
+	res, err := a.cfg.Prover.Prove(ctx, job)
+	if ctx.Err() != nil {
+		return
+	}
+	m := a.cfg.Metrics
+	if err != nil {
+		if m != nil {
+			m.ProofsFailed.Inc()
 		}
-		m := a.cfg.Metrics
-		if err != nil {
-			if m != nil {
-				m.ProofsFailed.Inc()
-			}
-			a.log.Error("proof failed", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces, "err", err)
-			continue
+		a.log.Error("proof failed", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces, "err", err)
+		return
+	}
+	if a.cfg.Submitter == nil {
+		a.log.Warn("proof ready but no submitter configured", "lease", job.LeaseID, "epoch", job.Epoch)
+		return
+	}
+	sub, err := a.cfg.Submitter.Submit(ctx, job, res)
+	switch {
+	case err != nil:
+		if m != nil {
+			m.ProofsFailed.Inc()
 		}
-		if a.cfg.Submitter == nil {
-			a.log.Warn("proof ready but no submitter configured", "lease", job.LeaseID, "epoch", job.Epoch)
-			continue
+		a.log.Error("proof submission failed", "lease", job.LeaseID, "epoch", job.Epoch, "err", err)
+	case sub.Missed:
+		if m != nil {
+			m.ProofsSubmitted.Inc()
+			m.ProofsFailed.Inc()
 		}
-		cleared, err := a.cfg.Submitter.Submit(ctx, job, res)
-		switch {
-		case err != nil:
-			if m != nil {
-				m.ProofsFailed.Inc()
-			}
-			a.log.Error("proof submission failed", "lease", job.LeaseID, "epoch", job.Epoch, "err", err)
-		default:
-			if m != nil {
-				m.ProofsSubmitted.Inc()
-				if cleared {
-					m.ProofsCleared.Inc()
-				}
-			}
-			a.log.Info("proof submitted", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces, "cleared", cleared)
+		a.log.Error("proof refused on arrival: epoch missed", "lease", job.LeaseID, "epoch", job.Epoch, "reason", sub.Reason)
+	default:
+		if m != nil {
+			m.ProofsSubmitted.Inc()
 		}
+		a.log.Info("proof submitted", "lease", job.LeaseID, "epoch", job.Epoch, "nonces", res.Nonces,
+			"height", sub.Height, "judge_height", sub.JudgeHeight)
+		a.awaitVerdict(ctx, job, sub)
+	}
+}
+
+// awaitVerdict logs and counts an epoch's verdict.
+func (a *Agent) awaitVerdict(ctx context.Context, job prover.Job, sub prover.Submitted) {
+	v, err := a.cfg.Submitter.Verdict(ctx, job, sub)
+	if ctx.Err() != nil {
+		return
+	}
+	m := a.cfg.Metrics
+	switch {
+	case err != nil:
+		a.log.Warn("no verdict for the proof", "lease", job.LeaseID, "epoch", job.Epoch, "err", err)
+	case v.Cleared:
+		if m != nil {
+			m.ProofsCleared.Inc()
+		}
+		a.log.Info("epoch cleared", "lease", job.LeaseID, "epoch", job.Epoch)
+	default:
+		if m != nil {
+			m.ProofsFailed.Inc()
+		}
+		a.log.Error("proof rejected: epoch missed", "lease", job.LeaseID, "epoch", job.Epoch, "reason", v.Reason)
 	}
 }

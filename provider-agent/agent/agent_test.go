@@ -11,16 +11,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/metrics"
 	"github.com/highway-compute/highway/provider-agent/probe"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 	"github.com/highway-compute/highway/provider-agent/runner"
 	"github.com/highway-compute/highway/provider-agent/state"
@@ -520,8 +521,12 @@ func (r *recordingProver) Prove(_ context.Context, job prover.Job) (prover.Resul
 
 type nopSubmitter struct{}
 
-func (nopSubmitter) Submit(context.Context, prover.Job, prover.Result) (bool, error) {
-	return true, nil
+func (nopSubmitter) Submit(context.Context, prover.Job, prover.Result) (prover.Submitted, error) {
+	return prover.Submitted{Height: 1, JudgeHeight: 2}, nil
+}
+
+func (nopSubmitter) Verdict(context.Context, prover.Job, prover.Submitted) (prover.Verdict, error) {
+	return prover.Verdict{Cleared: true}, nil
 }
 
 // The chain follower reports every lease of the provider's address; the
@@ -551,6 +556,7 @@ func TestProvesOnlyOwnLeases(t *testing.T) {
 	a.assign(context.Background(), protocol.Assignment{ID: 2, LeaseID: "m-9", Action: protocol.ActionStart, ChainLeaseID: 9,
 		GPUs: []string{inv.GPUs[0].UUID}, Workload: protocol.Workload{Command: "true"}})
 	a.proofLoop(context.Background())
+	slices.Sort(rec.leases) // epochs are proved side by side
 	if got := strings.Join(rec.leases, ","); got != "7,9" {
 		t.Fatalf("proved leases %q, want 7,9", got)
 	}

@@ -8,9 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/client"
 	"github.com/highway-compute/highway/provider-agent/gpu"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/state"
 )
 

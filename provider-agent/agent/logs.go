@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // maxBatchBytes keeps a log batch well under the server's body limit
@@ -119,7 +119,7 @@ func (a *Agent) flushLogs(ctx context.Context) error {
 }
 
 func (a *Agent) logLoop(ctx context.Context) {
-	attempt := 0
+	r := a.retry("shipping logs")
 	tick := time.NewTicker(a.cfg.LogFlush)
 	defer tick.Stop()
 	for {
@@ -140,14 +140,11 @@ func (a *Agent) logLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			wait := a.cfg.Backoff.DelayFor(attempt, err)
-			attempt++
-			a.log.Warn("shipping logs failed", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
-			if !sleep(ctx, wait) {
+			if !sleep(ctx, r.failed(ctx, err)) {
 				return
 			}
 			continue
 		}
-		attempt = 0
+		r.ok()
 	}
 }

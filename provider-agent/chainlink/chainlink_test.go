@@ -18,8 +18,8 @@ import (
 	"github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/chain/network"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
-	"github.com/highway-compute/highway/provider-agent/protocol"
 	"github.com/highway-compute/highway/provider-agent/prover"
 )
 
@@ -39,7 +39,6 @@ func TestAgentProvesLeasesOnChain(t *testing.T) {
 	provider := network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000_000)}
 	params := escrowtypes.DevParams()
 	params.EpochBlocks = 30
-	params.ProofGraceBlocks = 10
 	params.ProofWorkSeconds = 1
 	params.Arbiter = buyer.Address().String()
 	_, c := network.StartForTest(t, network.Options{ChainID: chainID, TimeoutCommit: 100 * time.Millisecond, Escrow: params,
@@ -75,9 +74,13 @@ func TestAgentProvesLeasesOnChain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("prove epoch %d: %v", job.Epoch, err)
 		}
-		ok, err := sub.Submit(ctx, job, res)
-		if err != nil || !ok {
-			t.Fatalf("submit epoch %d: %v", job.Epoch, err)
+		landed, err := sub.Submit(ctx, job, res)
+		if err != nil || landed.Missed || landed.JudgeHeight == 0 {
+			t.Fatalf("submit epoch %d: %+v, %v", job.Epoch, landed, err)
+		}
+		v, err := sub.Verdict(ctx, job, landed)
+		if err != nil || !v.Cleared {
+			t.Fatalf("epoch %d verdict: %+v, %v", job.Epoch, v, err)
 		}
 		cleared++
 		if cleared == 3 {

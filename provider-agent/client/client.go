@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // maxResponse bounds what the agent reads from the server: a compromised or

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 func TestBackoff(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Metrics holds every collector of one agent.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 func TestServeMetrics(t *testing.T) {

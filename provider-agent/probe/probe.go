@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Dialer opens a TCP connection; *net.Dialer satisfies it.

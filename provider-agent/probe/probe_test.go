@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 func listen(t *testing.T) string {

@@ -36,6 +36,27 @@ type Result struct {
 	Elapsed   time.Duration
 }
 
+// Submitted is what the chain said when a proof landed. The epoch's one
+// proof is judged a few blocks later (the sample comes from a block that
+// did not exist when it was sent), unless it could never clear: then it is
+// missed at once.
+type Submitted struct {
+	// Height is the block that carried the proof.
+	Height int64
+	// JudgeHeight is the block that judges the proof (0 when missed at once).
+	JudgeHeight int64
+	// Missed is set when the chain settled the epoch as missed on arrival
+	// (malformed, too few nonces); Reason says why.
+	Missed bool
+	Reason string
+}
+
+// Verdict is an epoch's outcome on chain.
+type Verdict struct {
+	Cleared bool
+	Reason  string // why it missed
+}
+
 // ErrInsufficient: the window ended with fewer valid nonces than the
 // target requires. The proof is still returned (for logs), but submitting
 // it would only burn gas: the chain would reject it.

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,15 +11,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
-// Docker runs a workload's image with `docker run --gpus`, so the buyer
-// gets only the leased GPUs and a container's isolation instead of the
-// host. Limits bound what one lease can take from the machine.
+// Docker runs a workload's image in a container, so the buyer gets only
+// the leased GPUs and a container's isolation instead of the host. Limits
+// bound what one lease can take from the machine. Any engine with a
+// docker-compatible CLI works: Docker, or Podman (`podman`, or its
+// `docker` shim from podman-docker).
 type Docker struct {
-	// Binary is the docker CLI; default "docker".
+	// Binary is the engine's CLI; default "docker".
 	Binary string
+	// Devices is how the leased GPUs reach the container: DevicesGPUs
+	// (default; Docker with the NVIDIA Container Toolkit), DevicesCDI
+	// (Podman, or Docker with CDI: one nvidia.com/gpu=<uuid> each), or
+	// DevicesNone, only where there is no GPU (CI, the demo fleet).
+	Devices string
 	// Memory (e.g. "64g"), CPUs (e.g. "16"), PidsLimit and ShmSize are
 	// passed to docker run when set.
 	Memory    string
@@ -27,13 +35,38 @@ type Docker struct {
 	ShmSize   string
 	// Network is --network; default "bridge".
 	Network string
+	// DefaultImage runs the workloads given as a command (sh -c COMMAND)
+	// rather than an image, so they get a container too; empty: this
+	// driver takes images only.
+	DefaultImage string
+	// Owner is the agent's id: its containers carry it (OwnerLabel), so
+	// Cleanup removes only this agent's leftovers, not another's on the
+	// same host (several agents share one engine in the demo fleet).
+	Owner string
 }
+
+// How the leased GPUs are given to a container.
+const (
+	DevicesGPUs = "gpus"
+	DevicesCDI  = "cdi"
+	DevicesNone = "none"
+)
+
+// LeaseLabel marks every container the agent starts with its lease, so a
+// restarted agent can find what it left behind (Cleanup).
+const LeaseLabel = "highway.lease"
+
+// OwnerLabel marks a container with the agent that started it.
+const OwnerLabel = "highway.agent"
 
 // Name implements Driver.
 func (d *Docker) Name() string { return "docker" }
 
-// Accepts implements Driver: images only.
-func (d *Docker) Accepts(w protocol.Workload) bool { return w.Image != "" }
+// Accepts implements Driver: images, and commands when there is a
+// DefaultImage to run them in.
+func (d *Docker) Accepts(w protocol.Workload) bool {
+	return w.Image != "" || (w.Command != "" && d.DefaultImage != "")
+}
 
 // ContainerName is the container's name for a lease, so a stop can find it
 // even if the docker CLI process died.
@@ -45,11 +78,21 @@ func ContainerName(leaseID string) string { return "highway-" + safeName(leaseID
 // Workload.Validate rejects images starting with '-' (no flag injection).
 func (d *Docker) Args(spec Spec) []string {
 	args := []string{"run", "--rm", "--name", ContainerName(spec.LeaseID),
-		"--label", "highway.lease=" + safeName(spec.LeaseID),
-		"--gpus", `"device=` + strings.Join(spec.GPUs, ",") + `"`,
-		"--security-opt", "no-new-privileges",
-		"--cap-drop", "ALL",
+		"--label", LeaseLabel + "=" + safeName(spec.LeaseID),
 	}
+	if d.Owner != "" {
+		args = append(args, "--label", OwnerLabel+"="+safeName(d.Owner))
+	}
+	switch d.Devices {
+	case DevicesNone:
+	case DevicesCDI:
+		for _, g := range spec.GPUs {
+			args = append(args, "--device", "nvidia.com/gpu="+g)
+		}
+	default:
+		args = append(args, "--gpus", `"device=`+strings.Join(spec.GPUs, ",")+`"`)
+	}
+	args = append(args, "--security-opt", "no-new-privileges", "--cap-drop", "ALL")
 	network := d.Network
 	if network == "" {
 		network = "bridge"
@@ -79,6 +122,10 @@ func (d *Docker) Args(spec Spec) []string {
 		args = append(args, "-e", k+"="+spec.Workload.Env[k])
 	}
 	args = append(args, "-e", "HIGHWAY_LEASE_ID="+spec.LeaseID)
+	if w := spec.Workload; w.Image == "" {
+		// A command runs as the exec driver runs it, in the default image.
+		return append(append(args, d.DefaultImage, "sh", "-c", w.Command, "sh"), w.Args...)
+	}
 	args = append(args, spec.Workload.Image)
 	return append(args, spec.Workload.Args...)
 }
@@ -88,10 +135,7 @@ func (d *Docker) Args(spec Spec) []string {
 // the container by name first, because killing the CLI alone would leave
 // the container running.
 func (d *Docker) Start(ctx context.Context, spec Spec, out Output) (Process, error) {
-	bin := d.Binary
-	if bin == "" {
-		bin = "docker"
-	}
+	bin := d.bin()
 	argv := append([]string{bin}, d.Args(spec)...)
 	name := ContainerName(spec.LeaseID)
 	stop := func(grace time.Duration) {
@@ -109,11 +153,55 @@ func (d *Docker) Start(ctx context.Context, spec Spec, out Output) (Process, err
 	return p, nil
 }
 
-// dockerEnv is the docker CLI's environment: the operator's HOME (registry
-// credentials live in ~/.docker) and docker's own variables, nothing else.
+// Cleanup removes the containers a previous run of the agent left (by
+// OwnerLabel, or every LeaseLabel container when Owner is empty): after a crash or a restart they would hold GPUs and memory
+// for leases the agent no longer runs. The marketplace assigns the active
+// leases again, and they start afresh. It returns how many it removed.
+func (d *Docker) Cleanup(ctx context.Context) (int, error) {
+	bin := d.bin()
+	filter := "label=" + LeaseLabel
+	if d.Owner != "" {
+		filter = "label=" + OwnerLabel + "=" + safeName(d.Owner)
+	}
+	out, err := exec.CommandContext(ctx, bin, "ps", "-aq", "--filter", filter).Output()
+	if err != nil {
+		return 0, fmt.Errorf("docker: list leftover containers: %w", err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// One at a time (a container that ended meanwhile would fail a
+	// command naming several), kill first: rm -f would give each its
+	// stop timeout, and a workload that ignores SIGTERM (a shell as PID
+	// 1) would hold the start up.
+	removed := 0
+	var errs []error
+	for _, id := range ids {
+		_ = exec.CommandContext(ctx, bin, "kill", id).Run()
+		if out, err := exec.CommandContext(ctx, bin, "rm", "-f", id).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("docker: remove leftover container %s: %w: %s", id, err, strings.TrimSpace(string(out))))
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (d *Docker) bin() string {
+	if d.Binary == "" {
+		return "docker"
+	}
+	return d.Binary
+}
+
+// dockerEnv is the engine CLI's environment: the operator's HOME (registry
+// credentials live in ~/.docker), docker's and podman's own variables,
+// nothing else.
 func dockerEnv() []string {
 	env := []string{"PATH=" + defaultPath}
-	for _, k := range []string{"HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"} {
+	for _, k := range []string{"HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+		"CONTAINERS_CONF", "CONTAINER_HOST", "CONTAINER_CONNECTION", "XDG_RUNTIME_DIR", "REGISTRY_AUTH_FILE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -15,7 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // defaultPath is the PATH a workload gets: the agent's own environment is
@@ -51,13 +51,21 @@ func (e *Exec) Start(ctx context.Context, spec Spec, out Output) (Process, error
 	}
 	argv := append([]string{shell, "-c", spec.Workload.Command, "sh"}, spec.Workload.Args...)
 	dir := ""
+	env := ExecEnv(spec)
 	if e.WorkRoot != "" {
 		dir = filepath.Join(e.WorkRoot, safeName(spec.LeaseID))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("exec: work directory: %w", err)
 		}
+		// HOME is the lease's own directory too, so dot-files a workload
+		// writes stay with it.
+		for i, kv := range env {
+			if strings.HasPrefix(kv, "HOME=") {
+				env[i] = "HOME=" + dir
+			}
+		}
 	}
-	return startProcess(ctx, argv, ExecEnv(spec), dir, out, nil)
+	return startProcess(ctx, argv, env, dir, out, nil)
 }
 
 // ExecEnv is the environment an exec workload gets.

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // Spec is one workload to start.

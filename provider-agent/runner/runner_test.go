@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 type logs struct {

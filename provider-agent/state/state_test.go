@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 func TestKeyAndState(t *testing.T) {

@@ -11,52 +11,186 @@ import (
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
 	"github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/poc"
 )
 
 // EndBlocker does only what is due at this height, found through the
 // due-height indexes, never by scanning leases: it records this block's
-// hash (for epoch seeds), refunds epochs whose proof deadline passed (and
-// ends leases that missed too many in a row or ran their course), pays
-// out cleared epochs whose dispute window passed, and forgets quote nonces
-// whose quotes have expired anyway.
+// hash and time (for epoch seeds, sample seeds and proof windows), judges
+// the proofs whose judging block this is, settles epochs whose deadline
+// passed (refunding those without a verdict, ending leases that missed
+// too many in a row or ran their course), pays out cleared epochs whose
+// dispute window passed, and forgets quote nonces whose quotes have
+// expired anyway. Judging comes first, so an epoch judged in its
+// settlement block is settled with its verdict.
 func (k Keeper) EndBlocker(ctx context.Context) error {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	h := sdkCtx.BlockHeight()
 	if err := k.BlockHashes.Set(ctx, h, blockHashOf(sdkCtx)); err != nil {
 		return err
 	}
+	if err := k.BlockTimes.Set(ctx, h, sdkCtx.BlockTime().UnixMilli()); err != nil {
+		return err
+	}
 	if old := h - types.BlockHashRetention; old > 0 {
 		if err := k.BlockHashes.Remove(ctx, old); err != nil && !errors.Is(err, collections.ErrNotFound) {
 			return err
 		}
-	}
-
-	deadlines, err := dueKeys(ctx, k.DeadlineDue, h)
-	if err != nil {
-		return err
-	}
-	for _, key := range deadlines {
-		if err := k.DeadlineDue.Remove(ctx, key); err != nil {
-			return err
-		}
-		if err := k.settleDeadline(ctx, key.K2(), key.K3()); err != nil {
+		if err := k.BlockTimes.Remove(ctx, old); err != nil && !errors.Is(err, collections.ErrNotFound) {
 			return err
 		}
 	}
 
-	payouts, err := dueKeys(ctx, k.PayoutDue, h)
-	if err != nil {
-		return err
-	}
-	for _, key := range payouts {
-		if err := k.PayoutDue.Remove(ctx, key); err != nil {
+	for _, due := range []struct {
+		set collections.KeySet[collections.Triple[int64, uint64, uint64]]
+		run func(context.Context, uint64, uint64) error
+	}{{k.JudgeDue, k.judge}, {k.DeadlineDue, k.settleDeadline}, {k.PayoutDue, k.payout}} {
+		keys, err := dueKeys(ctx, due.set, h)
+		if err != nil {
 			return err
 		}
-		if err := k.payout(ctx, key.K2(), key.K3()); err != nil {
-			return err
+		for _, key := range keys {
+			if err := due.set.Remove(ctx, key); err != nil {
+				return err
+			}
+			if err := due.run(ctx, key.K2(), key.K3()); err != nil {
+				return err
+			}
 		}
 	}
 	return k.forgetExpiredQuotes(ctx, sdkCtx.BlockTime().Unix())
+}
+
+// judge gives an epoch's pending proof its verdict. The sample seed is
+// this block's hash, which did not exist when the proof was sent, so the
+// prover could not know which nonces would be recomputed; the verdict is
+// final either way: cleared, or missed and refunded.
+func (k Keeper) judge(ctx context.Context, leaseID, e uint64) error {
+	key := collections.Join(leaseID, e)
+	pending, err := k.PendingProofs.Get(ctx, key)
+	if errors.Is(err, collections.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := k.PendingProofs.Remove(ctx, key); err != nil {
+		return err
+	}
+	if err := k.Judging.Remove(ctx, key); err != nil {
+		return err
+	}
+	// An epoch has one verdict: should it somehow have one already (state
+	// imported by hand), the proof is dropped, not judged a second time.
+	if done, err := k.Epochs.Has(ctx, key); err != nil || done {
+		return err
+	}
+	lease, err := k.getLease(ctx, leaseID)
+	if err != nil {
+		return err
+	}
+	seed, err := k.epochSeed(ctx, lease, e)
+	if err != nil {
+		return err
+	}
+	sample, err := k.BlockHashes.Get(ctx, sdk.UnwrapSDKContext(ctx).BlockHeight())
+	if err != nil {
+		return err
+	}
+	pp := pending.Poc.ToPoC()
+	err = poc.VerifyBytes(pp, seed, poc.Target{Difficulty: pending.Difficulty, Required: pending.Required}, pending.Proof, sample)
+	if err != nil {
+		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+err.Error(), pending.SubmittedHeight, pending.ValidNonces, pending.Required)
+	}
+	return k.clearEpoch(ctx, &lease, e, pending)
+}
+
+// clearEpoch records a cleared epoch: its price moves from remaining to
+// pending and is paid after the dispute window. If a dispute froze the
+// lease meanwhile, the price is already part of the frozen escrow: the
+// verdict is recorded (as evidence for the arbiter) and no money moves.
+func (k Keeper) clearEpoch(ctx context.Context, lease *types.Lease, e uint64, pending types.PendingProof) error {
+	sdkCtx := sdk.UnwrapSDKContext(ctx)
+	h := sdkCtx.BlockHeight()
+	rec := types.EpochRecord{
+		LeaseId: lease.Id, Epoch: e, Status: types.EPOCH_STATUS_FROZEN, ValidNonces: pending.ValidNonces,
+		Amount: lease.PricePerEpoch, SettledHeight: h, SubmittedHeight: pending.SubmittedHeight,
+	}
+	if lease.DisputedHeight == 0 {
+		rec.Status = types.EPOCH_STATUS_CLEARED
+		rec.PayoutHeight = h + int64(lease.DisputeWindowBlocks)
+		lease.Remaining = lease.Remaining.Sub(lease.PricePerEpoch)
+		lease.Pending = lease.Pending.Add(lease.PricePerEpoch)
+		if err := k.PayoutDue.Set(ctx, collections.Join3(rec.PayoutHeight, lease.Id, e)); err != nil {
+			return err
+		}
+	}
+	lease.EpochsCleared++
+	if err := k.Epochs.Set(ctx, collections.Join(lease.Id, e), rec); err != nil {
+		return err
+	}
+	if err := k.Leases.Set(ctx, lease.Id, *lease); err != nil {
+		return err
+	}
+	return sdkCtx.EventManager().EmitTypedEvent(&types.EventProofAccepted{
+		LeaseId: lease.Id, Epoch: e, ValidNonces: rec.ValidNonces, Required: pending.Required,
+		Amount: rec.Amount, PayoutHeight: rec.PayoutHeight,
+	})
+}
+
+// missEpoch records a missed epoch and refunds its price to the buyer,
+// unless a dispute froze the lease first (then the arbiter splits it).
+// The in-a-row count that can end the lease moves at settlement, in epoch
+// order; the event reports the run as it stands, this epoch included.
+func (k Keeper) missEpoch(ctx context.Context, lease *types.Lease, e uint64, reason string, submitted int64, valid, required uint64) error {
+	sdkCtx := sdk.UnwrapSDKContext(ctx)
+	refund := math.ZeroInt()
+	if lease.DisputedHeight == 0 {
+		refund = lease.PricePerEpoch
+		if err := k.pay(ctx, lease.Denom, lease.Buyer, refund); err != nil {
+			return err
+		}
+		lease.Remaining = lease.Remaining.Sub(refund)
+		lease.Refunded = lease.Refunded.Add(refund)
+	}
+	lease.EpochsMissed++
+	rec := types.EpochRecord{
+		LeaseId: lease.Id, Epoch: e, Status: types.EPOCH_STATUS_MISSED, ValidNonces: valid, Amount: lease.PricePerEpoch,
+		SettledHeight: sdkCtx.BlockHeight(), Reason: reason, SubmittedHeight: submitted,
+	}
+	if err := k.Epochs.Set(ctx, collections.Join(lease.Id, e), rec); err != nil {
+		return err
+	}
+	if err := k.Leases.Set(ctx, lease.Id, *lease); err != nil {
+		return err
+	}
+	run, err := k.missedRun(ctx, *lease, e)
+	if err != nil {
+		return err
+	}
+	return sdkCtx.EventManager().EmitTypedEvent(&types.EventEpochMissed{
+		LeaseId: lease.Id, Epoch: e, Refunded: refund, MissedInRow: run, Reason: reason, ValidNonces: valid, Required: required,
+	})
+}
+
+// missedRun counts the missed epochs ending at e (e is missed), looking
+// back no further than the lease's limit.
+func (k Keeper) missedRun(ctx context.Context, lease types.Lease, e uint64) (uint32, error) {
+	run := uint32(1)
+	for run < lease.MaxMissedEpochs && uint64(run) <= e {
+		rec, err := k.Epochs.Get(ctx, collections.Join(lease.Id, e-uint64(run)))
+		if errors.Is(err, collections.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if rec.Status != types.EPOCH_STATUS_MISSED {
+			break
+		}
+		run++
+	}
+	return run, nil
 }
 
 // blockHashOf is the block's hash as CometBFT reports it. The SDK's
@@ -85,12 +219,12 @@ func dueKeys(ctx context.Context, set collections.KeySet[collections.Triple[int6
 	return out, err
 }
 
-// settleDeadline runs when epoch e's proof deadline passes. An epoch
-// without a valid proof is refunded to the buyer; "missed in a row" counts
-// in epoch order here, so an early proof of a later epoch does not reset
-// it out of turn.
+// settleDeadline runs when epoch e's settlement height passes: every
+// proof that could land for it has been judged by now. An epoch with no
+// verdict had no proof and is refunded to the buyer; "missed in a row"
+// counts in epoch order here, so an early proof of a later epoch does not
+// reset it out of turn.
 func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
-	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	lease, err := k.getLease(ctx, leaseID)
 	if err != nil {
 		return err
@@ -98,30 +232,35 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
 	if lease.Status != types.LEASE_STATUS_ACTIVE {
 		return nil // closed or disputed: nothing runs any more
 	}
-	settled, err := k.Epochs.Has(ctx, collections.Join(leaseID, e))
-	if err != nil {
+	// Every proof for the epoch is due by now; one that is not (a lease
+	// whose terms came from outside, with no spread) is judged here, so the
+	// epoch is never refunded and then cleared.
+	if p, err := k.PendingProofs.Get(ctx, collections.Join(leaseID, e)); err == nil {
+		if err := k.JudgeDue.Remove(ctx, collections.Join3(p.JudgeHeight, leaseID, e)); err != nil {
+			return err
+		}
+		if err := k.judge(ctx, leaseID, e); err != nil {
+			return err
+		}
+		if lease, err = k.getLease(ctx, leaseID); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, collections.ErrNotFound) {
 		return err
 	}
-	if settled {
-		lease.MissedInRow = 0
-	} else {
-		if err := k.pay(ctx, lease.Denom, lease.Buyer, lease.PricePerEpoch); err != nil {
+	rec, err := k.Epochs.Get(ctx, collections.Join(leaseID, e))
+	switch {
+	case errors.Is(err, collections.ErrNotFound):
+		if err := k.missEpoch(ctx, &lease, e, ReasonNoProof, 0, 0, 0); err != nil {
 			return err
 		}
-		lease.Remaining = lease.Remaining.Sub(lease.PricePerEpoch)
-		lease.Refunded = lease.Refunded.Add(lease.PricePerEpoch)
 		lease.MissedInRow++
-		lease.EpochsMissed++
-		rec := types.EpochRecord{LeaseId: leaseID, Epoch: e, Status: types.EPOCH_STATUS_MISSED, Amount: lease.PricePerEpoch, SettledHeight: sdkCtx.BlockHeight()}
-		if err := k.Epochs.Set(ctx, collections.Join(leaseID, e), rec); err != nil {
-			return err
-		}
-		err := sdkCtx.EventManager().EmitTypedEvent(&types.EventEpochMissed{
-			LeaseId: leaseID, Epoch: e, Refunded: lease.PricePerEpoch, MissedInRow: lease.MissedInRow,
-		})
-		if err != nil {
-			return err
-		}
+	case err != nil:
+		return err
+	case rec.Status == types.EPOCH_STATUS_MISSED:
+		lease.MissedInRow++ // refunded when its proof was rejected
+	default:
+		lease.MissedInRow = 0
 	}
 	lease.NextEpoch = e + 1
 	switch {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"cosmossdk.io/collections"
 	"cosmossdk.io/log"
 	"cosmossdk.io/math"
 	"cosmossdk.io/store"
@@ -253,13 +254,50 @@ func (f *fixture) submit(l types.Lease, epoch uint64, proof []byte) error {
 	return err
 }
 
-// epochStart returns the first block of the lease's epoch e's proof window.
+// epochStart returns the first block that can carry the lease's epoch e's
+// proof.
 func epochStart(l types.Lease, e uint64) int64 {
 	return l.StartHeight + int64(e*l.EpochBlocks) + 1
 }
 
-func epochDeadline(l types.Lease, e uint64) int64 {
-	return l.StartHeight + int64((e+1)*l.EpochBlocks) + int64(l.ProofGraceBlocks)
+// windowLast returns the last block that can carry epoch e's proof at the
+// fixture's 1 s blocks: the block whose time is the window's close.
+func windowLast(l types.Lease, e uint64) int64 {
+	return epochStart(l, e) + int64(l.ProofWorkSeconds) + int64(l.ProofGraceMs/1000)
+}
+
+// epochSettle returns the block in which epoch e is settled.
+func epochSettle(l types.Lease, e uint64) int64 {
+	return l.StartHeight + int64((e+1)*l.EpochBlocks) + int64(l.JudgeSpreadBlocks)
+}
+
+// pending returns the epoch's proof awaiting its verdict.
+func (f *fixture) pending(l types.Lease, e uint64) types.PendingProof {
+	f.t.Helper()
+	p, err := f.k.PendingProofs.Get(f.ctx, collections.Join(l.Id, e))
+	if err != nil {
+		f.t.Fatalf("lease %d epoch %d: no pending proof: %v", l.Id, e, err)
+	}
+	return p
+}
+
+// judged ends blocks through the one that judges the epoch's pending
+// proof and returns the verdict.
+func (f *fixture) judged(l types.Lease, e uint64) types.EpochRecord {
+	f.t.Helper()
+	f.advanceTo(f.pending(l, e).JudgeHeight)
+	f.endBlock()
+	return f.record(l, e)
+}
+
+// record returns the epoch's verdict.
+func (f *fixture) record(l types.Lease, e uint64) types.EpochRecord {
+	f.t.Helper()
+	r, err := f.k.Epochs.Get(f.ctx, collections.Join(l.Id, e))
+	if err != nil {
+		f.t.Fatalf("lease %d epoch %d: no verdict: %v", l.Id, e, err)
+	}
+	return r
 }
 
 // hasEvent reports whether the context's events include a typed event.

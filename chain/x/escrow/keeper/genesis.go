@@ -2,6 +2,7 @@ package keeper
 
 import (
 	"context"
+	"errors"
 
 	"cosmossdk.io/collections"
 	sdk "github.com/cosmos/cosmos-sdk/types"
@@ -64,6 +65,26 @@ func (k Keeper) InitGenesis(ctx context.Context, gs types.GenesisState) error {
 		if err := k.BlockHashes.Set(ctx, b.Height, b.Hash); err != nil {
 			return err
 		}
+		// A genesis exported before block times were kept has none: leave
+		// the time unknown (the epoch's last block still bounds the
+		// window) rather than the Unix epoch, which would close it.
+		if b.TimeUnixMs == 0 {
+			continue
+		}
+		if err := k.BlockTimes.Set(ctx, b.Height, b.TimeUnixMs); err != nil {
+			return err
+		}
+	}
+	for _, p := range gs.PendingProofs {
+		if err := k.Judging.Set(ctx, collections.Join(p.LeaseId, p.Epoch)); err != nil {
+			return err
+		}
+		if err := k.PendingProofs.Set(ctx, collections.Join(p.LeaseId, p.Epoch), p); err != nil {
+			return err
+		}
+		if err := k.JudgeDue.Set(ctx, collections.Join3(p.JudgeHeight, p.LeaseId, p.Epoch)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -98,7 +119,17 @@ func (k Keeper) ExportGenesis(ctx context.Context) (*types.GenesisState, error) 
 		return nil, err
 	}
 	if err := k.BlockHashes.Walk(ctx, nil, func(h int64, hash []byte) (bool, error) {
-		gs.BlockHashes = append(gs.BlockHashes, types.BlockHash{Height: h, Hash: hash})
+		t, err := k.BlockTimes.Get(ctx, h)
+		if err != nil && !errors.Is(err, collections.ErrNotFound) {
+			return true, err
+		}
+		gs.BlockHashes = append(gs.BlockHashes, types.BlockHash{Height: h, Hash: hash, TimeUnixMs: t})
+		return false, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := k.PendingProofs.Walk(ctx, nil, func(_ collections.Pair[uint64, uint64], p types.PendingProof) (bool, error) {
+		gs.PendingProofs = append(gs.PendingProofs, p)
 		return false, nil
 	}); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package keeper
 
 import (
 	"context"
+	"errors"
 
 	"cosmossdk.io/collections"
 	"cosmossdk.io/math"
@@ -93,32 +94,70 @@ func (q queryServer) Epochs(ctx context.Context, req *types.QueryEpochsRequest) 
 	return &types.QueryEpochsResponse{Epochs: recs, Pagination: pageRes}, nil
 }
 
+// leaseEpoch loads a lease for a query about one of its epochs.
+func (q queryServer) leaseEpoch(ctx context.Context, leaseID, epoch uint64) (types.Lease, error) {
+	l, err := q.getLease(ctx, leaseID)
+	if err != nil {
+		return l, status.Error(codes.NotFound, err.Error())
+	}
+	if epoch >= l.EpochsTotal {
+		return l, status.Errorf(codes.InvalidArgument, "lease %d has %d epochs", l.Id, l.EpochsTotal)
+	}
+	return l, nil
+}
+
 func (q queryServer) ProofTask(ctx context.Context, req *types.QueryProofTaskRequest) (*types.QueryProofTaskResponse, error) {
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "empty request")
 	}
-	l, err := q.getLease(ctx, req.LeaseId)
+	l, err := q.leaseEpoch(ctx, req.LeaseId, req.Epoch)
 	if err != nil {
-		return nil, status.Error(codes.NotFound, err.Error())
+		return nil, err
 	}
-	if req.Epoch >= l.EpochsTotal {
-		return nil, status.Errorf(codes.InvalidArgument, "lease %d has %d epochs", l.Id, l.EpochsTotal)
-	}
-	params, err := q.Keeper.Params.Get(ctx)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	start, end, deadline := epochBounds(l, req.Epoch)
-	t, err := q.proofTask(ctx, l, req.Epoch, params)
+	start, end, settle := epochBounds(l, req.Epoch)
+	t, err := q.proofTask(ctx, l, req.Epoch)
 	if err != nil {
 		// Before the epoch's start block is committed its seed does not
 		// exist yet: say so rather than failing.
 		return nil, status.Errorf(codes.FailedPrecondition, "%v (epoch starts after block %d)", err, start)
 	}
+	// The window opens with block start + 1: a query at that height or
+	// later finds its time; an earlier one reports it unknown (0).
+	win, err := q.proofWindow(ctx, l, req.Epoch, sdk.UnwrapSDKContext(ctx).BlockHeight())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	return &types.QueryProofTaskResponse{
 		Seed: t.seed[:], Difficulty: t.target.Difficulty, Required: t.target.Required,
-		StartHeight: start, EndHeight: end, DeadlineHeight: deadline, Poc: params.Poc,
+		StartHeight: start, EndHeight: end, DeadlineHeight: settle, Poc: t.poc,
+		WindowOpenMs: win.open, WindowCloseMs: win.close, WorkSeconds: l.ProofWorkSeconds, GraceMs: l.ProofGraceMs,
 	}, nil
+}
+
+func (q queryServer) Epoch(ctx context.Context, req *types.QueryEpochRequest) (*types.QueryEpochResponse, error) {
+	if req == nil {
+		return nil, status.Error(codes.InvalidArgument, "empty request")
+	}
+	if _, err := q.leaseEpoch(ctx, req.LeaseId, req.Epoch); err != nil {
+		return nil, err
+	}
+	key := collections.Join(req.LeaseId, req.Epoch)
+	res := &types.QueryEpochResponse{}
+	rec, err := q.Keeper.Epochs.Get(ctx, key)
+	switch {
+	case err == nil:
+		res.Record = &rec
+	case !errors.Is(err, collections.ErrNotFound):
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	pending, err := q.PendingProofs.Get(ctx, key)
+	switch {
+	case err == nil:
+		res.Pending = &pending
+	case !errors.Is(err, collections.ErrNotFound):
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return res, nil
 }
 
 func (q queryServer) EscrowTotals(ctx context.Context, _ *types.QueryEscrowTotalsRequest) (*types.QueryEscrowTotalsResponse, error) {

@@ -44,8 +44,24 @@ type Keeper struct {
 	// indexes them by expiry so they can be forgotten once void anyway.
 	UsedQuotes  collections.Map[collections.Pair[string, uint64], int64]
 	QuoteExpiry collections.KeySet[collections.Triple[int64, string, uint64]]
-	// BlockHashes keeps recent block hashes: epoch seeds derive from them.
+	// BlockHashes keeps recent block hashes: epoch seeds and sample seeds
+	// derive from them.
 	BlockHashes collections.Map[int64, []byte]
+	// BlockTimes keeps recent block times (Unix ms): proof windows are
+	// measured from them.
+	BlockTimes collections.Map[int64, int64]
+	// PendingProofs holds each epoch's one proof from the block that
+	// carried it to the block that judges it.
+	PendingProofs collections.Map[collections.Pair[uint64, uint64], types.PendingProof]
+	// JudgeDue holds (judge height, lease, epoch) for every pending proof.
+	JudgeDue collections.KeySet[collections.Triple[int64, uint64, uint64]]
+	// Judging holds (lease, epoch) for every pending proof, keys only: a
+	// close counts a lease's epochs under judgment here, because walking
+	// PendingProofs would read (and charge the closer gas for) each proof
+	// body, up to MaxProofBytes, which the provider chooses: the buyer's
+	// close would cost what the provider wanted and could run out of the
+	// gas it simulated with when a proof lands in the same block.
+	Judging collections.KeySet[collections.Pair[uint64, uint64]]
 }
 
 // NewKeeper returns the escrow keeper. authority is the account allowed
@@ -71,6 +87,11 @@ func NewKeeper(cdc codec.BinaryCodec, addressCodec address.Codec, storeService s
 		UsedQuotes:  collections.NewMap(sb, types.UsedQuotesKey, "used_quotes", collections.PairKeyCodec(collections.StringKey, collections.Uint64Key), collections.Int64Value),
 		QuoteExpiry: collections.NewKeySet(sb, types.QuoteExpiryKey, "quote_expiry", collections.TripleKeyCodec(collections.Int64Key, collections.StringKey, collections.Uint64Key)),
 		BlockHashes: collections.NewMap(sb, types.BlockHashesKey, "block_hashes", collections.Int64Key, collections.BytesValue),
+		BlockTimes:  collections.NewMap(sb, types.BlockTimesKey, "block_times", collections.Int64Key, collections.Int64Value),
+		PendingProofs: collections.NewMap(sb, types.PendingProofsKey, "pending_proofs",
+			collections.PairKeyCodec(collections.Uint64Key, collections.Uint64Key), codec.CollValue[types.PendingProof](cdc)),
+		JudgeDue: collections.NewKeySet(sb, types.JudgeDueKey, "judge_due", collections.TripleKeyCodec(collections.Int64Key, collections.Uint64Key, collections.Uint64Key)),
+		Judging:  collections.NewKeySet(sb, types.JudgingKey, "judging", collections.PairKeyCodec(collections.Uint64Key, collections.Uint64Key)),
 	}
 	schema, err := sb.Build()
 	if err != nil {
@@ -98,12 +119,26 @@ func (k Keeper) moduleBalance(ctx context.Context, denom string) math.Int {
 	return k.bank.GetBalance(ctx, k.auth.GetModuleAddress(types.ModuleName), denom).Amount
 }
 
-// epochBounds returns epoch e's first-exclusive start, inclusive end and
-// proof deadline heights: the epoch covers blocks (start, end] and its
-// proof is accepted in (start, deadline].
-func epochBounds(l types.Lease, e uint64) (start, end, deadline int64) {
+// epochBounds returns epoch e's seed block, last block and settlement
+// height. The epoch covers blocks (start, end]; its proof may land in any
+// of them whose time is inside the work window (see proofWindow); every
+// proof that lands by end is judged by end + judge_spread_blocks, where
+// the epoch is settled.
+func epochBounds(l types.Lease, e uint64) (start, end, settle int64) {
 	start = l.StartHeight + int64(e*l.EpochBlocks)
 	end = start + int64(l.EpochBlocks)
-	deadline = end + int64(l.ProofGraceBlocks)
-	return start, end, deadline
+	settle = end + int64(l.JudgeSpreadBlocks)
+	return start, end, settle
+}
+
+// pendingCount is how many of the lease's epochs have a proof waiting for
+// its verdict (at most a few: one per epoch whose window is open or just
+// closed).
+func (k Keeper) pendingCount(ctx context.Context, leaseID uint64) (int64, error) {
+	var n int64
+	err := k.Judging.Walk(ctx, collections.NewPrefixedPairRange[uint64, uint64](leaseID), func(collections.Pair[uint64, uint64]) (bool, error) {
+		n++
+		return false, nil
+	})
+	return n, err
 }

@@ -3,6 +3,7 @@ package keeper_test
 import (
 	"errors"
 	"math/big"
+	"strings"
 
 	"testing"
 
@@ -29,39 +30,54 @@ func TestLeaseLifecycleClearPayMissComplete(t *testing.T) {
 		t.Fatalf("lease = %+v", l)
 	}
 
-	// Epoch 0: proven in its window, paid after the dispute window.
+	// Epoch 0: proven in its window, judged in a later block, paid after
+	// the dispute window.
 	f.advanceTo(epochStart(l, 0))
-	if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
-		t.Fatalf("valid proof rejected: %v", err)
+	res, err := deliver(f, f.ms.SubmitProof, &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: f.prove(l, 0)})
+	if err != nil || res.Verdict != keeper.VerdictJudging || res.JudgeHeight <= f.ctx.BlockHeight() {
+		t.Fatalf("valid proof: %+v, %v", res, err)
 	}
+	f.requireEvent(&types.EventProofSubmitted{})
+	eq(t, "remaining while judging", f.lease(l.Id).Remaining, math.NewInt(3*price))
+	rec := f.judged(l, 0)
 	f.requireEvent(&types.EventProofAccepted{})
+	if rec.Status != types.EPOCH_STATUS_CLEARED || rec.SettledHeight != res.JudgeHeight || rec.SubmittedHeight != epochStart(l, 0) {
+		t.Fatalf("epoch 0 verdict = %+v", rec)
+	}
 	l = f.lease(l.Id)
 	eq(t, "pending after proof", l.Pending, math.NewInt(price))
 	eq(t, "remaining after proof", l.Remaining, math.NewInt(2*price))
-	payoutAt := f.ctx.BlockHeight() + int64(l.DisputeWindowBlocks)
+	payoutAt := rec.PayoutHeight
+	if payoutAt != res.JudgeHeight+int64(l.DisputeWindowBlocks) {
+		t.Fatalf("payout at %d, judged at %d", payoutAt, res.JudgeHeight)
+	}
 	f.advanceTo(payoutAt) // payout happens in EndBlock of payoutAt
 	eq(t, "provider before payout block ends", f.balance(f.provider), math.ZeroInt())
 	f.endBlock()
 	fee := math.NewInt(price * 250 / 10_000)
 	eq(t, "provider after payout", f.balance(f.provider), math.NewInt(price).Sub(fee))
 	eq(t, "fee collector", f.feeBalance(), fee)
-	rec, _ := f.k.Epochs.Get(f.ctx, joinEpoch(l.Id, 0))
+	rec, _ = f.k.Epochs.Get(f.ctx, joinEpoch(l.Id, 0))
 	if rec.Status != types.EPOCH_STATUS_PAID || rec.ValidNonces == 0 {
 		t.Fatalf("epoch 0 record = %+v", rec)
 	}
 
-	// Epoch 1: proven late in its grace period.
-	f.advanceTo(epochDeadline(l, 1))
+	// Epoch 1: proven in the last block its window allows.
+	f.advanceTo(windowLast(l, 1))
 	if err := f.submit(l, 1, f.prove(l, 1)); err != nil {
-		t.Fatalf("proof at the deadline rejected: %v", err)
+		t.Fatalf("proof in the window's last block rejected: %v", err)
 	}
-	// Epoch 2: no proof; refunded when its deadline passes, and the lease
+	// Epoch 2: no proof; refunded when it is settled, and the lease
 	// completes.
-	f.advanceTo(epochDeadline(l, 2))
+	f.advanceTo(epochSettle(l, 2))
 	f.endBlock()
+	f.requireEvent(&types.EventEpochMissed{})
 	l = f.lease(l.Id)
 	if l.Status != types.LEASE_STATUS_CLOSED || l.CloseReason != keeper.ReasonCompleted || l.EpochsMissed != 1 || l.EpochsCleared != 2 {
 		t.Fatalf("lease after last deadline = %+v", l)
+	}
+	if r := f.record(l, 2); r.Status != types.EPOCH_STATUS_MISSED || r.Reason != keeper.ReasonNoProof {
+		t.Fatalf("epoch 2 = %+v", r)
 	}
 	f.advanceTo(f.ctx.BlockHeight() + int64(l.DisputeWindowBlocks) + 1)
 	l = f.lease(l.Id)
@@ -168,17 +184,15 @@ func TestCreateLeaseRejections(t *testing.T) {
 	})
 }
 
+// TestSubmitProofRejections: what the provider could not have meant is
+// refused with a registered error and changes nothing, so it does not use
+// the epoch's one attempt.
 func TestSubmitProofRejections(t *testing.T) {
 	f := newFixture(t)
 	l := f.createLease(1, price, 3)
 	other := f.createLease(1, price, 3)
 	f.advanceTo(epochStart(l, 0))
 	good := f.prove(l, 0)
-	task, err := f.qs.ProofTask(f.ctx, &types.QueryProofTaskRequest{LeaseId: l.Id, Epoch: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fabricated := f.proveTask(task, 4) // 25 % of nonces fabricated
 
 	cases := []struct {
 		name string
@@ -186,13 +200,12 @@ func TestSubmitProofRejections(t *testing.T) {
 		want *errorsmod.Error
 	}{
 		{"wrong signer", &types.MsgSubmitProof{Provider: f.stranger.String(), LeaseId: l.Id, Epoch: 0, Proof: good}, types.ErrUnauthorized},
+		{"garbage from a stranger", &types.MsgSubmitProof{Provider: f.stranger.String(), LeaseId: l.Id, Epoch: 0, Proof: []byte{0xff}}, types.ErrUnauthorized},
 		{"unknown lease", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: 999, Epoch: 0, Proof: good}, types.ErrLeaseNotFound},
 		{"epoch beyond the lease", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 3, Proof: good}, types.ErrWrongEpoch},
 		{"epoch not started", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 1, Proof: good}, types.ErrProofWindow},
-		{"fabricated nonces", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: fabricated}, types.ErrInvalidProof},
-		{"proof for another lease", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: other.Id, Epoch: 0, Proof: good}, types.ErrInvalidProof},
-		{"garbage", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: []byte{0xff, 0xff, 0xff}}, types.ErrInvalidProof},
-		{"empty", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0}, types.ErrInvalidProof},
+		{"larger than any params allow", &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: make([]byte, types.MaxProofBytes+1)}, types.ErrInvalidProof},
+		{"bad address", &types.MsgSubmitProof{Provider: "hwy1nope", LeaseId: l.Id, Epoch: 0, Proof: good}, types.ErrInvalidAddress},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,18 +221,35 @@ func TestSubmitProofRejections(t *testing.T) {
 	if err := f.submit(l, 0, good); err != nil {
 		t.Fatalf("good proof: %v", err)
 	}
-	t.Run("duplicate", func(t *testing.T) {
+	t.Run("a second proof while the first is judged", func(t *testing.T) {
 		before := snapshot(f)
 		if err := f.submit(l, 0, good); !errors.Is(err, types.ErrDuplicateProof) {
 			t.Fatalf("err = %v, want ErrDuplicateProof", err)
 		}
 		before.requireUnchanged(t, f)
 	})
-	t.Run("after the deadline", func(t *testing.T) {
-		f.advanceTo(epochDeadline(other, 0) + 1)
+	t.Run("a second proof after the verdict", func(t *testing.T) {
+		f.judged(l, 0)
+		before := snapshot(f)
+		if err := f.submit(l, 0, good); !errors.Is(err, types.ErrDuplicateProof) {
+			t.Fatalf("err = %v, want ErrDuplicateProof", err)
+		}
+		before.requireUnchanged(t, f)
+	})
+	t.Run("after the window's time", func(t *testing.T) {
+		f.advanceTo(windowLast(other, 0) + 1)
 		before := snapshot(f)
 		late := f.prove(other, 0)
-		if err := f.submit(other, 0, late); !errors.Is(err, types.ErrProofWindow) {
+		err := f.submit(other, 0, late)
+		if !errors.Is(err, types.ErrProofWindow) || !strings.Contains(err.Error(), "window closed") {
+			t.Fatalf("err = %v, want ErrProofWindow", err)
+		}
+		before.requireUnchanged(t, f)
+	})
+	t.Run("after the epoch's last block", func(t *testing.T) {
+		f.advanceTo(epochStart(other, 1))
+		before := snapshot(f)
+		if err := f.submit(other, 0, []byte{1}); !errors.Is(err, types.ErrProofWindow) {
 			t.Fatalf("err = %v, want ErrProofWindow", err)
 		}
 		before.requireUnchanged(t, f)
@@ -244,6 +274,7 @@ func TestCloseLease(t *testing.T) {
 	if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
 		t.Fatal(err)
 	}
+	f.judged(l, 0)
 	before := snapshot(f)
 	if _, err := deliver(f, f.ms.CloseLease, &types.MsgCloseLease{Sender: f.stranger.String(), LeaseId: l.Id}); !errors.Is(err, types.ErrUnauthorized) {
 		t.Fatalf("stranger closed: %v", err)
@@ -280,6 +311,7 @@ func TestDisputeFreezesAndArbiterSplits(t *testing.T) {
 	if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
 		t.Fatal(err)
 	}
+	f.judged(l, 0)
 	before := snapshot(f)
 	if _, err := deliver(f, f.ms.OpenDispute, &types.MsgOpenDispute{Buyer: f.provider.String(), LeaseId: l.Id}); !errors.Is(err, types.ErrUnauthorized) {
 		t.Fatalf("provider opened a dispute: %v", err)
@@ -293,7 +325,7 @@ func TestDisputeFreezesAndArbiterSplits(t *testing.T) {
 	f.requireEvent(&types.EventDisputeOpened{})
 	eq(t, "frozen", res.Frozen, math.NewInt(4*price))
 	// Frozen escrow pays no one while the dispute stands, and epochs stop.
-	f.advanceTo(epochDeadline(l, 1) + int64(l.DisputeWindowBlocks) + 1)
+	f.advanceTo(epochSettle(l, 1) + int64(l.DisputeWindowBlocks) + 1)
 	eq(t, "provider during dispute", f.balance(f.provider), math.ZeroInt())
 	eq(t, "module during dispute", f.moduleBalance(), math.NewInt(4*price))
 	if _, err := deliver(f, f.ms.OpenDispute, &types.MsgOpenDispute{Buyer: f.buyer.String(), LeaseId: l.Id}); !errors.Is(err, types.ErrLeaseNotActive) {
@@ -361,7 +393,7 @@ func TestMissedEpochsEndTheLease(t *testing.T) {
 	l := f.createLease(1, price, 10)
 	// No proofs: after max_missed_epochs deadlines the lease ends and the
 	// rest is refunded.
-	last := epochDeadline(l, uint64(f.params.MaxMissedEpochs-1))
+	last := epochSettle(l, uint64(f.params.MaxMissedEpochs-1))
 	f.advanceTo(last)
 	f.endBlock()
 	f.requireEvent(&types.EventLeaseClosed{})
@@ -407,6 +439,11 @@ func TestGenesisRoundTrip(t *testing.T) {
 	if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
 		t.Fatal(err)
 	}
+	f.judged(l, 0)
+	f.advanceTo(epochStart(l, 1))
+	if err := f.submit(l, 1, f.prove(l, 1)); err != nil {
+		t.Fatal(err)
+	}
 	gs, err := f.k.ExportGenesis(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -423,8 +460,30 @@ func TestGenesisRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.Leases) != 1 || len(again.Epochs) != 1 || again.NextLeaseId != gs.NextLeaseId || len(again.UsedQuotes) != 1 {
+	if len(again.Leases) != 1 || len(again.Epochs) != 1 || again.NextLeaseId != gs.NextLeaseId || len(again.UsedQuotes) != 1 ||
+		len(again.PendingProofs) != 1 || again.PendingProofs[0].Epoch != 1 || len(again.BlockHashes) != len(gs.BlockHashes) {
 		t.Fatalf("round trip lost state: %+v", again)
+	}
+	for i, b := range again.BlockHashes {
+		if b.TimeUnixMs == 0 || b.TimeUnixMs != gs.BlockHashes[i].TimeUnixMs {
+			t.Fatalf("block %d's time lost: %d vs %d", b.Height, b.TimeUnixMs, gs.BlockHashes[i].TimeUnixMs)
+		}
+	}
+	// The pending proof is judged in the imported state as it would have
+	// been in the original. (The bank's own genesis would carry the
+	// module's balance; here it is minted.)
+	held := sdk.NewCoins(sdk.NewCoin(denom, f.moduleBalance()))
+	if err := g.bank.MintCoins(g.ctx, mintName, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.bank.SendCoinsFromModuleToModule(g.ctx, mintName, types.ModuleName, held); err != nil {
+		t.Fatal(err)
+	}
+	g.advanceTo(again.PendingProofs[0].JudgeHeight)
+	g.ctx = g.ctx.WithHeaderHash(blockHash(g.ctx.BlockHeight()))
+	g.endBlock()
+	if r := g.record(g.lease(1), 1); r.Status != types.EPOCH_STATUS_CLEARED {
+		t.Fatalf("imported pending proof judged %+v", r)
 	}
 	// The due indexes were rebuilt: the cleared epoch has its payout entry.
 	n := 0
@@ -484,36 +543,27 @@ func joinEpoch(id, e uint64) collections.Pair[uint64, uint64] { return collectio
 // the earliest: the proof window is judged there. Simulating a valid proof
 // while the epoch's start block is the last committed one succeeds (it
 // failed, and made the network test flaky); delivering it in that block
-// would still fail. With the deadline block committed, a simulation fails:
-// the transaction would land after it.
+// would still fail. After the epoch's last block a simulation fails: the
+// transaction would land past it.
 func TestSubmitProofSimulationJudgesTheNextBlock(t *testing.T) {
 	f := newFixture(t)
 	l := f.createLease(1, price, 3)
-	start, deadline := epochStart(l, 0)-1, epochDeadline(l, 0)
+	start, end := epochStart(l, 0)-1, epochStart(l, 1)-1
 	f.advanceTo(start + 1) // the start block is committed: the seed exists
 	msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: 0, Proof: f.prove(l, 0)}
 	// try runs the message on the state as it is, at height h, in a
 	// branch that is thrown away.
-	try := func(h int64, mode sdk.ExecMode) error {
+	try := func(h int64, mode sdk.ExecMode) (*types.MsgSubmitProofResponse, error) {
 		ctx, _ := f.ctx.CacheContext()
-		_, err := f.ms.SubmitProof(ctx.WithBlockHeight(h).WithExecMode(mode).WithEventManager(sdk.NewEventManager()), msg)
-		return err
+		return f.ms.SubmitProof(ctx.WithBlockHeight(h).WithExecMode(mode).WithEventManager(sdk.NewEventManager()), msg)
 	}
-	if err := try(start, sdk.ExecModeSimulate); err != nil {
-		t.Fatalf("simulating on the committed start block: %v", err)
+	if res, err := try(start, sdk.ExecModeSimulate); err != nil || res.Verdict != keeper.VerdictJudging {
+		t.Fatalf("simulating on the committed start block: %+v, %v", res, err)
 	}
-	if err := try(start, sdk.ExecModeFinalize); !errors.Is(err, types.ErrProofWindow) {
+	if _, err := try(start, sdk.ExecModeFinalize); !errors.Is(err, types.ErrProofWindow) {
 		t.Fatalf("delivering in the start block: err = %v, want ErrProofWindow", err)
 	}
-	f.advanceTo(deadline)
-	if err := try(deadline, sdk.ExecModeFinalize); err != nil {
-		t.Fatalf("delivering in the deadline block: %v", err)
-	}
-	if err := try(deadline-1, sdk.ExecModeSimulate); err != nil {
-		t.Fatalf("simulating on the block before the deadline: %v", err)
-	}
-	f.advanceTo(deadline + 1)
-	if err := try(deadline, sdk.ExecModeSimulate); !errors.Is(err, types.ErrProofWindow) {
-		t.Fatalf("simulating on the committed deadline block: err = %v, want ErrProofWindow", err)
+	if _, err := try(end, sdk.ExecModeSimulate); !errors.Is(err, types.ErrProofWindow) {
+		t.Fatalf("simulating on the epoch's committed last block: err = %v, want ErrProofWindow", err)
 	}
 }

@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"cosmossdk.io/collections"
 	errorsmod "cosmossdk.io/errors"
@@ -100,9 +101,10 @@ func (m msgServer) CreateLease(ctx context.Context, msg *types.MsgCreateLease) (
 	lease := types.Lease{
 		Id: id, Buyer: msg.Buyer, Provider: q.Provider, GpuClass: q.GpuClass, Gpus: q.Gpus,
 		Denom: params.Denom, PricePerEpoch: q.PricePerEpoch, EpochsTotal: q.Epochs,
-		StartHeight: sdkCtx.BlockHeight(), EpochBlocks: params.EpochBlocks,
-		ProofGraceBlocks: params.ProofGraceBlocks, DisputeWindowBlocks: params.DisputeWindowBlocks,
+		StartHeight: sdkCtx.BlockHeight(), EpochBlocks: params.EpochBlocks, ProofGraceMs: params.ProofGraceMs,
+		JudgeSpreadBlocks: params.JudgeSpreadBlocks, DisputeWindowBlocks: params.DisputeWindowBlocks,
 		MaxMissedEpochs: params.MaxMissedEpochs, FeeBps: params.FeeBps, ProofWorkSeconds: params.ProofWorkSeconds,
+		Poc: params.Poc, MilliH100: milli,
 		Status: types.LEASE_STATUS_ACTIVE, Remaining: total, Pending: math.ZeroInt(), Frozen: math.ZeroInt(),
 		Paid: math.ZeroInt(), Fees: math.ZeroInt(), Refunded: math.ZeroInt(), QuoteNonce: q.Nonce,
 	}
@@ -134,9 +136,27 @@ func (m msgServer) CreateLease(ctx context.Context, msg *types.MsgCreateLease) (
 	return &types.MsgCreateLeaseResponse{LeaseId: id}, nil
 }
 
-// SubmitProof verifies an epoch's Proof-of-Compute on-chain. Gas is
-// charged for the verification work before it is done, so a spammer pays
-// for what it makes validators compute.
+// Verdicts in MsgSubmitProofResponse.
+const (
+	VerdictJudging = "judging"
+	VerdictMissed  = "missed"
+)
+
+// Reasons recorded on missed epochs and in EventEpochMissed.
+const (
+	ReasonNoProof       = "no proof by the deadline"
+	reasonRejectedProof = "proof rejected: "
+)
+
+// SubmitProof takes an epoch's one proof. What the provider could not have
+// meant is rejected and changes nothing: a wrong signer, a lease that is
+// not active, an epoch that does not exist, is not open yet or whose
+// window has closed, an epoch that already had its proof. Anything else is
+// the epoch's one attempt: a proof that fails a check needing no sampling
+// (malformed, wrong version, too few nonces) settles the epoch as missed
+// at once; one that passes waits for the block that judges it, whose hash
+// (unknown now) picks the nonces recomputed. Gas for that verification is
+// charged here, so a spammer pays for what it makes validators compute.
 func (m msgServer) SubmitProof(ctx context.Context, msg *types.MsgSubmitProof) (*types.MsgSubmitProofResponse, error) {
 	if err := msg.ValidateBasic(); err != nil {
 		return nil, err
@@ -156,7 +176,8 @@ func (m msgServer) SubmitProof(ctx context.Context, msg *types.MsgSubmitProof) (
 		return nil, errorsmod.Wrapf(types.ErrWrongEpoch, "lease %d has epochs 0..%d", lease.Id, lease.EpochsTotal-1)
 	}
 	h := sdkCtx.BlockHeight()
-	if sdkCtx.ExecMode() == sdk.ExecModeSimulate {
+	simulate := sdkCtx.ExecMode() == sdk.ExecModeSimulate
+	if simulate {
 		// A simulation runs on the last committed block; the transaction
 		// lands in the next one at the earliest, so judge the window
 		// there. Otherwise, in the one block after the start block is
@@ -164,68 +185,77 @@ func (m msgServer) SubmitProof(ctx context.Context, msg *types.MsgSubmitProof) (
 		// next block), simulating a valid proof failed.
 		h++
 	}
-	start, _, deadline := epochBounds(lease, msg.Epoch)
+	start, end, _ := epochBounds(lease, msg.Epoch)
 	if h <= start {
 		return nil, errorsmod.Wrapf(types.ErrProofWindow, "epoch %d opens after block %d (now %d)", msg.Epoch, start, h)
 	}
-	if h > deadline {
-		return nil, errorsmod.Wrapf(types.ErrProofWindow, "epoch %d closed at block %d (now %d)", msg.Epoch, deadline, h)
+	if h > end {
+		return nil, errorsmod.Wrapf(types.ErrProofWindow, "epoch %d closed at block %d (now %d)", msg.Epoch, end, h)
+	}
+	win, err := m.proofWindow(ctx, lease, msg.Epoch, h)
+	if err != nil {
+		return nil, err
+	}
+	// A simulation sees the last block's time, earlier than the block the
+	// transaction will land in: it can only be lenient here, and delivery
+	// decides. (The window's opening time is always known for blocks the
+	// chain produced; only state imported without block times lacks it,
+	// and then the epoch's last block is the bound.)
+	if now := sdkCtx.BlockTime().UnixMilli(); win.known && now > win.close {
+		return nil, errorsmod.Wrapf(types.ErrProofWindow, "epoch %d's window closed at %d ms (block time %d ms: %d ms late)",
+			msg.Epoch, win.close, now, now-win.close)
 	}
 	key := collections.Join(lease.Id, msg.Epoch)
-	settled, err := m.Epochs.Has(ctx, key)
+	for _, has := range []func(context.Context, collections.Pair[uint64, uint64]) (bool, error){m.Epochs.Has, m.PendingProofs.Has} {
+		done, err := has(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return nil, errorsmod.Wrapf(types.ErrDuplicateProof, "lease %d epoch %d", lease.Id, msg.Epoch)
+		}
+	}
+	task, err := m.proofTask(ctx, lease, msg.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	if settled {
-		return nil, errorsmod.Wrapf(types.ErrDuplicateProof, "lease %d epoch %d", lease.Id, msg.Epoch)
-	}
-	params, err := m.Params.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	task, err := m.proofTask(ctx, lease, msg.Epoch, params)
-	if err != nil {
-		return nil, err
-	}
-	pp := params.Poc.ToPoC()
+	pp := task.poc.ToPoC()
 	sdkCtx.GasMeter().ConsumeGas(poc.VerifyCost(pp)/1000*VerifyGasPerKMAC, "proof-of-compute verification")
-	sampleSeed, err := m.sampleSeed(ctx)
-	if err != nil {
-		return nil, err
-	}
 	proof, err := poc.DecodeProof(pp, msg.Proof)
 	if err == nil {
-		err = poc.Verify(pp, task.seed, task.target, proof, sampleSeed)
+		err = poc.CheckProof(pp, task.target, proof)
 	}
+	valid := uint64(len(proof.Nonces))
 	if err != nil {
-		return nil, errorsmod.Wrapf(types.ErrInvalidProof, "lease %d epoch %d: %v", lease.Id, msg.Epoch, err)
+		// The one attempt, and it can never clear: no sample is needed to
+		// say so, and waiting for one would only delay the refund.
+		reason := reasonRejectedProof + err.Error()
+		if err := m.missEpoch(ctx, &lease, msg.Epoch, reason, h, valid, task.target.Required); err != nil {
+			return nil, err
+		}
+		return &types.MsgSubmitProofResponse{ValidNonces: valid, Verdict: VerdictMissed, Reason: reason}, nil
 	}
-
-	payoutHeight := h + int64(lease.DisputeWindowBlocks)
-	rec := types.EpochRecord{
-		LeaseId: lease.Id, Epoch: msg.Epoch, Status: types.EPOCH_STATUS_CLEARED, ValidNonces: uint64(len(proof.Nonces)),
-		Amount: lease.PricePerEpoch, SettledHeight: h, PayoutHeight: payoutHeight,
+	judge := h + 1 + JudgeOffset(blockHashOf(sdkCtx), lease.Id, msg.Epoch, lease.JudgeSpreadBlocks)
+	pending := types.PendingProof{
+		LeaseId: lease.Id, Epoch: msg.Epoch, Proof: msg.Proof, ValidNonces: valid, SubmittedHeight: h, JudgeHeight: judge,
+		Poc: task.poc, Difficulty: task.target.Difficulty, Required: task.target.Required,
 	}
-	lease.Remaining = lease.Remaining.Sub(lease.PricePerEpoch)
-	lease.Pending = lease.Pending.Add(lease.PricePerEpoch)
-	lease.EpochsCleared++
-	if err := m.Epochs.Set(ctx, key, rec); err != nil {
+	if err := m.PendingProofs.Set(ctx, key, pending); err != nil {
 		return nil, err
 	}
-	if err := m.Leases.Set(ctx, lease.Id, lease); err != nil {
+	if err := m.Judging.Set(ctx, key); err != nil {
 		return nil, err
 	}
-	if err := m.PayoutDue.Set(ctx, collections.Join3(payoutHeight, lease.Id, msg.Epoch)); err != nil {
+	if err := m.JudgeDue.Set(ctx, collections.Join3(judge, lease.Id, msg.Epoch)); err != nil {
 		return nil, err
 	}
-	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventProofAccepted{
-		LeaseId: lease.Id, Epoch: msg.Epoch, ValidNonces: rec.ValidNonces, Required: task.target.Required,
-		Amount: rec.Amount, PayoutHeight: payoutHeight,
+	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventProofSubmitted{
+		LeaseId: lease.Id, Epoch: msg.Epoch, ValidNonces: valid, Required: task.target.Required, JudgeHeight: judge,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &types.MsgSubmitProofResponse{ValidNonces: rec.ValidNonces}, nil
+	return &types.MsgSubmitProofResponse{ValidNonces: valid, JudgeHeight: judge, Verdict: VerdictJudging}, nil
 }
 
 // CloseLease ends an active lease at the buyer's or provider's request:
@@ -331,7 +361,13 @@ func (m msgServer) ResolveDispute(ctx context.Context, msg *types.MsgResolveDisp
 	if err != nil {
 		return nil, err
 	}
-	if params.Arbiter == "" || msg.Arbiter != params.Arbiter {
+	// Until genesis or governance names an arbiter, the params authority
+	// (governance) is it: a dispute must never freeze escrow for good.
+	arbiter := params.Arbiter
+	if arbiter == "" {
+		arbiter = m.authority
+	}
+	if msg.Arbiter != arbiter {
 		return nil, types.ErrNotArbiter
 	}
 	lease, err := m.getLease(ctx, msg.LeaseId)
@@ -403,22 +439,35 @@ func (k Keeper) getLease(ctx context.Context, id uint64) (types.Lease, error) {
 	return l, err
 }
 
-// closeLease refunds the remaining escrow and marks the lease closed.
+// closeLease refunds the remaining escrow and marks the lease closed. An
+// epoch whose proof already landed and waits for its verdict is not the
+// buyer's to take back: its price stays in remaining until the judging
+// block clears it (for the provider) or rejects it (for the buyer).
+// Otherwise a buyer watching for proofs could close each lease in the
+// gap and be refunded for work done.
 func (k Keeper) closeLease(ctx context.Context, lease *types.Lease, by, reason string) (math.Int, error) {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
-	refund := lease.Remaining
+	judging, err := k.pendingCount(ctx, lease.Id)
+	if err != nil {
+		return math.Int{}, err
+	}
+	held := lease.PricePerEpoch.MulRaw(judging)
+	if held.GT(lease.Remaining) {
+		return math.Int{}, fmt.Errorf("lease %d: %d epochs being judged hold %s, more than the %s remaining", lease.Id, judging, held, lease.Remaining)
+	}
+	refund := lease.Remaining.Sub(held)
 	if err := k.pay(ctx, lease.Denom, lease.Buyer, refund); err != nil {
 		return math.Int{}, err
 	}
 	lease.Refunded = lease.Refunded.Add(refund)
-	lease.Remaining = math.ZeroInt()
+	lease.Remaining = held
 	lease.Status = types.LEASE_STATUS_CLOSED
 	lease.ClosedHeight = sdkCtx.BlockHeight()
 	lease.CloseReason = reason
 	if err := k.Leases.Set(ctx, lease.Id, *lease); err != nil {
 		return math.Int{}, err
 	}
-	err := sdkCtx.EventManager().EmitTypedEvent(&types.EventLeaseClosed{LeaseId: lease.Id, By: by, Reason: reason, Refunded: refund})
+	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventLeaseClosed{LeaseId: lease.Id, By: by, Reason: reason, Refunded: refund})
 	return refund, err
 }
 

@@ -24,6 +24,7 @@ func (am AppModule) AutoCLIOptions() *autocliv1.ModuleOptions {
 				{RpcMethod: "LeasesByBuyer", Use: "leases-by-buyer [buyer]", Short: "List a buyer's leases", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "buyer"}}},
 				{RpcMethod: "LeasesByProvider", Use: "leases-by-provider [provider]", Short: "List a provider's leases", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "provider"}}},
 				{RpcMethod: "Epochs", Use: "epochs [lease-id]", Short: "List a lease's settled epochs", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}}},
+				{RpcMethod: "Epoch", Use: "epoch [lease-id] [epoch]", Short: "Show an epoch's verdict, or its proof while it waits to be judged", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "epoch"}}},
 				{RpcMethod: "ProofTask", Use: "proof-task [lease-id] [epoch]", Short: "Show what an epoch must prove (seed, target, window)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "epoch"}}},
 				{RpcMethod: "EscrowTotals", Use: "totals", Short: "Show escrow held, by bucket, and the module balance"},
 			},
@@ -32,7 +33,7 @@ func (am AppModule) AutoCLIOptions() *autocliv1.ModuleOptions {
 			Service: msgService,
 			RpcCommandOptions: []*autocliv1.RpcCommandOptions{
 				{RpcMethod: "CreateLease", Use: "create-lease [quote-json]", Short: "Escrow payment under a provider's signed quote (JSON)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "quote"}}},
-				{RpcMethod: "SubmitProof", Use: "submit-proof [lease-id] [epoch] [proof-hex]", Short: "Submit an epoch's Proof-of-Compute", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "epoch"}, {ProtoField: "proof"}}},
+				{RpcMethod: "SubmitProof", Use: "submit-proof [lease-id] [epoch] [proof-hex]", Short: "Submit an epoch's one Proof-of-Compute (judged a few blocks later)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "epoch"}, {ProtoField: "proof"}}},
 				{RpcMethod: "CloseLease", Use: "close-lease [lease-id]", Short: "End a lease; unearned escrow returns to the buyer", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}}},
 				{RpcMethod: "OpenDispute", Use: "open-dispute [lease-id] [reason]", Short: "Freeze a lease's escrow pending arbitration", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "reason"}}},
 				{RpcMethod: "ResolveDispute", Use: "resolve-dispute [lease-id] [buyer-bps]", Short: "Split a disputed lease's frozen escrow (arbiter only)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "buyer_bps"}}},

@@ -20,7 +20,10 @@ func SimParams(denom, arbiter string) types.Params {
 	p.Denom = denom
 	p.Arbiter = arbiter
 	p.EpochBlocks = 6
-	p.ProofGraceBlocks = 2
+	// The SDK's simulator moves the clock 5 000–10 000 s a block: a grace
+	// of 20 000 s keeps each proof window open for a few blocks.
+	p.ProofGraceMs = 20_000_000
+	p.JudgeSpreadBlocks = 2
 	p.DisputeWindowBlocks = 3
 	p.ProofWorkSeconds = 1
 	p.MaxEpochsPerLease = 20

@@ -27,7 +27,9 @@ const (
 	WeightCreateLease     = 30
 	WeightSubmitProof     = 60
 	WeightFabricatedProof = 8
+	WeightMalformedProof  = 3
 	WeightLateProof       = 6
+	WeightResubmitProof   = 6
 	WeightCloseLease      = 6
 	WeightOpenDispute     = 5
 	WeightResolveDispute  = 8
@@ -49,7 +51,9 @@ func WeightedOperations(txConfig client.TxConfig, k keeper.Keeper, ak types.Acco
 		simulation.NewWeightedOperation(WeightCreateLease, d.createLease),
 		simulation.NewWeightedOperation(WeightSubmitProof, d.submitProof(proofHonest)),
 		simulation.NewWeightedOperation(WeightFabricatedProof, d.submitProof(proofFabricated)),
+		simulation.NewWeightedOperation(WeightMalformedProof, d.submitProof(proofMalformed)),
 		simulation.NewWeightedOperation(WeightLateProof, d.submitProof(proofLate)),
+		simulation.NewWeightedOperation(WeightResubmitProof, d.submitProof(proofResubmit)),
 		simulation.NewWeightedOperation(WeightCloseLease, d.closeLease),
 		simulation.NewWeightedOperation(WeightOpenDispute, d.openDispute),
 		simulation.NewWeightedOperation(WeightResolveDispute, d.resolveDispute(false)),
@@ -134,7 +138,9 @@ type proofKind int
 const (
 	proofHonest proofKind = iota
 	proofFabricated
+	proofMalformed
 	proofLate
+	proofResubmit
 )
 
 // leasesWhere lists the leases matching keep (the simulation keeps them
@@ -155,6 +161,14 @@ func (d deps) activeLeases(ctx context.Context) ([]types.Lease, error) {
 	return d.leasesWhere(ctx, func(l types.Lease) bool { return l.Status == types.LEASE_STATUS_ACTIVE })
 }
 
+// hasProof reports whether the epoch already had its one proof (judged or
+// waiting for its verdict).
+func (d deps) hasProof(ctx context.Context, id, e uint64) bool {
+	settled, _ := d.k.Epochs.Has(ctx, joinEpoch(id, e))
+	pending, _ := d.k.PendingProofs.Has(ctx, joinEpoch(id, e))
+	return settled || pending
+}
+
 func (d deps) submitProof(kind proofKind) simtypes.Operation {
 	return func(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
 		name := sdk.MsgTypeURL(&types.MsgSubmitProof{})
@@ -168,77 +182,115 @@ func (d deps) submitProof(kind proofKind) simtypes.Operation {
 			return simtypes.NoOpMsg(types.ModuleName, name, "provider not a sim account"), nil, nil
 		}
 		h := ctx.BlockHeight()
-		var epoch uint64
-		if kind == proofLate {
-			// An epoch whose deadline (start + (e+1)·E + grace) is behind
-			// this block: e < passed.
-			passed := (h - l.StartHeight - int64(l.ProofGraceBlocks) - 1) / int64(l.EpochBlocks)
-			if passed < 1 {
-				return simtypes.NoOpMsg(types.ModuleName, name, "no epoch past its deadline"), nil, nil
-			}
-			epoch = uint64(r.Int63n(passed))
-			if epoch >= l.EpochsTotal {
-				return simtypes.NoOpMsg(types.ModuleName, name, "lease over"), nil, nil
-			}
-			msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: epoch, Proof: []byte{1}}
-			return d.deliver(r, app, ctx, chainID, provider, msg, types.ErrProofWindow)
-		}
-		// The current epoch: the one whose window contains this block.
 		if h <= l.StartHeight {
 			return simtypes.NoOpMsg(types.ModuleName, name, "lease starts this block"), nil, nil
 		}
-		cur := (h - l.StartHeight - 1) / int64(l.EpochBlocks)
-		if uint64(cur) >= l.EpochsTotal {
+		// The current epoch: the one whose blocks contain this one.
+		cur := uint64(h-l.StartHeight-1) / l.EpochBlocks
+		if kind == proofLate {
+			// An epoch whose last block is behind this one.
+			if cur < 1 || cur > l.EpochsTotal {
+				return simtypes.NoOpMsg(types.ModuleName, name, "no epoch past its window"), nil, nil
+			}
+			msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: uint64(r.Int63n(int64(cur))), Proof: []byte{1}}
+			return d.deliver(r, app, ctx, chainID, provider, msg, types.ErrProofWindow)
+		}
+		if cur >= l.EpochsTotal {
 			return simtypes.NoOpMsg(types.ModuleName, name, "no open epoch"), nil, nil
 		}
-		epoch = uint64(cur)
-		if settled, _ := d.k.Epochs.Has(ctx, joinEpoch(l.Id, epoch)); settled {
-			return simtypes.NoOpMsg(types.ModuleName, name, "already proven"), nil, nil
-		}
-		task, err := keeper.NewQueryServerImpl(d.k).ProofTask(ctx, &types.QueryProofTaskRequest{LeaseId: l.Id, Epoch: epoch})
+		task, err := keeper.NewQueryServerImpl(d.k).ProofTask(ctx, &types.QueryProofTaskRequest{LeaseId: l.Id, Epoch: cur})
 		if err != nil {
 			// The epoch's seed block is not committed yet: nothing to do.
 			return simtypes.NoOpMsg(types.ModuleName, name, "no task yet"), nil, nil //nolint:nilerr // see above
 		}
+		closed := task.WindowCloseMs != 0 && ctx.BlockTime().UnixMilli() > task.WindowCloseMs
+		proven := d.hasProof(ctx, l.Id, cur)
+		msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: cur}
+		switch {
+		case kind == proofResubmit && !proven:
+			return simtypes.NoOpMsg(types.ModuleName, name, "nothing to resubmit"), nil, nil
+		case kind == proofResubmit || closed:
+			// A second try for an epoch (or any try once its window has
+			// closed) is refused and changes nothing.
+			msg.Proof = []byte{1}
+			want := types.ErrDuplicateProof
+			if closed {
+				want = types.ErrProofWindow
+			}
+			return d.deliver(r, app, ctx, chainID, provider, msg, want)
+		case proven:
+			return simtypes.NoOpMsg(types.ModuleName, name, "already proven"), nil, nil
+		}
 		pp := task.Poc.ToPoC()
 		var seed poc.Seed
 		copy(seed[:], task.Seed)
-		proof, err := poc.Prove(context.Background(), poc.CPUBackend{Workers: 1}, pp, seed,
-			poc.Target{Difficulty: task.Difficulty, Required: task.Required},
-			poc.ProveOptions{Limit: task.Difficulty * (pp.ExpectedValid + 64)})
-		if err != nil {
-			return simtypes.NoOpMsg(types.ModuleName, name, "prove"), nil, err
-		}
-		var want *errorsmod.Error
-		if uint64(len(proof.Nonces)) < task.Required {
-			want = types.ErrInvalidProof // an unlucky honest run: the chain must refuse it
-		}
-		if kind == proofFabricated {
+		target := poc.Target{Difficulty: task.Difficulty, Required: task.Required}
+		var proof poc.Proof
+		switch kind {
+		case proofMalformed:
+			msg.Proof = make([]byte, 1+r.Intn(16))
+			r.Read(msg.Proof)
+		case proofFabricated:
 			// Claim Required nonces that are all invalid: the sampled
 			// recomputation must refuse it whatever it samples. (How often
-			// a partly fabricated proof slips through is poc's statistics,
-			// tested there; here the state machine is under test.)
-			target := poc.Target{Difficulty: task.Difficulty, Required: task.Required}
+			// a partly fabricated proof slips through is measured on the
+			// keeper with real windows and many seeds; here the state
+			// machine is under test.)
 			model, err := poc.NewModel(pp, seed)
 			if err != nil {
 				return simtypes.NoOpMsg(types.ModuleName, name, "model"), nil, err
 			}
-			proof.Nonces = proof.Nonces[:0]
+			proof.Version = pp.Version
 			for n := uint64(0); uint64(len(proof.Nonces)) < task.Required; n++ {
-				digest := model.Compute(n)
-				if !target.Valid(digest) {
+				if !target.Valid(model.Compute(n)) {
 					proof.Nonces = append(proof.Nonces, n)
 				}
 			}
-			want = types.ErrInvalidProof
+		default:
+			proof, err = poc.Prove(context.Background(), poc.CPUBackend{Workers: 1}, pp, seed, target,
+				poc.ProveOptions{Limit: task.Difficulty * (pp.ExpectedValid + 64)})
+			if err != nil {
+				return simtypes.NoOpMsg(types.ModuleName, name, "prove"), nil, err
+			}
 		}
-		bz, err := proof.MarshalBinary()
+		if msg.Proof == nil {
+			if msg.Proof, err = proof.MarshalBinary(); err != nil {
+				return simtypes.NoOpMsg(types.ModuleName, name, "encode"), nil, err
+			}
+		}
+		op, future, err := d.deliver(r, app, ctx, chainID, provider, msg, nil)
 		if err != nil {
-			return simtypes.NoOpMsg(types.ModuleName, name, "encode"), nil, err
+			return op, future, err
 		}
-		msg := &types.MsgSubmitProof{Provider: l.Provider, LeaseId: l.Id, Epoch: epoch, Proof: bz}
-		return d.deliver(r, app, ctx, chainID, provider, msg, want)
+		// The verdict: at once for a proof that can never clear (malformed,
+		// too few nonces), else in its judging block; then check it.
+		immediate := kind == proofMalformed || uint64(len(proof.Nonces)) < task.Required
+		wantCleared := kind == proofHonest && !immediate
+		if immediate {
+			return op, future, d.checkVerdict(ctx, l.Id, cur, false)
+		}
+		pending, err := d.k.PendingProofs.Get(ctx, joinEpoch(l.Id, cur))
+		if err != nil {
+			return op, future, fmt.Errorf("lease %d epoch %d: accepted proof is not pending: %w", l.Id, cur, err)
+		}
+		check := func(_ *rand.Rand, _ *baseapp.BaseApp, ctx sdk.Context, _ []simtypes.Account, _ string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+			return simtypes.NoOpMsg(types.ModuleName, name, "verdict checked"), nil, d.checkVerdict(ctx, l.Id, cur, wantCleared)
+		}
+		return op, append(future, simtypes.FutureOperation{BlockHeight: int(pending.JudgeHeight) + 1, Op: check}), nil
 	}
+}
+
+// checkVerdict fails the simulation unless the epoch's verdict is the one
+// its proof deserved.
+func (d deps) checkVerdict(ctx context.Context, id, e uint64, cleared bool) error {
+	rec, err := d.k.Epochs.Get(ctx, joinEpoch(id, e))
+	if err != nil {
+		return fmt.Errorf("lease %d epoch %d: no verdict: %w", id, e, err)
+	}
+	if got := rec.Status != types.EPOCH_STATUS_MISSED; got != cleared {
+		return fmt.Errorf("lease %d epoch %d: verdict %s (%s), want cleared=%v", id, e, rec.Status, rec.Reason, cleared)
+	}
+	return nil
 }
 
 func (d deps) closeLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {

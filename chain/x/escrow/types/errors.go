@@ -15,7 +15,7 @@ var (
 	ErrLeaseNotActive    = errorsmod.Register(ModuleName, 9, "lease is not active")
 	ErrWrongEpoch        = errorsmod.Register(ModuleName, 10, "no such epoch in this lease")
 	ErrProofWindow       = errorsmod.Register(ModuleName, 11, "outside the epoch's proof window")
-	ErrDuplicateProof    = errorsmod.Register(ModuleName, 12, "epoch already settled")
+	ErrDuplicateProof    = errorsmod.Register(ModuleName, 12, "the epoch already had its one proof")
 	ErrInvalidProof      = errorsmod.Register(ModuleName, 13, "proof of compute rejected")
 	ErrDisputeWindow     = errorsmod.Register(ModuleName, 14, "nothing left to dispute")
 	ErrNotArbiter        = errorsmod.Register(ModuleName, 15, "only the arbiter can resolve disputes")

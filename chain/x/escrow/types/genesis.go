@@ -30,11 +30,64 @@ func (gs GenesisState) Validate() error {
 		if err := l.CheckBooks(); err != nil {
 			return err
 		}
+		if l.Status == LEASE_STATUS_ACTIVE {
+			if err := l.checkTerms(); err != nil {
+				return err
+			}
+		}
 	}
 	for _, e := range gs.Epochs {
 		if !seen[e.LeaseId] {
 			return fmt.Errorf("epoch record for unknown lease %d", e.LeaseId)
 		}
+	}
+	settled := map[[2]uint64]bool{}
+	for _, e := range gs.Epochs {
+		settled[[2]uint64{e.LeaseId, e.Epoch}] = true
+	}
+	leases := map[uint64]Lease{}
+	for _, l := range gs.Leases {
+		leases[l.Id] = l
+	}
+	pending := map[[2]uint64]bool{}
+	for _, p := range gs.PendingProofs {
+		l, ok := leases[p.LeaseId]
+		key := [2]uint64{p.LeaseId, p.Epoch}
+		switch {
+		case !ok:
+			return fmt.Errorf("pending proof for unknown lease %d", p.LeaseId)
+		case pending[key] || settled[key]:
+			return fmt.Errorf("lease %d epoch %d: a pending proof for an epoch that already has one or a verdict", p.LeaseId, p.Epoch)
+		case p.Epoch >= l.EpochsTotal:
+			return fmt.Errorf("pending proof for lease %d epoch %d: the lease has %d epochs", p.LeaseId, p.Epoch, l.EpochsTotal)
+		}
+		pending[key] = true
+		if err := l.checkTerms(); err != nil {
+			return err
+		}
+		settle := l.StartHeight + int64((p.Epoch+1)*l.EpochBlocks+l.JudgeSpreadBlocks)
+		if p.JudgeHeight <= p.SubmittedHeight || p.JudgeHeight > settle {
+			return fmt.Errorf("pending proof for lease %d epoch %d: judge height %d not in (%d, %d]", p.LeaseId, p.Epoch, p.JudgeHeight, p.SubmittedHeight, settle)
+		}
+		if err := p.Poc.ToPoC().Validate(); err != nil {
+			return fmt.Errorf("pending proof for lease %d epoch %d: %w", p.LeaseId, p.Epoch, err)
+		}
+	}
+	return nil
+}
+
+// checkTerms checks the timing terms a lease copied from params (a lease
+// written before a term existed has it zero, and would settle wrongly).
+func (l Lease) checkTerms() error {
+	switch {
+	case l.EpochBlocks == 0 || l.EpochBlocks > MaxEpochBlocks:
+		return fmt.Errorf("lease %d: epoch_blocks %d not in 1..%d", l.Id, l.EpochBlocks, MaxEpochBlocks)
+	case l.JudgeSpreadBlocks == 0 || l.JudgeSpreadBlocks > MaxJudgeSpreadBlocks:
+		return fmt.Errorf("lease %d: judge_spread_blocks %d not in 1..%d (a lease from before verdicts were judged later: set its terms)", l.Id, l.JudgeSpreadBlocks, MaxJudgeSpreadBlocks)
+	case l.ProofWorkSeconds == 0 || l.ProofWorkSeconds > maxProofWorkSeconds:
+		return fmt.Errorf("lease %d: proof_work_seconds %d not in 1..%d", l.Id, l.ProofWorkSeconds, maxProofWorkSeconds)
+	case l.ProofGraceMs > MaxProofGraceMs:
+		return fmt.Errorf("lease %d: proof_grace_ms %d above %d", l.Id, l.ProofGraceMs, MaxProofGraceMs)
 	}
 	return nil
 }

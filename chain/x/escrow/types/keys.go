@@ -26,4 +26,8 @@ var (
 	UsedQuotesKey       = collections.NewPrefix(8)
 	QuoteExpiryKey      = collections.NewPrefix(9)
 	BlockHashesKey      = collections.NewPrefix(10)
+	BlockTimesKey       = collections.NewPrefix(11)
+	PendingProofsKey    = collections.NewPrefix(12)
+	JudgeDueKey         = collections.NewPrefix(13)
+	JudgingKey          = collections.NewPrefix(14)
 )

@@ -3,6 +3,8 @@ package types
 import (
 	errorsmod "cosmossdk.io/errors"
 	sdk "github.com/cosmos/cosmos-sdk/types"
+
+	"github.com/highway-compute/highway/poc"
 )
 
 var (
@@ -58,11 +60,18 @@ func (m *MsgSubmitProof) ValidateBasic() error {
 	if _, err := sdk.AccAddressFromBech32(m.Provider); err != nil {
 		return errorsmod.Wrapf(ErrInvalidAddress, "provider: %v", err)
 	}
-	if len(m.Proof) == 0 {
-		return errorsmod.Wrap(ErrInvalidProof, "empty proof")
+	// Only a size no params could ever allow is refused here, before the
+	// lease is known: anything smaller from the lease's provider is that
+	// epoch's one attempt, and settles it (as missed if it is malformed).
+	if len(m.Proof) > MaxProofBytes {
+		return errorsmod.Wrapf(ErrInvalidProof, "%d bytes > %d, more than any params allow", len(m.Proof), MaxProofBytes)
 	}
 	return nil
 }
+
+// MaxProofBytes is the largest proof encoding any valid params allow:
+// poc.MaxEncodedSize at poc.MaxProofNoncesCap nonces.
+var MaxProofBytes = poc.MaxEncodedSize(poc.Params{MaxProofNonces: poc.MaxProofNoncesCap})
 
 // ValidateBasic implements sdk.HasValidateBasic.
 func (m *MsgCloseLease) ValidateBasic() error {

@@ -11,32 +11,40 @@ import (
 	"github.com/highway-compute/highway/poc"
 )
 
-// Bounds on params. Block hashes are kept for MaxEpochBlocks +
-// MaxProofGraceBlocks blocks, so any live lease's epoch seed is still on
-// hand whatever the params become later.
+// Bounds on params. Block hashes and times are kept for MaxEpochBlocks +
+// MaxJudgeSpreadBlocks + 2 blocks: an epoch's proof is judged at most
+// epoch_blocks + judge_spread_blocks after the block that seeds it, so any
+// live lease's seed and window are still on hand whatever the params
+// become later.
 const (
 	MaxEpochBlocks          = 20_000
-	MaxProofGraceBlocks     = 5_000
+	MaxProofGraceMs         = 7 * 24 * 3600 * 1000
+	MaxJudgeSpreadBlocks    = 1_000
 	MaxDisputeWindowBlocks  = 1_000_000
 	MaxEpochsPerLeaseLimit  = 1_000_000
 	MaxGPUsPerLease         = 1024
 	MaxReasonLen            = 280
-	BlockHashRetention      = MaxEpochBlocks + MaxProofGraceBlocks + 1
+	BlockHashRetention      = MaxEpochBlocks + MaxJudgeSpreadBlocks + 2
 	DefaultDenom            = "uhwy"
 	basisPoints             = 10_000
 	maxClassNameLen         = 32
 	maxQuoteTTLSecondsLimit = 7 * 24 * 3600
+	// maxProofWorkSeconds keeps window arithmetic in milliseconds far from
+	// int64's range.
+	maxProofWorkSeconds = 7 * 24 * 3600
 )
 
 // DefaultParams are production-shaped: 10-minute epochs at 1 s blocks, a
-// minute of proving per epoch, an hour to dispute, 1 % fee. The arbiter
+// minute of proving per epoch plus the measured grace, verdicts up to 30
+// blocks after a proof lands, an hour to dispute, 1 % fee. The arbiter
 // defaults to the governance account until genesis names one.
 func DefaultParams() Params {
 	return Params{
 		Denom:               DefaultDenom,
 		EpochBlocks:         600,
-		ProofGraceBlocks:    60,
 		ProofWorkSeconds:    60,
+		ProofGraceMs:        DefaultProofGraceMs,
+		JudgeSpreadBlocks:   30,
 		DisputeWindowBlocks: 3600,
 		MaxMissedEpochs:     3,
 		FeeBps:              100,
@@ -48,12 +56,17 @@ func DefaultParams() Params {
 	}
 }
 
-// DevParams are for `highway dev` and tests: 10-block epochs, a 3-block
-// grace, 2 s of proving on CPU at poc.DevParams, disputes for 5 blocks.
+// DefaultProofGraceMs is the grace past the work window, from the
+// inclusion latency measured on the real chain (docs/poc.md §11).
+const DefaultProofGraceMs = 2_000
+
+// DevParams are for `highway dev` and tests: 10-block epochs, 2 s of
+// proving on CPU at poc.DevParams plus the default grace, verdicts one or
+// two blocks after a proof lands, disputes for 5 blocks.
 func DevParams() Params {
 	p := DefaultParams()
 	p.EpochBlocks = 10
-	p.ProofGraceBlocks = 3
+	p.JudgeSpreadBlocks = 2
 	p.ProofWorkSeconds = 2
 	p.DisputeWindowBlocks = 5
 	p.MaxEpochsPerLease = 10_000
@@ -106,10 +119,12 @@ func (p Params) Validate() error {
 	switch {
 	case p.EpochBlocks == 0 || p.EpochBlocks > MaxEpochBlocks:
 		return errorsmod.Wrapf(ErrInvalidParams, "epoch_blocks must be 1..%d", MaxEpochBlocks)
-	case p.ProofGraceBlocks > MaxProofGraceBlocks:
-		return errorsmod.Wrapf(ErrInvalidParams, "proof_grace_blocks must be ≤ %d", MaxProofGraceBlocks)
-	case p.ProofWorkSeconds == 0:
-		return errorsmod.Wrap(ErrInvalidParams, "proof_work_seconds must be positive")
+	case p.ProofWorkSeconds == 0 || p.ProofWorkSeconds > maxProofWorkSeconds:
+		return errorsmod.Wrapf(ErrInvalidParams, "proof_work_seconds must be 1..%d", maxProofWorkSeconds)
+	case p.ProofGraceMs > MaxProofGraceMs:
+		return errorsmod.Wrapf(ErrInvalidParams, "proof_grace_ms must be ≤ %d", MaxProofGraceMs)
+	case p.JudgeSpreadBlocks == 0 || p.JudgeSpreadBlocks > MaxJudgeSpreadBlocks:
+		return errorsmod.Wrapf(ErrInvalidParams, "judge_spread_blocks must be 1..%d", MaxJudgeSpreadBlocks)
 	case p.DisputeWindowBlocks > MaxDisputeWindowBlocks:
 		return errorsmod.Wrapf(ErrInvalidParams, "dispute_window_blocks must be ≤ %d", MaxDisputeWindowBlocks)
 	case p.MaxMissedEpochs == 0:

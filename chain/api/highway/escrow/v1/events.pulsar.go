@@ -931,6 +931,602 @@ func (x *fastReflection_EventLeaseCreated) ProtoMethods() *protoiface.Methods {
 }
 
 var (
+	md_EventProofSubmitted              protoreflect.MessageDescriptor
+	fd_EventProofSubmitted_lease_id     protoreflect.FieldDescriptor
+	fd_EventProofSubmitted_epoch        protoreflect.FieldDescriptor
+	fd_EventProofSubmitted_valid_nonces protoreflect.FieldDescriptor
+	fd_EventProofSubmitted_required     protoreflect.FieldDescriptor
+	fd_EventProofSubmitted_judge_height protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_events_proto_init()
+	md_EventProofSubmitted = File_highway_escrow_v1_events_proto.Messages().ByName("EventProofSubmitted")
+	fd_EventProofSubmitted_lease_id = md_EventProofSubmitted.Fields().ByName("lease_id")
+	fd_EventProofSubmitted_epoch = md_EventProofSubmitted.Fields().ByName("epoch")
+	fd_EventProofSubmitted_valid_nonces = md_EventProofSubmitted.Fields().ByName("valid_nonces")
+	fd_EventProofSubmitted_required = md_EventProofSubmitted.Fields().ByName("required")
+	fd_EventProofSubmitted_judge_height = md_EventProofSubmitted.Fields().ByName("judge_height")
+}
+
+var _ protoreflect.Message = (*fastReflection_EventProofSubmitted)(nil)
+
+type fastReflection_EventProofSubmitted EventProofSubmitted
+
+func (x *EventProofSubmitted) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_EventProofSubmitted)(x)
+}
+
+func (x *EventProofSubmitted) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[1]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_EventProofSubmitted_messageType fastReflection_EventProofSubmitted_messageType
+var _ protoreflect.MessageType = fastReflection_EventProofSubmitted_messageType{}
+
+type fastReflection_EventProofSubmitted_messageType struct{}
+
+func (x fastReflection_EventProofSubmitted_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_EventProofSubmitted)(nil)
+}
+func (x fastReflection_EventProofSubmitted_messageType) New() protoreflect.Message {
+	return new(fastReflection_EventProofSubmitted)
+}
+func (x fastReflection_EventProofSubmitted_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_EventProofSubmitted
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_EventProofSubmitted) Descriptor() protoreflect.MessageDescriptor {
+	return md_EventProofSubmitted
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_EventProofSubmitted) Type() protoreflect.MessageType {
+	return _fastReflection_EventProofSubmitted_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_EventProofSubmitted) New() protoreflect.Message {
+	return new(fastReflection_EventProofSubmitted)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_EventProofSubmitted) Interface() protoreflect.ProtoMessage {
+	return (*EventProofSubmitted)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_EventProofSubmitted) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.LeaseId != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.LeaseId)
+		if !f(fd_EventProofSubmitted_lease_id, value) {
+			return
+		}
+	}
+	if x.Epoch != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Epoch)
+		if !f(fd_EventProofSubmitted_epoch, value) {
+			return
+		}
+	}
+	if x.ValidNonces != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.ValidNonces)
+		if !f(fd_EventProofSubmitted_valid_nonces, value) {
+			return
+		}
+	}
+	if x.Required != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Required)
+		if !f(fd_EventProofSubmitted_required, value) {
+			return
+		}
+	}
+	if x.JudgeHeight != int64(0) {
+		value := protoreflect.ValueOfInt64(x.JudgeHeight)
+		if !f(fd_EventProofSubmitted_judge_height, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_EventProofSubmitted) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		return x.LeaseId != uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		return x.Epoch != uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		return x.ValidNonces != uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		return x.Required != uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		return x.JudgeHeight != int64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_EventProofSubmitted) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		x.LeaseId = uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		x.Epoch = uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		x.ValidNonces = uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		x.Required = uint64(0)
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		x.JudgeHeight = int64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_EventProofSubmitted) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		value := x.LeaseId
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		value := x.Epoch
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		value := x.ValidNonces
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		value := x.Required
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		value := x.JudgeHeight
+		return protoreflect.ValueOfInt64(value)
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_EventProofSubmitted) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		x.LeaseId = value.Uint()
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		x.Epoch = value.Uint()
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		x.ValidNonces = value.Uint()
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		x.Required = value.Uint()
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		x.JudgeHeight = value.Int()
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_EventProofSubmitted) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		panic(fmt.Errorf("field lease_id of message highway.escrow.v1.EventProofSubmitted is not mutable"))
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		panic(fmt.Errorf("field epoch of message highway.escrow.v1.EventProofSubmitted is not mutable"))
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		panic(fmt.Errorf("field valid_nonces of message highway.escrow.v1.EventProofSubmitted is not mutable"))
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		panic(fmt.Errorf("field required of message highway.escrow.v1.EventProofSubmitted is not mutable"))
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		panic(fmt.Errorf("field judge_height of message highway.escrow.v1.EventProofSubmitted is not mutable"))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_EventProofSubmitted) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.EventProofSubmitted.lease_id":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.EventProofSubmitted.epoch":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.EventProofSubmitted.valid_nonces":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.EventProofSubmitted.required":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.EventProofSubmitted.judge_height":
+		return protoreflect.ValueOfInt64(int64(0))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventProofSubmitted"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.EventProofSubmitted does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_EventProofSubmitted) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.EventProofSubmitted", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_EventProofSubmitted) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_EventProofSubmitted) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_EventProofSubmitted) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_EventProofSubmitted) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*EventProofSubmitted)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		if x.LeaseId != 0 {
+			n += 1 + runtime.Sov(uint64(x.LeaseId))
+		}
+		if x.Epoch != 0 {
+			n += 1 + runtime.Sov(uint64(x.Epoch))
+		}
+		if x.ValidNonces != 0 {
+			n += 1 + runtime.Sov(uint64(x.ValidNonces))
+		}
+		if x.Required != 0 {
+			n += 1 + runtime.Sov(uint64(x.Required))
+		}
+		if x.JudgeHeight != 0 {
+			n += 1 + runtime.Sov(uint64(x.JudgeHeight))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*EventProofSubmitted)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.JudgeHeight != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.JudgeHeight))
+			i--
+			dAtA[i] = 0x28
+		}
+		if x.Required != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Required))
+			i--
+			dAtA[i] = 0x20
+		}
+		if x.ValidNonces != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.ValidNonces))
+			i--
+			dAtA[i] = 0x18
+		}
+		if x.Epoch != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Epoch))
+			i--
+			dAtA[i] = 0x10
+		}
+		if x.LeaseId != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.LeaseId))
+			i--
+			dAtA[i] = 0x8
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*EventProofSubmitted)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: EventProofSubmitted: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: EventProofSubmitted: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field LeaseId", wireType)
+				}
+				x.LeaseId = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.LeaseId |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 2:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Epoch", wireType)
+				}
+				x.Epoch = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Epoch |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 3:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field ValidNonces", wireType)
+				}
+				x.ValidNonces = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.ValidNonces |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 4:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Required", wireType)
+				}
+				x.Required = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Required |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 5:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field JudgeHeight", wireType)
+				}
+				x.JudgeHeight = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.JudgeHeight |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
 	md_EventProofAccepted               protoreflect.MessageDescriptor
 	fd_EventProofAccepted_lease_id      protoreflect.FieldDescriptor
 	fd_EventProofAccepted_epoch         protoreflect.FieldDescriptor
@@ -960,7 +1556,7 @@ func (x *EventProofAccepted) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventProofAccepted) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[1]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[2]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,6 +2192,9 @@ var (
 	fd_EventEpochMissed_epoch         protoreflect.FieldDescriptor
 	fd_EventEpochMissed_refunded      protoreflect.FieldDescriptor
 	fd_EventEpochMissed_missed_in_row protoreflect.FieldDescriptor
+	fd_EventEpochMissed_reason        protoreflect.FieldDescriptor
+	fd_EventEpochMissed_valid_nonces  protoreflect.FieldDescriptor
+	fd_EventEpochMissed_required      protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -1605,6 +2204,9 @@ func init() {
 	fd_EventEpochMissed_epoch = md_EventEpochMissed.Fields().ByName("epoch")
 	fd_EventEpochMissed_refunded = md_EventEpochMissed.Fields().ByName("refunded")
 	fd_EventEpochMissed_missed_in_row = md_EventEpochMissed.Fields().ByName("missed_in_row")
+	fd_EventEpochMissed_reason = md_EventEpochMissed.Fields().ByName("reason")
+	fd_EventEpochMissed_valid_nonces = md_EventEpochMissed.Fields().ByName("valid_nonces")
+	fd_EventEpochMissed_required = md_EventEpochMissed.Fields().ByName("required")
 }
 
 var _ protoreflect.Message = (*fastReflection_EventEpochMissed)(nil)
@@ -1616,7 +2218,7 @@ func (x *EventEpochMissed) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventEpochMissed) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[2]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[3]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,6 +2298,24 @@ func (x *fastReflection_EventEpochMissed) Range(f func(protoreflect.FieldDescrip
 			return
 		}
 	}
+	if x.Reason != "" {
+		value := protoreflect.ValueOfString(x.Reason)
+		if !f(fd_EventEpochMissed_reason, value) {
+			return
+		}
+	}
+	if x.ValidNonces != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.ValidNonces)
+		if !f(fd_EventEpochMissed_valid_nonces, value) {
+			return
+		}
+	}
+	if x.Required != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Required)
+		if !f(fd_EventEpochMissed_required, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -1719,6 +2339,12 @@ func (x *fastReflection_EventEpochMissed) Has(fd protoreflect.FieldDescriptor) b
 		return x.Refunded != ""
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		return x.MissedInRow != uint32(0)
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		return x.Reason != ""
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		return x.ValidNonces != uint64(0)
+	case "highway.escrow.v1.EventEpochMissed.required":
+		return x.Required != uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1743,6 +2369,12 @@ func (x *fastReflection_EventEpochMissed) Clear(fd protoreflect.FieldDescriptor)
 		x.Refunded = ""
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		x.MissedInRow = uint32(0)
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		x.Reason = ""
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		x.ValidNonces = uint64(0)
+	case "highway.escrow.v1.EventEpochMissed.required":
+		x.Required = uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1771,6 +2403,15 @@ func (x *fastReflection_EventEpochMissed) Get(descriptor protoreflect.FieldDescr
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		value := x.MissedInRow
 		return protoreflect.ValueOfUint32(value)
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		value := x.Reason
+		return protoreflect.ValueOfString(value)
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		value := x.ValidNonces
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.EventEpochMissed.required":
+		value := x.Required
+		return protoreflect.ValueOfUint64(value)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1799,6 +2440,12 @@ func (x *fastReflection_EventEpochMissed) Set(fd protoreflect.FieldDescriptor, v
 		x.Refunded = value.Interface().(string)
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		x.MissedInRow = uint32(value.Uint())
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		x.Reason = value.Interface().(string)
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		x.ValidNonces = value.Uint()
+	case "highway.escrow.v1.EventEpochMissed.required":
+		x.Required = value.Uint()
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1827,6 +2474,12 @@ func (x *fastReflection_EventEpochMissed) Mutable(fd protoreflect.FieldDescripto
 		panic(fmt.Errorf("field refunded of message highway.escrow.v1.EventEpochMissed is not mutable"))
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		panic(fmt.Errorf("field missed_in_row of message highway.escrow.v1.EventEpochMissed is not mutable"))
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		panic(fmt.Errorf("field reason of message highway.escrow.v1.EventEpochMissed is not mutable"))
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		panic(fmt.Errorf("field valid_nonces of message highway.escrow.v1.EventEpochMissed is not mutable"))
+	case "highway.escrow.v1.EventEpochMissed.required":
+		panic(fmt.Errorf("field required of message highway.escrow.v1.EventEpochMissed is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1848,6 +2501,12 @@ func (x *fastReflection_EventEpochMissed) NewField(fd protoreflect.FieldDescript
 		return protoreflect.ValueOfString("")
 	case "highway.escrow.v1.EventEpochMissed.missed_in_row":
 		return protoreflect.ValueOfUint32(uint32(0))
+	case "highway.escrow.v1.EventEpochMissed.reason":
+		return protoreflect.ValueOfString("")
+	case "highway.escrow.v1.EventEpochMissed.valid_nonces":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.EventEpochMissed.required":
+		return protoreflect.ValueOfUint64(uint64(0))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EventEpochMissed"))
@@ -1930,6 +2589,16 @@ func (x *fastReflection_EventEpochMissed) ProtoMethods() *protoiface.Methods {
 		if x.MissedInRow != 0 {
 			n += 1 + runtime.Sov(uint64(x.MissedInRow))
 		}
+		l = len(x.Reason)
+		if l > 0 {
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.ValidNonces != 0 {
+			n += 1 + runtime.Sov(uint64(x.ValidNonces))
+		}
+		if x.Required != 0 {
+			n += 1 + runtime.Sov(uint64(x.Required))
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -1958,6 +2627,23 @@ func (x *fastReflection_EventEpochMissed) ProtoMethods() *protoiface.Methods {
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.Required != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Required))
+			i--
+			dAtA[i] = 0x38
+		}
+		if x.ValidNonces != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.ValidNonces))
+			i--
+			dAtA[i] = 0x30
+		}
+		if len(x.Reason) > 0 {
+			i -= len(x.Reason)
+			copy(dAtA[i:], x.Reason)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Reason)))
+			i--
+			dAtA[i] = 0x2a
 		}
 		if x.MissedInRow != 0 {
 			i = runtime.EncodeVarint(dAtA, i, uint64(x.MissedInRow))
@@ -2119,6 +2805,76 @@ func (x *fastReflection_EventEpochMissed) ProtoMethods() *protoiface.Methods {
 						break
 					}
 				}
+			case 5:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Reason", wireType)
+				}
+				var stringLen uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					stringLen |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				intStringLen := int(stringLen)
+				if intStringLen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + intStringLen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.Reason = string(dAtA[iNdEx:postIndex])
+				iNdEx = postIndex
+			case 6:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field ValidNonces", wireType)
+				}
+				x.ValidNonces = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.ValidNonces |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 7:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Required", wireType)
+				}
+				x.Required = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Required |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
 			default:
 				iNdEx = preIndex
 				skippy, err := runtime.Skip(dAtA[iNdEx:])
@@ -2182,7 +2938,7 @@ func (x *EventPayout) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventPayout) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[3]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[4]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +3580,7 @@ func (x *EventLeaseClosed) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventLeaseClosed) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[4]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[5]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3420,7 +4176,7 @@ func (x *EventDisputeOpened) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventDisputeOpened) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[5]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[6]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +4778,7 @@ func (x *EventDisputeResolved) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventDisputeResolved) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[6]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[7]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4782,7 +5538,7 @@ func (x *EventParamsUpdated) ProtoReflect() protoreflect.Message {
 }
 
 func (x *EventParamsUpdated) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_events_proto_msgTypes[7]
+	mi := &file_highway_escrow_v1_events_proto_msgTypes[8]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5303,7 +6059,78 @@ func (x *EventLeaseCreated) GetQuoteNonce() uint64 {
 	return 0
 }
 
-// EventProofAccepted: an epoch's proof cleared; its amount is pending.
+// EventProofSubmitted: an epoch's one proof landed and passed every check
+// that needs no sampling; the block at judge_height samples and judges it.
+type EventProofSubmitted struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	LeaseId     uint64 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Epoch       uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ValidNonces uint64 `protobuf:"varint,3,opt,name=valid_nonces,json=validNonces,proto3" json:"valid_nonces,omitempty"`
+	Required    uint64 `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	JudgeHeight int64  `protobuf:"varint,5,opt,name=judge_height,json=judgeHeight,proto3" json:"judge_height,omitempty"`
+}
+
+func (x *EventProofSubmitted) Reset() {
+	*x = EventProofSubmitted{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[1]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *EventProofSubmitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventProofSubmitted) ProtoMessage() {}
+
+// Deprecated: Use EventProofSubmitted.ProtoReflect.Descriptor instead.
+func (*EventProofSubmitted) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EventProofSubmitted) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *EventProofSubmitted) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EventProofSubmitted) GetValidNonces() uint64 {
+	if x != nil {
+		return x.ValidNonces
+	}
+	return 0
+}
+
+func (x *EventProofSubmitted) GetRequired() uint64 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
+func (x *EventProofSubmitted) GetJudgeHeight() int64 {
+	if x != nil {
+		return x.JudgeHeight
+	}
+	return 0
+}
+
+// EventProofAccepted: an epoch's proof cleared; its amount is pending
+// (payout_height 0: a dispute froze the lease before the verdict, and the
+// amount is part of the frozen escrow).
 type EventProofAccepted struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -5320,7 +6147,7 @@ type EventProofAccepted struct {
 func (x *EventProofAccepted) Reset() {
 	*x = EventProofAccepted{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[1]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[2]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5334,7 +6161,7 @@ func (*EventProofAccepted) ProtoMessage() {}
 
 // Deprecated: Use EventProofAccepted.ProtoReflect.Descriptor instead.
 func (*EventProofAccepted) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EventProofAccepted) GetLeaseId() uint64 {
@@ -5389,12 +6216,19 @@ type EventEpochMissed struct {
 	Epoch       uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Refunded    string `protobuf:"bytes,3,opt,name=refunded,proto3" json:"refunded,omitempty"`
 	MissedInRow uint32 `protobuf:"varint,4,opt,name=missed_in_row,json=missedInRow,proto3" json:"missed_in_row,omitempty"`
+	// reason: "no proof by the deadline", or why the epoch's one proof was
+	// rejected ("proof rejected: …"). refunded is 0 when a dispute froze the
+	// lease first: the arbiter splits that amount.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// valid_nonces and required describe the rejected proof (0 without one).
+	ValidNonces uint64 `protobuf:"varint,6,opt,name=valid_nonces,json=validNonces,proto3" json:"valid_nonces,omitempty"`
+	Required    uint64 `protobuf:"varint,7,opt,name=required,proto3" json:"required,omitempty"`
 }
 
 func (x *EventEpochMissed) Reset() {
 	*x = EventEpochMissed{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[2]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[3]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5408,7 +6242,7 @@ func (*EventEpochMissed) ProtoMessage() {}
 
 // Deprecated: Use EventEpochMissed.ProtoReflect.Descriptor instead.
 func (*EventEpochMissed) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EventEpochMissed) GetLeaseId() uint64 {
@@ -5439,6 +6273,27 @@ func (x *EventEpochMissed) GetMissedInRow() uint32 {
 	return 0
 }
 
+func (x *EventEpochMissed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EventEpochMissed) GetValidNonces() uint64 {
+	if x != nil {
+		return x.ValidNonces
+	}
+	return 0
+}
+
+func (x *EventEpochMissed) GetRequired() uint64 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
 // EventPayout: a cleared epoch's amount left escrow for the provider.
 type EventPayout struct {
 	state         protoimpl.MessageState
@@ -5455,7 +6310,7 @@ type EventPayout struct {
 func (x *EventPayout) Reset() {
 	*x = EventPayout{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[3]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[4]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5469,7 +6324,7 @@ func (*EventPayout) ProtoMessage() {}
 
 // Deprecated: Use EventPayout.ProtoReflect.Descriptor instead.
 func (*EventPayout) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EventPayout) GetLeaseId() uint64 {
@@ -5524,7 +6379,7 @@ type EventLeaseClosed struct {
 func (x *EventLeaseClosed) Reset() {
 	*x = EventLeaseClosed{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[4]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[5]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5538,7 +6393,7 @@ func (*EventLeaseClosed) ProtoMessage() {}
 
 // Deprecated: Use EventLeaseClosed.ProtoReflect.Descriptor instead.
 func (*EventLeaseClosed) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EventLeaseClosed) GetLeaseId() uint64 {
@@ -5584,7 +6439,7 @@ type EventDisputeOpened struct {
 func (x *EventDisputeOpened) Reset() {
 	*x = EventDisputeOpened{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[5]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[6]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5598,7 +6453,7 @@ func (*EventDisputeOpened) ProtoMessage() {}
 
 // Deprecated: Use EventDisputeOpened.ProtoReflect.Descriptor instead.
 func (*EventDisputeOpened) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EventDisputeOpened) GetLeaseId() uint64 {
@@ -5647,7 +6502,7 @@ type EventDisputeResolved struct {
 func (x *EventDisputeResolved) Reset() {
 	*x = EventDisputeResolved{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[6]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[7]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5661,7 +6516,7 @@ func (*EventDisputeResolved) ProtoMessage() {}
 
 // Deprecated: Use EventDisputeResolved.ProtoReflect.Descriptor instead.
 func (*EventDisputeResolved) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EventDisputeResolved) GetLeaseId() uint64 {
@@ -5725,7 +6580,7 @@ type EventParamsUpdated struct {
 func (x *EventParamsUpdated) Reset() {
 	*x = EventParamsUpdated{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_events_proto_msgTypes[7]
+		mi := &file_highway_escrow_v1_events_proto_msgTypes[8]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -5739,7 +6594,7 @@ func (*EventParamsUpdated) ProtoMessage() {}
 
 // Deprecated: Use EventParamsUpdated.ProtoReflect.Descriptor instead.
 func (*EventParamsUpdated) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_highway_escrow_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EventParamsUpdated) GetAuthority() string {
@@ -5783,97 +6638,113 @@ var file_highway_escrow_v1_events_proto_rawDesc = []byte{
 	0x20, 0x01, 0x28, 0x03, 0x52, 0x0b, 0x73, 0x74, 0x61, 0x72, 0x74, 0x48, 0x65, 0x69, 0x67, 0x68,
 	0x74, 0x12, 0x1f, 0x0a, 0x0b, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x5f, 0x6e, 0x6f, 0x6e, 0x63, 0x65,
 	0x18, 0x0a, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0a, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x4e, 0x6f, 0x6e,
-	0x63, 0x65, 0x22, 0xee, 0x01, 0x0a, 0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x72, 0x6f, 0x6f,
-	0x66, 0x41, 0x63, 0x63, 0x65, 0x70, 0x74, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61,
-	0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61,
-	0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20,
-	0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61,
-	0x6c, 0x69, 0x64, 0x5f, 0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x04,
-	0x52, 0x0b, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x1a, 0x0a,
-	0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04, 0x52,
-	0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x12, 0x43, 0x0a, 0x06, 0x61, 0x6d, 0x6f,
-	0x75, 0x6e, 0x74, 0x18, 0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda,
-	0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f,
-	0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d,
-	0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x12, 0x23,
-	0x0a, 0x0d, 0x70, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18,
-	0x06, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0c, 0x70, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x48, 0x65, 0x69,
-	0x67, 0x68, 0x74, 0x22, 0xb0, 0x01, 0x0a, 0x10, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x45, 0x70, 0x6f,
-	0x63, 0x68, 0x4d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73,
+	0x63, 0x65, 0x22, 0xa8, 0x01, 0x0a, 0x13, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x72, 0x6f, 0x6f,
+	0x66, 0x53, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x74, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65,
+	0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65,
+	0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02,
+	0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x21, 0x0a, 0x0c, 0x76,
+	0x61, 0x6c, 0x69, 0x64, 0x5f, 0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28,
+	0x04, 0x52, 0x0b, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x1a,
+	0x0a, 0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04,
+	0x52, 0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x12, 0x21, 0x0a, 0x0c, 0x6a, 0x75,
+	0x64, 0x67, 0x65, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x05, 0x20, 0x01, 0x28, 0x03,
+	0x52, 0x0b, 0x6a, 0x75, 0x64, 0x67, 0x65, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x22, 0xee, 0x01,
+	0x0a, 0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x41, 0x63, 0x63, 0x65,
+	0x70, 0x74, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64,
+	0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12,
+	0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05,
+	0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x5f, 0x6e,
+	0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0b, 0x76, 0x61, 0x6c,
+	0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x1a, 0x0a, 0x08, 0x72, 0x65, 0x71, 0x75,
+	0x69, 0x72, 0x65, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04, 0x52, 0x08, 0x72, 0x65, 0x71, 0x75,
+	0x69, 0x72, 0x65, 0x64, 0x12, 0x43, 0x0a, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x18, 0x05,
+	0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f,
+	0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e,
+	0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e,
+	0x74, 0x52, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x12, 0x23, 0x0a, 0x0d, 0x70, 0x61, 0x79,
+	0x6f, 0x75, 0x74, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x06, 0x20, 0x01, 0x28, 0x03,
+	0x52, 0x0c, 0x70, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x22, 0x87,
+	0x02, 0x0a, 0x10, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x4d, 0x69, 0x73,
+	0x73, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18,
+	0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14,
+	0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65,
+	0x70, 0x6f, 0x63, 0x68, 0x12, 0x47, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64,
+	0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15,
+	0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74,
+	0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e,
+	0x49, 0x6e, 0x74, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x12, 0x22, 0x0a,
+	0x0d, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x5f, 0x69, 0x6e, 0x5f, 0x72, 0x6f, 0x77, 0x18, 0x04,
+	0x20, 0x01, 0x28, 0x0d, 0x52, 0x0b, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x49, 0x6e, 0x52, 0x6f,
+	0x77, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18, 0x05, 0x20, 0x01, 0x28,
+	0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61, 0x6c,
+	0x69, 0x64, 0x5f, 0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x06, 0x20, 0x01, 0x28, 0x04, 0x52,
+	0x0b, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x1a, 0x0a, 0x08,
+	0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x18, 0x07, 0x20, 0x01, 0x28, 0x04, 0x52, 0x08,
+	0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x22, 0xde, 0x01, 0x0a, 0x0b, 0x45, 0x76, 0x65,
+	0x6e, 0x74, 0x50, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73,
 	0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73,
 	0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01,
-	0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x47, 0x0a, 0x08, 0x72, 0x65, 0x66,
-	0x75, 0x6e, 0x64, 0x65, 0x64, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f,
-	0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69,
-	0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f,
-	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64,
-	0x65, 0x64, 0x12, 0x22, 0x0a, 0x0d, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x5f, 0x69, 0x6e, 0x5f,
-	0x72, 0x6f, 0x77, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x0b, 0x6d, 0x69, 0x73, 0x73, 0x65,
-	0x64, 0x49, 0x6e, 0x52, 0x6f, 0x77, 0x22, 0xde, 0x01, 0x0a, 0x0b, 0x45, 0x76, 0x65, 0x6e, 0x74,
-	0x50, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f,
-	0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49,
-	0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04,
-	0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x1a, 0x0a, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69,
-	0x64, 0x65, 0x72, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69,
-	0x64, 0x65, 0x72, 0x12, 0x43, 0x0a, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x18, 0x04, 0x20,
+	0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x1a, 0x0a, 0x08, 0x70, 0x72, 0x6f,
+	0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x08, 0x70, 0x72, 0x6f,
+	0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x43, 0x0a, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x18,
+	0x04, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
+	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
+	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
+	0x6e, 0x74, 0x52, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x12, 0x3d, 0x0a, 0x03, 0x66, 0x65,
+	0x65, 0x18, 0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
+	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
+	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x2e, 0x49, 0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x22, 0x9e, 0x01, 0x0a, 0x10, 0x45, 0x76,
+	0x65, 0x6e, 0x74, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x12, 0x19,
+	0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04,
+	0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x0e, 0x0a, 0x02, 0x62, 0x79, 0x18,
+	0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x02, 0x62, 0x79, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61,
+	0x73, 0x6f, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f,
+	0x6e, 0x12, 0x47, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x18, 0x04, 0x20,
 	0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73,
 	0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49,
 	0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74,
-	0x52, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x12, 0x3d, 0x0a, 0x03, 0x66, 0x65, 0x65, 0x18,
-	0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
-	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
-	0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x22, 0x9e, 0x01, 0x0a, 0x10, 0x45, 0x76, 0x65, 0x6e,
-	0x74, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08,
-	0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07,
-	0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x0e, 0x0a, 0x02, 0x62, 0x79, 0x18, 0x02, 0x20,
-	0x01, 0x28, 0x09, 0x52, 0x02, 0x62, 0x79, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f,
-	0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x12,
-	0x47, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28,
-	0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
-	0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74,
-	0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x08,
-	0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x22, 0xa2, 0x01, 0x0a, 0x12, 0x45, 0x76, 0x65,
-	0x6e, 0x74, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x4f, 0x70, 0x65, 0x6e, 0x65, 0x64, 0x12,
-	0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28,
-	0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x62, 0x75,
-	0x79, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72,
-	0x12, 0x43, 0x0a, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09,
-	0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
-	0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2,
-	0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66,
-	0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18,
-	0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x22, 0xdd, 0x02,
-	0x0a, 0x14, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65,
-	0x73, 0x6f, 0x6c, 0x76, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f,
-	0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49,
-	0x64, 0x12, 0x18, 0x0a, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01,
-	0x28, 0x09, 0x52, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x12, 0x1b, 0x0a, 0x09, 0x62,
-	0x75, 0x79, 0x65, 0x72, 0x5f, 0x62, 0x70, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x08,
-	0x62, 0x75, 0x79, 0x65, 0x72, 0x42, 0x70, 0x73, 0x12, 0x46, 0x0a, 0x08, 0x74, 0x6f, 0x5f, 0x62,
-	0x75, 0x79, 0x65, 0x72, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00,
-	0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f,
-	0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73,
-	0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x07, 0x74, 0x6f, 0x42, 0x75, 0x79, 0x65, 0x72,
-	0x12, 0x4c, 0x0a, 0x0b, 0x74, 0x6f, 0x5f, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18,
-	0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
-	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
-	0x6e, 0x74, 0x52, 0x0a, 0x74, 0x6f, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x3d,
-	0x0a, 0x03, 0x66, 0x65, 0x65, 0x18, 0x06, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f,
-	0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69,
-	0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f,
-	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x12, 0x1e, 0x0a,
-	0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x18, 0x07, 0x20, 0x01, 0x28,
-	0x09, 0x52, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x22, 0x32, 0x0a,
-	0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x55, 0x70, 0x64, 0x61,
-	0x74, 0x65, 0x64, 0x12, 0x1c, 0x0a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74, 0x79,
-	0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74,
-	0x79, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70, 0x75, 0x74, 0x65, 0x2f,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2f, 0x78, 0x2f,
-	0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72,
-	0x6f, 0x74, 0x6f, 0x33,
+	0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x22, 0xa2, 0x01, 0x0a, 0x12, 0x45,
+	0x76, 0x65, 0x6e, 0x74, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x4f, 0x70, 0x65, 0x6e, 0x65,
+	0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20,
+	0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05,
+	0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x05, 0x62, 0x75, 0x79,
+	0x65, 0x72, 0x12, 0x43, 0x0a, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x18, 0x03, 0x20, 0x01,
+	0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d,
+	0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e,
+	0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52,
+	0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f,
+	0x6e, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x22,
+	0xdd, 0x02, 0x0a, 0x14, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65,
+	0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73,
+	0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73,
+	0x65, 0x49, 0x64, 0x12, 0x18, 0x0a, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x18, 0x02,
+	0x20, 0x01, 0x28, 0x09, 0x52, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x12, 0x1b, 0x0a,
+	0x09, 0x62, 0x75, 0x79, 0x65, 0x72, 0x5f, 0x62, 0x70, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0d,
+	0x52, 0x08, 0x62, 0x75, 0x79, 0x65, 0x72, 0x42, 0x70, 0x73, 0x12, 0x46, 0x0a, 0x08, 0x74, 0x6f,
+	0x5f, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde,
+	0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e,
+	0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63,
+	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x07, 0x74, 0x6f, 0x42, 0x75, 0x79,
+	0x65, 0x72, 0x12, 0x4c, 0x0a, 0x0b, 0x74, 0x6f, 0x5f, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65,
+	0x72, 0x18, 0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
+	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
+	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x2e, 0x49, 0x6e, 0x74, 0x52, 0x0a, 0x74, 0x6f, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72,
+	0x12, 0x3d, 0x0a, 0x03, 0x66, 0x65, 0x65, 0x18, 0x06, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8,
+	0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b,
+	0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a,
+	0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x03, 0x66, 0x65, 0x65, 0x12,
+	0x1e, 0x0a, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x18, 0x07, 0x20,
+	0x01, 0x28, 0x09, 0x52, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e, 0x22,
+	0x32, 0x0a, 0x12, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x55, 0x70,
+	0x64, 0x61, 0x74, 0x65, 0x64, 0x12, 0x1c, 0x0a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69,
+	0x74, 0x79, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72,
+	0x69, 0x74, 0x79, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f,
+	0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70, 0x75, 0x74,
+	0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2f,
+	0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73, 0x62, 0x06,
+	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -5888,16 +6759,17 @@ func file_highway_escrow_v1_events_proto_rawDescGZIP() []byte {
 	return file_highway_escrow_v1_events_proto_rawDescData
 }
 
-var file_highway_escrow_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_highway_escrow_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_highway_escrow_v1_events_proto_goTypes = []interface{}{
 	(*EventLeaseCreated)(nil),    // 0: highway.escrow.v1.EventLeaseCreated
-	(*EventProofAccepted)(nil),   // 1: highway.escrow.v1.EventProofAccepted
-	(*EventEpochMissed)(nil),     // 2: highway.escrow.v1.EventEpochMissed
-	(*EventPayout)(nil),          // 3: highway.escrow.v1.EventPayout
-	(*EventLeaseClosed)(nil),     // 4: highway.escrow.v1.EventLeaseClosed
-	(*EventDisputeOpened)(nil),   // 5: highway.escrow.v1.EventDisputeOpened
-	(*EventDisputeResolved)(nil), // 6: highway.escrow.v1.EventDisputeResolved
-	(*EventParamsUpdated)(nil),   // 7: highway.escrow.v1.EventParamsUpdated
+	(*EventProofSubmitted)(nil),  // 1: highway.escrow.v1.EventProofSubmitted
+	(*EventProofAccepted)(nil),   // 2: highway.escrow.v1.EventProofAccepted
+	(*EventEpochMissed)(nil),     // 3: highway.escrow.v1.EventEpochMissed
+	(*EventPayout)(nil),          // 4: highway.escrow.v1.EventPayout
+	(*EventLeaseClosed)(nil),     // 5: highway.escrow.v1.EventLeaseClosed
+	(*EventDisputeOpened)(nil),   // 6: highway.escrow.v1.EventDisputeOpened
+	(*EventDisputeResolved)(nil), // 7: highway.escrow.v1.EventDisputeResolved
+	(*EventParamsUpdated)(nil),   // 8: highway.escrow.v1.EventParamsUpdated
 }
 var file_highway_escrow_v1_events_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -5926,7 +6798,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[1].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventProofAccepted); i {
+			switch v := v.(*EventProofSubmitted); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5938,7 +6810,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[2].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventEpochMissed); i {
+			switch v := v.(*EventProofAccepted); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5950,7 +6822,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[3].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventPayout); i {
+			switch v := v.(*EventEpochMissed); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5962,7 +6834,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[4].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventLeaseClosed); i {
+			switch v := v.(*EventPayout); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5974,7 +6846,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[5].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventDisputeOpened); i {
+			switch v := v.(*EventLeaseClosed); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5986,7 +6858,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[6].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*EventDisputeResolved); i {
+			switch v := v.(*EventDisputeOpened); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -5998,6 +6870,18 @@ func file_highway_escrow_v1_events_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_events_proto_msgTypes[7].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*EventDisputeResolved); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_highway_escrow_v1_events_proto_msgTypes[8].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*EventParamsUpdated); i {
 			case 0:
 				return &v.state
@@ -6016,7 +6900,7 @@ func file_highway_escrow_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_highway_escrow_v1_events_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -218,14 +218,66 @@ func (x *_GenesisState_6_list) IsValid() bool {
 	return x.list != nil
 }
 
+var _ protoreflect.List = (*_GenesisState_7_list)(nil)
+
+type _GenesisState_7_list struct {
+	list *[]*PendingProof
+}
+
+func (x *_GenesisState_7_list) Len() int {
+	if x.list == nil {
+		return 0
+	}
+	return len(*x.list)
+}
+
+func (x *_GenesisState_7_list) Get(i int) protoreflect.Value {
+	return protoreflect.ValueOfMessage((*x.list)[i].ProtoReflect())
+}
+
+func (x *_GenesisState_7_list) Set(i int, value protoreflect.Value) {
+	valueUnwrapped := value.Message()
+	concreteValue := valueUnwrapped.Interface().(*PendingProof)
+	(*x.list)[i] = concreteValue
+}
+
+func (x *_GenesisState_7_list) Append(value protoreflect.Value) {
+	valueUnwrapped := value.Message()
+	concreteValue := valueUnwrapped.Interface().(*PendingProof)
+	*x.list = append(*x.list, concreteValue)
+}
+
+func (x *_GenesisState_7_list) AppendMutable() protoreflect.Value {
+	v := new(PendingProof)
+	*x.list = append(*x.list, v)
+	return protoreflect.ValueOfMessage(v.ProtoReflect())
+}
+
+func (x *_GenesisState_7_list) Truncate(n int) {
+	for i := n; i < len(*x.list); i++ {
+		(*x.list)[i] = nil
+	}
+	*x.list = (*x.list)[:n]
+}
+
+func (x *_GenesisState_7_list) NewElement() protoreflect.Value {
+	v := new(PendingProof)
+	return protoreflect.ValueOfMessage(v.ProtoReflect())
+}
+
+func (x *_GenesisState_7_list) IsValid() bool {
+	return x.list != nil
+}
+
 var (
-	md_GenesisState               protoreflect.MessageDescriptor
-	fd_GenesisState_params        protoreflect.FieldDescriptor
-	fd_GenesisState_next_lease_id protoreflect.FieldDescriptor
-	fd_GenesisState_leases        protoreflect.FieldDescriptor
-	fd_GenesisState_epochs        protoreflect.FieldDescriptor
-	fd_GenesisState_used_quotes   protoreflect.FieldDescriptor
-	fd_GenesisState_block_hashes  protoreflect.FieldDescriptor
+	md_GenesisState                protoreflect.MessageDescriptor
+	fd_GenesisState_params         protoreflect.FieldDescriptor
+	fd_GenesisState_next_lease_id  protoreflect.FieldDescriptor
+	fd_GenesisState_leases         protoreflect.FieldDescriptor
+	fd_GenesisState_epochs         protoreflect.FieldDescriptor
+	fd_GenesisState_used_quotes    protoreflect.FieldDescriptor
+	fd_GenesisState_block_hashes   protoreflect.FieldDescriptor
+	fd_GenesisState_pending_proofs protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -237,6 +289,7 @@ func init() {
 	fd_GenesisState_epochs = md_GenesisState.Fields().ByName("epochs")
 	fd_GenesisState_used_quotes = md_GenesisState.Fields().ByName("used_quotes")
 	fd_GenesisState_block_hashes = md_GenesisState.Fields().ByName("block_hashes")
+	fd_GenesisState_pending_proofs = md_GenesisState.Fields().ByName("pending_proofs")
 }
 
 var _ protoreflect.Message = (*fastReflection_GenesisState)(nil)
@@ -340,6 +393,12 @@ func (x *fastReflection_GenesisState) Range(f func(protoreflect.FieldDescriptor,
 			return
 		}
 	}
+	if len(x.PendingProofs) != 0 {
+		value := protoreflect.ValueOfList(&_GenesisState_7_list{list: &x.PendingProofs})
+		if !f(fd_GenesisState_pending_proofs, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -367,6 +426,8 @@ func (x *fastReflection_GenesisState) Has(fd protoreflect.FieldDescriptor) bool 
 		return len(x.UsedQuotes) != 0
 	case "highway.escrow.v1.GenesisState.block_hashes":
 		return len(x.BlockHashes) != 0
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		return len(x.PendingProofs) != 0
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.GenesisState"))
@@ -395,6 +456,8 @@ func (x *fastReflection_GenesisState) Clear(fd protoreflect.FieldDescriptor) {
 		x.UsedQuotes = nil
 	case "highway.escrow.v1.GenesisState.block_hashes":
 		x.BlockHashes = nil
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		x.PendingProofs = nil
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.GenesisState"))
@@ -441,6 +504,12 @@ func (x *fastReflection_GenesisState) Get(descriptor protoreflect.FieldDescripto
 		}
 		listValue := &_GenesisState_6_list{list: &x.BlockHashes}
 		return protoreflect.ValueOfList(listValue)
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		if len(x.PendingProofs) == 0 {
+			return protoreflect.ValueOfList(&_GenesisState_7_list{})
+		}
+		listValue := &_GenesisState_7_list{list: &x.PendingProofs}
+		return protoreflect.ValueOfList(listValue)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.GenesisState"))
@@ -481,6 +550,10 @@ func (x *fastReflection_GenesisState) Set(fd protoreflect.FieldDescriptor, value
 		lv := value.List()
 		clv := lv.(*_GenesisState_6_list)
 		x.BlockHashes = *clv.list
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		lv := value.List()
+		clv := lv.(*_GenesisState_7_list)
+		x.PendingProofs = *clv.list
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.GenesisState"))
@@ -530,6 +603,12 @@ func (x *fastReflection_GenesisState) Mutable(fd protoreflect.FieldDescriptor) p
 		}
 		value := &_GenesisState_6_list{list: &x.BlockHashes}
 		return protoreflect.ValueOfList(value)
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		if x.PendingProofs == nil {
+			x.PendingProofs = []*PendingProof{}
+		}
+		value := &_GenesisState_7_list{list: &x.PendingProofs}
+		return protoreflect.ValueOfList(value)
 	case "highway.escrow.v1.GenesisState.next_lease_id":
 		panic(fmt.Errorf("field next_lease_id of message highway.escrow.v1.GenesisState is not mutable"))
 	default:
@@ -562,6 +641,9 @@ func (x *fastReflection_GenesisState) NewField(fd protoreflect.FieldDescriptor) 
 	case "highway.escrow.v1.GenesisState.block_hashes":
 		list := []*BlockHash{}
 		return protoreflect.ValueOfList(&_GenesisState_6_list{list: &list})
+	case "highway.escrow.v1.GenesisState.pending_proofs":
+		list := []*PendingProof{}
+		return protoreflect.ValueOfList(&_GenesisState_7_list{list: &list})
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.GenesisState"))
@@ -662,6 +744,12 @@ func (x *fastReflection_GenesisState) ProtoMethods() *protoiface.Methods {
 				n += 1 + l + runtime.Sov(uint64(l))
 			}
 		}
+		if len(x.PendingProofs) > 0 {
+			for _, e := range x.PendingProofs {
+				l = options.Size(e)
+				n += 1 + l + runtime.Sov(uint64(l))
+			}
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -690,6 +778,22 @@ func (x *fastReflection_GenesisState) ProtoMethods() *protoiface.Methods {
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if len(x.PendingProofs) > 0 {
+			for iNdEx := len(x.PendingProofs) - 1; iNdEx >= 0; iNdEx-- {
+				encoded, err := options.Marshal(x.PendingProofs[iNdEx])
+				if err != nil {
+					return protoiface.MarshalOutput{
+						NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+						Buf:               input.Buf,
+					}, err
+				}
+				i -= len(encoded)
+				copy(dAtA[i:], encoded)
+				i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+				i--
+				dAtA[i] = 0x3a
+			}
 		}
 		if len(x.BlockHashes) > 0 {
 			for iNdEx := len(x.BlockHashes) - 1; iNdEx >= 0; iNdEx-- {
@@ -1011,6 +1115,40 @@ func (x *fastReflection_GenesisState) ProtoMethods() *protoiface.Methods {
 				}
 				x.BlockHashes = append(x.BlockHashes, &BlockHash{})
 				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.BlockHashes[len(x.BlockHashes)-1]); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
+			case 7:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field PendingProofs", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.PendingProofs = append(x.PendingProofs, &PendingProof{})
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.PendingProofs[len(x.PendingProofs)-1]); err != nil {
 					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
 				}
 				iNdEx = postIndex
@@ -1566,9 +1704,10 @@ func (x *fastReflection_UsedQuote) ProtoMethods() *protoiface.Methods {
 }
 
 var (
-	md_BlockHash        protoreflect.MessageDescriptor
-	fd_BlockHash_height protoreflect.FieldDescriptor
-	fd_BlockHash_hash   protoreflect.FieldDescriptor
+	md_BlockHash              protoreflect.MessageDescriptor
+	fd_BlockHash_height       protoreflect.FieldDescriptor
+	fd_BlockHash_hash         protoreflect.FieldDescriptor
+	fd_BlockHash_time_unix_ms protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -1576,6 +1715,7 @@ func init() {
 	md_BlockHash = File_highway_escrow_v1_genesis_proto.Messages().ByName("BlockHash")
 	fd_BlockHash_height = md_BlockHash.Fields().ByName("height")
 	fd_BlockHash_hash = md_BlockHash.Fields().ByName("hash")
+	fd_BlockHash_time_unix_ms = md_BlockHash.Fields().ByName("time_unix_ms")
 }
 
 var _ protoreflect.Message = (*fastReflection_BlockHash)(nil)
@@ -1655,6 +1795,12 @@ func (x *fastReflection_BlockHash) Range(f func(protoreflect.FieldDescriptor, pr
 			return
 		}
 	}
+	if x.TimeUnixMs != int64(0) {
+		value := protoreflect.ValueOfInt64(x.TimeUnixMs)
+		if !f(fd_BlockHash_time_unix_ms, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -1674,6 +1820,8 @@ func (x *fastReflection_BlockHash) Has(fd protoreflect.FieldDescriptor) bool {
 		return x.Height != int64(0)
 	case "highway.escrow.v1.BlockHash.hash":
 		return len(x.Hash) != 0
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		return x.TimeUnixMs != int64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1694,6 +1842,8 @@ func (x *fastReflection_BlockHash) Clear(fd protoreflect.FieldDescriptor) {
 		x.Height = int64(0)
 	case "highway.escrow.v1.BlockHash.hash":
 		x.Hash = nil
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		x.TimeUnixMs = int64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1716,6 +1866,9 @@ func (x *fastReflection_BlockHash) Get(descriptor protoreflect.FieldDescriptor) 
 	case "highway.escrow.v1.BlockHash.hash":
 		value := x.Hash
 		return protoreflect.ValueOfBytes(value)
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		value := x.TimeUnixMs
+		return protoreflect.ValueOfInt64(value)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1740,6 +1893,8 @@ func (x *fastReflection_BlockHash) Set(fd protoreflect.FieldDescriptor, value pr
 		x.Height = value.Int()
 	case "highway.escrow.v1.BlockHash.hash":
 		x.Hash = value.Bytes()
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		x.TimeUnixMs = value.Int()
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1764,6 +1919,8 @@ func (x *fastReflection_BlockHash) Mutable(fd protoreflect.FieldDescriptor) prot
 		panic(fmt.Errorf("field height of message highway.escrow.v1.BlockHash is not mutable"))
 	case "highway.escrow.v1.BlockHash.hash":
 		panic(fmt.Errorf("field hash of message highway.escrow.v1.BlockHash is not mutable"))
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		panic(fmt.Errorf("field time_unix_ms of message highway.escrow.v1.BlockHash is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1781,6 +1938,8 @@ func (x *fastReflection_BlockHash) NewField(fd protoreflect.FieldDescriptor) pro
 		return protoreflect.ValueOfInt64(int64(0))
 	case "highway.escrow.v1.BlockHash.hash":
 		return protoreflect.ValueOfBytes(nil)
+	case "highway.escrow.v1.BlockHash.time_unix_ms":
+		return protoreflect.ValueOfInt64(int64(0))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.BlockHash"))
@@ -1857,6 +2016,9 @@ func (x *fastReflection_BlockHash) ProtoMethods() *protoiface.Methods {
 		if l > 0 {
 			n += 1 + l + runtime.Sov(uint64(l))
 		}
+		if x.TimeUnixMs != 0 {
+			n += 1 + runtime.Sov(uint64(x.TimeUnixMs))
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -1885,6 +2047,11 @@ func (x *fastReflection_BlockHash) ProtoMethods() *protoiface.Methods {
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.TimeUnixMs != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.TimeUnixMs))
+			i--
+			dAtA[i] = 0x18
 		}
 		if len(x.Hash) > 0 {
 			i -= len(x.Hash)
@@ -2000,6 +2167,25 @@ func (x *fastReflection_BlockHash) ProtoMethods() *protoiface.Methods {
 					x.Hash = []byte{}
 				}
 				iNdEx = postIndex
+			case 3:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field TimeUnixMs", wireType)
+				}
+				x.TimeUnixMs = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.TimeUnixMs |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
 			default:
 				iNdEx = preIndex
 				skippy, err := runtime.Skip(dAtA[iNdEx:])
@@ -2055,12 +2241,13 @@ type GenesisState struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	Params      *Params        `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
-	NextLeaseId uint64         `protobuf:"varint,2,opt,name=next_lease_id,json=nextLeaseId,proto3" json:"next_lease_id,omitempty"`
-	Leases      []*Lease       `protobuf:"bytes,3,rep,name=leases,proto3" json:"leases,omitempty"`
-	Epochs      []*EpochRecord `protobuf:"bytes,4,rep,name=epochs,proto3" json:"epochs,omitempty"`
-	UsedQuotes  []*UsedQuote   `protobuf:"bytes,5,rep,name=used_quotes,json=usedQuotes,proto3" json:"used_quotes,omitempty"`
-	BlockHashes []*BlockHash   `protobuf:"bytes,6,rep,name=block_hashes,json=blockHashes,proto3" json:"block_hashes,omitempty"`
+	Params        *Params         `protobuf:"bytes,1,opt,name=params,proto3" json:"params,omitempty"`
+	NextLeaseId   uint64          `protobuf:"varint,2,opt,name=next_lease_id,json=nextLeaseId,proto3" json:"next_lease_id,omitempty"`
+	Leases        []*Lease        `protobuf:"bytes,3,rep,name=leases,proto3" json:"leases,omitempty"`
+	Epochs        []*EpochRecord  `protobuf:"bytes,4,rep,name=epochs,proto3" json:"epochs,omitempty"`
+	UsedQuotes    []*UsedQuote    `protobuf:"bytes,5,rep,name=used_quotes,json=usedQuotes,proto3" json:"used_quotes,omitempty"`
+	BlockHashes   []*BlockHash    `protobuf:"bytes,6,rep,name=block_hashes,json=blockHashes,proto3" json:"block_hashes,omitempty"`
+	PendingProofs []*PendingProof `protobuf:"bytes,7,rep,name=pending_proofs,json=pendingProofs,proto3" json:"pending_proofs,omitempty"`
 }
 
 func (x *GenesisState) Reset() {
@@ -2125,6 +2312,13 @@ func (x *GenesisState) GetBlockHashes() []*BlockHash {
 	return nil
 }
 
+func (x *GenesisState) GetPendingProofs() []*PendingProof {
+	if x != nil {
+		return x.PendingProofs
+	}
+	return nil
+}
+
 // UsedQuote records a consumed quote nonce, so a quote is never used twice.
 type UsedQuote struct {
 	state         protoimpl.MessageState
@@ -2178,14 +2372,16 @@ func (x *UsedQuote) GetExpiresAt() int64 {
 	return 0
 }
 
-// BlockHash is a recent block's hash, kept for epoch seeds.
+// BlockHash is a recent block's hash and time, kept for epoch seeds,
+// sample seeds and proof windows.
 type BlockHash struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	Height int64  `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
-	Hash   []byte `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Height     int64  `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Hash       []byte `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	TimeUnixMs int64  `protobuf:"varint,3,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
 }
 
 func (x *BlockHash) Reset() {
@@ -2222,6 +2418,13 @@ func (x *BlockHash) GetHash() []byte {
 	return nil
 }
 
+func (x *BlockHash) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
 var File_highway_escrow_v1_genesis_proto protoreflect.FileDescriptor
 
 var file_highway_escrow_v1_genesis_proto_rawDesc = []byte{
@@ -2234,7 +2437,7 @@ var file_highway_escrow_v1_genesis_proto_rawDesc = []byte{
 	0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31,
 	0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x1a, 0x1e, 0x68, 0x69,
 	0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f,
-	0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x22, 0xf2, 0x02, 0x0a,
+	0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x22, 0xc0, 0x03, 0x0a,
 	0x0c, 0x47, 0x65, 0x6e, 0x65, 0x73, 0x69, 0x73, 0x53, 0x74, 0x61, 0x74, 0x65, 0x12, 0x3c, 0x0a,
 	0x06, 0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e,
 	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
@@ -2258,16 +2461,23 @@ var file_highway_escrow_v1_genesis_proto_rawDesc = []byte{
 	0x32, 0x1c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f,
 	0x77, 0x2e, 0x76, 0x31, 0x2e, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x48, 0x61, 0x73, 0x68, 0x42, 0x04,
 	0xc8, 0xde, 0x1f, 0x00, 0x52, 0x0b, 0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x48, 0x61, 0x73, 0x68, 0x65,
-	0x73, 0x22, 0x5c, 0x0a, 0x09, 0x55, 0x73, 0x65, 0x64, 0x51, 0x75, 0x6f, 0x74, 0x65, 0x12, 0x1a,
-	0x0a, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09,
-	0x52, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x14, 0x0a, 0x05, 0x6e, 0x6f,
-	0x6e, 0x63, 0x65, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x6e, 0x6f, 0x6e, 0x63, 0x65,
-	0x12, 0x1d, 0x0a, 0x0a, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x73, 0x5f, 0x61, 0x74, 0x18, 0x03,
-	0x20, 0x01, 0x28, 0x03, 0x52, 0x09, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x73, 0x41, 0x74, 0x22,
-	0x37, 0x0a, 0x09, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x48, 0x61, 0x73, 0x68, 0x12, 0x16, 0x0a, 0x06,
-	0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x01, 0x20, 0x01, 0x28, 0x03, 0x52, 0x06, 0x68, 0x65,
-	0x69, 0x67, 0x68, 0x74, 0x12, 0x12, 0x0a, 0x04, 0x68, 0x61, 0x73, 0x68, 0x18, 0x02, 0x20, 0x01,
-	0x28, 0x0c, 0x52, 0x04, 0x68, 0x61, 0x73, 0x68, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68,
+	0x73, 0x12, 0x4c, 0x0a, 0x0e, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x5f, 0x70, 0x72, 0x6f,
+	0x6f, 0x66, 0x73, 0x18, 0x07, 0x20, 0x03, 0x28, 0x0b, 0x32, 0x1f, 0x2e, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x65,
+	0x6e, 0x64, 0x69, 0x6e, 0x67, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x42, 0x04, 0xc8, 0xde, 0x1f, 0x00,
+	0x52, 0x0d, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x73, 0x22,
+	0x5c, 0x0a, 0x09, 0x55, 0x73, 0x65, 0x64, 0x51, 0x75, 0x6f, 0x74, 0x65, 0x12, 0x1a, 0x0a, 0x08,
+	0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x08,
+	0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x14, 0x0a, 0x05, 0x6e, 0x6f, 0x6e, 0x63,
+	0x65, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x12, 0x1d,
+	0x0a, 0x0a, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x73, 0x5f, 0x61, 0x74, 0x18, 0x03, 0x20, 0x01,
+	0x28, 0x03, 0x52, 0x09, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x73, 0x41, 0x74, 0x22, 0x59, 0x0a,
+	0x09, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x48, 0x61, 0x73, 0x68, 0x12, 0x16, 0x0a, 0x06, 0x68, 0x65,
+	0x69, 0x67, 0x68, 0x74, 0x18, 0x01, 0x20, 0x01, 0x28, 0x03, 0x52, 0x06, 0x68, 0x65, 0x69, 0x67,
+	0x68, 0x74, 0x12, 0x12, 0x0a, 0x04, 0x68, 0x61, 0x73, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0c,
+	0x52, 0x04, 0x68, 0x61, 0x73, 0x68, 0x12, 0x20, 0x0a, 0x0c, 0x74, 0x69, 0x6d, 0x65, 0x5f, 0x75,
+	0x6e, 0x69, 0x78, 0x5f, 0x6d, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0a, 0x74, 0x69,
+	0x6d, 0x65, 0x55, 0x6e, 0x69, 0x78, 0x4d, 0x73, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68,
 	0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63,
 	0x6f, 0x6d, 0x70, 0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63,
 	0x68, 0x61, 0x69, 0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79,
@@ -2294,6 +2504,7 @@ var file_highway_escrow_v1_genesis_proto_goTypes = []interface{}{
 	(*Params)(nil),       // 3: highway.escrow.v1.Params
 	(*Lease)(nil),        // 4: highway.escrow.v1.Lease
 	(*EpochRecord)(nil),  // 5: highway.escrow.v1.EpochRecord
+	(*PendingProof)(nil), // 6: highway.escrow.v1.PendingProof
 }
 var file_highway_escrow_v1_genesis_proto_depIdxs = []int32{
 	3, // 0: highway.escrow.v1.GenesisState.params:type_name -> highway.escrow.v1.Params
@@ -2301,11 +2512,12 @@ var file_highway_escrow_v1_genesis_proto_depIdxs = []int32{
 	5, // 2: highway.escrow.v1.GenesisState.epochs:type_name -> highway.escrow.v1.EpochRecord
 	1, // 3: highway.escrow.v1.GenesisState.used_quotes:type_name -> highway.escrow.v1.UsedQuote
 	2, // 4: highway.escrow.v1.GenesisState.block_hashes:type_name -> highway.escrow.v1.BlockHash
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 5: highway.escrow.v1.GenesisState.pending_proofs:type_name -> highway.escrow.v1.PendingProof
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_highway_escrow_v1_genesis_proto_init() }

@@ -963,7 +963,6 @@ var (
 	fd_Lease_epochs_total          protoreflect.FieldDescriptor
 	fd_Lease_start_height          protoreflect.FieldDescriptor
 	fd_Lease_epoch_blocks          protoreflect.FieldDescriptor
-	fd_Lease_proof_grace_blocks    protoreflect.FieldDescriptor
 	fd_Lease_dispute_window_blocks protoreflect.FieldDescriptor
 	fd_Lease_max_missed_epochs     protoreflect.FieldDescriptor
 	fd_Lease_fee_bps               protoreflect.FieldDescriptor
@@ -983,6 +982,10 @@ var (
 	fd_Lease_close_reason          protoreflect.FieldDescriptor
 	fd_Lease_quote_nonce           protoreflect.FieldDescriptor
 	fd_Lease_disputed_height       protoreflect.FieldDescriptor
+	fd_Lease_proof_grace_ms        protoreflect.FieldDescriptor
+	fd_Lease_judge_spread_blocks   protoreflect.FieldDescriptor
+	fd_Lease_poc                   protoreflect.FieldDescriptor
+	fd_Lease_milli_h100            protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -998,7 +1001,6 @@ func init() {
 	fd_Lease_epochs_total = md_Lease.Fields().ByName("epochs_total")
 	fd_Lease_start_height = md_Lease.Fields().ByName("start_height")
 	fd_Lease_epoch_blocks = md_Lease.Fields().ByName("epoch_blocks")
-	fd_Lease_proof_grace_blocks = md_Lease.Fields().ByName("proof_grace_blocks")
 	fd_Lease_dispute_window_blocks = md_Lease.Fields().ByName("dispute_window_blocks")
 	fd_Lease_max_missed_epochs = md_Lease.Fields().ByName("max_missed_epochs")
 	fd_Lease_fee_bps = md_Lease.Fields().ByName("fee_bps")
@@ -1018,6 +1020,10 @@ func init() {
 	fd_Lease_close_reason = md_Lease.Fields().ByName("close_reason")
 	fd_Lease_quote_nonce = md_Lease.Fields().ByName("quote_nonce")
 	fd_Lease_disputed_height = md_Lease.Fields().ByName("disputed_height")
+	fd_Lease_proof_grace_ms = md_Lease.Fields().ByName("proof_grace_ms")
+	fd_Lease_judge_spread_blocks = md_Lease.Fields().ByName("judge_spread_blocks")
+	fd_Lease_poc = md_Lease.Fields().ByName("poc")
+	fd_Lease_milli_h100 = md_Lease.Fields().ByName("milli_h100")
 }
 
 var _ protoreflect.Message = (*fastReflection_Lease)(nil)
@@ -1145,12 +1151,6 @@ func (x *fastReflection_Lease) Range(f func(protoreflect.FieldDescriptor, protor
 			return
 		}
 	}
-	if x.ProofGraceBlocks != uint64(0) {
-		value := protoreflect.ValueOfUint64(x.ProofGraceBlocks)
-		if !f(fd_Lease_proof_grace_blocks, value) {
-			return
-		}
-	}
 	if x.DisputeWindowBlocks != uint64(0) {
 		value := protoreflect.ValueOfUint64(x.DisputeWindowBlocks)
 		if !f(fd_Lease_dispute_window_blocks, value) {
@@ -1265,6 +1265,30 @@ func (x *fastReflection_Lease) Range(f func(protoreflect.FieldDescriptor, protor
 			return
 		}
 	}
+	if x.ProofGraceMs != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.ProofGraceMs)
+		if !f(fd_Lease_proof_grace_ms, value) {
+			return
+		}
+	}
+	if x.JudgeSpreadBlocks != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.JudgeSpreadBlocks)
+		if !f(fd_Lease_judge_spread_blocks, value) {
+			return
+		}
+	}
+	if x.Poc != nil {
+		value := protoreflect.ValueOfMessage(x.Poc.ProtoReflect())
+		if !f(fd_Lease_poc, value) {
+			return
+		}
+	}
+	if x.MilliH100 != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.MilliH100)
+		if !f(fd_Lease_milli_h100, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -1300,8 +1324,6 @@ func (x *fastReflection_Lease) Has(fd protoreflect.FieldDescriptor) bool {
 		return x.StartHeight != int64(0)
 	case "highway.escrow.v1.Lease.epoch_blocks":
 		return x.EpochBlocks != uint64(0)
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
-		return x.ProofGraceBlocks != uint64(0)
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		return x.DisputeWindowBlocks != uint64(0)
 	case "highway.escrow.v1.Lease.max_missed_epochs":
@@ -1340,6 +1362,14 @@ func (x *fastReflection_Lease) Has(fd protoreflect.FieldDescriptor) bool {
 		return x.QuoteNonce != uint64(0)
 	case "highway.escrow.v1.Lease.disputed_height":
 		return x.DisputedHeight != int64(0)
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		return x.ProofGraceMs != uint64(0)
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		return x.JudgeSpreadBlocks != uint64(0)
+	case "highway.escrow.v1.Lease.poc":
+		return x.Poc != nil
+	case "highway.escrow.v1.Lease.milli_h100":
+		return x.MilliH100 != uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1376,8 +1406,6 @@ func (x *fastReflection_Lease) Clear(fd protoreflect.FieldDescriptor) {
 		x.StartHeight = int64(0)
 	case "highway.escrow.v1.Lease.epoch_blocks":
 		x.EpochBlocks = uint64(0)
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
-		x.ProofGraceBlocks = uint64(0)
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		x.DisputeWindowBlocks = uint64(0)
 	case "highway.escrow.v1.Lease.max_missed_epochs":
@@ -1416,6 +1444,14 @@ func (x *fastReflection_Lease) Clear(fd protoreflect.FieldDescriptor) {
 		x.QuoteNonce = uint64(0)
 	case "highway.escrow.v1.Lease.disputed_height":
 		x.DisputedHeight = int64(0)
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		x.ProofGraceMs = uint64(0)
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		x.JudgeSpreadBlocks = uint64(0)
+	case "highway.escrow.v1.Lease.poc":
+		x.Poc = nil
+	case "highway.escrow.v1.Lease.milli_h100":
+		x.MilliH100 = uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1461,9 +1497,6 @@ func (x *fastReflection_Lease) Get(descriptor protoreflect.FieldDescriptor) prot
 		return protoreflect.ValueOfInt64(value)
 	case "highway.escrow.v1.Lease.epoch_blocks":
 		value := x.EpochBlocks
-		return protoreflect.ValueOfUint64(value)
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
-		value := x.ProofGraceBlocks
 		return protoreflect.ValueOfUint64(value)
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		value := x.DisputeWindowBlocks
@@ -1522,6 +1555,18 @@ func (x *fastReflection_Lease) Get(descriptor protoreflect.FieldDescriptor) prot
 	case "highway.escrow.v1.Lease.disputed_height":
 		value := x.DisputedHeight
 		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		value := x.ProofGraceMs
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		value := x.JudgeSpreadBlocks
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.Lease.poc":
+		value := x.Poc
+		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	case "highway.escrow.v1.Lease.milli_h100":
+		value := x.MilliH100
+		return protoreflect.ValueOfUint64(value)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1562,8 +1607,6 @@ func (x *fastReflection_Lease) Set(fd protoreflect.FieldDescriptor, value protor
 		x.StartHeight = value.Int()
 	case "highway.escrow.v1.Lease.epoch_blocks":
 		x.EpochBlocks = value.Uint()
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
-		x.ProofGraceBlocks = value.Uint()
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		x.DisputeWindowBlocks = value.Uint()
 	case "highway.escrow.v1.Lease.max_missed_epochs":
@@ -1602,6 +1645,14 @@ func (x *fastReflection_Lease) Set(fd protoreflect.FieldDescriptor, value protor
 		x.QuoteNonce = value.Uint()
 	case "highway.escrow.v1.Lease.disputed_height":
 		x.DisputedHeight = value.Int()
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		x.ProofGraceMs = value.Uint()
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		x.JudgeSpreadBlocks = value.Uint()
+	case "highway.escrow.v1.Lease.poc":
+		x.Poc = value.Message().Interface().(*PoCParams)
+	case "highway.escrow.v1.Lease.milli_h100":
+		x.MilliH100 = value.Uint()
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1622,6 +1673,11 @@ func (x *fastReflection_Lease) Set(fd protoreflect.FieldDescriptor, value protor
 // Mutable is a mutating operation and unsafe for concurrent use.
 func (x *fastReflection_Lease) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
 	switch fd.FullName() {
+	case "highway.escrow.v1.Lease.poc":
+		if x.Poc == nil {
+			x.Poc = new(PoCParams)
+		}
+		return protoreflect.ValueOfMessage(x.Poc.ProtoReflect())
 	case "highway.escrow.v1.Lease.id":
 		panic(fmt.Errorf("field id of message highway.escrow.v1.Lease is not mutable"))
 	case "highway.escrow.v1.Lease.buyer":
@@ -1642,8 +1698,6 @@ func (x *fastReflection_Lease) Mutable(fd protoreflect.FieldDescriptor) protoref
 		panic(fmt.Errorf("field start_height of message highway.escrow.v1.Lease is not mutable"))
 	case "highway.escrow.v1.Lease.epoch_blocks":
 		panic(fmt.Errorf("field epoch_blocks of message highway.escrow.v1.Lease is not mutable"))
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
-		panic(fmt.Errorf("field proof_grace_blocks of message highway.escrow.v1.Lease is not mutable"))
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		panic(fmt.Errorf("field dispute_window_blocks of message highway.escrow.v1.Lease is not mutable"))
 	case "highway.escrow.v1.Lease.max_missed_epochs":
@@ -1682,6 +1736,12 @@ func (x *fastReflection_Lease) Mutable(fd protoreflect.FieldDescriptor) protoref
 		panic(fmt.Errorf("field quote_nonce of message highway.escrow.v1.Lease is not mutable"))
 	case "highway.escrow.v1.Lease.disputed_height":
 		panic(fmt.Errorf("field disputed_height of message highway.escrow.v1.Lease is not mutable"))
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		panic(fmt.Errorf("field proof_grace_ms of message highway.escrow.v1.Lease is not mutable"))
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		panic(fmt.Errorf("field judge_spread_blocks of message highway.escrow.v1.Lease is not mutable"))
+	case "highway.escrow.v1.Lease.milli_h100":
+		panic(fmt.Errorf("field milli_h100 of message highway.escrow.v1.Lease is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1714,8 +1774,6 @@ func (x *fastReflection_Lease) NewField(fd protoreflect.FieldDescriptor) protore
 	case "highway.escrow.v1.Lease.start_height":
 		return protoreflect.ValueOfInt64(int64(0))
 	case "highway.escrow.v1.Lease.epoch_blocks":
-		return protoreflect.ValueOfUint64(uint64(0))
-	case "highway.escrow.v1.Lease.proof_grace_blocks":
 		return protoreflect.ValueOfUint64(uint64(0))
 	case "highway.escrow.v1.Lease.dispute_window_blocks":
 		return protoreflect.ValueOfUint64(uint64(0))
@@ -1755,6 +1813,15 @@ func (x *fastReflection_Lease) NewField(fd protoreflect.FieldDescriptor) protore
 		return protoreflect.ValueOfUint64(uint64(0))
 	case "highway.escrow.v1.Lease.disputed_height":
 		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.Lease.proof_grace_ms":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.Lease.judge_spread_blocks":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.Lease.poc":
+		m := new(PoCParams)
+		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	case "highway.escrow.v1.Lease.milli_h100":
+		return protoreflect.ValueOfUint64(uint64(0))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.Lease"))
@@ -1859,9 +1926,6 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 		if x.EpochBlocks != 0 {
 			n += 1 + runtime.Sov(uint64(x.EpochBlocks))
 		}
-		if x.ProofGraceBlocks != 0 {
-			n += 1 + runtime.Sov(uint64(x.ProofGraceBlocks))
-		}
 		if x.DisputeWindowBlocks != 0 {
 			n += 1 + runtime.Sov(uint64(x.DisputeWindowBlocks))
 		}
@@ -1926,6 +1990,19 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 		if x.DisputedHeight != 0 {
 			n += 2 + runtime.Sov(uint64(x.DisputedHeight))
 		}
+		if x.ProofGraceMs != 0 {
+			n += 2 + runtime.Sov(uint64(x.ProofGraceMs))
+		}
+		if x.JudgeSpreadBlocks != 0 {
+			n += 2 + runtime.Sov(uint64(x.JudgeSpreadBlocks))
+		}
+		if x.Poc != nil {
+			l = options.Size(x.Poc)
+			n += 2 + l + runtime.Sov(uint64(l))
+		}
+		if x.MilliH100 != 0 {
+			n += 2 + runtime.Sov(uint64(x.MilliH100))
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -1954,6 +2031,43 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.MilliH100 != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.MilliH100))
+			i--
+			dAtA[i] = 0x2
+			i--
+			dAtA[i] = 0x90
+		}
+		if x.Poc != nil {
+			encoded, err := options.Marshal(x.Poc)
+			if err != nil {
+				return protoiface.MarshalOutput{
+					NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+					Buf:               input.Buf,
+				}, err
+			}
+			i -= len(encoded)
+			copy(dAtA[i:], encoded)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+			i--
+			dAtA[i] = 0x2
+			i--
+			dAtA[i] = 0x8a
+		}
+		if x.JudgeSpreadBlocks != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.JudgeSpreadBlocks))
+			i--
+			dAtA[i] = 0x2
+			i--
+			dAtA[i] = 0x80
+		}
+		if x.ProofGraceMs != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.ProofGraceMs))
+			i--
+			dAtA[i] = 0x1
+			i--
+			dAtA[i] = 0xf8
 		}
 		if x.DisputedHeight != 0 {
 			i = runtime.EncodeVarint(dAtA, i, uint64(x.DisputedHeight))
@@ -2093,11 +2207,6 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 			i = runtime.EncodeVarint(dAtA, i, uint64(x.DisputeWindowBlocks))
 			i--
 			dAtA[i] = 0x60
-		}
-		if x.ProofGraceBlocks != 0 {
-			i = runtime.EncodeVarint(dAtA, i, uint64(x.ProofGraceBlocks))
-			i--
-			dAtA[i] = 0x58
 		}
 		if x.EpochBlocks != 0 {
 			i = runtime.EncodeVarint(dAtA, i, uint64(x.EpochBlocks))
@@ -2459,25 +2568,6 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 					b := dAtA[iNdEx]
 					iNdEx++
 					x.EpochBlocks |= uint64(b&0x7F) << shift
-					if b < 0x80 {
-						break
-					}
-				}
-			case 11:
-				if wireType != 0 {
-					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field ProofGraceBlocks", wireType)
-				}
-				x.ProofGraceBlocks = 0
-				for shift := uint(0); ; shift += 7 {
-					if shift >= 64 {
-						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
-					}
-					if iNdEx >= l {
-						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
-					}
-					b := dAtA[iNdEx]
-					iNdEx++
-					x.ProofGraceBlocks |= uint64(b&0x7F) << shift
 					if b < 0x80 {
 						break
 					}
@@ -2934,6 +3024,99 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 						break
 					}
 				}
+			case 31:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field ProofGraceMs", wireType)
+				}
+				x.ProofGraceMs = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.ProofGraceMs |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 32:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field JudgeSpreadBlocks", wireType)
+				}
+				x.JudgeSpreadBlocks = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.JudgeSpreadBlocks |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 33:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Poc", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if x.Poc == nil {
+					x.Poc = &PoCParams{}
+				}
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.Poc); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
+			case 34:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field MilliH100", wireType)
+				}
+				x.MilliH100 = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.MilliH100 |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
 			default:
 				iNdEx = preIndex
 				skippy, err := runtime.Skip(dAtA[iNdEx:])
@@ -2970,14 +3153,16 @@ func (x *fastReflection_Lease) ProtoMethods() *protoiface.Methods {
 }
 
 var (
-	md_EpochRecord                protoreflect.MessageDescriptor
-	fd_EpochRecord_lease_id       protoreflect.FieldDescriptor
-	fd_EpochRecord_epoch          protoreflect.FieldDescriptor
-	fd_EpochRecord_status         protoreflect.FieldDescriptor
-	fd_EpochRecord_valid_nonces   protoreflect.FieldDescriptor
-	fd_EpochRecord_amount         protoreflect.FieldDescriptor
-	fd_EpochRecord_settled_height protoreflect.FieldDescriptor
-	fd_EpochRecord_payout_height  protoreflect.FieldDescriptor
+	md_EpochRecord                  protoreflect.MessageDescriptor
+	fd_EpochRecord_lease_id         protoreflect.FieldDescriptor
+	fd_EpochRecord_epoch            protoreflect.FieldDescriptor
+	fd_EpochRecord_status           protoreflect.FieldDescriptor
+	fd_EpochRecord_valid_nonces     protoreflect.FieldDescriptor
+	fd_EpochRecord_amount           protoreflect.FieldDescriptor
+	fd_EpochRecord_settled_height   protoreflect.FieldDescriptor
+	fd_EpochRecord_payout_height    protoreflect.FieldDescriptor
+	fd_EpochRecord_reason           protoreflect.FieldDescriptor
+	fd_EpochRecord_submitted_height protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -2990,6 +3175,8 @@ func init() {
 	fd_EpochRecord_amount = md_EpochRecord.Fields().ByName("amount")
 	fd_EpochRecord_settled_height = md_EpochRecord.Fields().ByName("settled_height")
 	fd_EpochRecord_payout_height = md_EpochRecord.Fields().ByName("payout_height")
+	fd_EpochRecord_reason = md_EpochRecord.Fields().ByName("reason")
+	fd_EpochRecord_submitted_height = md_EpochRecord.Fields().ByName("submitted_height")
 }
 
 var _ protoreflect.Message = (*fastReflection_EpochRecord)(nil)
@@ -3099,6 +3286,18 @@ func (x *fastReflection_EpochRecord) Range(f func(protoreflect.FieldDescriptor, 
 			return
 		}
 	}
+	if x.Reason != "" {
+		value := protoreflect.ValueOfString(x.Reason)
+		if !f(fd_EpochRecord_reason, value) {
+			return
+		}
+	}
+	if x.SubmittedHeight != int64(0) {
+		value := protoreflect.ValueOfInt64(x.SubmittedHeight)
+		if !f(fd_EpochRecord_submitted_height, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -3128,6 +3327,10 @@ func (x *fastReflection_EpochRecord) Has(fd protoreflect.FieldDescriptor) bool {
 		return x.SettledHeight != int64(0)
 	case "highway.escrow.v1.EpochRecord.payout_height":
 		return x.PayoutHeight != int64(0)
+	case "highway.escrow.v1.EpochRecord.reason":
+		return x.Reason != ""
+	case "highway.escrow.v1.EpochRecord.submitted_height":
+		return x.SubmittedHeight != int64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EpochRecord"))
@@ -3158,6 +3361,10 @@ func (x *fastReflection_EpochRecord) Clear(fd protoreflect.FieldDescriptor) {
 		x.SettledHeight = int64(0)
 	case "highway.escrow.v1.EpochRecord.payout_height":
 		x.PayoutHeight = int64(0)
+	case "highway.escrow.v1.EpochRecord.reason":
+		x.Reason = ""
+	case "highway.escrow.v1.EpochRecord.submitted_height":
+		x.SubmittedHeight = int64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EpochRecord"))
@@ -3195,6 +3402,12 @@ func (x *fastReflection_EpochRecord) Get(descriptor protoreflect.FieldDescriptor
 	case "highway.escrow.v1.EpochRecord.payout_height":
 		value := x.PayoutHeight
 		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.EpochRecord.reason":
+		value := x.Reason
+		return protoreflect.ValueOfString(value)
+	case "highway.escrow.v1.EpochRecord.submitted_height":
+		value := x.SubmittedHeight
+		return protoreflect.ValueOfInt64(value)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EpochRecord"))
@@ -3229,6 +3442,10 @@ func (x *fastReflection_EpochRecord) Set(fd protoreflect.FieldDescriptor, value 
 		x.SettledHeight = value.Int()
 	case "highway.escrow.v1.EpochRecord.payout_height":
 		x.PayoutHeight = value.Int()
+	case "highway.escrow.v1.EpochRecord.reason":
+		x.Reason = value.Interface().(string)
+	case "highway.escrow.v1.EpochRecord.submitted_height":
+		x.SubmittedHeight = value.Int()
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EpochRecord"))
@@ -3263,6 +3480,10 @@ func (x *fastReflection_EpochRecord) Mutable(fd protoreflect.FieldDescriptor) pr
 		panic(fmt.Errorf("field settled_height of message highway.escrow.v1.EpochRecord is not mutable"))
 	case "highway.escrow.v1.EpochRecord.payout_height":
 		panic(fmt.Errorf("field payout_height of message highway.escrow.v1.EpochRecord is not mutable"))
+	case "highway.escrow.v1.EpochRecord.reason":
+		panic(fmt.Errorf("field reason of message highway.escrow.v1.EpochRecord is not mutable"))
+	case "highway.escrow.v1.EpochRecord.submitted_height":
+		panic(fmt.Errorf("field submitted_height of message highway.escrow.v1.EpochRecord is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.EpochRecord"))
@@ -3289,6 +3510,10 @@ func (x *fastReflection_EpochRecord) NewField(fd protoreflect.FieldDescriptor) p
 	case "highway.escrow.v1.EpochRecord.settled_height":
 		return protoreflect.ValueOfInt64(int64(0))
 	case "highway.escrow.v1.EpochRecord.payout_height":
+		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.EpochRecord.reason":
+		return protoreflect.ValueOfString("")
+	case "highway.escrow.v1.EpochRecord.submitted_height":
 		return protoreflect.ValueOfInt64(int64(0))
 	default:
 		if fd.IsExtension() {
@@ -3381,6 +3606,13 @@ func (x *fastReflection_EpochRecord) ProtoMethods() *protoiface.Methods {
 		if x.PayoutHeight != 0 {
 			n += 1 + runtime.Sov(uint64(x.PayoutHeight))
 		}
+		l = len(x.Reason)
+		if l > 0 {
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.SubmittedHeight != 0 {
+			n += 1 + runtime.Sov(uint64(x.SubmittedHeight))
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -3409,6 +3641,18 @@ func (x *fastReflection_EpochRecord) ProtoMethods() *protoiface.Methods {
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.SubmittedHeight != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.SubmittedHeight))
+			i--
+			dAtA[i] = 0x48
+		}
+		if len(x.Reason) > 0 {
+			i -= len(x.Reason)
+			copy(dAtA[i:], x.Reason)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Reason)))
+			i--
+			dAtA[i] = 0x42
 		}
 		if x.PayoutHeight != 0 {
 			i = runtime.EncodeVarint(dAtA, i, uint64(x.PayoutHeight))
@@ -3638,6 +3882,894 @@ func (x *fastReflection_EpochRecord) ProtoMethods() *protoiface.Methods {
 					b := dAtA[iNdEx]
 					iNdEx++
 					x.PayoutHeight |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 8:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Reason", wireType)
+				}
+				var stringLen uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					stringLen |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				intStringLen := int(stringLen)
+				if intStringLen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + intStringLen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.Reason = string(dAtA[iNdEx:postIndex])
+				iNdEx = postIndex
+			case 9:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field SubmittedHeight", wireType)
+				}
+				x.SubmittedHeight = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.SubmittedHeight |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
+	md_PendingProof                  protoreflect.MessageDescriptor
+	fd_PendingProof_lease_id         protoreflect.FieldDescriptor
+	fd_PendingProof_epoch            protoreflect.FieldDescriptor
+	fd_PendingProof_proof            protoreflect.FieldDescriptor
+	fd_PendingProof_valid_nonces     protoreflect.FieldDescriptor
+	fd_PendingProof_submitted_height protoreflect.FieldDescriptor
+	fd_PendingProof_judge_height     protoreflect.FieldDescriptor
+	fd_PendingProof_poc              protoreflect.FieldDescriptor
+	fd_PendingProof_difficulty       protoreflect.FieldDescriptor
+	fd_PendingProof_required         protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_lease_proto_init()
+	md_PendingProof = File_highway_escrow_v1_lease_proto.Messages().ByName("PendingProof")
+	fd_PendingProof_lease_id = md_PendingProof.Fields().ByName("lease_id")
+	fd_PendingProof_epoch = md_PendingProof.Fields().ByName("epoch")
+	fd_PendingProof_proof = md_PendingProof.Fields().ByName("proof")
+	fd_PendingProof_valid_nonces = md_PendingProof.Fields().ByName("valid_nonces")
+	fd_PendingProof_submitted_height = md_PendingProof.Fields().ByName("submitted_height")
+	fd_PendingProof_judge_height = md_PendingProof.Fields().ByName("judge_height")
+	fd_PendingProof_poc = md_PendingProof.Fields().ByName("poc")
+	fd_PendingProof_difficulty = md_PendingProof.Fields().ByName("difficulty")
+	fd_PendingProof_required = md_PendingProof.Fields().ByName("required")
+}
+
+var _ protoreflect.Message = (*fastReflection_PendingProof)(nil)
+
+type fastReflection_PendingProof PendingProof
+
+func (x *PendingProof) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_PendingProof)(x)
+}
+
+func (x *PendingProof) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_lease_proto_msgTypes[3]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_PendingProof_messageType fastReflection_PendingProof_messageType
+var _ protoreflect.MessageType = fastReflection_PendingProof_messageType{}
+
+type fastReflection_PendingProof_messageType struct{}
+
+func (x fastReflection_PendingProof_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_PendingProof)(nil)
+}
+func (x fastReflection_PendingProof_messageType) New() protoreflect.Message {
+	return new(fastReflection_PendingProof)
+}
+func (x fastReflection_PendingProof_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_PendingProof
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_PendingProof) Descriptor() protoreflect.MessageDescriptor {
+	return md_PendingProof
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_PendingProof) Type() protoreflect.MessageType {
+	return _fastReflection_PendingProof_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_PendingProof) New() protoreflect.Message {
+	return new(fastReflection_PendingProof)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_PendingProof) Interface() protoreflect.ProtoMessage {
+	return (*PendingProof)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_PendingProof) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.LeaseId != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.LeaseId)
+		if !f(fd_PendingProof_lease_id, value) {
+			return
+		}
+	}
+	if x.Epoch != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Epoch)
+		if !f(fd_PendingProof_epoch, value) {
+			return
+		}
+	}
+	if len(x.Proof) != 0 {
+		value := protoreflect.ValueOfBytes(x.Proof)
+		if !f(fd_PendingProof_proof, value) {
+			return
+		}
+	}
+	if x.ValidNonces != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.ValidNonces)
+		if !f(fd_PendingProof_valid_nonces, value) {
+			return
+		}
+	}
+	if x.SubmittedHeight != int64(0) {
+		value := protoreflect.ValueOfInt64(x.SubmittedHeight)
+		if !f(fd_PendingProof_submitted_height, value) {
+			return
+		}
+	}
+	if x.JudgeHeight != int64(0) {
+		value := protoreflect.ValueOfInt64(x.JudgeHeight)
+		if !f(fd_PendingProof_judge_height, value) {
+			return
+		}
+	}
+	if x.Poc != nil {
+		value := protoreflect.ValueOfMessage(x.Poc.ProtoReflect())
+		if !f(fd_PendingProof_poc, value) {
+			return
+		}
+	}
+	if x.Difficulty != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Difficulty)
+		if !f(fd_PendingProof_difficulty, value) {
+			return
+		}
+	}
+	if x.Required != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Required)
+		if !f(fd_PendingProof_required, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_PendingProof) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.PendingProof.lease_id":
+		return x.LeaseId != uint64(0)
+	case "highway.escrow.v1.PendingProof.epoch":
+		return x.Epoch != uint64(0)
+	case "highway.escrow.v1.PendingProof.proof":
+		return len(x.Proof) != 0
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		return x.ValidNonces != uint64(0)
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		return x.SubmittedHeight != int64(0)
+	case "highway.escrow.v1.PendingProof.judge_height":
+		return x.JudgeHeight != int64(0)
+	case "highway.escrow.v1.PendingProof.poc":
+		return x.Poc != nil
+	case "highway.escrow.v1.PendingProof.difficulty":
+		return x.Difficulty != uint64(0)
+	case "highway.escrow.v1.PendingProof.required":
+		return x.Required != uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_PendingProof) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.PendingProof.lease_id":
+		x.LeaseId = uint64(0)
+	case "highway.escrow.v1.PendingProof.epoch":
+		x.Epoch = uint64(0)
+	case "highway.escrow.v1.PendingProof.proof":
+		x.Proof = nil
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		x.ValidNonces = uint64(0)
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		x.SubmittedHeight = int64(0)
+	case "highway.escrow.v1.PendingProof.judge_height":
+		x.JudgeHeight = int64(0)
+	case "highway.escrow.v1.PendingProof.poc":
+		x.Poc = nil
+	case "highway.escrow.v1.PendingProof.difficulty":
+		x.Difficulty = uint64(0)
+	case "highway.escrow.v1.PendingProof.required":
+		x.Required = uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_PendingProof) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.PendingProof.lease_id":
+		value := x.LeaseId
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.PendingProof.epoch":
+		value := x.Epoch
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.PendingProof.proof":
+		value := x.Proof
+		return protoreflect.ValueOfBytes(value)
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		value := x.ValidNonces
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		value := x.SubmittedHeight
+		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.PendingProof.judge_height":
+		value := x.JudgeHeight
+		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.PendingProof.poc":
+		value := x.Poc
+		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	case "highway.escrow.v1.PendingProof.difficulty":
+		value := x.Difficulty
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.PendingProof.required":
+		value := x.Required
+		return protoreflect.ValueOfUint64(value)
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_PendingProof) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.PendingProof.lease_id":
+		x.LeaseId = value.Uint()
+	case "highway.escrow.v1.PendingProof.epoch":
+		x.Epoch = value.Uint()
+	case "highway.escrow.v1.PendingProof.proof":
+		x.Proof = value.Bytes()
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		x.ValidNonces = value.Uint()
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		x.SubmittedHeight = value.Int()
+	case "highway.escrow.v1.PendingProof.judge_height":
+		x.JudgeHeight = value.Int()
+	case "highway.escrow.v1.PendingProof.poc":
+		x.Poc = value.Message().Interface().(*PoCParams)
+	case "highway.escrow.v1.PendingProof.difficulty":
+		x.Difficulty = value.Uint()
+	case "highway.escrow.v1.PendingProof.required":
+		x.Required = value.Uint()
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_PendingProof) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.PendingProof.poc":
+		if x.Poc == nil {
+			x.Poc = new(PoCParams)
+		}
+		return protoreflect.ValueOfMessage(x.Poc.ProtoReflect())
+	case "highway.escrow.v1.PendingProof.lease_id":
+		panic(fmt.Errorf("field lease_id of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.epoch":
+		panic(fmt.Errorf("field epoch of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.proof":
+		panic(fmt.Errorf("field proof of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		panic(fmt.Errorf("field valid_nonces of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		panic(fmt.Errorf("field submitted_height of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.judge_height":
+		panic(fmt.Errorf("field judge_height of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.difficulty":
+		panic(fmt.Errorf("field difficulty of message highway.escrow.v1.PendingProof is not mutable"))
+	case "highway.escrow.v1.PendingProof.required":
+		panic(fmt.Errorf("field required of message highway.escrow.v1.PendingProof is not mutable"))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_PendingProof) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.PendingProof.lease_id":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.PendingProof.epoch":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.PendingProof.proof":
+		return protoreflect.ValueOfBytes(nil)
+	case "highway.escrow.v1.PendingProof.valid_nonces":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.PendingProof.submitted_height":
+		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.PendingProof.judge_height":
+		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.PendingProof.poc":
+		m := new(PoCParams)
+		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	case "highway.escrow.v1.PendingProof.difficulty":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.PendingProof.required":
+		return protoreflect.ValueOfUint64(uint64(0))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.PendingProof"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.PendingProof does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_PendingProof) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.PendingProof", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_PendingProof) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_PendingProof) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_PendingProof) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_PendingProof) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*PendingProof)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		if x.LeaseId != 0 {
+			n += 1 + runtime.Sov(uint64(x.LeaseId))
+		}
+		if x.Epoch != 0 {
+			n += 1 + runtime.Sov(uint64(x.Epoch))
+		}
+		l = len(x.Proof)
+		if l > 0 {
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.ValidNonces != 0 {
+			n += 1 + runtime.Sov(uint64(x.ValidNonces))
+		}
+		if x.SubmittedHeight != 0 {
+			n += 1 + runtime.Sov(uint64(x.SubmittedHeight))
+		}
+		if x.JudgeHeight != 0 {
+			n += 1 + runtime.Sov(uint64(x.JudgeHeight))
+		}
+		if x.Poc != nil {
+			l = options.Size(x.Poc)
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.Difficulty != 0 {
+			n += 1 + runtime.Sov(uint64(x.Difficulty))
+		}
+		if x.Required != 0 {
+			n += 1 + runtime.Sov(uint64(x.Required))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*PendingProof)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.Required != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Required))
+			i--
+			dAtA[i] = 0x48
+		}
+		if x.Difficulty != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Difficulty))
+			i--
+			dAtA[i] = 0x40
+		}
+		if x.Poc != nil {
+			encoded, err := options.Marshal(x.Poc)
+			if err != nil {
+				return protoiface.MarshalOutput{
+					NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+					Buf:               input.Buf,
+				}, err
+			}
+			i -= len(encoded)
+			copy(dAtA[i:], encoded)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+			i--
+			dAtA[i] = 0x3a
+		}
+		if x.JudgeHeight != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.JudgeHeight))
+			i--
+			dAtA[i] = 0x30
+		}
+		if x.SubmittedHeight != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.SubmittedHeight))
+			i--
+			dAtA[i] = 0x28
+		}
+		if x.ValidNonces != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.ValidNonces))
+			i--
+			dAtA[i] = 0x20
+		}
+		if len(x.Proof) > 0 {
+			i -= len(x.Proof)
+			copy(dAtA[i:], x.Proof)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Proof)))
+			i--
+			dAtA[i] = 0x1a
+		}
+		if x.Epoch != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Epoch))
+			i--
+			dAtA[i] = 0x10
+		}
+		if x.LeaseId != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.LeaseId))
+			i--
+			dAtA[i] = 0x8
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*PendingProof)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: PendingProof: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: PendingProof: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field LeaseId", wireType)
+				}
+				x.LeaseId = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.LeaseId |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 2:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Epoch", wireType)
+				}
+				x.Epoch = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Epoch |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 3:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Proof", wireType)
+				}
+				var byteLen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					byteLen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if byteLen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + byteLen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.Proof = append(x.Proof[:0], dAtA[iNdEx:postIndex]...)
+				if x.Proof == nil {
+					x.Proof = []byte{}
+				}
+				iNdEx = postIndex
+			case 4:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field ValidNonces", wireType)
+				}
+				x.ValidNonces = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.ValidNonces |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 5:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field SubmittedHeight", wireType)
+				}
+				x.SubmittedHeight = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.SubmittedHeight |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 6:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field JudgeHeight", wireType)
+				}
+				x.JudgeHeight = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.JudgeHeight |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 7:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Poc", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if x.Poc == nil {
+					x.Poc = &PoCParams{}
+				}
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.Poc); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
+			case 8:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Difficulty", wireType)
+				}
+				x.Difficulty = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Difficulty |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 9:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Required", wireType)
+				}
+				x.Required = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Required |= uint64(b&0x7F) << shift
 					if b < 0x80 {
 						break
 					}
@@ -3943,7 +5075,6 @@ type Lease struct {
 	StartHeight int64 `protobuf:"varint,9,opt,name=start_height,json=startHeight,proto3" json:"start_height,omitempty"`
 	// Terms copied from params at creation.
 	EpochBlocks         uint64      `protobuf:"varint,10,opt,name=epoch_blocks,json=epochBlocks,proto3" json:"epoch_blocks,omitempty"`
-	ProofGraceBlocks    uint64      `protobuf:"varint,11,opt,name=proof_grace_blocks,json=proofGraceBlocks,proto3" json:"proof_grace_blocks,omitempty"`
 	DisputeWindowBlocks uint64      `protobuf:"varint,12,opt,name=dispute_window_blocks,json=disputeWindowBlocks,proto3" json:"dispute_window_blocks,omitempty"`
 	MaxMissedEpochs     uint32      `protobuf:"varint,13,opt,name=max_missed_epochs,json=maxMissedEpochs,proto3" json:"max_missed_epochs,omitempty"`
 	FeeBps              uint32      `protobuf:"varint,14,opt,name=fee_bps,json=feeBps,proto3" json:"fee_bps,omitempty"`
@@ -3970,7 +5101,15 @@ type Lease struct {
 	CloseReason  string `protobuf:"bytes,28,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
 	QuoteNonce   uint64 `protobuf:"varint,29,opt,name=quote_nonce,json=quoteNonce,proto3" json:"quote_nonce,omitempty"`
 	// disputed_height is when the buyer opened a dispute (0 if never).
-	DisputedHeight int64 `protobuf:"varint,30,opt,name=disputed_height,json=disputedHeight,proto3" json:"disputed_height,omitempty"`
+	DisputedHeight    int64  `protobuf:"varint,30,opt,name=disputed_height,json=disputedHeight,proto3" json:"disputed_height,omitempty"`
+	ProofGraceMs      uint64 `protobuf:"varint,31,opt,name=proof_grace_ms,json=proofGraceMs,proto3" json:"proof_grace_ms,omitempty"`
+	JudgeSpreadBlocks uint64 `protobuf:"varint,32,opt,name=judge_spread_blocks,json=judgeSpreadBlocks,proto3" json:"judge_spread_blocks,omitempty"`
+	// The Proof-of-Compute terms, copied at creation like the rest: the work
+	// network and statistics, and the class's rate per GPU in milli-H100.
+	// A params change never alters what a live lease's epochs must prove.
+	// (milli_h100 0: a lease from before they were copied; the params apply.)
+	Poc       *PoCParams `protobuf:"bytes,33,opt,name=poc,proto3" json:"poc,omitempty"`
+	MilliH100 uint64     `protobuf:"varint,34,opt,name=milli_h100,json=milliH100,proto3" json:"milli_h100,omitempty"`
 }
 
 func (x *Lease) Reset() {
@@ -4059,13 +5198,6 @@ func (x *Lease) GetStartHeight() int64 {
 func (x *Lease) GetEpochBlocks() uint64 {
 	if x != nil {
 		return x.EpochBlocks
-	}
-	return 0
-}
-
-func (x *Lease) GetProofGraceBlocks() uint64 {
-	if x != nil {
-		return x.ProofGraceBlocks
 	}
 	return 0
 }
@@ -4203,6 +5335,34 @@ func (x *Lease) GetDisputedHeight() int64 {
 	return 0
 }
 
+func (x *Lease) GetProofGraceMs() uint64 {
+	if x != nil {
+		return x.ProofGraceMs
+	}
+	return 0
+}
+
+func (x *Lease) GetJudgeSpreadBlocks() uint64 {
+	if x != nil {
+		return x.JudgeSpreadBlocks
+	}
+	return 0
+}
+
+func (x *Lease) GetPoc() *PoCParams {
+	if x != nil {
+		return x.Poc
+	}
+	return nil
+}
+
+func (x *Lease) GetMilliH100() uint64 {
+	if x != nil {
+		return x.MilliH100
+	}
+	return 0
+}
+
 // EpochRecord is the settled outcome of one epoch of one lease.
 type EpochRecord struct {
 	state         protoimpl.MessageState
@@ -4214,10 +5374,17 @@ type EpochRecord struct {
 	Status      EpochStatus `protobuf:"varint,3,opt,name=status,proto3,enum=highway.escrow.v1.EpochStatus" json:"status,omitempty"`
 	ValidNonces uint64      `protobuf:"varint,4,opt,name=valid_nonces,json=validNonces,proto3" json:"valid_nonces,omitempty"`
 	Amount      string      `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
-	// settled_height is when the proof cleared or the deadline passed.
+	// settled_height is when the epoch got its verdict: the block that
+	// judged its proof, or the one that passed its deadline without one.
 	SettledHeight int64 `protobuf:"varint,6,opt,name=settled_height,json=settledHeight,proto3" json:"settled_height,omitempty"`
-	// payout_height is when a cleared epoch is paid (0 otherwise).
+	// payout_height is when a cleared epoch is paid (0 otherwise, and 0 for
+	// an epoch cleared after a dispute froze the lease).
 	PayoutHeight int64 `protobuf:"varint,7,opt,name=payout_height,json=payoutHeight,proto3" json:"payout_height,omitempty"`
+	// reason says why a missed epoch missed: "no proof by the deadline", or
+	// the rejection of its one proof ("proof rejected: …").
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// submitted_height is the block that carried the epoch's proof (0: none).
+	SubmittedHeight int64 `protobuf:"varint,9,opt,name=submitted_height,json=submittedHeight,proto3" json:"submitted_height,omitempty"`
 }
 
 func (x *EpochRecord) Reset() {
@@ -4289,6 +5456,124 @@ func (x *EpochRecord) GetPayoutHeight() int64 {
 	return 0
 }
 
+func (x *EpochRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EpochRecord) GetSubmittedHeight() int64 {
+	if x != nil {
+		return x.SubmittedHeight
+	}
+	return 0
+}
+
+// PendingProof is an epoch's one proof, waiting for the block that judges
+// it: its sample seed is that block's hash, which did not exist when the
+// proof was sent. The PoC params and target are those in force when it
+// landed, so a params change in between cannot alter the verdict.
+type PendingProof struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	LeaseId uint64 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Epoch   uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// proof is the poc.Proof encoding exactly as submitted.
+	Proof           []byte     `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	ValidNonces     uint64     `protobuf:"varint,4,opt,name=valid_nonces,json=validNonces,proto3" json:"valid_nonces,omitempty"`
+	SubmittedHeight int64      `protobuf:"varint,5,opt,name=submitted_height,json=submittedHeight,proto3" json:"submitted_height,omitempty"`
+	JudgeHeight     int64      `protobuf:"varint,6,opt,name=judge_height,json=judgeHeight,proto3" json:"judge_height,omitempty"`
+	Poc             *PoCParams `protobuf:"bytes,7,opt,name=poc,proto3" json:"poc,omitempty"`
+	Difficulty      uint64     `protobuf:"varint,8,opt,name=difficulty,proto3" json:"difficulty,omitempty"`
+	Required        uint64     `protobuf:"varint,9,opt,name=required,proto3" json:"required,omitempty"`
+}
+
+func (x *PendingProof) Reset() {
+	*x = PendingProof{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_lease_proto_msgTypes[3]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *PendingProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingProof) ProtoMessage() {}
+
+// Deprecated: Use PendingProof.ProtoReflect.Descriptor instead.
+func (*PendingProof) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_lease_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PendingProof) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *PendingProof) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PendingProof) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *PendingProof) GetValidNonces() uint64 {
+	if x != nil {
+		return x.ValidNonces
+	}
+	return 0
+}
+
+func (x *PendingProof) GetSubmittedHeight() int64 {
+	if x != nil {
+		return x.SubmittedHeight
+	}
+	return 0
+}
+
+func (x *PendingProof) GetJudgeHeight() int64 {
+	if x != nil {
+		return x.JudgeHeight
+	}
+	return 0
+}
+
+func (x *PendingProof) GetPoc() *PoCParams {
+	if x != nil {
+		return x.Poc
+	}
+	return nil
+}
+
+func (x *PendingProof) GetDifficulty() uint64 {
+	if x != nil {
+		return x.Difficulty
+	}
+	return 0
+}
+
+func (x *PendingProof) GetRequired() uint64 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
 var File_highway_escrow_v1_lease_proto protoreflect.FileDescriptor
 
 var file_highway_escrow_v1_lease_proto_rawDesc = []byte{
@@ -4299,6 +5584,8 @@ var file_highway_escrow_v1_lease_proto_rawDesc = []byte{
 	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x1a, 0x19, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x5f, 0x70, 0x72,
 	0x6f, 0x74, 0x6f, 0x2f, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f,
 	0x1a, 0x14, 0x67, 0x6f, 0x67, 0x6f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x2f, 0x67, 0x6f, 0x67, 0x6f,
+	0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x1a, 0x1e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f,
+	0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x70, 0x61, 0x72, 0x61, 0x6d, 0x73,
 	0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x22, 0xfc, 0x02, 0x0a, 0x05, 0x51, 0x75, 0x6f, 0x74, 0x65,
 	0x12, 0x34, 0x0a, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01,
 	0x28, 0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41,
@@ -4323,7 +5610,7 @@ var file_highway_escrow_v1_lease_proto_rawDesc = []byte{
 	0x0a, 0x07, 0x70, 0x75, 0x62, 0x5f, 0x6b, 0x65, 0x79, 0x18, 0x09, 0x20, 0x01, 0x28, 0x0c, 0x52,
 	0x06, 0x70, 0x75, 0x62, 0x4b, 0x65, 0x79, 0x12, 0x1c, 0x0a, 0x09, 0x73, 0x69, 0x67, 0x6e, 0x61,
 	0x74, 0x75, 0x72, 0x65, 0x18, 0x0a, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x09, 0x73, 0x69, 0x67, 0x6e,
-	0x61, 0x74, 0x75, 0x72, 0x65, 0x22, 0xf5, 0x0a, 0x0a, 0x05, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x12,
+	0x61, 0x74, 0x75, 0x72, 0x65, 0x22, 0x91, 0x0c, 0x0a, 0x05, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x12,
 	0x0e, 0x0a, 0x02, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x02, 0x69, 0x64, 0x12,
 	0x2e, 0x0a, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x42, 0x18,
 	0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64, 0x72, 0x65,
@@ -4348,110 +5635,144 @@ var file_highway_escrow_v1_lease_proto_rawDesc = []byte{
 	0x0b, 0x73, 0x74, 0x61, 0x72, 0x74, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x21, 0x0a, 0x0c,
 	0x65, 0x70, 0x6f, 0x63, 0x68, 0x5f, 0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x18, 0x0a, 0x20, 0x01,
 	0x28, 0x04, 0x52, 0x0b, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x12,
-	0x2c, 0x0a, 0x12, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x5f, 0x67, 0x72, 0x61, 0x63, 0x65, 0x5f, 0x62,
-	0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x18, 0x0b, 0x20, 0x01, 0x28, 0x04, 0x52, 0x10, 0x70, 0x72, 0x6f,
-	0x6f, 0x66, 0x47, 0x72, 0x61, 0x63, 0x65, 0x42, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x12, 0x32, 0x0a,
-	0x15, 0x64, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x5f, 0x77, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x5f,
-	0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x18, 0x0c, 0x20, 0x01, 0x28, 0x04, 0x52, 0x13, 0x64, 0x69,
-	0x73, 0x70, 0x75, 0x74, 0x65, 0x57, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x42, 0x6c, 0x6f, 0x63, 0x6b,
-	0x73, 0x12, 0x2a, 0x0a, 0x11, 0x6d, 0x61, 0x78, 0x5f, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x5f,
-	0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x18, 0x0d, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x0f, 0x6d, 0x61,
-	0x78, 0x4d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x12, 0x17, 0x0a,
-	0x07, 0x66, 0x65, 0x65, 0x5f, 0x62, 0x70, 0x73, 0x18, 0x0e, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x06,
-	0x66, 0x65, 0x65, 0x42, 0x70, 0x73, 0x12, 0x2c, 0x0a, 0x12, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x5f,
-	0x77, 0x6f, 0x72, 0x6b, 0x5f, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0x73, 0x18, 0x0f, 0x20, 0x01,
-	0x28, 0x04, 0x52, 0x10, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x57, 0x6f, 0x72, 0x6b, 0x53, 0x65, 0x63,
-	0x6f, 0x6e, 0x64, 0x73, 0x12, 0x36, 0x0a, 0x06, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x18, 0x10,
-	0x20, 0x01, 0x28, 0x0e, 0x32, 0x1e, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
-	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x53, 0x74,
-	0x61, 0x74, 0x75, 0x73, 0x52, 0x06, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x1d, 0x0a, 0x0a,
-	0x6e, 0x65, 0x78, 0x74, 0x5f, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x11, 0x20, 0x01, 0x28, 0x04,
-	0x52, 0x09, 0x6e, 0x65, 0x78, 0x74, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x22, 0x0a, 0x0d, 0x6d,
-	0x69, 0x73, 0x73, 0x65, 0x64, 0x5f, 0x69, 0x6e, 0x5f, 0x72, 0x6f, 0x77, 0x18, 0x12, 0x20, 0x01,
-	0x28, 0x0d, 0x52, 0x0b, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x49, 0x6e, 0x52, 0x6f, 0x77, 0x12,
-	0x25, 0x0a, 0x0e, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x5f, 0x63, 0x6c, 0x65, 0x61, 0x72, 0x65,
-	0x64, 0x18, 0x13, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0d, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x43,
-	0x6c, 0x65, 0x61, 0x72, 0x65, 0x64, 0x12, 0x23, 0x0a, 0x0d, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73,
-	0x5f, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x18, 0x14, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0c, 0x65,
-	0x70, 0x6f, 0x63, 0x68, 0x73, 0x4d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x12, 0x4e, 0x0a, 0x09, 0x72,
-	0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x18, 0x15, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30,
+	0x32, 0x0a, 0x15, 0x64, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x5f, 0x77, 0x69, 0x6e, 0x64, 0x6f,
+	0x77, 0x5f, 0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x18, 0x0c, 0x20, 0x01, 0x28, 0x04, 0x52, 0x13,
+	0x64, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x57, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x42, 0x6c, 0x6f,
+	0x63, 0x6b, 0x73, 0x12, 0x2a, 0x0a, 0x11, 0x6d, 0x61, 0x78, 0x5f, 0x6d, 0x69, 0x73, 0x73, 0x65,
+	0x64, 0x5f, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x18, 0x0d, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x0f,
+	0x6d, 0x61, 0x78, 0x4d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x12,
+	0x17, 0x0a, 0x07, 0x66, 0x65, 0x65, 0x5f, 0x62, 0x70, 0x73, 0x18, 0x0e, 0x20, 0x01, 0x28, 0x0d,
+	0x52, 0x06, 0x66, 0x65, 0x65, 0x42, 0x70, 0x73, 0x12, 0x2c, 0x0a, 0x12, 0x70, 0x72, 0x6f, 0x6f,
+	0x66, 0x5f, 0x77, 0x6f, 0x72, 0x6b, 0x5f, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0x73, 0x18, 0x0f,
+	0x20, 0x01, 0x28, 0x04, 0x52, 0x10, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x57, 0x6f, 0x72, 0x6b, 0x53,
+	0x65, 0x63, 0x6f, 0x6e, 0x64, 0x73, 0x12, 0x36, 0x0a, 0x06, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73,
+	0x18, 0x10, 0x20, 0x01, 0x28, 0x0e, 0x32, 0x1e, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79,
+	0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4c, 0x65, 0x61, 0x73, 0x65,
+	0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x52, 0x06, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x1d,
+	0x0a, 0x0a, 0x6e, 0x65, 0x78, 0x74, 0x5f, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x11, 0x20, 0x01,
+	0x28, 0x04, 0x52, 0x09, 0x6e, 0x65, 0x78, 0x74, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x22, 0x0a,
+	0x0d, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x5f, 0x69, 0x6e, 0x5f, 0x72, 0x6f, 0x77, 0x18, 0x12,
+	0x20, 0x01, 0x28, 0x0d, 0x52, 0x0b, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x49, 0x6e, 0x52, 0x6f,
+	0x77, 0x12, 0x25, 0x0a, 0x0e, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x5f, 0x63, 0x6c, 0x65, 0x61,
+	0x72, 0x65, 0x64, 0x18, 0x13, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0d, 0x65, 0x70, 0x6f, 0x63, 0x68,
+	0x73, 0x43, 0x6c, 0x65, 0x61, 0x72, 0x65, 0x64, 0x12, 0x23, 0x0a, 0x0d, 0x65, 0x70, 0x6f, 0x63,
+	0x68, 0x73, 0x5f, 0x6d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x18, 0x14, 0x20, 0x01, 0x28, 0x04, 0x52,
+	0x0c, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x4d, 0x69, 0x73, 0x73, 0x65, 0x64, 0x12, 0x4e, 0x0a,
+	0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x18, 0x15, 0x20, 0x01, 0x28, 0x09,
+	0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2,
+	0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0,
+	0x2a, 0x01, 0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x12, 0x4a, 0x0a,
+	0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x18, 0x16, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30,
 	0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64,
 	0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d,
 	0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01,
-	0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x12, 0x4a, 0x0a, 0x07, 0x70,
-	0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x18, 0x16, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde,
-	0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e,
-	0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x07,
-	0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x12, 0x48, 0x0a, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65,
-	0x6e, 0x18, 0x17, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
-	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
-	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
-	0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65,
-	0x6e, 0x12, 0x44, 0x0a, 0x04, 0x70, 0x61, 0x69, 0x64, 0x18, 0x18, 0x20, 0x01, 0x28, 0x09, 0x42,
-	0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73,
-	0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4,
-	0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a,
-	0x01, 0x52, 0x04, 0x70, 0x61, 0x69, 0x64, 0x12, 0x44, 0x0a, 0x04, 0x66, 0x65, 0x65, 0x73, 0x18,
-	0x19, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
-	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
-	0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x04, 0x66, 0x65, 0x65, 0x73, 0x12, 0x4c, 0x0a,
-	0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x18, 0x1a, 0x20, 0x01, 0x28, 0x09, 0x42,
-	0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73,
-	0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4,
-	0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a,
-	0x01, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x12, 0x23, 0x0a, 0x0d, 0x63,
-	0x6c, 0x6f, 0x73, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x1b, 0x20, 0x01,
-	0x28, 0x03, 0x52, 0x0c, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74,
-	0x12, 0x21, 0x0a, 0x0c, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x5f, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e,
-	0x18, 0x1c, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0b, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x52, 0x65, 0x61,
-	0x73, 0x6f, 0x6e, 0x12, 0x1f, 0x0a, 0x0b, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x5f, 0x6e, 0x6f, 0x6e,
-	0x63, 0x65, 0x18, 0x1d, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0a, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x4e,
-	0x6f, 0x6e, 0x63, 0x65, 0x12, 0x27, 0x0a, 0x0f, 0x64, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x64,
-	0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x1e, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0e, 0x64,
-	0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x22, 0xaf, 0x02,
-	0x0a, 0x0b, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x52, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x12, 0x19, 0x0a,
-	0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52,
-	0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63,
-	0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x36,
-	0x0a, 0x06, 0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0e, 0x32, 0x1e,
-	0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e,
-	0x76, 0x31, 0x2e, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x52, 0x06,
-	0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x5f,
-	0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0b, 0x76, 0x61,
-	0x6c, 0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x48, 0x0a, 0x06, 0x61, 0x6d, 0x6f,
-	0x75, 0x6e, 0x74, 0x18, 0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda,
+	0x52, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x12, 0x48, 0x0a, 0x06, 0x66, 0x72, 0x6f,
+	0x7a, 0x65, 0x6e, 0x18, 0x17, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda,
 	0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f,
 	0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d,
-	0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x61, 0x6d, 0x6f,
-	0x75, 0x6e, 0x74, 0x12, 0x25, 0x0a, 0x0e, 0x73, 0x65, 0x74, 0x74, 0x6c, 0x65, 0x64, 0x5f, 0x68,
-	0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x06, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0d, 0x73, 0x65, 0x74,
-	0x74, 0x6c, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x23, 0x0a, 0x0d, 0x70, 0x61,
-	0x79, 0x6f, 0x75, 0x74, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x07, 0x20, 0x01, 0x28,
-	0x03, 0x52, 0x0c, 0x70, 0x61, 0x79, 0x6f, 0x75, 0x74, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x2a,
-	0x7e, 0x0a, 0x0b, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x1c,
-	0x0a, 0x18, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x55,
-	0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x17, 0x0a, 0x13,
-	0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x41, 0x43, 0x54,
-	0x49, 0x56, 0x45, 0x10, 0x01, 0x12, 0x19, 0x0a, 0x15, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53,
-	0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x44, 0x49, 0x53, 0x50, 0x55, 0x54, 0x45, 0x44, 0x10, 0x02,
-	0x12, 0x17, 0x0a, 0x13, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53,
-	0x5f, 0x43, 0x4c, 0x4f, 0x53, 0x45, 0x44, 0x10, 0x03, 0x1a, 0x04, 0x88, 0xa3, 0x1e, 0x00, 0x2a,
-	0x94, 0x01, 0x0a, 0x0b, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12,
-	0x1c, 0x0a, 0x18, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f,
-	0x55, 0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x18, 0x0a,
-	0x14, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x43, 0x4c,
-	0x45, 0x41, 0x52, 0x45, 0x44, 0x10, 0x01, 0x12, 0x15, 0x0a, 0x11, 0x45, 0x50, 0x4f, 0x43, 0x48,
-	0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x50, 0x41, 0x49, 0x44, 0x10, 0x02, 0x12, 0x17,
-	0x0a, 0x13, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x4d,
-	0x49, 0x53, 0x53, 0x45, 0x44, 0x10, 0x03, 0x12, 0x17, 0x0a, 0x13, 0x45, 0x50, 0x4f, 0x43, 0x48,
-	0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x46, 0x52, 0x4f, 0x5a, 0x45, 0x4e, 0x10, 0x04,
-	0x1a, 0x04, 0x88, 0xa3, 0x1e, 0x00, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62,
-	0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d,
-	0x70, 0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61,
-	0x69, 0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65,
-	0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x66, 0x72, 0x6f,
+	0x7a, 0x65, 0x6e, 0x12, 0x44, 0x0a, 0x04, 0x70, 0x61, 0x69, 0x64, 0x18, 0x18, 0x20, 0x01, 0x28,
+	0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
+	0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74,
+	0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7,
+	0xb0, 0x2a, 0x01, 0x52, 0x04, 0x70, 0x61, 0x69, 0x64, 0x12, 0x44, 0x0a, 0x04, 0x66, 0x65, 0x65,
+	0x73, 0x18, 0x19, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
+	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
+	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x04, 0x66, 0x65, 0x65, 0x73, 0x12,
+	0x4c, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x18, 0x1a, 0x20, 0x01, 0x28,
+	0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
+	0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74,
+	0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0xa8, 0xe7,
+	0xb0, 0x2a, 0x01, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x12, 0x23, 0x0a,
+	0x0d, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x1b,
+	0x20, 0x01, 0x28, 0x03, 0x52, 0x0c, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67,
+	0x68, 0x74, 0x12, 0x21, 0x0a, 0x0c, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x5f, 0x72, 0x65, 0x61, 0x73,
+	0x6f, 0x6e, 0x18, 0x1c, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0b, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x52,
+	0x65, 0x61, 0x73, 0x6f, 0x6e, 0x12, 0x1f, 0x0a, 0x0b, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x5f, 0x6e,
+	0x6f, 0x6e, 0x63, 0x65, 0x18, 0x1d, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0a, 0x71, 0x75, 0x6f, 0x74,
+	0x65, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x12, 0x27, 0x0a, 0x0f, 0x64, 0x69, 0x73, 0x70, 0x75, 0x74,
+	0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x1e, 0x20, 0x01, 0x28, 0x03, 0x52,
+	0x0e, 0x64, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12,
+	0x24, 0x0a, 0x0e, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x5f, 0x67, 0x72, 0x61, 0x63, 0x65, 0x5f, 0x6d,
+	0x73, 0x18, 0x1f, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0c, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x47, 0x72,
+	0x61, 0x63, 0x65, 0x4d, 0x73, 0x12, 0x2e, 0x0a, 0x13, 0x6a, 0x75, 0x64, 0x67, 0x65, 0x5f, 0x73,
+	0x70, 0x72, 0x65, 0x61, 0x64, 0x5f, 0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x18, 0x20, 0x20, 0x01,
+	0x28, 0x04, 0x52, 0x11, 0x6a, 0x75, 0x64, 0x67, 0x65, 0x53, 0x70, 0x72, 0x65, 0x61, 0x64, 0x42,
+	0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x12, 0x39, 0x0a, 0x03, 0x70, 0x6f, 0x63, 0x18, 0x21, 0x20, 0x01,
+	0x28, 0x0b, 0x32, 0x1c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63,
+	0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x6f, 0x43, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73,
+	0x42, 0x09, 0xc8, 0xde, 0x1f, 0x00, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x03, 0x70, 0x6f, 0x63,
+	0x12, 0x1d, 0x0a, 0x0a, 0x6d, 0x69, 0x6c, 0x6c, 0x69, 0x5f, 0x68, 0x31, 0x30, 0x30, 0x18, 0x22,
+	0x20, 0x01, 0x28, 0x04, 0x52, 0x09, 0x6d, 0x69, 0x6c, 0x6c, 0x69, 0x48, 0x31, 0x30, 0x30, 0x4a,
+	0x04, 0x08, 0x0b, 0x10, 0x0c, 0x52, 0x12, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x5f, 0x67, 0x72, 0x61,
+	0x63, 0x65, 0x5f, 0x62, 0x6c, 0x6f, 0x63, 0x6b, 0x73, 0x22, 0xf2, 0x02, 0x0a, 0x0b, 0x45, 0x70,
+	0x6f, 0x63, 0x68, 0x52, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61,
+	0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61,
+	0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20,
+	0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x12, 0x36, 0x0a, 0x06, 0x73, 0x74,
+	0x61, 0x74, 0x75, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0e, 0x32, 0x1e, 0x2e, 0x68, 0x69, 0x67,
+	0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x45,
+	0x70, 0x6f, 0x63, 0x68, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x52, 0x06, 0x73, 0x74, 0x61, 0x74,
+	0x75, 0x73, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x5f, 0x6e, 0x6f, 0x6e, 0x63,
+	0x65, 0x73, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0b, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x4e,
+	0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x48, 0x0a, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x18,
+	0x05, 0x20, 0x01, 0x28, 0x09, 0x42, 0x30, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
+	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
+	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
+	0x6e, 0x74, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x61, 0x6d, 0x6f, 0x75, 0x6e, 0x74, 0x12,
+	0x25, 0x0a, 0x0e, 0x73, 0x65, 0x74, 0x74, 0x6c, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68,
+	0x74, 0x18, 0x06, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0d, 0x73, 0x65, 0x74, 0x74, 0x6c, 0x65, 0x64,
+	0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x23, 0x0a, 0x0d, 0x70, 0x61, 0x79, 0x6f, 0x75, 0x74,
+	0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x07, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0c, 0x70,
+	0x61, 0x79, 0x6f, 0x75, 0x74, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x16, 0x0a, 0x06, 0x72,
+	0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18, 0x08, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61,
+	0x73, 0x6f, 0x6e, 0x12, 0x29, 0x0a, 0x10, 0x73, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x74, 0x65, 0x64,
+	0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x09, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0f, 0x73,
+	0x75, 0x62, 0x6d, 0x69, 0x74, 0x74, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x22, 0xbd,
+	0x02, 0x0a, 0x0c, 0x50, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x12,
+	0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28,
+	0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65, 0x70,
+	0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63, 0x68,
+	0x12, 0x14, 0x0a, 0x05, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0c, 0x52,
+	0x05, 0x70, 0x72, 0x6f, 0x6f, 0x66, 0x12, 0x21, 0x0a, 0x0c, 0x76, 0x61, 0x6c, 0x69, 0x64, 0x5f,
+	0x6e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x18, 0x04, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0b, 0x76, 0x61,
+	0x6c, 0x69, 0x64, 0x4e, 0x6f, 0x6e, 0x63, 0x65, 0x73, 0x12, 0x29, 0x0a, 0x10, 0x73, 0x75, 0x62,
+	0x6d, 0x69, 0x74, 0x74, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x05, 0x20,
+	0x01, 0x28, 0x03, 0x52, 0x0f, 0x73, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x74, 0x65, 0x64, 0x48, 0x65,
+	0x69, 0x67, 0x68, 0x74, 0x12, 0x21, 0x0a, 0x0c, 0x6a, 0x75, 0x64, 0x67, 0x65, 0x5f, 0x68, 0x65,
+	0x69, 0x67, 0x68, 0x74, 0x18, 0x06, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0b, 0x6a, 0x75, 0x64, 0x67,
+	0x65, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x39, 0x0a, 0x03, 0x70, 0x6f, 0x63, 0x18, 0x07,
+	0x20, 0x01, 0x28, 0x0b, 0x32, 0x1c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
+	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x6f, 0x43, 0x50, 0x61, 0x72, 0x61,
+	0x6d, 0x73, 0x42, 0x09, 0xc8, 0xde, 0x1f, 0x00, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x03, 0x70,
+	0x6f, 0x63, 0x12, 0x1e, 0x0a, 0x0a, 0x64, 0x69, 0x66, 0x66, 0x69, 0x63, 0x75, 0x6c, 0x74, 0x79,
+	0x18, 0x08, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0a, 0x64, 0x69, 0x66, 0x66, 0x69, 0x63, 0x75, 0x6c,
+	0x74, 0x79, 0x12, 0x1a, 0x0a, 0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x18, 0x09,
+	0x20, 0x01, 0x28, 0x04, 0x52, 0x08, 0x72, 0x65, 0x71, 0x75, 0x69, 0x72, 0x65, 0x64, 0x2a, 0x7e,
+	0x0a, 0x0b, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x1c, 0x0a,
+	0x18, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x55, 0x4e,
+	0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x17, 0x0a, 0x13, 0x4c,
+	0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x41, 0x43, 0x54, 0x49,
+	0x56, 0x45, 0x10, 0x01, 0x12, 0x19, 0x0a, 0x15, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54,
+	0x41, 0x54, 0x55, 0x53, 0x5f, 0x44, 0x49, 0x53, 0x50, 0x55, 0x54, 0x45, 0x44, 0x10, 0x02, 0x12,
+	0x17, 0x0a, 0x13, 0x4c, 0x45, 0x41, 0x53, 0x45, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f,
+	0x43, 0x4c, 0x4f, 0x53, 0x45, 0x44, 0x10, 0x03, 0x1a, 0x04, 0x88, 0xa3, 0x1e, 0x00, 0x2a, 0x94,
+	0x01, 0x0a, 0x0b, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x53, 0x74, 0x61, 0x74, 0x75, 0x73, 0x12, 0x1c,
+	0x0a, 0x18, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x55,
+	0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x18, 0x0a, 0x14,
+	0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x43, 0x4c, 0x45,
+	0x41, 0x52, 0x45, 0x44, 0x10, 0x01, 0x12, 0x15, 0x0a, 0x11, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f,
+	0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x50, 0x41, 0x49, 0x44, 0x10, 0x02, 0x12, 0x17, 0x0a,
+	0x13, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f, 0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x4d, 0x49,
+	0x53, 0x53, 0x45, 0x44, 0x10, 0x03, 0x12, 0x17, 0x0a, 0x13, 0x45, 0x50, 0x4f, 0x43, 0x48, 0x5f,
+	0x53, 0x54, 0x41, 0x54, 0x55, 0x53, 0x5f, 0x46, 0x52, 0x4f, 0x5a, 0x45, 0x4e, 0x10, 0x04, 0x1a,
+	0x04, 0x88, 0xa3, 0x1e, 0x00, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e,
+	0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70,
+	0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61, 0x69,
+	0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65, 0x73,
+	0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -4467,22 +5788,26 @@ func file_highway_escrow_v1_lease_proto_rawDescGZIP() []byte {
 }
 
 var file_highway_escrow_v1_lease_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_highway_escrow_v1_lease_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_highway_escrow_v1_lease_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_highway_escrow_v1_lease_proto_goTypes = []interface{}{
-	(LeaseStatus)(0),    // 0: highway.escrow.v1.LeaseStatus
-	(EpochStatus)(0),    // 1: highway.escrow.v1.EpochStatus
-	(*Quote)(nil),       // 2: highway.escrow.v1.Quote
-	(*Lease)(nil),       // 3: highway.escrow.v1.Lease
-	(*EpochRecord)(nil), // 4: highway.escrow.v1.EpochRecord
+	(LeaseStatus)(0),     // 0: highway.escrow.v1.LeaseStatus
+	(EpochStatus)(0),     // 1: highway.escrow.v1.EpochStatus
+	(*Quote)(nil),        // 2: highway.escrow.v1.Quote
+	(*Lease)(nil),        // 3: highway.escrow.v1.Lease
+	(*EpochRecord)(nil),  // 4: highway.escrow.v1.EpochRecord
+	(*PendingProof)(nil), // 5: highway.escrow.v1.PendingProof
+	(*PoCParams)(nil),    // 6: highway.escrow.v1.PoCParams
 }
 var file_highway_escrow_v1_lease_proto_depIdxs = []int32{
 	0, // 0: highway.escrow.v1.Lease.status:type_name -> highway.escrow.v1.LeaseStatus
-	1, // 1: highway.escrow.v1.EpochRecord.status:type_name -> highway.escrow.v1.EpochStatus
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 1: highway.escrow.v1.Lease.poc:type_name -> highway.escrow.v1.PoCParams
+	1, // 2: highway.escrow.v1.EpochRecord.status:type_name -> highway.escrow.v1.EpochStatus
+	6, // 3: highway.escrow.v1.PendingProof.poc:type_name -> highway.escrow.v1.PoCParams
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_highway_escrow_v1_lease_proto_init() }
@@ -4490,6 +5815,7 @@ func file_highway_escrow_v1_lease_proto_init() {
 	if File_highway_escrow_v1_lease_proto != nil {
 		return
 	}
+	file_highway_escrow_v1_params_proto_init()
 	if !protoimpl.UnsafeEnabled {
 		file_highway_escrow_v1_lease_proto_msgTypes[0].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*Quote); i {
@@ -4527,6 +5853,18 @@ func file_highway_escrow_v1_lease_proto_init() {
 				return nil
 			}
 		}
+		file_highway_escrow_v1_lease_proto_msgTypes[3].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*PendingProof); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4534,7 +5872,7 @@ func file_highway_escrow_v1_lease_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_highway_escrow_v1_lease_proto_rawDesc,
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4734,6 +4734,10 @@ var (
 	fd_QueryProofTaskResponse_end_height      protoreflect.FieldDescriptor
 	fd_QueryProofTaskResponse_deadline_height protoreflect.FieldDescriptor
 	fd_QueryProofTaskResponse_poc             protoreflect.FieldDescriptor
+	fd_QueryProofTaskResponse_window_open_ms  protoreflect.FieldDescriptor
+	fd_QueryProofTaskResponse_window_close_ms protoreflect.FieldDescriptor
+	fd_QueryProofTaskResponse_work_seconds    protoreflect.FieldDescriptor
+	fd_QueryProofTaskResponse_grace_ms        protoreflect.FieldDescriptor
 )
 
 func init() {
@@ -4746,6 +4750,10 @@ func init() {
 	fd_QueryProofTaskResponse_end_height = md_QueryProofTaskResponse.Fields().ByName("end_height")
 	fd_QueryProofTaskResponse_deadline_height = md_QueryProofTaskResponse.Fields().ByName("deadline_height")
 	fd_QueryProofTaskResponse_poc = md_QueryProofTaskResponse.Fields().ByName("poc")
+	fd_QueryProofTaskResponse_window_open_ms = md_QueryProofTaskResponse.Fields().ByName("window_open_ms")
+	fd_QueryProofTaskResponse_window_close_ms = md_QueryProofTaskResponse.Fields().ByName("window_close_ms")
+	fd_QueryProofTaskResponse_work_seconds = md_QueryProofTaskResponse.Fields().ByName("work_seconds")
+	fd_QueryProofTaskResponse_grace_ms = md_QueryProofTaskResponse.Fields().ByName("grace_ms")
 }
 
 var _ protoreflect.Message = (*fastReflection_QueryProofTaskResponse)(nil)
@@ -4855,6 +4863,30 @@ func (x *fastReflection_QueryProofTaskResponse) Range(f func(protoreflect.FieldD
 			return
 		}
 	}
+	if x.WindowOpenMs != int64(0) {
+		value := protoreflect.ValueOfInt64(x.WindowOpenMs)
+		if !f(fd_QueryProofTaskResponse_window_open_ms, value) {
+			return
+		}
+	}
+	if x.WindowCloseMs != int64(0) {
+		value := protoreflect.ValueOfInt64(x.WindowCloseMs)
+		if !f(fd_QueryProofTaskResponse_window_close_ms, value) {
+			return
+		}
+	}
+	if x.WorkSeconds != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.WorkSeconds)
+		if !f(fd_QueryProofTaskResponse_work_seconds, value) {
+			return
+		}
+	}
+	if x.GraceMs != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.GraceMs)
+		if !f(fd_QueryProofTaskResponse_grace_ms, value) {
+			return
+		}
+	}
 }
 
 // Has reports whether a field is populated.
@@ -4884,6 +4916,14 @@ func (x *fastReflection_QueryProofTaskResponse) Has(fd protoreflect.FieldDescrip
 		return x.DeadlineHeight != int64(0)
 	case "highway.escrow.v1.QueryProofTaskResponse.poc":
 		return x.Poc != nil
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		return x.WindowOpenMs != int64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		return x.WindowCloseMs != int64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		return x.WorkSeconds != uint64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		return x.GraceMs != uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -4914,6 +4954,14 @@ func (x *fastReflection_QueryProofTaskResponse) Clear(fd protoreflect.FieldDescr
 		x.DeadlineHeight = int64(0)
 	case "highway.escrow.v1.QueryProofTaskResponse.poc":
 		x.Poc = nil
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		x.WindowOpenMs = int64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		x.WindowCloseMs = int64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		x.WorkSeconds = uint64(0)
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		x.GraceMs = uint64(0)
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -4951,6 +4999,18 @@ func (x *fastReflection_QueryProofTaskResponse) Get(descriptor protoreflect.Fiel
 	case "highway.escrow.v1.QueryProofTaskResponse.poc":
 		value := x.Poc
 		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		value := x.WindowOpenMs
+		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		value := x.WindowCloseMs
+		return protoreflect.ValueOfInt64(value)
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		value := x.WorkSeconds
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		value := x.GraceMs
+		return protoreflect.ValueOfUint64(value)
 	default:
 		if descriptor.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -4985,6 +5045,14 @@ func (x *fastReflection_QueryProofTaskResponse) Set(fd protoreflect.FieldDescrip
 		x.DeadlineHeight = value.Int()
 	case "highway.escrow.v1.QueryProofTaskResponse.poc":
 		x.Poc = value.Message().Interface().(*PoCParams)
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		x.WindowOpenMs = value.Int()
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		x.WindowCloseMs = value.Int()
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		x.WorkSeconds = value.Uint()
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		x.GraceMs = value.Uint()
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -5022,6 +5090,14 @@ func (x *fastReflection_QueryProofTaskResponse) Mutable(fd protoreflect.FieldDes
 		panic(fmt.Errorf("field end_height of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
 	case "highway.escrow.v1.QueryProofTaskResponse.deadline_height":
 		panic(fmt.Errorf("field deadline_height of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		panic(fmt.Errorf("field window_open_ms of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		panic(fmt.Errorf("field window_close_ms of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		panic(fmt.Errorf("field work_seconds of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		panic(fmt.Errorf("field grace_ms of message highway.escrow.v1.QueryProofTaskResponse is not mutable"))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -5050,6 +5126,14 @@ func (x *fastReflection_QueryProofTaskResponse) NewField(fd protoreflect.FieldDe
 	case "highway.escrow.v1.QueryProofTaskResponse.poc":
 		m := new(PoCParams)
 		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	case "highway.escrow.v1.QueryProofTaskResponse.window_open_ms":
+		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.QueryProofTaskResponse.window_close_ms":
+		return protoreflect.ValueOfInt64(int64(0))
+	case "highway.escrow.v1.QueryProofTaskResponse.work_seconds":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.QueryProofTaskResponse.grace_ms":
+		return protoreflect.ValueOfUint64(uint64(0))
 	default:
 		if fd.IsExtension() {
 			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryProofTaskResponse"))
@@ -5142,6 +5226,18 @@ func (x *fastReflection_QueryProofTaskResponse) ProtoMethods() *protoiface.Metho
 			l = options.Size(x.Poc)
 			n += 1 + l + runtime.Sov(uint64(l))
 		}
+		if x.WindowOpenMs != 0 {
+			n += 1 + runtime.Sov(uint64(x.WindowOpenMs))
+		}
+		if x.WindowCloseMs != 0 {
+			n += 1 + runtime.Sov(uint64(x.WindowCloseMs))
+		}
+		if x.WorkSeconds != 0 {
+			n += 1 + runtime.Sov(uint64(x.WorkSeconds))
+		}
+		if x.GraceMs != 0 {
+			n += 1 + runtime.Sov(uint64(x.GraceMs))
+		}
 		if x.unknownFields != nil {
 			n += len(x.unknownFields)
 		}
@@ -5170,6 +5266,26 @@ func (x *fastReflection_QueryProofTaskResponse) ProtoMethods() *protoiface.Metho
 		if x.unknownFields != nil {
 			i -= len(x.unknownFields)
 			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.GraceMs != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.GraceMs))
+			i--
+			dAtA[i] = 0x58
+		}
+		if x.WorkSeconds != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.WorkSeconds))
+			i--
+			dAtA[i] = 0x50
+		}
+		if x.WindowCloseMs != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.WindowCloseMs))
+			i--
+			dAtA[i] = 0x48
+		}
+		if x.WindowOpenMs != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.WindowOpenMs))
+			i--
+			dAtA[i] = 0x40
 		}
 		if x.Poc != nil {
 			encoded, err := options.Marshal(x.Poc)
@@ -5431,6 +5547,1048 @@ func (x *fastReflection_QueryProofTaskResponse) ProtoMethods() *protoiface.Metho
 					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
 				}
 				iNdEx = postIndex
+			case 8:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field WindowOpenMs", wireType)
+				}
+				x.WindowOpenMs = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.WindowOpenMs |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 9:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field WindowCloseMs", wireType)
+				}
+				x.WindowCloseMs = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.WindowCloseMs |= int64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 10:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field WorkSeconds", wireType)
+				}
+				x.WorkSeconds = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.WorkSeconds |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 11:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field GraceMs", wireType)
+				}
+				x.GraceMs = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.GraceMs |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
+	md_QueryEpochRequest          protoreflect.MessageDescriptor
+	fd_QueryEpochRequest_lease_id protoreflect.FieldDescriptor
+	fd_QueryEpochRequest_epoch    protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_query_proto_init()
+	md_QueryEpochRequest = File_highway_escrow_v1_query_proto.Messages().ByName("QueryEpochRequest")
+	fd_QueryEpochRequest_lease_id = md_QueryEpochRequest.Fields().ByName("lease_id")
+	fd_QueryEpochRequest_epoch = md_QueryEpochRequest.Fields().ByName("epoch")
+}
+
+var _ protoreflect.Message = (*fastReflection_QueryEpochRequest)(nil)
+
+type fastReflection_QueryEpochRequest QueryEpochRequest
+
+func (x *QueryEpochRequest) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_QueryEpochRequest)(x)
+}
+
+func (x *QueryEpochRequest) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_query_proto_msgTypes[11]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_QueryEpochRequest_messageType fastReflection_QueryEpochRequest_messageType
+var _ protoreflect.MessageType = fastReflection_QueryEpochRequest_messageType{}
+
+type fastReflection_QueryEpochRequest_messageType struct{}
+
+func (x fastReflection_QueryEpochRequest_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_QueryEpochRequest)(nil)
+}
+func (x fastReflection_QueryEpochRequest_messageType) New() protoreflect.Message {
+	return new(fastReflection_QueryEpochRequest)
+}
+func (x fastReflection_QueryEpochRequest_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_QueryEpochRequest
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_QueryEpochRequest) Descriptor() protoreflect.MessageDescriptor {
+	return md_QueryEpochRequest
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_QueryEpochRequest) Type() protoreflect.MessageType {
+	return _fastReflection_QueryEpochRequest_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_QueryEpochRequest) New() protoreflect.Message {
+	return new(fastReflection_QueryEpochRequest)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_QueryEpochRequest) Interface() protoreflect.ProtoMessage {
+	return (*QueryEpochRequest)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_QueryEpochRequest) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.LeaseId != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.LeaseId)
+		if !f(fd_QueryEpochRequest_lease_id, value) {
+			return
+		}
+	}
+	if x.Epoch != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.Epoch)
+		if !f(fd_QueryEpochRequest_epoch, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_QueryEpochRequest) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		return x.LeaseId != uint64(0)
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		return x.Epoch != uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochRequest) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		x.LeaseId = uint64(0)
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		x.Epoch = uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_QueryEpochRequest) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		value := x.LeaseId
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		value := x.Epoch
+		return protoreflect.ValueOfUint64(value)
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochRequest) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		x.LeaseId = value.Uint()
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		x.Epoch = value.Uint()
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochRequest) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		panic(fmt.Errorf("field lease_id of message highway.escrow.v1.QueryEpochRequest is not mutable"))
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		panic(fmt.Errorf("field epoch of message highway.escrow.v1.QueryEpochRequest is not mutable"))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_QueryEpochRequest) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochRequest.lease_id":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.QueryEpochRequest.epoch":
+		return protoreflect.ValueOfUint64(uint64(0))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochRequest"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochRequest does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_QueryEpochRequest) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.QueryEpochRequest", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_QueryEpochRequest) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochRequest) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_QueryEpochRequest) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_QueryEpochRequest) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*QueryEpochRequest)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		if x.LeaseId != 0 {
+			n += 1 + runtime.Sov(uint64(x.LeaseId))
+		}
+		if x.Epoch != 0 {
+			n += 1 + runtime.Sov(uint64(x.Epoch))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*QueryEpochRequest)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.Epoch != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.Epoch))
+			i--
+			dAtA[i] = 0x10
+		}
+		if x.LeaseId != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.LeaseId))
+			i--
+			dAtA[i] = 0x8
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*QueryEpochRequest)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: QueryEpochRequest: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: QueryEpochRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field LeaseId", wireType)
+				}
+				x.LeaseId = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.LeaseId |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 2:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Epoch", wireType)
+				}
+				x.Epoch = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.Epoch |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
+	md_QueryEpochResponse         protoreflect.MessageDescriptor
+	fd_QueryEpochResponse_record  protoreflect.FieldDescriptor
+	fd_QueryEpochResponse_pending protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_query_proto_init()
+	md_QueryEpochResponse = File_highway_escrow_v1_query_proto.Messages().ByName("QueryEpochResponse")
+	fd_QueryEpochResponse_record = md_QueryEpochResponse.Fields().ByName("record")
+	fd_QueryEpochResponse_pending = md_QueryEpochResponse.Fields().ByName("pending")
+}
+
+var _ protoreflect.Message = (*fastReflection_QueryEpochResponse)(nil)
+
+type fastReflection_QueryEpochResponse QueryEpochResponse
+
+func (x *QueryEpochResponse) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_QueryEpochResponse)(x)
+}
+
+func (x *QueryEpochResponse) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_query_proto_msgTypes[12]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_QueryEpochResponse_messageType fastReflection_QueryEpochResponse_messageType
+var _ protoreflect.MessageType = fastReflection_QueryEpochResponse_messageType{}
+
+type fastReflection_QueryEpochResponse_messageType struct{}
+
+func (x fastReflection_QueryEpochResponse_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_QueryEpochResponse)(nil)
+}
+func (x fastReflection_QueryEpochResponse_messageType) New() protoreflect.Message {
+	return new(fastReflection_QueryEpochResponse)
+}
+func (x fastReflection_QueryEpochResponse_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_QueryEpochResponse
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_QueryEpochResponse) Descriptor() protoreflect.MessageDescriptor {
+	return md_QueryEpochResponse
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_QueryEpochResponse) Type() protoreflect.MessageType {
+	return _fastReflection_QueryEpochResponse_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_QueryEpochResponse) New() protoreflect.Message {
+	return new(fastReflection_QueryEpochResponse)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_QueryEpochResponse) Interface() protoreflect.ProtoMessage {
+	return (*QueryEpochResponse)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_QueryEpochResponse) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.Record != nil {
+		value := protoreflect.ValueOfMessage(x.Record.ProtoReflect())
+		if !f(fd_QueryEpochResponse_record, value) {
+			return
+		}
+	}
+	if x.Pending != nil {
+		value := protoreflect.ValueOfMessage(x.Pending.ProtoReflect())
+		if !f(fd_QueryEpochResponse_pending, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_QueryEpochResponse) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		return x.Record != nil
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		return x.Pending != nil
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochResponse) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		x.Record = nil
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		x.Pending = nil
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_QueryEpochResponse) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		value := x.Record
+		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		value := x.Pending
+		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochResponse) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		x.Record = value.Message().Interface().(*EpochRecord)
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		x.Pending = value.Message().Interface().(*PendingProof)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochResponse) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		if x.Record == nil {
+			x.Record = new(EpochRecord)
+		}
+		return protoreflect.ValueOfMessage(x.Record.ProtoReflect())
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		if x.Pending == nil {
+			x.Pending = new(PendingProof)
+		}
+		return protoreflect.ValueOfMessage(x.Pending.ProtoReflect())
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_QueryEpochResponse) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.QueryEpochResponse.record":
+		m := new(EpochRecord)
+		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	case "highway.escrow.v1.QueryEpochResponse.pending":
+		m := new(PendingProof)
+		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.QueryEpochResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.QueryEpochResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_QueryEpochResponse) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.QueryEpochResponse", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_QueryEpochResponse) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_QueryEpochResponse) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_QueryEpochResponse) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_QueryEpochResponse) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*QueryEpochResponse)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		if x.Record != nil {
+			l = options.Size(x.Record)
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.Pending != nil {
+			l = options.Size(x.Pending)
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*QueryEpochResponse)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.Pending != nil {
+			encoded, err := options.Marshal(x.Pending)
+			if err != nil {
+				return protoiface.MarshalOutput{
+					NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+					Buf:               input.Buf,
+				}, err
+			}
+			i -= len(encoded)
+			copy(dAtA[i:], encoded)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+			i--
+			dAtA[i] = 0x12
+		}
+		if x.Record != nil {
+			encoded, err := options.Marshal(x.Record)
+			if err != nil {
+				return protoiface.MarshalOutput{
+					NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+					Buf:               input.Buf,
+				}, err
+			}
+			i -= len(encoded)
+			copy(dAtA[i:], encoded)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+			i--
+			dAtA[i] = 0xa
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*QueryEpochResponse)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: QueryEpochResponse: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: QueryEpochResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Record", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if x.Record == nil {
+					x.Record = &EpochRecord{}
+				}
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.Record); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
+			case 2:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Pending", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if x.Pending == nil {
+					x.Pending = &PendingProof{}
+				}
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.Pending); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
 			default:
 				iNdEx = preIndex
 				skippy, err := runtime.Skip(dAtA[iNdEx:])
@@ -5484,7 +6642,7 @@ func (x *QueryEscrowTotalsRequest) ProtoReflect() protoreflect.Message {
 }
 
 func (x *QueryEscrowTotalsRequest) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_query_proto_msgTypes[11]
+	mi := &file_highway_escrow_v1_query_proto_msgTypes[13]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5850,7 +7008,7 @@ func (x *QueryEscrowTotalsResponse) ProtoReflect() protoreflect.Message {
 }
 
 func (x *QueryEscrowTotalsResponse) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_query_proto_msgTypes[12]
+	mi := &file_highway_escrow_v1_query_proto_msgTypes[14]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6893,11 +8051,21 @@ type QueryProofTaskResponse struct {
 	Seed       []byte `protobuf:"bytes,1,opt,name=seed,proto3" json:"seed,omitempty"`
 	Difficulty uint64 `protobuf:"varint,2,opt,name=difficulty,proto3" json:"difficulty,omitempty"`
 	Required   uint64 `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
-	// The proof is accepted in blocks (start_height, deadline_height].
+	// start_height is the block whose hash seeds the epoch. A proof is
+	// accepted in a block h with start_height < h ≤ end_height whose time is
+	// at most window_close_ms; the epoch is settled (refunded if it has no
+	// verdict) in block deadline_height = end_height + judge_spread_blocks.
 	StartHeight    int64      `protobuf:"varint,4,opt,name=start_height,json=startHeight,proto3" json:"start_height,omitempty"`
 	EndHeight      int64      `protobuf:"varint,5,opt,name=end_height,json=endHeight,proto3" json:"end_height,omitempty"`
 	DeadlineHeight int64      `protobuf:"varint,6,opt,name=deadline_height,json=deadlineHeight,proto3" json:"deadline_height,omitempty"`
 	Poc            *PoCParams `protobuf:"bytes,7,opt,name=poc,proto3" json:"poc,omitempty"`
+	// window_open_ms is the time (Unix ms) of block start_height + 1, the
+	// first that can carry the proof; window_close_ms = window_open_ms +
+	// work_seconds·1000 + grace_ms. Both are 0 until that block exists.
+	WindowOpenMs  int64  `protobuf:"varint,8,opt,name=window_open_ms,json=windowOpenMs,proto3" json:"window_open_ms,omitempty"`
+	WindowCloseMs int64  `protobuf:"varint,9,opt,name=window_close_ms,json=windowCloseMs,proto3" json:"window_close_ms,omitempty"`
+	WorkSeconds   uint64 `protobuf:"varint,10,opt,name=work_seconds,json=workSeconds,proto3" json:"work_seconds,omitempty"`
+	GraceMs       uint64 `protobuf:"varint,11,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
 }
 
 func (x *QueryProofTaskResponse) Reset() {
@@ -6969,6 +8137,122 @@ func (x *QueryProofTaskResponse) GetPoc() *PoCParams {
 	return nil
 }
 
+func (x *QueryProofTaskResponse) GetWindowOpenMs() int64 {
+	if x != nil {
+		return x.WindowOpenMs
+	}
+	return 0
+}
+
+func (x *QueryProofTaskResponse) GetWindowCloseMs() int64 {
+	if x != nil {
+		return x.WindowCloseMs
+	}
+	return 0
+}
+
+func (x *QueryProofTaskResponse) GetWorkSeconds() uint64 {
+	if x != nil {
+		return x.WorkSeconds
+	}
+	return 0
+}
+
+func (x *QueryProofTaskResponse) GetGraceMs() uint64 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+type QueryEpochRequest struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	LeaseId uint64 `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Epoch   uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+}
+
+func (x *QueryEpochRequest) Reset() {
+	*x = QueryEpochRequest{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_query_proto_msgTypes[11]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *QueryEpochRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryEpochRequest) ProtoMessage() {}
+
+// Deprecated: Use QueryEpochRequest.ProtoReflect.Descriptor instead.
+func (*QueryEpochRequest) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *QueryEpochRequest) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *QueryEpochRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// QueryEpochResponse: record is set once the epoch has its verdict;
+// pending while its proof waits for the judging block; neither before.
+type QueryEpochResponse struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Record  *EpochRecord  `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Pending *PendingProof `protobuf:"bytes,2,opt,name=pending,proto3" json:"pending,omitempty"`
+}
+
+func (x *QueryEpochResponse) Reset() {
+	*x = QueryEpochResponse{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_query_proto_msgTypes[12]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *QueryEpochResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryEpochResponse) ProtoMessage() {}
+
+// Deprecated: Use QueryEpochResponse.ProtoReflect.Descriptor instead.
+func (*QueryEpochResponse) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *QueryEpochResponse) GetRecord() *EpochRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *QueryEpochResponse) GetPending() *PendingProof {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
 type QueryEscrowTotalsRequest struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -6978,7 +8262,7 @@ type QueryEscrowTotalsRequest struct {
 func (x *QueryEscrowTotalsRequest) Reset() {
 	*x = QueryEscrowTotalsRequest{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_query_proto_msgTypes[11]
+		mi := &file_highway_escrow_v1_query_proto_msgTypes[13]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6992,7 +8276,7 @@ func (*QueryEscrowTotalsRequest) ProtoMessage() {}
 
 // Deprecated: Use QueryEscrowTotalsRequest.ProtoReflect.Descriptor instead.
 func (*QueryEscrowTotalsRequest) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{11}
+	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{13}
 }
 
 type QueryEscrowTotalsResponse struct {
@@ -7012,7 +8296,7 @@ type QueryEscrowTotalsResponse struct {
 func (x *QueryEscrowTotalsResponse) Reset() {
 	*x = QueryEscrowTotalsResponse{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_query_proto_msgTypes[12]
+		mi := &file_highway_escrow_v1_query_proto_msgTypes[14]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -7026,7 +8310,7 @@ func (*QueryEscrowTotalsResponse) ProtoMessage() {}
 
 // Deprecated: Use QueryEscrowTotalsResponse.ProtoReflect.Descriptor instead.
 func (*QueryEscrowTotalsResponse) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{12}
+	return file_highway_escrow_v1_query_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryEscrowTotalsResponse) GetRemaining() string {
@@ -7146,7 +8430,7 @@ var file_highway_escrow_v1_query_proto_rawDesc = []byte{
 	0x73, 0x74, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01,
 	0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a,
 	0x05, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70,
-	0x6f, 0x63, 0x68, 0x22, 0x89, 0x02, 0x0a, 0x16, 0x51, 0x75, 0x65, 0x72, 0x79, 0x50, 0x72, 0x6f,
+	0x6f, 0x63, 0x68, 0x22, 0x95, 0x03, 0x0a, 0x16, 0x51, 0x75, 0x65, 0x72, 0x79, 0x50, 0x72, 0x6f,
 	0x6f, 0x66, 0x54, 0x61, 0x73, 0x6b, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x12,
 	0x0a, 0x04, 0x73, 0x65, 0x65, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x04, 0x73, 0x65,
 	0x65, 0x64, 0x12, 0x1e, 0x0a, 0x0a, 0x64, 0x69, 0x66, 0x66, 0x69, 0x63, 0x75, 0x6c, 0x74, 0x79,
@@ -7162,77 +8446,108 @@ var file_highway_escrow_v1_query_proto_rawDesc = []byte{
 	0x69, 0x6e, 0x65, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74, 0x12, 0x34, 0x0a, 0x03, 0x70, 0x6f, 0x63,
 	0x18, 0x07, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79,
 	0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x6f, 0x43, 0x50, 0x61,
-	0x72, 0x61, 0x6d, 0x73, 0x42, 0x04, 0xc8, 0xde, 0x1f, 0x00, 0x52, 0x03, 0x70, 0x6f, 0x63, 0x22,
-	0x1a, 0x0a, 0x18, 0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x54, 0x6f,
-	0x74, 0x61, 0x6c, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x22, 0xeb, 0x02, 0x0a, 0x19,
-	0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x54, 0x6f, 0x74, 0x61, 0x6c,
-	0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x49, 0x0a, 0x09, 0x72, 0x65, 0x6d,
-	0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde,
-	0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e,
-	0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69,
-	0x6e, 0x69, 0x6e, 0x67, 0x12, 0x45, 0x0a, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x18,
-	0x02, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
-	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
-	0x6e, 0x74, 0x52, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x12, 0x43, 0x0a, 0x06, 0x66,
-	0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f,
-	0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69,
-	0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f,
-	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e,
-	0x12, 0x52, 0x0a, 0x0e, 0x6d, 0x6f, 0x64, 0x75, 0x6c, 0x65, 0x5f, 0x62, 0x61, 0x6c, 0x61, 0x6e,
-	0x63, 0x65, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde,
+	0x72, 0x61, 0x6d, 0x73, 0x42, 0x04, 0xc8, 0xde, 0x1f, 0x00, 0x52, 0x03, 0x70, 0x6f, 0x63, 0x12,
+	0x24, 0x0a, 0x0e, 0x77, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x5f, 0x6f, 0x70, 0x65, 0x6e, 0x5f, 0x6d,
+	0x73, 0x18, 0x08, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0c, 0x77, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x4f,
+	0x70, 0x65, 0x6e, 0x4d, 0x73, 0x12, 0x26, 0x0a, 0x0f, 0x77, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x5f,
+	0x63, 0x6c, 0x6f, 0x73, 0x65, 0x5f, 0x6d, 0x73, 0x18, 0x09, 0x20, 0x01, 0x28, 0x03, 0x52, 0x0d,
+	0x77, 0x69, 0x6e, 0x64, 0x6f, 0x77, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4d, 0x73, 0x12, 0x21, 0x0a,
+	0x0c, 0x77, 0x6f, 0x72, 0x6b, 0x5f, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0x73, 0x18, 0x0a, 0x20,
+	0x01, 0x28, 0x04, 0x52, 0x0b, 0x77, 0x6f, 0x72, 0x6b, 0x53, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0x73,
+	0x12, 0x19, 0x0a, 0x08, 0x67, 0x72, 0x61, 0x63, 0x65, 0x5f, 0x6d, 0x73, 0x18, 0x0b, 0x20, 0x01,
+	0x28, 0x04, 0x52, 0x07, 0x67, 0x72, 0x61, 0x63, 0x65, 0x4d, 0x73, 0x22, 0x44, 0x0a, 0x11, 0x51,
+	0x75, 0x65, 0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74,
+	0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01,
+	0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x14, 0x0a, 0x05, 0x65,
+	0x70, 0x6f, 0x63, 0x68, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f, 0x63,
+	0x68, 0x22, 0x87, 0x01, 0x0a, 0x12, 0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68,
+	0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x36, 0x0a, 0x06, 0x72, 0x65, 0x63, 0x6f,
+	0x72, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1e, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
+	0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x45, 0x70, 0x6f,
+	0x63, 0x68, 0x52, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x52, 0x06, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64,
+	0x12, 0x39, 0x0a, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x18, 0x02, 0x20, 0x01, 0x28,
+	0x0b, 0x32, 0x1f, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72,
+	0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x50, 0x72, 0x6f,
+	0x6f, 0x66, 0x52, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x22, 0x1a, 0x0a, 0x18, 0x51,
+	0x75, 0x65, 0x72, 0x79, 0x45, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x54, 0x6f, 0x74, 0x61, 0x6c, 0x73,
+	0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x22, 0xeb, 0x02, 0x0a, 0x19, 0x51, 0x75, 0x65, 0x72,
+	0x79, 0x45, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x54, 0x6f, 0x74, 0x61, 0x6c, 0x73, 0x52, 0x65, 0x73,
+	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x49, 0x0a, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69,
+	0x6e, 0x67, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde,
 	0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d,
 	0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
-	0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x0d, 0x6d, 0x6f, 0x64, 0x75, 0x6c, 0x65, 0x42, 0x61, 0x6c,
-	0x61, 0x6e, 0x63, 0x65, 0x12, 0x23, 0x0a, 0x0d, 0x61, 0x63, 0x74, 0x69, 0x76, 0x65, 0x5f, 0x6c,
-	0x65, 0x61, 0x73, 0x65, 0x73, 0x18, 0x05, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0c, 0x61, 0x63, 0x74,
-	0x69, 0x76, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x32, 0x84, 0x08, 0x0a, 0x05, 0x51, 0x75,
-	0x65, 0x72, 0x79, 0x12, 0x7a, 0x0a, 0x06, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12, 0x25, 0x2e,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
-	0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x71,
-	0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
-	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x50, 0x61,
-	0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x21, 0x82, 0xd3,
-	0xe4, 0x93, 0x02, 0x1b, 0x12, 0x19, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65,
-	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12,
-	0x7c, 0x0a, 0x05, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x12, 0x24, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
+	0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67,
+	0x12, 0x45, 0x0a, 0x07, 0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x18, 0x02, 0x20, 0x01, 0x28,
+	0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
+	0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74,
+	0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x07,
+	0x70, 0x65, 0x6e, 0x64, 0x69, 0x6e, 0x67, 0x12, 0x43, 0x0a, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65,
+	0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
+	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
+	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x12, 0x52, 0x0a, 0x0e,
+	0x6d, 0x6f, 0x64, 0x75, 0x6c, 0x65, 0x5f, 0x62, 0x61, 0x6c, 0x61, 0x6e, 0x63, 0x65, 0x18, 0x04,
+	0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f,
+	0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e,
+	0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e,
+	0x74, 0x52, 0x0d, 0x6d, 0x6f, 0x64, 0x75, 0x6c, 0x65, 0x42, 0x61, 0x6c, 0x61, 0x6e, 0x63, 0x65,
+	0x12, 0x23, 0x0a, 0x0d, 0x61, 0x63, 0x74, 0x69, 0x76, 0x65, 0x5f, 0x6c, 0x65, 0x61, 0x73, 0x65,
+	0x73, 0x18, 0x05, 0x20, 0x01, 0x28, 0x04, 0x52, 0x0c, 0x61, 0x63, 0x74, 0x69, 0x76, 0x65, 0x4c,
+	0x65, 0x61, 0x73, 0x65, 0x73, 0x32, 0x98, 0x09, 0x0a, 0x05, 0x51, 0x75, 0x65, 0x72, 0x79, 0x12,
+	0x7a, 0x0a, 0x06, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12, 0x25, 0x2e, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75,
+	0x65, 0x72, 0x79, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74,
+	0x1a, 0x26, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f,
+	0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73,
+	0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x21, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x1b,
+	0x12, 0x19, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f,
+	0x77, 0x2f, 0x76, 0x31, 0x2f, 0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12, 0x7c, 0x0a, 0x05, 0x4c,
+	0x65, 0x61, 0x73, 0x65, 0x12, 0x24, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
+	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65,
+	0x61, 0x73, 0x65, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x25, 0x2e, 0x68, 0x69, 0x67,
+	0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51,
+	0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73,
+	0x65, 0x22, 0x26, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x20, 0x12, 0x1e, 0x2f, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x6c, 0x65,
+	0x61, 0x73, 0x65, 0x73, 0x2f, 0x7b, 0x69, 0x64, 0x7d, 0x12, 0x97, 0x01, 0x0a, 0x0d, 0x4c, 0x65,
+	0x61, 0x73, 0x65, 0x73, 0x42, 0x79, 0x42, 0x75, 0x79, 0x65, 0x72, 0x12, 0x2c, 0x2e, 0x68, 0x69,
+	0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e,
+	0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42, 0x79, 0x42, 0x75, 0x79,
+	0x65, 0x72, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75,
+	0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73,
+	0x65, 0x22, 0x30, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x2a, 0x12, 0x28, 0x2f, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x62, 0x75,
+	0x79, 0x65, 0x72, 0x73, 0x2f, 0x7b, 0x62, 0x75, 0x79, 0x65, 0x72, 0x7d, 0x2f, 0x6c, 0x65, 0x61,
+	0x73, 0x65, 0x73, 0x12, 0xa3, 0x01, 0x0a, 0x10, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42, 0x79,
+	0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x2f, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
 	0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65,
-	0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x25,
-	0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e,
-	0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73,
-	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x26, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x20, 0x12, 0x1e, 0x2f,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76,
-	0x31, 0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x2f, 0x7b, 0x69, 0x64, 0x7d, 0x12, 0x97, 0x01,
-	0x0a, 0x0d, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42, 0x79, 0x42, 0x75, 0x79, 0x65, 0x72, 0x12,
-	0x2c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
-	0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42,
-	0x79, 0x42, 0x75, 0x79, 0x65, 0x72, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
-	0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x52, 0x65, 0x73,
-	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x30, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x2a, 0x12, 0x28, 0x2f,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76,
-	0x31, 0x2f, 0x62, 0x75, 0x79, 0x65, 0x72, 0x73, 0x2f, 0x7b, 0x62, 0x75, 0x79, 0x65, 0x72, 0x7d,
-	0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x12, 0xa3, 0x01, 0x0a, 0x10, 0x4c, 0x65, 0x61, 0x73,
-	0x65, 0x73, 0x42, 0x79, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x2f, 0x2e, 0x68,
-	0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31,
-	0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42, 0x79, 0x50, 0x72,
-	0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
-	0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x52, 0x65, 0x73,
-	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x36, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x30, 0x12, 0x2e, 0x2f,
-	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76,
-	0x31, 0x2f, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x73, 0x2f, 0x7b, 0x70, 0x72, 0x6f,
-	0x76, 0x69, 0x64, 0x65, 0x72, 0x7d, 0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x12, 0x8c, 0x01,
-	0x0a, 0x06, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x12, 0x25, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
+	0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x42, 0x79, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64,
+	0x65, 0x72, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75,
+	0x65, 0x72, 0x79, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73,
+	0x65, 0x22, 0x36, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x30, 0x12, 0x2e, 0x2f, 0x68, 0x69, 0x67, 0x68,
+	0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x70, 0x72,
+	0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x73, 0x2f, 0x7b, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65,
+	0x72, 0x7d, 0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x12, 0x8c, 0x01, 0x0a, 0x06, 0x45, 0x70,
+	0x6f, 0x63, 0x68, 0x73, 0x12, 0x25, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
+	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x70,
+	0x6f, 0x63, 0x68, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x26, 0x2e, 0x68, 0x69,
+	0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e,
+	0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f,
+	0x6e, 0x73, 0x65, 0x22, 0x33, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x2d, 0x12, 0x2b, 0x2f, 0x68, 0x69,
+	0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f,
+	0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x2f, 0x7b, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64,
+	0x7d, 0x2f, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x12, 0x91, 0x01, 0x0a, 0x05, 0x45, 0x70, 0x6f,
+	0x63, 0x68, 0x12, 0x24, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63,
+	0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x70, 0x6f, 0x63,
+	0x68, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a, 0x25, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
 	0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65,
-	0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x1a,
-	0x26, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
-	0x2e, 0x76, 0x31, 0x2e, 0x51, 0x75, 0x65, 0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x52,
-	0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22, 0x33, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x2d, 0x12,
-	0x2b, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
-	0x2f, 0x76, 0x31, 0x2f, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x73, 0x2f, 0x7b, 0x6c, 0x65, 0x61, 0x73,
-	0x65, 0x5f, 0x69, 0x64, 0x7d, 0x2f, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x12, 0xa2, 0x01, 0x0a,
+	0x72, 0x79, 0x45, 0x70, 0x6f, 0x63, 0x68, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x22,
+	0x3b, 0x82, 0xd3, 0xe4, 0x93, 0x02, 0x35, 0x12, 0x33, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
+	0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x76, 0x31, 0x2f, 0x6c, 0x65, 0x61, 0x73,
+	0x65, 0x73, 0x2f, 0x7b, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x7d, 0x2f, 0x65, 0x70,
+	0x6f, 0x63, 0x68, 0x73, 0x2f, 0x7b, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x7d, 0x12, 0xa2, 0x01, 0x0a,
 	0x09, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x54, 0x61, 0x73, 0x6b, 0x12, 0x28, 0x2e, 0x68, 0x69, 0x67,
 	0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x51,
 	0x75, 0x65, 0x72, 0x79, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x54, 0x61, 0x73, 0x6b, 0x52, 0x65, 0x71,
@@ -7271,7 +8586,7 @@ func file_highway_escrow_v1_query_proto_rawDescGZIP() []byte {
 	return file_highway_escrow_v1_query_proto_rawDescData
 }
 
-var file_highway_escrow_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_highway_escrow_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_highway_escrow_v1_query_proto_goTypes = []interface{}{
 	(*QueryParamsRequest)(nil),           // 0: highway.escrow.v1.QueryParamsRequest
 	(*QueryParamsResponse)(nil),          // 1: highway.escrow.v1.QueryParamsResponse
@@ -7284,45 +8599,52 @@ var file_highway_escrow_v1_query_proto_goTypes = []interface{}{
 	(*QueryEpochsResponse)(nil),          // 8: highway.escrow.v1.QueryEpochsResponse
 	(*QueryProofTaskRequest)(nil),        // 9: highway.escrow.v1.QueryProofTaskRequest
 	(*QueryProofTaskResponse)(nil),       // 10: highway.escrow.v1.QueryProofTaskResponse
-	(*QueryEscrowTotalsRequest)(nil),     // 11: highway.escrow.v1.QueryEscrowTotalsRequest
-	(*QueryEscrowTotalsResponse)(nil),    // 12: highway.escrow.v1.QueryEscrowTotalsResponse
-	(*Params)(nil),                       // 13: highway.escrow.v1.Params
-	(*Lease)(nil),                        // 14: highway.escrow.v1.Lease
-	(*v1beta1.PageRequest)(nil),          // 15: cosmos.base.query.v1beta1.PageRequest
-	(*v1beta1.PageResponse)(nil),         // 16: cosmos.base.query.v1beta1.PageResponse
-	(*EpochRecord)(nil),                  // 17: highway.escrow.v1.EpochRecord
-	(*PoCParams)(nil),                    // 18: highway.escrow.v1.PoCParams
+	(*QueryEpochRequest)(nil),            // 11: highway.escrow.v1.QueryEpochRequest
+	(*QueryEpochResponse)(nil),           // 12: highway.escrow.v1.QueryEpochResponse
+	(*QueryEscrowTotalsRequest)(nil),     // 13: highway.escrow.v1.QueryEscrowTotalsRequest
+	(*QueryEscrowTotalsResponse)(nil),    // 14: highway.escrow.v1.QueryEscrowTotalsResponse
+	(*Params)(nil),                       // 15: highway.escrow.v1.Params
+	(*Lease)(nil),                        // 16: highway.escrow.v1.Lease
+	(*v1beta1.PageRequest)(nil),          // 17: cosmos.base.query.v1beta1.PageRequest
+	(*v1beta1.PageResponse)(nil),         // 18: cosmos.base.query.v1beta1.PageResponse
+	(*EpochRecord)(nil),                  // 19: highway.escrow.v1.EpochRecord
+	(*PoCParams)(nil),                    // 20: highway.escrow.v1.PoCParams
+	(*PendingProof)(nil),                 // 21: highway.escrow.v1.PendingProof
 }
 var file_highway_escrow_v1_query_proto_depIdxs = []int32{
-	13, // 0: highway.escrow.v1.QueryParamsResponse.params:type_name -> highway.escrow.v1.Params
-	14, // 1: highway.escrow.v1.QueryLeaseResponse.lease:type_name -> highway.escrow.v1.Lease
-	15, // 2: highway.escrow.v1.QueryLeasesByBuyerRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
-	15, // 3: highway.escrow.v1.QueryLeasesByProviderRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
-	14, // 4: highway.escrow.v1.QueryLeasesResponse.leases:type_name -> highway.escrow.v1.Lease
-	16, // 5: highway.escrow.v1.QueryLeasesResponse.pagination:type_name -> cosmos.base.query.v1beta1.PageResponse
-	15, // 6: highway.escrow.v1.QueryEpochsRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
-	17, // 7: highway.escrow.v1.QueryEpochsResponse.epochs:type_name -> highway.escrow.v1.EpochRecord
-	16, // 8: highway.escrow.v1.QueryEpochsResponse.pagination:type_name -> cosmos.base.query.v1beta1.PageResponse
-	18, // 9: highway.escrow.v1.QueryProofTaskResponse.poc:type_name -> highway.escrow.v1.PoCParams
-	0,  // 10: highway.escrow.v1.Query.Params:input_type -> highway.escrow.v1.QueryParamsRequest
-	2,  // 11: highway.escrow.v1.Query.Lease:input_type -> highway.escrow.v1.QueryLeaseRequest
-	4,  // 12: highway.escrow.v1.Query.LeasesByBuyer:input_type -> highway.escrow.v1.QueryLeasesByBuyerRequest
-	5,  // 13: highway.escrow.v1.Query.LeasesByProvider:input_type -> highway.escrow.v1.QueryLeasesByProviderRequest
-	7,  // 14: highway.escrow.v1.Query.Epochs:input_type -> highway.escrow.v1.QueryEpochsRequest
-	9,  // 15: highway.escrow.v1.Query.ProofTask:input_type -> highway.escrow.v1.QueryProofTaskRequest
-	11, // 16: highway.escrow.v1.Query.EscrowTotals:input_type -> highway.escrow.v1.QueryEscrowTotalsRequest
-	1,  // 17: highway.escrow.v1.Query.Params:output_type -> highway.escrow.v1.QueryParamsResponse
-	3,  // 18: highway.escrow.v1.Query.Lease:output_type -> highway.escrow.v1.QueryLeaseResponse
-	6,  // 19: highway.escrow.v1.Query.LeasesByBuyer:output_type -> highway.escrow.v1.QueryLeasesResponse
-	6,  // 20: highway.escrow.v1.Query.LeasesByProvider:output_type -> highway.escrow.v1.QueryLeasesResponse
-	8,  // 21: highway.escrow.v1.Query.Epochs:output_type -> highway.escrow.v1.QueryEpochsResponse
-	10, // 22: highway.escrow.v1.Query.ProofTask:output_type -> highway.escrow.v1.QueryProofTaskResponse
-	12, // 23: highway.escrow.v1.Query.EscrowTotals:output_type -> highway.escrow.v1.QueryEscrowTotalsResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 0: highway.escrow.v1.QueryParamsResponse.params:type_name -> highway.escrow.v1.Params
+	16, // 1: highway.escrow.v1.QueryLeaseResponse.lease:type_name -> highway.escrow.v1.Lease
+	17, // 2: highway.escrow.v1.QueryLeasesByBuyerRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
+	17, // 3: highway.escrow.v1.QueryLeasesByProviderRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
+	16, // 4: highway.escrow.v1.QueryLeasesResponse.leases:type_name -> highway.escrow.v1.Lease
+	18, // 5: highway.escrow.v1.QueryLeasesResponse.pagination:type_name -> cosmos.base.query.v1beta1.PageResponse
+	17, // 6: highway.escrow.v1.QueryEpochsRequest.pagination:type_name -> cosmos.base.query.v1beta1.PageRequest
+	19, // 7: highway.escrow.v1.QueryEpochsResponse.epochs:type_name -> highway.escrow.v1.EpochRecord
+	18, // 8: highway.escrow.v1.QueryEpochsResponse.pagination:type_name -> cosmos.base.query.v1beta1.PageResponse
+	20, // 9: highway.escrow.v1.QueryProofTaskResponse.poc:type_name -> highway.escrow.v1.PoCParams
+	19, // 10: highway.escrow.v1.QueryEpochResponse.record:type_name -> highway.escrow.v1.EpochRecord
+	21, // 11: highway.escrow.v1.QueryEpochResponse.pending:type_name -> highway.escrow.v1.PendingProof
+	0,  // 12: highway.escrow.v1.Query.Params:input_type -> highway.escrow.v1.QueryParamsRequest
+	2,  // 13: highway.escrow.v1.Query.Lease:input_type -> highway.escrow.v1.QueryLeaseRequest
+	4,  // 14: highway.escrow.v1.Query.LeasesByBuyer:input_type -> highway.escrow.v1.QueryLeasesByBuyerRequest
+	5,  // 15: highway.escrow.v1.Query.LeasesByProvider:input_type -> highway.escrow.v1.QueryLeasesByProviderRequest
+	7,  // 16: highway.escrow.v1.Query.Epochs:input_type -> highway.escrow.v1.QueryEpochsRequest
+	11, // 17: highway.escrow.v1.Query.Epoch:input_type -> highway.escrow.v1.QueryEpochRequest
+	9,  // 18: highway.escrow.v1.Query.ProofTask:input_type -> highway.escrow.v1.QueryProofTaskRequest
+	13, // 19: highway.escrow.v1.Query.EscrowTotals:input_type -> highway.escrow.v1.QueryEscrowTotalsRequest
+	1,  // 20: highway.escrow.v1.Query.Params:output_type -> highway.escrow.v1.QueryParamsResponse
+	3,  // 21: highway.escrow.v1.Query.Lease:output_type -> highway.escrow.v1.QueryLeaseResponse
+	6,  // 22: highway.escrow.v1.Query.LeasesByBuyer:output_type -> highway.escrow.v1.QueryLeasesResponse
+	6,  // 23: highway.escrow.v1.Query.LeasesByProvider:output_type -> highway.escrow.v1.QueryLeasesResponse
+	8,  // 24: highway.escrow.v1.Query.Epochs:output_type -> highway.escrow.v1.QueryEpochsResponse
+	12, // 25: highway.escrow.v1.Query.Epoch:output_type -> highway.escrow.v1.QueryEpochResponse
+	10, // 26: highway.escrow.v1.Query.ProofTask:output_type -> highway.escrow.v1.QueryProofTaskResponse
+	14, // 27: highway.escrow.v1.Query.EscrowTotals:output_type -> highway.escrow.v1.QueryEscrowTotalsResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_highway_escrow_v1_query_proto_init() }
@@ -7466,7 +8788,7 @@ func file_highway_escrow_v1_query_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_query_proto_msgTypes[11].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*QueryEscrowTotalsRequest); i {
+			switch v := v.(*QueryEpochRequest); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -7478,6 +8800,30 @@ func file_highway_escrow_v1_query_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_query_proto_msgTypes[12].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*QueryEpochResponse); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_highway_escrow_v1_query_proto_msgTypes[13].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*QueryEscrowTotalsRequest); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_highway_escrow_v1_query_proto_msgTypes[14].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*QueryEscrowTotalsResponse); i {
 			case 0:
 				return &v.state
@@ -7496,7 +8842,7 @@ func file_highway_escrow_v1_query_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_highway_escrow_v1_query_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

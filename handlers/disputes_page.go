@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -31,9 +29,6 @@ const (
 	disputesResolvedScan = 2000
 	// disputeLogTail is how many of the latest workload lines the dispute page shows.
 	disputeLogTail = 200
-	// suspendReasonMax matches the dispute note's bound: a line the
-	// provider reads, not an essay.
-	suspendReasonMax = 256
 )
 
 // userNames resolves user ids to display names once per request.
@@ -163,12 +158,12 @@ func (s *Server) adminDispute(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.renderDispute(c, http.StatusOK, d, web.NewForm(), web.NewForm())
+	s.renderDispute(c, http.StatusOK, d, &web.ResolveForm{}, &web.SuspendForm{})
 }
 
 // renderDispute shows a dispute with its evidence; resolve and suspend
 // carry what was typed and any errors.
-func (s *Server) renderDispute(c *gin.Context, status int, d *models.Dispute, resolve, suspend *web.Form) {
+func (s *Server) renderDispute(c *gin.Context, status int, d *models.Dispute, resolve *web.ResolveForm, suspend *web.SuspendForm) {
 	ctx := c.Request.Context()
 	now := s.now()
 	names := s.userNames(ctx)
@@ -228,7 +223,7 @@ func (s *Server) disputeEvidence(ctx context.Context, l *models.Lease, now time.
 			v.Missed++
 		}
 		v.Epochs = append(v.Epochs, web.EpochRow{N: e.N, Status: e.Status, ValidNonces: e.ValidNonces, Required: e.Required,
-			Amount: orZero(e.Amount), TxHash: e.TxHash, Height: e.Height})
+			Amount: orZero(e.Amount), TxHash: e.TxHash, Height: e.Height, Reason: e.Reason})
 	}
 
 	m, err := s.store.MachineByID(ctx, l.MachineID)
@@ -262,17 +257,6 @@ func (s *Server) disputeEvidence(ctx context.Context, l *models.Lease, now time.
 	return nil
 }
 
-// parseBps reads the buyer's share in basis points; the broker checks
-// the range, so its message is the one shown for 10001 as for -1.
-func parseBps(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	n, err := strconv.ParseInt(s, 10, 64)
-	if s == "" || err != nil {
-		return 0, &highway.Error{Code: highway.EINVALID, Field: "buyer_bps", Message: "Enter the buyer's share as a whole number of basis points, 0 to 10000."}
-	}
-	return n, nil
-}
-
 func (s *Server) adminResolveDispute(c *gin.Context) {
 	ctx := c.Request.Context()
 	d, err := s.store.DisputeByID(ctx, c.Param("id"))
@@ -280,51 +264,22 @@ func (s *Server) adminResolveDispute(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	f := web.NewForm()
-	f.Values["buyer_bps"] = c.PostForm("buyer_bps")
-	f.Values["note"] = c.PostForm("note")
-	bps, err := parseBps(f.Value("buyer_bps"))
+	f := &web.ResolveForm{}
+	f.Bind(c.PostForm)
 	var resolved *models.Dispute
+	err = f.Validate()
 	if err == nil {
-		resolved, err = s.broker.ResolveDispute(ctx, d.ID, bps, f.Value("note"))
+		resolved, err = s.broker.ResolveDispute(ctx, d.ID, f.BuyerBps, f.Note)
 	}
 	if err != nil {
-		s.formError(c, f, err, func(*web.Page) {
-			fieldOrForm(f, []string{"buyer_bps", "note"})
-			s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, f, web.NewForm())
+		s.formError(c, &f.Form, err, func(*web.Page) {
+			fieldOrForm(&f.Form, []string{"buyer_bps", "note"})
+			s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, f, &web.SuspendForm{})
 		})
 		return
 	}
 	s.setFlash(c, "success", "Dispute resolved: "+web.FormatBps(resolved.BuyerBps)+" to the buyer (transaction "+resolved.ResolveTx+").")
 	c.Redirect(http.StatusSeeOther, "/admin/disputes/"+d.ID)
-}
-
-// suspendProvider suspends (with a reason the provider is shown) or
-// reinstates a provider: the broker stops or resumes matching its
-// offers, and the reason is stored on its machines for the console.
-// Returns EINVALID (reason), ENOTFOUND (no such user).
-func (s *Server) suspendProvider(ctx context.Context, providerID string, suspend bool, reason string) error {
-	reason = strings.TrimSpace(reason)
-	if suspend && reason == "" {
-		return &highway.Error{Code: highway.EINVALID, Field: "reason", Message: "Give a reason; the provider is shown it."}
-	}
-	if len(reason) > suspendReasonMax {
-		return &highway.Error{Code: highway.EINVALID, Field: "reason", Message: "The reason is at most 256 characters."}
-	}
-	if _, err := s.store.UserByID(ctx, providerID); err != nil {
-		return err
-	}
-	if err := s.broker.SetSuspended(ctx, providerID, suspend); err != nil {
-		return err
-	}
-	var at *time.Time
-	if suspend {
-		now := s.now()
-		at = &now
-	} else {
-		reason = ""
-	}
-	return s.store.SetProviderSuspended(ctx, providerID, reason, at)
 }
 
 // adminSuspend is POST /admin/providers/:id/suspend and /reinstate. From
@@ -341,13 +296,16 @@ func (s *Server) adminSuspend(suspend bool) gin.HandlerFunc {
 				return
 			}
 		}
-		f := web.NewForm()
-		f.Values["reason"] = c.PostForm("reason")
-		err := s.suspendProvider(ctx, c.Param("id"), suspend, f.Value("reason"))
+		f := &web.SuspendForm{}
+		f.Bind(c.PostForm)
+		err := f.Validate()
+		if err == nil {
+			err = s.broker.SuspendProvider(ctx, c.Param("id"), suspend, f.Reason)
+		}
 		if err != nil && d != nil {
-			s.formError(c, f, err, func(*web.Page) {
-				fieldOrForm(f, []string{"reason"})
-				s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, web.NewForm(), f)
+			s.formError(c, &f.Form, err, func(*web.Page) {
+				fieldOrForm(&f.Form, []string{"reason"})
+				s.renderDispute(c, statusOf(highway.ErrorCode(err)), d, &web.ResolveForm{}, f)
 			})
 			return
 		}

@@ -221,13 +221,20 @@ func validateGPUs(gpus []GPU) error {
 	return nil
 }
 
+// MaxSeq bounds heartbeat and log sequence numbers: 2⁵³, exact in every
+// JSON implementation.
+const MaxSeq = 1 << 53
+
 // Validate checks a Heartbeat.
 func (h *Heartbeat) Validate() error {
 	if err := checkID("agent_id", h.AgentID, true); err != nil {
 		return err
 	}
-	if h.Seq == 0 {
-		return fieldErr("seq", "must be ≥ 1")
+	// A run counts up from 1 and never comes near 2⁵³ (a beat a second for
+	// 285 million years); a seq up there could only be a mistake, and the
+	// next beat of the boot would have nothing higher to send.
+	if h.Seq == 0 || h.Seq > MaxSeq {
+		return fieldErr("seq", "must be 1..%d", uint64(MaxSeq))
 	}
 	if err := checkID("boot_id", h.BootID, true); err != nil {
 		return err
@@ -490,8 +497,8 @@ func (b *LogBatch) Validate() error {
 	var prev uint64
 	for i, l := range b.Lines {
 		f := fmt.Sprintf("lines[%d]", i)
-		if l.Seq <= prev {
-			return fieldErr(f+".seq", "must increase")
+		if l.Seq <= prev || l.Seq > MaxSeq {
+			return fieldErr(f+".seq", "must increase, up to %d", uint64(MaxSeq))
 		}
 		prev = l.Seq
 		switch l.Stream {

@@ -1,4 +1,4 @@
-package handlers
+package broker
 
 import (
 	"context"
@@ -8,18 +8,18 @@ import (
 
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 )
 
 // agentCache keeps what every signed agent request needs in memory — the
 // agent's key and machine, and for heartbeats the last accepted boot, seq
 // and GPU identities — so the hot path reads no database. Heartbeats are
-// then persisted behind (broker.QueueHeartbeat), at most once a second per
+// then persisted behind (queueHeartbeat), at most once a second per
 // machine. Entries are reloaded after agentCacheTTL, so a revocation made
 // in the database takes effect within it. The agent API is served by the
 // broker's process (docs/deploy.md), so one process holds this state.
 type agentCache struct {
-	store *models.Store
+	store agentStore
 	now   func() time.Time
 
 	mu     sync.Mutex
@@ -45,7 +45,14 @@ type agentEntry struct {
 	gpus   []protocol.GPU
 }
 
-func newAgentCache(store *models.Store, now func() time.Time) *agentCache {
+// agentStore is what the agent cache reads.
+type agentStore interface {
+	AgentByID(ctx context.Context, id string) (*models.Agent, error)
+	MachineGPUs(ctx context.Context, machineID string) ([]models.GPU, error)
+	GPUOwner(ctx context.Context, uuid string) (string, error)
+}
+
+func newAgentCache(store agentStore, now func() time.Time) *agentCache {
 	return &agentCache{store: store, now: now, agents: map[string]*agentEntry{}, owners: map[string]string{}}
 }
 
@@ -158,4 +165,49 @@ func (c *agentCache) owner(ctx context.Context, uuid string) (string, error) {
 		c.mu.Unlock()
 	}
 	return m, nil
+}
+
+// AgentKey is the agent's public key for verifying its signed requests;
+// revoked and unknown agents get the protocol's errors.
+func (b *Broker) AgentKey(ctx context.Context, agentID string) (ed25519.PublicKey, error) {
+	return b.agents.key(ctx, agentID)
+}
+
+// Heartbeat applies an agent's verified heartbeat: the server's own class
+// for each GPU (from its NVML name, not the agent's word), continuity with
+// the agent's last beat (same boot: a higher seq, the same UUID at each
+// index) and GPU ownership across machines are checked; the machine's row
+// is stored behind and the engine fed at once. Continuity is checked and
+// advanced under the agent's own lock, and the engine fed inside it too,
+// so two racing beats of one agent reach it in seq order.
+func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Heartbeat) error {
+	e, err := b.agents.get(ctx, agentID)
+	if err != nil {
+		return err
+	}
+	for i := range hb.GPUs {
+		hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name)
+	}
+	e.beat.Lock()
+	defer e.beat.Unlock()
+	if err := b.agents.accept(ctx, e, agentID, hb); err != nil {
+		return err
+	}
+	u := models.HeartbeatUpdate{
+		AgentID: agentID, MachineID: e.machineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
+		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: b.now(),
+	}
+	for _, g := range hb.GPUs {
+		u.GPUs = append(u.GPUs, models.GPU{
+			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: g.Class,
+			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, UtilizationPct: g.UtilizationPct,
+			TemperatureC: g.TemperatureC, PowerMW: uint64(g.PowerMW), PowerLimitMW: uint64(g.PowerLimitMW),
+			ECCUncorrected: g.ECCUncorrected, PCIeGen: g.PCIeGen, PCIeWidth: g.PCIeWidth, MIGEnabled: g.MIGEnabled,
+			Free: g.Free, LeaseID: g.LeaseID,
+		})
+	}
+	// Stored behind (flushed once a second): the request path touches no
+	// database.
+	b.mail.queueBeat(u, hb.Leases)
+	return b.MachineBeat(ctx, Beat{MachineID: e.machineID, AgentID: agentID, ProviderID: e.providerID, Heartbeat: hb})
 }

@@ -1,48 +1,31 @@
 package handlers
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	stdmath "math"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
-	"cosmossdk.io/math"
 	"github.com/gin-gonic/gin"
 
 	"github.com/highway-compute/highway"
-	"github.com/highway-compute/highway/accounts"
-	"github.com/highway-compute/highway/models"
-	"github.com/highway-compute/highway/provider-agent/protocol"
+	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/web"
 )
 
-// enrollmentTTL is how long a new enrollment token works: long enough to
-// install the agent, short enough that a leaked token soon dies.
-const enrollmentTTL = time.Hour
-
 func (s *Server) providerConsole(c *gin.Context) {
-	s.renderConsole(c, http.StatusOK, "", web.NewForm())
+	s.renderConsole(c, http.StatusOK, "", &web.PriceForm{})
 }
 
 // providerEnroll creates a one-time enrollment token and shows it once.
 func (s *Server) providerEnroll(c *gin.Context) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	token, err := s.broker.Enroll(c.Request.Context(), currentUser(c).ID)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	token := "hwe_" + base64.RawURLEncoding.EncodeToString(b)
-	now := s.now().UTC()
-	t := &models.EnrollmentToken{TokenHash: accounts.HashToken(token), ProviderID: currentUser(c).ID, CreatedAt: now, ExpiresAt: now.Add(enrollmentTTL)}
-	if err := s.store.CreateEnrollmentToken(c.Request.Context(), t); err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.renderConsole(c, http.StatusCreated, token, web.NewForm())
+	s.renderConsole(c, http.StatusCreated, token, &web.PriceForm{})
 }
 
 // consoleLeases is how many of the provider's latest leases the console lists.
@@ -50,7 +33,7 @@ const consoleLeases = 50
 
 // renderConsole shows the console; token is a just-created enrollment
 // token ("" for none) and prices the price form as typed.
-func (s *Server) renderConsole(c *gin.Context, status int, token string, prices *web.Form) {
+func (s *Server) renderConsole(c *gin.Context, status int, token string, prices *web.PriceForm) {
 	ctx := c.Request.Context()
 	u := currentUser(c)
 	machines, err := s.store.ProviderMachines(ctx, u.ID)
@@ -67,8 +50,8 @@ func (s *Server) renderConsole(c *gin.Context, status int, token string, prices 
 		p, ok := asks[m]
 		v.Prices = append(v.Prices, web.PriceRow{Model: m, Price: p, Set: ok})
 	}
-	if v.PriceForm.Value("model") == "" && len(catalog) > 0 {
-		v.PriceForm.Values["model"] = catalog[0]
+	if len(catalog) > 0 {
+		v.PriceForm.Default("model", catalog[0])
 	}
 	if v.Leases, err = s.consoleLeases(c, u.ID); err != nil {
 		s.fail(c, err)
@@ -143,19 +126,16 @@ func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.Conso
 		return err
 	}
 	const buckets = 24
-	earned := make([]math.Int, buckets)
+	var earned [buckets]highway.Total
 	var cleared, missed [buckets]int64
-	for i := range earned {
-		earned[i] = math.ZeroInt()
-	}
-	total := math.ZeroInt()
+	var total highway.Total
 	for _, h := range hours {
 		i := int(h.Hour - start.Unix()/3600)
 		if i < 0 || i >= buckets {
 			continue
 		}
 		cleared[i], missed[i] = h.Cleared, h.Missed
-		earned[i] = math.NewIntFromBigInt(h.Earned())
+		earned[i] = h.Earned()
 		total = total.Add(earned[i])
 	}
 	pay := web.ChartSeries{Name: "released to you"}
@@ -164,8 +144,8 @@ func (s *Server) consoleEarnings(c *gin.Context, providerID string, v *web.Conso
 	for i := 0; i < buckets; i++ {
 		x := start.Add(time.Duration(i) * time.Hour).Unix()
 		y := int64(stdmath.MaxInt64) // a day's pay beyond int64 micro-units is drawn at the top
-		if earned[i].IsInt64() {
-			y = earned[i].Int64()
+		if a, fits := earned[i].Amount(); fits {
+			y = int64(a)
 		}
 		pay.Points = append(pay.Points, web.ChartPoint{X: x, Y: y})
 		ok.Points = append(ok.Points, web.ChartPoint{X: x, Y: cleared[i]})
@@ -224,64 +204,19 @@ func (s *Server) consoleLeases(c *gin.Context, providerID string) ([]web.Provide
 // providerSetPrice is POST /provider/prices: the ask for one model, typed
 // in HWY per GPU-hour.
 func (s *Server) providerSetPrice(c *gin.Context) {
-	f := web.NewForm()
-	f.Values["model"] = c.PostForm("model")
-	f.Values["price_per_gpu_hour"] = strings.TrimSpace(c.PostForm("price_per_gpu_hour"))
-	price, ok := ParseHWY(f.Value("price_per_gpu_hour"))
-	var err error
-	switch {
-	case !ok:
-		err = &highway.Error{Code: highway.EINVALID, Field: "price_per_gpu_hour", Message: "Enter a price in HWY with at most 6 decimals, e.g. 2.49."}
-	case price == 0:
-		err = &highway.Error{Code: highway.EINVALID, Field: "price_per_gpu_hour", Message: "The price must be above 0."}
-	default:
-		err = s.broker.SetPrice(c.Request.Context(), currentUser(c).ID, f.Value("model"), price)
+	f := &web.PriceForm{}
+	f.Bind(c.PostForm)
+	err := f.Validate()
+	if err == nil {
+		err = s.broker.SetPrice(c.Request.Context(), currentUser(c).ID, f.Model, f.Price)
 	}
 	if err != nil {
-		s.formError(c, f, err, func(*web.Page) {
-			fieldOrForm(f, []string{"model", "price_per_gpu_hour"})
+		s.formError(c, &f.Form, err, func(*web.Page) {
+			fieldOrForm(&f.Form, []string{"model", "price_per_gpu_hour"})
 			s.renderConsole(c, statusOf(highway.ErrorCode(err)), "", f)
 		})
 		return
 	}
-	s.setFlash(c, "success", "Price for "+f.Value("model")+" set to "+web.FormatHWYInt(price)+" HWY per GPU-hour.")
+	s.setFlash(c, "success", "Price for "+f.Model+" set to "+f.Price.HWY()+" HWY per GPU-hour.")
 	c.Redirect(http.StatusSeeOther, "/provider")
-}
-
-// hwyMaxWhole bounds the whole HWY part so whole*10^6 + fraction fits an
-// int64 (the broker caps asks far lower, at 10^12 uhwy).
-const hwyMaxWhole = 9_223_372_036_853
-
-// ParseHWY reads a non-negative HWY amount with at most six decimals
-// ("2.49", "0.000001", "7") as integer micro-units (uhwy), digit by digit:
-// no float ever sees the amount, so "0.1" is exactly 100000. Signs,
-// exponents, separators and a seventh decimal are refused rather than
-// rounded: a price is what the provider typed or nothing.
-func ParseHWY(s string) (int64, bool) {
-	whole, frac, hasDot := strings.Cut(s, ".")
-	if whole == "" || len(frac) > 6 || (hasDot && frac == "") {
-		return 0, false
-	}
-	var w int64
-	for _, r := range whole {
-		if r < '0' || r > '9' {
-			return 0, false
-		}
-		w = w*10 + int64(r-'0')
-		if w > hwyMaxWhole {
-			return 0, false
-		}
-	}
-	var f int64
-	for i := range 6 {
-		f *= 10
-		if i < len(frac) {
-			r := frac[i]
-			if r < '0' || r > '9' {
-				return 0, false
-			}
-			f += int64(r - '0')
-		}
-	}
-	return w*1_000_000 + f, true
 }

@@ -1,0 +1,151 @@
+//go:build !race
+
+// Built without -race only, like the end-to-end tests: the in-process
+// chain trips a known data race inside the SDK's store.
+
+package main
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
+
+	"github.com/highway-compute/highway/chain/app"
+	chainclient "github.com/highway-compute/highway/chain/client"
+)
+
+// TestHostileInputOnChain replays the attacks on the money paths against
+// the marketplace on a real chain: draining the dev faucet, racing
+// withdrawals past the balance, and reusing an Idempotency-Key.
+func TestHostileInputOnChain(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+
+	t.Run("faucet", func(t *testing.T) {
+		_, api := e.user("tap@example.com", "buyer")
+		codes := map[int]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 25; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code := api.do(http.MethodPost, "/wallet/faucet", nil, nil)
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		for i := 0; i < 5; i++ {
+			codes[api.do(http.MethodPost, "/wallet/faucet", nil, nil)]++
+		}
+		if codes[http.StatusOK] != 1 || codes[http.StatusTooManyRequests] != 29 {
+			t.Fatalf("30 faucet calls: %v, want one grant and 29 × 429", codes)
+		}
+		var w struct {
+			Balances []struct{ Amount string } `json:"balances"`
+		}
+		api.do(http.MethodGet, "/wallet", nil, &w)
+		if len(w.Balances) == 0 || w.Balances[0].Amount != e.faucet.String() {
+			t.Fatalf("balance after the faucet storm: %+v, want one grant of %s", w, e.faucet)
+		}
+		// A wallet already holding 5 grants is not topped up, whatever the clock.
+		_, rich := e.user("rich@example.com", "buyer")
+		var rw struct {
+			Address string `json:"address"`
+		}
+		rich.do(http.MethodGet, "/wallet", nil, &rw)
+		to, _ := sdk.AccAddressFromBech32(rw.Address)
+		faucet := e.faucetSigner
+		if _, err := e.chain.Send(ctx, faucet, banktypes.NewMsgSend(faucet.Address(), to, sdk.NewCoins(sdk.NewCoin(app.BondDenom, e.faucet.MulRaw(5))))); err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if code := rich.do(http.MethodPost, "/wallet/faucet", nil, &out); code != http.StatusConflict {
+			t.Fatalf("faucet for a full wallet: %d %+v", code, out)
+		}
+	})
+
+	t.Run("withdrawals race", func(t *testing.T) {
+		_, api := e.user("race@example.com", "buyer")
+		if code := api.do(http.MethodPost, "/wallet/faucet", nil, nil); code != http.StatusOK {
+			t.Fatalf("faucet: %d", code)
+		}
+		dest := chainclient.KeySigner{Key: secp256k1.GenPrivKey()}.Address().String()
+		amount := e.faucet.MulRaw(6).QuoRaw(10).String()
+		codes := map[int]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": amount}, nil)
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if codes[http.StatusOK] != 1 || codes[http.StatusPaymentRequired] != 9 {
+			t.Fatalf("10 parallel withdrawals of 60 %%: %v, want one 200 and nine 402", codes)
+		}
+		if got := e.balance(dest); !got.Equal(e.faucet.MulRaw(6).QuoRaw(10)) {
+			t.Fatalf("withdrawn %s, want exactly one withdrawal", got)
+		}
+	})
+
+	t.Run("idempotency key", func(t *testing.T) {
+		_, api := e.user("retry@example.com", "buyer")
+		if code := api.do(http.MethodPost, "/wallet/faucet", nil, nil); code != http.StatusOK {
+			t.Fatalf("faucet: %d", code)
+		}
+		body := map[string]any{"type": "gtc", "model": "H100", "count": 1, "hours": 1, "max_price_per_gpu_hour": "1000000",
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "workload": map[string]string{"command": "true"}}
+		type placed struct {
+			Order struct {
+				ID string `json:"id"`
+			} `json:"order"`
+			Error struct{ Code, Field string } `json:"error"`
+		}
+		ids := map[string]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var out placed
+				code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-1"}, body, &out)
+				mu.Lock()
+				ids[out.Order.ID+"/"+http.StatusText(code)]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if len(ids) != 1 {
+			t.Fatalf("10 racing requests with one key: %v, want one order", ids)
+		}
+		body["hours"] = 2
+		var out placed
+		if code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-1"}, body, &out); code != http.StatusUnprocessableEntity || out.Error.Field != "Idempotency-Key" {
+			t.Fatalf("the key with another body: %d %+v", code, out)
+		}
+		var list struct {
+			Orders []struct{ ID string } `json:"orders"`
+		}
+		api.do(http.MethodGet, "/orders", nil, &list)
+		if len(list.Orders) != 1 {
+			t.Fatalf("orders stored: %d, want 1", len(list.Orders))
+		}
+	})
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
+	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/models"
+)
+
+// Replicas. Any number of `highway serve` processes may run on one
+// PostgreSQL; one leads (runs the broker and serves every route) and the
+// others stand by: they answer /healthz, /readyz (503, "standby") and
+// /metrics, refuse everything else with 503 and Retry-After, and take
+// over within LeaderPoll plus the engine's replay when the leader goes.
+// A load balancer that routes by /readyz sends all traffic to the leader.
+// Every replica serving reads and forwarding writes is the next step
+// (docs/decisions.md, "Replicas").
+
+// Roles a replica may be started with.
+const (
+	RoleAuto   = "auto"
+	RoleLeader = "leader"
+)
+
+func (m *Main) checkRole() error {
+	c := &m.Config
+	switch c.Role {
+	case "":
+		c.Role = RoleAuto
+	case RoleAuto, RoleLeader:
+	default:
+		return fmt.Errorf("--role %q: want auto or leader", c.Role)
+	}
+	if c.LeaderPoll <= 0 {
+		c.LeaderPoll = 250 * time.Millisecond
+	}
+	if c.LeaderWatch <= 0 {
+		c.LeaderWatch = time.Second
+	}
+	return nil
+}
+
+// holder names this replica in market_leader and the logs.
+func (m *Main) holder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d %s", host, os.Getpid(), m.ln.Addr())
+}
+
+// Role is "leader" or "standby" (or "deposed", until the process exits).
+func (m *Main) Role() string {
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	switch {
+	case m.lead == nil:
+		return "standby"
+	case m.lead.Err() != nil:
+		return "deposed"
+	default:
+		return "leader"
+	}
+}
+
+// Fatal reports why this replica must stop (its leadership was lost, or
+// a standby could not take over); RunUntil returns it.
+func (m *Main) Fatal() <-chan error { return m.fatal }
+
+func (m *Main) fail(err error) {
+	select {
+	case m.fatal <- err:
+	default:
+	}
+}
+
+// market is the running broker, nil while standing by.
+func (m *Main) market() *broker.Broker {
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	return m.Market
+}
+
+// becomeLeader starts the broker (replaying the market's log) and the
+// full set of routes, then watches the hold on the market.
+func (m *Main) becomeLeader(ctx context.Context, lead *models.Leadership) error {
+	c := &m.Config
+	if err := m.openBroker(ctx); err != nil {
+		return err
+	}
+	var proxies []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxies = append(proxies, p)
+		}
+	}
+	h, err := handlers.New(handlers.Config{
+		Store:          m.Store,
+		Accounts:       accounts.New(m.Store, m.Accounts),
+		Logger:         m.Logger,
+		Secret:         []byte(c.SessionSecret),
+		BaseURL:        c.BaseURL,
+		DevMode:        c.DevMode,
+		Registry:       m.registry,
+		TrustedProxies: proxies,
+		Agents:         m.Agents,
+		API:            m.API,
+		Broker:         m.market(),
+		References:     m.refs,
+		Nonces:         agentNonces(m.Store),
+		Role:           "leader",
+	})
+	if err != nil {
+		return err
+	}
+	m.leadMu.Lock()
+	m.lead = lead
+	m.leadMu.Unlock()
+	m.leaderMetrics.leading(true, lead.Term)
+	m.handler.set(h)
+	go m.sweepSessions(ctx)
+	go m.watchLead(lead)
+	return nil
+}
+
+// standby waits for the leadership, then takes over.
+func (m *Main) standby(ctx context.Context) {
+	defer close(m.standbyDone)
+	m.Logger.Info("standing by: another replica leads the market", "holder", m.holder())
+	lead, err := m.Store.AwaitLeadership(ctx, m.holder(), m.Config.LeaderPoll, m.Config.LeaderWatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.fail(fmt.Errorf("standby: %w", err))
+		}
+		return
+	}
+	start := time.Now()
+	if err := m.becomeLeader(ctx, lead); err != nil {
+		lead.Release()
+		m.fail(fmt.Errorf("take over the market: %w", err))
+		return
+	}
+	took := time.Since(start)
+	m.leaderMetrics.takeover.Set(took.Seconds())
+	m.Logger.Info("took over the market", "term", lead.Term, "replay_and_start", took.Round(time.Millisecond))
+}
+
+// watchLead stops serving as the leader the moment the hold is lost: the
+// store already refuses this process's writes (models.ErrDeposed), the
+// routes go back to the standby's answers, and Fatal says why.
+func (m *Main) watchLead(lead *models.Leadership) {
+	<-lead.Lost()
+	if m.releasing.Load() {
+		return
+	}
+	m.handler.set(m.standbyHandler("deposed"))
+	m.leaderMetrics.leading(false, 0)
+	m.Logger.Error("leadership lost: this replica stops serving the market", "term", lead.Term, "err", lead.Err())
+	m.fail(fmt.Errorf("leadership lost: %w", lead.Err()))
+}
+
+func (m *Main) releaseLead() {
+	m.leadMu.Lock()
+	lead := m.lead
+	m.leadMu.Unlock()
+	if lead != nil {
+		m.releasing.Store(true)
+		lead.Release()
+		m.leaderMetrics.leading(false, 0)
+	}
+}
+
+// swapHandler is the handler served: the standby's, then the full
+// routes once this replica leads.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+// current is the handler being served.
+func (s *swapHandler) current() http.Handler { return *s.h.Load() }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.current().ServeHTTP(w, r)
+}
+
+// standbyHandler answers while this replica does not lead.
+func (m *Main) standbyHandler(role string) http.Handler {
+	metrics := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON := func(status int, v any) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(v)
+		}
+		switch r.URL.Path {
+		case "/healthz":
+			writeJSON(http.StatusOK, map[string]string{"status": "ok", "role": role})
+		case "/readyz":
+			writeJSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "role": role})
+		case "/metrics":
+			metrics.ServeHTTP(w, r)
+		default:
+			// Retry-After: the takeover is quick, and a client that
+			// retries reaches the leader through the load balancer.
+			w.Header().Set("Retry-After", "1")
+			writeJSON(http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
+				"code": "unavailable", "message": "This replica is standing by for the market's leader; retry in a moment."}})
+		}
+	})
+}
+
+// leaderMetrics tell an operator which replica leads and how the last
+// takeover went.
+type leaderMetrics struct {
+	leader, term, takeover prometheus.Gauge
+}
+
+func newLeaderMetrics(reg *prometheus.Registry) leaderMetrics {
+	lm := leaderMetrics{
+		leader:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader", Help: "1 while this replica leads the market (runs the broker), else 0."}),
+		term:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_term", Help: "The leadership term this replica holds (0: none)."}),
+		takeover: prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_takeover_seconds", Help: "How long this replica's takeover took, from winning the election to serving (engine replay included)."}),
+	}
+	reg.MustRegister(lm.leader, lm.term, lm.takeover)
+	return lm
+}
+
+// leading records whether this replica leads, and its term (0 on
+// SQLite, where there is no election).
+func (lm leaderMetrics) leading(on bool, term int64) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	lm.leader.Set(v)
+	lm.term.Set(float64(term))
+}

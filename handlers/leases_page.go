@@ -1,0 +1,207 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/web"
+)
+
+// The lease page: books, epochs, workload logs (live), and the buyer's
+// close and dispute; a party's statement on a dispute.
+
+func (s *Server) leasePage(c *gin.Context) {
+	l, ok := s.visibleLease(c)
+	if !ok {
+		return
+	}
+	s.renderLease(c, http.StatusOK, l, leaseForms{})
+}
+
+// leaseForms are the lease page's forms with what the viewer sent and the
+// errors to show; zero values render them empty.
+type leaseForms struct {
+	closeErr           string
+	dispute, statement *web.StatementForm
+}
+
+// logTail is how many of the latest log lines the lease page shows.
+const logTail = 300
+
+func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms leaseForms) {
+	ctx := c.Request.Context()
+	if forms.dispute == nil {
+		forms.dispute = &web.StatementForm{}
+	}
+	if forms.statement == nil {
+		forms.statement = &web.StatementForm{}
+	}
+	eps, err := s.store.Epochs(ctx, l.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	disputes, err := s.store.DisputesOfLease(ctx, l.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	logs, from, err := s.logTail(ctx, l.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	u := currentUser(c)
+	v := web.LeaseView{ID: l.ID, OrderID: l.OrderID, Status: l.Status, Model: l.Model, GPUs: l.GPUs, MachineID: l.MachineID,
+		ChainLeaseID: l.ChainLeaseID, CreateTx: l.CreateTx, PricePerHour: l.PricePerHour, PricePerEpoch: l.PricePerEpoch,
+		EpochsTotal: l.EpochsTotal, Remaining: l.Remaining, Pending: l.Pending, Paid: l.Paid, Refunded: l.Refunded,
+		Frozen: l.Frozen, Fees: l.Fees, WorkloadStatus: l.WorkloadStatus, CloseReason: l.CloseReason,
+		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
+		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, Dispute: forms.dispute,
+		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
+	for _, d := range disputes {
+		row := web.LeaseDisputeRow{ID: d.ID, Status: d.Status, Opened: web.FormatTime(d.CreatedAt), BuyerStatement: d.BuyerStatement,
+			ProviderStatement: d.ProviderStatement, BuyerBps: d.BuyerBps, Resolution: d.Resolution, ResolveTx: d.ResolveTx}
+		if d.ResolvedAt != nil {
+			row.Resolved = web.FormatTime(*d.ResolvedAt)
+		}
+		if d.Status == "open" {
+			v.OpenDisputeID = d.ID
+		}
+		v.Disputes = append(v.Disputes, row)
+	}
+	if l.GPUUUIDs != "" {
+		v.GPUUUIDs = strings.Split(l.GPUUUIDs, ",")
+	}
+	v.Provider = shortID(l.ProviderID)
+	if p, err := s.store.UserByID(ctx, l.ProviderID); err == nil && p.Name != "" {
+		v.Provider = p.Name
+	}
+	for _, e := range eps {
+		v.Epochs = append(v.Epochs, web.EpochRow{N: e.N, Status: e.Status, ValidNonces: e.ValidNonces, Required: e.Required,
+			Amount: e.Amount, TxHash: e.TxHash, Height: e.Height, Reason: e.Reason})
+	}
+	for _, ln := range logs {
+		v.Logs = append(v.Logs, web.LogLine{Seq: ln.Seq, At: ln.At.UTC().Format("15:04:05"), Stream: ln.Stream, Text: ln.Text})
+	}
+	if wantsFragment(c) {
+		s.renderFragment(c, status, web.LeaseLive(v))
+		return
+	}
+	s.render(c, status, "Lease", web.LeasePage(s.page(c, "Lease"), v))
+}
+
+// logTail returns the latest logTail lines and, when older ones were left
+// out, the sequence number of the first shown. The store pages forward
+// only, so it walks the log; leases' logs are bounded by the agent's
+// batches, and the full log stays available from the API.
+func (s *Server) logTail(ctx context.Context, leaseID string) ([]models.LeaseLog, int64, error) {
+	const page = 1000
+	var tail []models.LeaseLog
+	var after int64
+	skipped := false
+	for {
+		lines, err := s.store.Logs(ctx, leaseID, after, page)
+		if err != nil {
+			return nil, 0, err
+		}
+		tail = append(tail, lines...)
+		if len(tail) > logTail {
+			tail = append(tail[:0:0], tail[len(tail)-logTail:]...)
+			skipped = true
+		}
+		if len(lines) < page {
+			break
+		}
+		after = lines[len(lines)-1].Seq
+	}
+	if skipped && len(tail) > 0 {
+		return tail, tail[0].Seq, nil
+	}
+	return tail, 0, nil
+}
+
+// buyerLease loads a lease for an action only its buyer may take; anyone
+// else gets "not found", as for the page of a lease they cannot see.
+func (s *Server) buyerLease(c *gin.Context) (*models.Lease, bool) {
+	return loadFor(s, c, s.store.LeaseByID, func(u *models.User, l *models.Lease) bool { return l.BuyerID == u.ID }, "Lease not found.")
+}
+
+func (s *Server) leaseClose(c *gin.Context) {
+	l, ok := s.buyerLease(c)
+	if !ok {
+		return
+	}
+	if _, err := s.broker.CloseLease(c.Request.Context(), currentUser(c).ID, l.ID); err != nil {
+		if highway.ErrorCode(err) == highway.EINTERNAL {
+			s.fail(c, err)
+			return
+		}
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{closeErr: highway.ErrorMessage(err)})
+		return
+	}
+	s.setFlash(c, "success", "The lease is closed. Proven epochs are paid; the rest of the escrow is back in your wallet.")
+	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
+}
+
+func (s *Server) leaseDispute(c *gin.Context) {
+	l, ok := s.buyerLease(c)
+	if !ok {
+		return
+	}
+	f := &web.StatementForm{}
+	f.Bind(c.PostForm)
+	err := f.Validate()
+	if err == nil {
+		_, err = s.broker.OpenDispute(c.Request.Context(), currentUser(c).ID, l.ID, f.Statement)
+	}
+	if err != nil {
+		s.formError(c, &f.Form, err, func(*web.Page) {
+			fieldOrForm(&f.Form, []string{"statement"})
+			s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{dispute: f})
+		})
+		return
+	}
+	s.setFlash(c, "success", "Dispute opened. The unpaid escrow is frozen until an arbiter decides.")
+	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
+}
+
+// disputeStatement takes the provider's side of an open dispute from the
+// lease page.
+func (s *Server) disputeStatement(c *gin.Context) {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	f := &web.StatementForm{}
+	f.Bind(c.PostForm)
+	var d *models.Dispute
+	err := f.Validate()
+	if err == nil {
+		d, err = s.broker.ProviderStatement(ctx, u.ID, c.Param("id"), f.Statement)
+	}
+	if err == nil {
+		s.setFlash(c, "success", "Your statement is recorded; the arbiter reads it with the buyer's.")
+		c.Redirect(http.StatusSeeOther, "/leases/"+d.LeaseID)
+		return
+	}
+	// Only the provider of the dispute's lease gets its page back with
+	// the error (the broker returns the dispute to it alone); anyone else
+	// gets the broker's "not found".
+	if d == nil {
+		s.fail(c, err)
+		return
+	}
+	l, lerr := s.store.LeaseByID(ctx, d.LeaseID)
+	if lerr != nil {
+		s.fail(c, err)
+		return
+	}
+	s.formError(c, &f.Form, err, func(*web.Page) {
+		fieldOrForm(&f.Form, []string{"statement"})
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{statement: f})
+	})
+}

@@ -38,11 +38,13 @@ type agentEntry struct {
 	loaded                time.Time
 
 	// beat serialises one agent's heartbeats: continuity is checked and
-	// advanced atomically.
-	beat   sync.Mutex
-	bootID string
-	seq    uint64
-	gpus   []protocol.GPU
+	// advanced atomically. replaced (under beat) marks an entry a reload
+	// has superseded.
+	beat     sync.Mutex
+	bootID   string
+	seq      uint64
+	gpus     []protocol.GPU
+	replaced bool
 }
 
 // agentStore is what the agent cache reads.
@@ -58,6 +60,14 @@ func newAgentCache(store agentStore, now func() time.Time) *agentCache {
 
 // get returns the agent's entry, loading it (and its machine's GPUs) from
 // the database when missing or older than the TTL.
+//
+// Lock order: an entry's beat, then the cache's mu (accept takes them so,
+// holding beat while it looks up GPU owners). A reload therefore takes
+// the old entry's beat before mu, never while holding mu: two requests
+// that both found no entry, or a reload beside a heartbeat, once
+// deadlocked here (the heartbeat holding beat and waiting for mu, the
+// reload holding mu and waiting for beat), and every agent request after
+// them with it.
 func (c *agentCache) get(ctx context.Context, id string) (*agentEntry, error) {
 	c.mu.Lock()
 	e := c.agents[id]
@@ -85,22 +95,48 @@ func (c *agentCache) get(ctx context.Context, id string) (*agentEntry, error) {
 	for _, g := range gpus {
 		fresh.gpus = append(fresh.gpus, protocol.GPU{Index: g.Idx, UUID: g.UUID})
 	}
+	if e != nil {
+		e.beat.Lock()
+		defer e.beat.Unlock()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.agents[id]; old != nil {
+	if cur := c.agents[id]; cur != e {
+		// Another request loaded the agent meanwhile: its entry is as
+		// new as this one and may already carry a beat, so it stands.
+		return cur, nil
+	}
+	if e != nil {
 		// Keep the continuity state this process advanced: the database
-		// lags it by up to one flush.
-		old.beat.Lock()
-		if old.bootID != "" && (old.bootID != fresh.bootID || old.seq > fresh.seq) {
-			fresh.bootID, fresh.seq, fresh.gpus = old.bootID, old.seq, old.gpus
+		// lags it by up to one flush. A heartbeat still holding the old
+		// entry sees it replaced and starts over on this one.
+		if e.bootID != "" && (e.bootID != fresh.bootID || e.seq > fresh.seq) {
+			fresh.bootID, fresh.seq, fresh.gpus = e.bootID, e.seq, e.gpus
 		}
-		old.beat.Unlock()
+		e.replaced = true
 	}
 	c.agents[id] = fresh
 	for _, g := range fresh.gpus {
 		c.owners[g.UUID] = fresh.machineID
 	}
 	return fresh, nil
+}
+
+// lockCurrent returns the agent's entry with its beat held, one a reload
+// has not replaced meanwhile (so continuity advances where the next beat
+// will look).
+func (c *agentCache) lockCurrent(ctx context.Context, id string) (*agentEntry, error) {
+	for {
+		e, err := c.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		e.beat.Lock()
+		if !e.replaced {
+			return e, nil
+		}
+		e.beat.Unlock()
+	}
 }
 
 // key is the verifier's key lookup.
@@ -181,14 +217,13 @@ func (b *Broker) AgentKey(ctx context.Context, agentID string) (ed25519.PublicKe
 // advanced under the agent's own lock, and the engine fed inside it too,
 // so two racing beats of one agent reach it in seq order.
 func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Heartbeat) error {
-	e, err := b.agents.get(ctx, agentID)
-	if err != nil {
-		return err
-	}
 	for i := range hb.GPUs {
 		hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name)
 	}
-	e.beat.Lock()
+	e, err := b.agents.lockCurrent(ctx, agentID)
+	if err != nil {
+		return err
+	}
 	defer e.beat.Unlock()
 	if err := b.agents.accept(ctx, e, agentID, hb); err != nil {
 		return err

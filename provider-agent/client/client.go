@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/highway-compute/highway/protocol"
@@ -31,14 +32,32 @@ const maxResponse = 1 << 20
 type Client struct {
 	// BaseURL is the marketplace root, e.g. https://highway.example.
 	BaseURL string
-	// HTTP is the transport; nil means a client with sane timeouts. Do not
-	// set an overall Timeout on it: long-polls rely on per-call contexts.
+	// HTTP is the transport; nil means one client with sane timeouts,
+	// shared by every Client in the process, so connections are kept
+	// alive and reused. Do not set an overall Timeout on it: long-polls
+	// rely on per-call contexts.
 	HTTP *http.Client
+	// CallTimeout bounds each call other than the long-poll (which waits
+	// its own wait plus a margin); 0 means DefaultCallTimeout. Without it
+	// a request the server never answers would stall its loop for good,
+	// with nothing logged.
+	CallTimeout time.Duration
 	// Signer signs requests; nil only before enrollment.
 	Signer *protocol.Signer
 	// UserAgent identifies the agent build.
 	UserAgent string
 }
+
+// DefaultCallTimeout bounds a heartbeat, log batch, quote or proof
+// upload: generous beside their size, short beside a heartbeat interval's
+// worth of offline misses.
+const DefaultCallTimeout = 30 * time.Second
+
+// sharedHTTP is the client used when Client.HTTP is nil. One per process:
+// a transport per request would open (and, with TLS, handshake) a new
+// connection for every heartbeat and leave each idle on the server for
+// IdleConnTimeout.
+var sharedHTTP = sync.OnceValue(DefaultHTTPClient)
 
 // DefaultHTTPClient has connection-level timeouts but no overall timeout.
 func DefaultHTTPClient() *http.Client {
@@ -166,6 +185,15 @@ func (c *Client) SendVerification(ctx context.Context, r protocol.VerificationRe
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any, sign bool) error {
+	if _, ok := ctx.Deadline(); !ok {
+		timeout := c.CallTimeout
+		if timeout <= 0 {
+			timeout = DefaultCallTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	var body []byte
 	if in != nil {
 		var err error
@@ -194,7 +222,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, sign 
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = DefaultHTTPClient()
+		hc = sharedHTTP()
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

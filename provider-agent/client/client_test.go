@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,5 +127,64 @@ func TestSignedCallsAndErrors(t *testing.T) {
 	c.Signer = &protocol.Signer{AgentID: "agent-2", Key: priv}
 	if err := c.SendLogs(ctx, protocol.LogBatch{LeaseID: "l"}); !errors.As(err, &se) || se.Detail.Reason != "unknown_agent" {
 		t.Fatalf("unknown agent: %v", err)
+	}
+}
+
+// TestConnectionsAreReused: clients left on the default transport share
+// it, so a stream of heartbeats rides one kept-alive connection instead of
+// opening (and leaving idle on the server) one per request.
+func TestConnectionsAreReused(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(protocol.HeartbeatResponse{ServerTime: 1})
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	for i := range 20 {
+		// A fresh Client each time, as separate agents in one process
+		// (the dev fleet) are: they share the transport too.
+		c := &Client{BaseURL: srv.URL, Signer: &protocol.Signer{AgentID: "a", Key: priv}}
+		if _, err := c.Heartbeat(context.Background(), protocol.Heartbeat{AgentID: "a", Seq: uint64(i + 1), BootID: "b", SentAt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("20 sequential heartbeats opened %d connections, want 1", n)
+	}
+}
+
+// TestUnansweredCallTimesOut: a server that accepts a heartbeat and never
+// answers costs the loop CallTimeout, then a retryable error, instead of
+// stalling it for good.
+func TestUnansweredCallTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	_, priv, _ := ed25519.GenerateKey(nil)
+	c := &Client{BaseURL: srv.URL, Signer: &protocol.Signer{AgentID: "a", Key: priv}, CallTimeout: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Heartbeat(context.Background(), protocol.Heartbeat{AgentID: "a", Seq: 1, BootID: "b", SentAt: 1})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) || !Retryable(err) {
+			t.Fatalf("unanswered heartbeat: err = %v, want a retryable deadline error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("an unanswered heartbeat was never given up")
 	}
 }

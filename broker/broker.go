@@ -13,7 +13,6 @@ package broker
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +81,10 @@ type Config struct {
 	// SnapshotEvery is how often the market is recorded for the charts
 	// (default one minute).
 	SnapshotEvery time.Duration
+	// CheckpointEvery is how many logged commands pass between checkpoints
+	// of the engine (default 10 000): a start or takeover restores the
+	// newest and replays at most about this many commands.
+	CheckpointEvery int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -158,6 +161,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	def(&cfg.QuoteTTL, 2*time.Minute)
 	def(&cfg.VerifyWork, 5*time.Second)
 	def(&cfg.SnapshotEvery, time.Minute)
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 10_000
+	}
 	if cfg.OfflineMisses < 2 {
 		cfg.OfflineMisses = 3
 	}
@@ -192,45 +198,12 @@ func (b *Broker) engineConfig() market.Config {
 	}
 }
 
-// load replays the engine's log and reads machines, prices and in-flight
-// orders.
+// load rebuilds the engine (its newest checkpoint, then the log after it)
+// and reads machines, prices and in-flight orders.
 func (b *Broker) load(ctx context.Context) error {
-	e, err := market.NewEngine(b.engineConfig())
+	e, n, err := b.rebuild(ctx)
 	if err != nil {
-		return fmt.Errorf("broker: engine: %w", err)
-	}
-	n := 0
-	suspended := map[string]bool{}
-	err = b.store.MarketLog(ctx, func(page []models.MarketLogEntry) error {
-		for _, en := range page {
-			raw, err := base64.StdEncoding.DecodeString(en.Command)
-			if err != nil {
-				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
-			}
-			c, err := market.UnmarshalCommand(raw)
-			if err != nil {
-				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
-			}
-			if _, err := e.Apply(&c); err != nil {
-				// The log holds only commands that applied; one that no
-				// longer does means the catalog (regions, models) changed
-				// under it. Refuse to guess: GPUs held by live leases
-				// could be rented twice.
-				return fmt.Errorf("market log entry %d (%s) no longer applies: %w; was the region or model catalog changed?", en.Seq, c.Kind, err)
-			}
-			b.w.seq = en.Seq
-			n++
-			switch c.Kind {
-			case market.KindSuspendProvider:
-				suspended[c.Provider] = true
-			case market.KindReinstateProvider:
-				delete(suspended, c.Provider)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("broker: replay: %w", err)
+		return fmt.Errorf("broker: %w", err)
 	}
 	b.w.engine = e
 	prices, err := b.store.Prices(ctx)
@@ -249,7 +222,7 @@ func (b *Broker) load(ctx context.Context) error {
 		if a, err := b.store.AgentOfMachine(ctx, ms[i].ID); err == nil {
 			st.agentID = a.ID
 		}
-		st.suspended = st.suspended || suspended[st.providerID]
+		st.suspended = st.suspended || e.ProviderSuspended(st.providerID)
 		b.indexLocked(st)
 	}
 	if err := b.loadUptimeLocked(ctx); err != nil {
@@ -276,7 +249,7 @@ func (b *Broker) load(ctx context.Context) error {
 			b.flights[os[i].ID] = &flight{order: os[i]}
 		}
 	}
-	b.log.Info("market engine rebuilt", "commands", n, "machines", len(ms), "stats", fmt.Sprintf("%+v", e.Stats()))
+	b.log.Info("market engine rebuilt", "checkpoint", b.w.checkpointSeq, "commands_replayed", n, "machines", len(ms), "stats", fmt.Sprintf("%+v", e.Stats()))
 	return nil
 }
 
@@ -308,6 +281,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.mu.Lock()
 	err := b.flushLocked(context.WithoutCancel(ctx))
 	b.mu.Unlock()
+	b.w.checkpoints.Wait()
 	return err
 }
 

@@ -314,3 +314,71 @@ func TestReliabilityCountsMissedEpochs(t *testing.T) {
 		}
 	})
 }
+
+// The engine is checkpointed every CheckpointEvery logged commands and the
+// log compacted behind the older of the two checkpoints kept; a restart
+// restores the newest and replays the tail to the same state, falls back
+// to the older one when the newest does not restore, and refuses to start
+// when neither does and the log between is gone.
+func TestEngineRebuiltFromCheckpoint(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, store *models.Store) {
+		ctx := context.Background()
+		cfg := Config{Store: store, Regions: []string{"us-east", "eu-west"}, CheckpointEvery: 5}
+		b, err := New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 23 {
+			c := market.Command{Kind: market.KindUpsertMachine, Machine: fmt.Sprintf("m%d", i%4), Provider: fmt.Sprintf("p%d", i%4),
+				Model: "H100", GPUs: 8, VRAMGiB: 80, Region: "us-east", RTTms: []uint16{5, 80}, Price: int64(1000 + i), Verified: true}
+			if i%5 == 4 {
+				c = suspendCmd(fmt.Sprintf("p%d", i))
+			}
+			if _, err := b.apply(ctx, c); err != nil {
+				t.Fatalf("command %d: %v", i, err)
+			}
+			b.w.checkpoints.Wait() // each checkpoint lands before the next is due
+		}
+		b.mu.Lock()
+		seq, digest, ckpt := b.w.seq, b.w.engine.StateDigest(), b.w.checkpointSeq
+		b.mu.Unlock()
+		cps, err := store.MarketCheckpoints(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := store.FirstMarketLogSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cps) != 2 || cps[0].Seq != ckpt || ckpt < seq-5 || first != cps[1].Seq+1 {
+			t.Fatalf("after %d commands: checkpoints %d (newest %d, broker's %d), log from %d", seq, len(cps), cps[0].Seq, ckpt, first)
+		}
+
+		rebuilt := func(what string) *Broker {
+			t.Helper()
+			again, err := New(ctx, cfg)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if again.w.seq != seq || again.w.engine.StateDigest() != digest {
+				t.Fatalf("%s: rebuilt at seq %d, want %d, state equal %v", what, again.w.seq, seq, again.w.engine.StateDigest() == digest)
+			}
+			return again
+		}
+		if again := rebuilt("from the newest checkpoint"); again.w.checkpointSeq != cps[0].Seq {
+			t.Fatalf("restored checkpoint %d, want the newest, %d", again.w.checkpointSeq, cps[0].Seq)
+		}
+		if err := store.DB.Model(&models.MarketCheckpoint{}).Where("seq = ?", cps[0].Seq).Update("state", "bm90IGEgc25hcHNob3Q=").Error; err != nil {
+			t.Fatal(err)
+		}
+		if again := rebuilt("from the older checkpoint"); again.w.checkpointSeq != cps[1].Seq {
+			t.Fatalf("restored checkpoint %d, want the older, %d", again.w.checkpointSeq, cps[1].Seq)
+		}
+		if err := store.DB.Model(&models.MarketCheckpoint{}).Where("seq = ?", cps[1].Seq).Update("state", "!").Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(ctx, cfg); err == nil || !strings.Contains(err.Error(), "refusing to rebuild from a gap") {
+			t.Fatalf("neither checkpoint restores and the log is compacted: err = %v", err)
+		}
+	})
+}

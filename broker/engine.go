@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/highway-compute/highway/market"
@@ -26,6 +27,12 @@ type writer struct {
 	engine   *market.Engine
 	seq      int64
 	unlogged []models.MarketLogEntry
+	// checkpointSeq is the log entry the newest stored checkpoint follows;
+	// nextCheckpoint the seq at which the next is due; checkpointing says
+	// one is being written (checkpoints, which Run waits for).
+	checkpointSeq, nextCheckpoint int64
+	checkpointing                 bool
+	checkpoints                   sync.WaitGroup
 	// followUps are commands events called for, run after the command
 	// that caused them; inEvents and draining say where in that the
 	// writer is.
@@ -127,7 +134,117 @@ func (b *Broker) applyOneLocked(ctx context.Context, c market.Command) ([]market
 	return evs, nil
 }
 
-func (b *Broker) flushLocked(ctx context.Context) error { return b.w.flush(ctx, b.store) }
+func (b *Broker) flushLocked(ctx context.Context) error {
+	if err := b.w.flush(ctx, b.store); err != nil {
+		return err
+	}
+	b.checkpointLocked(ctx)
+	return nil
+}
+
+// checkpointLocked starts a checkpoint once CheckpointEvery commands are
+// logged past the last one. The state is encoded here, under the lock, so
+// it is exactly the state after entry seq (every entry up to it is
+// flushed); the write, and the log compaction with it, go on behind.
+func (b *Broker) checkpointLocked(ctx context.Context) {
+	w := &b.w
+	if w.checkpointing || w.seq < w.nextCheckpoint {
+		return
+	}
+	seq, start := w.seq, time.Now()
+	raw := w.engine.Snapshot(nil)
+	encoded := time.Since(start)
+	state := base64.StdEncoding.EncodeToString(raw)
+	w.checkpointing = true
+	w.checkpoints.Add(1)
+	go func() {
+		defer w.checkpoints.Done()
+		err := b.store.SaveMarketCheckpoint(context.WithoutCancel(ctx), seq, state, b.now())
+		b.mu.Lock()
+		w.checkpointing = false
+		if err == nil {
+			w.checkpointSeq, w.nextCheckpoint = seq, seq+int64(b.cfg.CheckpointEvery)
+		} else {
+			// Try again a quarter interval on, not at every flush.
+			w.nextCheckpoint = w.seq + int64(max(b.cfg.CheckpointEvery/4, 1))
+		}
+		b.mu.Unlock()
+		if err != nil {
+			b.log.Warn("market checkpoint", "seq", seq, "err", err)
+			return
+		}
+		b.log.Info("market checkpoint", "seq", seq, "bytes", len(raw), "encode", encoded.Round(time.Microsecond), "total", time.Since(start).Round(time.Millisecond))
+	}()
+}
+
+// rebuild restores the engine from the newest checkpoint that restores
+// (the older one kept is the fallback) and replays the log after it. It
+// returns the engine and how many commands it replayed.
+func (b *Broker) rebuild(ctx context.Context) (*market.Engine, int, error) {
+	cps, err := b.store.MarketCheckpoints(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("market checkpoints: %w", err)
+	}
+	cfg := b.engineConfig()
+	var e *market.Engine
+	var after int64
+	for _, cp := range cps {
+		raw, err := base64.StdEncoding.DecodeString(cp.State)
+		if err == nil {
+			e, err = market.Restore(cfg, raw)
+		}
+		if err == nil {
+			after = cp.Seq
+			break
+		}
+		b.log.Error("market checkpoint does not restore; trying an older one", "seq", cp.Seq, "err", err)
+	}
+	if e == nil {
+		if e, err = market.NewEngine(cfg); err != nil {
+			return nil, 0, fmt.Errorf("engine: %w", err)
+		}
+	}
+	first, err := b.store.FirstMarketLogSeq(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("market log: %w", err)
+	}
+	if first > after+1 {
+		// The entries between were compacted behind a checkpoint that did
+		// not restore: replaying the rest onto an older state could rent
+		// GPUs held by live leases twice.
+		return nil, 0, fmt.Errorf("the market log resumes at entry %d, but the engine could only be restored to entry %d: refusing to rebuild from a gap", first, after)
+	}
+	b.w.seq, b.w.checkpointSeq = after, after
+	n := 0
+	err = b.store.MarketLog(ctx, after, func(page []models.MarketLogEntry) error {
+		for _, en := range page {
+			raw, err := base64.StdEncoding.DecodeString(en.Command)
+			if err != nil {
+				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
+			}
+			c, err := market.UnmarshalCommand(raw)
+			if err != nil {
+				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
+			}
+			if _, err := e.Apply(&c); err != nil {
+				// The log holds only commands that applied; one that no
+				// longer does means the catalog (regions, models) changed
+				// under it. Refuse to guess: GPUs held by live leases
+				// could be rented twice.
+				return fmt.Errorf("market log entry %d (%s) no longer applies: %w; was the region or model catalog changed?", en.Seq, c.Kind, err)
+			}
+			b.w.seq = en.Seq
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("replay: %w", err)
+	}
+	b.w.engine = e
+	b.w.nextCheckpoint = b.w.checkpointSeq + int64(b.cfg.CheckpointEvery)
+	return e, n, nil
+}
 
 // Changed returns a channel closed at the next market change (offers,
 // orders, leases), and the generation it follows: server-sent events wait

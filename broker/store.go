@@ -28,10 +28,14 @@ type Store interface {
 var _ Store = (*models.Store)(nil)
 
 // engineStore: the engine writer (engine.go) and start-up (broker.go): the
-// command log, snapshots and what a restart reads back.
+// command log and its checkpoints, the charts' snapshots, and what a
+// restart reads back.
 type engineStore interface {
 	AppendMarketLog(ctx context.Context, entries []models.MarketLogEntry) error
-	MarketLog(ctx context.Context, fn func([]models.MarketLogEntry) error) error
+	MarketLog(ctx context.Context, after int64, fn func([]models.MarketLogEntry) error) error
+	SaveMarketCheckpoint(ctx context.Context, seq int64, state string, now time.Time) error
+	MarketCheckpoints(ctx context.Context) ([]models.MarketCheckpoint, error)
+	FirstMarketLogSeq(ctx context.Context) (int64, error)
 	AddSnapshots(ctx context.Context, rows []models.MarketSnapshot) error
 	AllMachines(ctx context.Context) ([]models.Machine, error)
 	AgentOfMachine(ctx context.Context, machineID string) (*models.Agent, error)

@@ -29,6 +29,21 @@ type MarketLogEntry struct {
 // TableName keeps gorm off the pluralised name.
 func (MarketLogEntry) TableName() string { return "market_log" }
 
+// MarketCheckpoint is the engine's state after log entry Seq
+// (market.Engine.Snapshot, base64).
+type MarketCheckpoint struct {
+	Seq     int64 `gorm:"primaryKey;autoIncrement:false"`
+	TakenAt time.Time
+	State   string
+}
+
+// TableName is the SQL table.
+func (MarketCheckpoint) TableName() string { return "market_checkpoints" }
+
+// keptCheckpoints is how many checkpoints stay, with the log from the
+// oldest of them on: one to restore, and one to fall back to.
+const keptCheckpoints = 2
+
 // ChainCursor is how far an indexer got.
 type ChainCursor struct {
 	Name   string `gorm:"primaryKey"`
@@ -62,9 +77,9 @@ func (s *Store) AppendMarketLog(ctx context.Context, entries []MarketLogEntry) e
 	return s.DB.WithContext(ctx).CreateInBatches(entries, 500).Error
 }
 
-// MarketLog streams the engine's log in order, a page at a time.
-func (s *Store) MarketLog(ctx context.Context, fn func([]MarketLogEntry) error) error {
-	var after int64 = -1
+// MarketLog streams the engine's log after entry after, in order, a page
+// at a time.
+func (s *Store) MarketLog(ctx context.Context, after int64, fn func([]MarketLogEntry) error) error {
 	for {
 		var page []MarketLogEntry
 		if err := s.DB.WithContext(ctx).Where("seq > ?", after).Order("seq").Limit(10_000).Find(&page).Error; err != nil {
@@ -78,6 +93,47 @@ func (s *Store) MarketLog(ctx context.Context, fn func([]MarketLogEntry) error) 
 		}
 		after = page[len(page)-1].Seq
 	}
+}
+
+// SaveMarketCheckpoint stores the engine's state after log entry seq and
+// compacts: checkpoints beyond the newest keptCheckpoints go, and so does
+// the log up to the oldest one kept. One transaction, fenced like every
+// leader write, so a deposed leader cannot prune the log its successor
+// replays.
+func (s *Store) SaveMarketCheckpoint(ctx context.Context, seq int64, state string, now time.Time) error {
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&MarketCheckpoint{Seq: seq, TakenAt: now.UTC(), State: state}).Error; err != nil {
+			return err
+		}
+		var kept []int64
+		if err := tx.Model(&MarketCheckpoint{}).Order("seq DESC").Limit(keptCheckpoints).Pluck("seq", &kept).Error; err != nil {
+			return err
+		}
+		oldest := kept[len(kept)-1]
+		if err := tx.Where("seq < ?", oldest).Delete(&MarketCheckpoint{}).Error; err != nil {
+			return err
+		}
+		return tx.Where("seq <= ?", oldest).Delete(&MarketLogEntry{}).Error
+	})
+}
+
+// MarketCheckpoints returns the kept checkpoints, newest first.
+func (s *Store) MarketCheckpoints(ctx context.Context) ([]MarketCheckpoint, error) {
+	var cps []MarketCheckpoint
+	err := s.DB.WithContext(ctx).Order("seq DESC").Find(&cps).Error
+	return cps, err
+}
+
+// FirstMarketLogSeq is the oldest log entry's seq (0 when the log is
+// empty): start-up checks that the log continues from the checkpoint it
+// restored.
+func (s *Store) FirstMarketLogSeq(ctx context.Context) (int64, error) {
+	var seq *int64
+	err := s.DB.WithContext(ctx).Model(&MarketLogEntry{}).Select("MIN(seq)").Scan(&seq).Error
+	if err != nil || seq == nil {
+		return 0, err
+	}
+	return *seq, nil
 }
 
 // Cursor returns an indexer's height (0 if it never ran).

@@ -54,7 +54,10 @@ type Leadership struct {
 // TryLeadership takes the market's leadership if no other replica holds
 // it (nil, nil when one does). On SQLite there is one process and no
 // election: it always succeeds, with term 0 and no fencing.
-func (s *Store) TryLeadership(ctx context.Context, holder string, watch time.Duration) (*Leadership, error) {
+//
+// url is where the replica answers the others (market_leader.url), so
+// that a replica which does not lead can forward to it.
+func (s *Store) TryLeadership(ctx context.Context, holder, url string, watch time.Duration) (*Leadership, error) {
 	l := &Leadership{Holder: holder, store: s, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.Dialect != DialectPostgres {
 		close(l.done)
@@ -81,7 +84,7 @@ func (s *Store) TryLeadership(ctx context.Context, holder string, watch time.Dur
 			return err
 		}
 		l.Term++
-		return tx.Exec("UPDATE market_leader SET term = ?, holder = ?, since = ? WHERE id = 1", l.Term, holder, time.Now().UTC()).Error
+		return tx.Exec("UPDATE market_leader SET term = ?, holder = ?, url = ?, since = ? WHERE id = 1", l.Term, holder, url, time.Now().UTC()).Error
 	})
 	if err != nil {
 		_ = conn.Close()
@@ -95,15 +98,18 @@ func (s *Store) TryLeadership(ctx context.Context, holder string, watch time.Dur
 	return l, nil
 }
 
-// AwaitLeadership tries every poll until it leads or ctx ends.
-func (s *Store) AwaitLeadership(ctx context.Context, holder string, poll, watch time.Duration) (*Leadership, error) {
+// AwaitLeadership tries every poll until it leads or ctx ends. A failed
+// try (the database unreachable for a moment) is reported to failed, when
+// set, and tried again at the next poll: a standby that exited on a
+// database blip would leave the market with no replica to take over.
+func (s *Store) AwaitLeadership(ctx context.Context, holder, url string, poll, watch time.Duration, failed func(error)) (*Leadership, error) {
 	for {
-		l, err := s.TryLeadership(ctx, holder, watch)
+		l, err := s.TryLeadership(ctx, holder, url, watch)
 		if l != nil {
 			return l, nil
 		}
-		if err != nil && ctx.Err() == nil {
-			return nil, err
+		if err != nil && ctx.Err() == nil && failed != nil {
+			failed(err)
 		}
 		t := time.NewTimer(poll)
 		select {
@@ -140,6 +146,22 @@ func (l *Leadership) watch(every time.Duration) {
 			return
 		}
 	}
+}
+
+// LeaderRecord is market_leader's row: the current term, who holds it
+// and where it answers.
+type LeaderRecord struct {
+	Term   int64
+	Holder string
+	URL    string
+}
+
+// Leader reads who leads the market now (as recorded at the last
+// takeover: a leader that died stays recorded until the next one).
+func (s *Store) Leader(ctx context.Context) (LeaderRecord, error) {
+	var r LeaderRecord
+	err := s.DB.WithContext(ctx).Raw("SELECT term, holder, url FROM market_leader WHERE id = 1").Scan(&r).Error
+	return r, err
 }
 
 // depose ends the leadership: from now on every write of this process is

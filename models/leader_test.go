@@ -20,11 +20,11 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	dsn := dbtest.PostgresDSN(t)
 	a, b := dbtest.Open(t, dsn), dbtest.Open(t, dsn)
 
-	la, err := a.TryLeadership(ctx, "replica-a", time.Hour)
+	la, err := a.TryLeadership(ctx, "replica-a", "http://replica-a", time.Hour)
 	if err != nil || la == nil || la.Term != 1 {
 		t.Fatalf("first leadership: %+v, %v", la, err)
 	}
-	if lb, err := b.TryLeadership(ctx, "replica-b", time.Hour); lb != nil || err != nil {
+	if lb, err := b.TryLeadership(ctx, "replica-b", "http://replica-b", time.Hour); lb != nil || err != nil {
 		t.Fatalf("a second replica took the leadership while the first held it: %+v, %v", lb, err)
 	}
 	if err := a.SetCursor(ctx, "test", 1); err != nil {
@@ -32,9 +32,13 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	}
 
 	dbtest.EndLeaderSession(t, b)
-	lb, err := b.AwaitLeadership(ctx, "replica-b", 20*time.Millisecond, time.Hour)
+	lb, err := b.AwaitLeadership(ctx, "replica-b", "http://replica-b", 20*time.Millisecond, time.Hour, nil)
 	if err != nil || lb.Term != 2 {
 		t.Fatalf("takeover: %+v, %v", lb, err)
+	}
+	// Every replica reads where the new leader answers.
+	if rec, err := a.Leader(ctx); err != nil || rec != (models.LeaderRecord{Term: 2, Holder: "replica-b", URL: "http://replica-b"}) {
+		t.Fatalf("leader record after the takeover: %+v, %v", rec, err)
 	}
 	// A has not noticed (no ping for an hour) and writes through its pool.
 	for i := range 3 {
@@ -52,7 +56,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	// A clean release hands over at once, with the next term.
 	lb.Release()
 	c := dbtest.Open(t, dsn)
-	lc, err := c.TryLeadership(ctx, "replica-c", time.Hour)
+	lc, err := c.TryLeadership(ctx, "replica-c", "http://replica-c", time.Hour)
 	if err != nil || lc == nil || lc.Term != 3 {
 		t.Fatalf("after release: %+v, %v", lc, err)
 	}
@@ -67,7 +71,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 func TestLeadershipNoticesItsLostSession(t *testing.T) {
 	ctx := context.Background()
 	s := dbtest.Postgres(t)
-	l, err := s.TryLeadership(ctx, "replica-a", 20*time.Millisecond)
+	l, err := s.TryLeadership(ctx, "replica-a", "http://replica-a", 20*time.Millisecond)
 	if err != nil || l == nil {
 		t.Fatalf("leadership: %v", err)
 	}
@@ -88,7 +92,7 @@ func TestLeadershipNoticesItsLostSession(t *testing.T) {
 // On SQLite there is one process: leadership is immediate and unfenced.
 func TestLeadershipOnSQLite(t *testing.T) {
 	s := dbtest.SQLite(t)
-	l, err := s.TryLeadership(context.Background(), "only", time.Second)
+	l, err := s.TryLeadership(context.Background(), "only", "http://only", time.Second)
 	if err != nil || l == nil || l.Term != 0 {
 		t.Fatalf("%+v, %v", l, err)
 	}
@@ -105,7 +109,7 @@ func TestTakeoverWaitsForTheLeadersOpenWrite(t *testing.T) {
 	ctx := context.Background()
 	dsn := dbtest.PostgresDSN(t)
 	a, b := dbtest.Open(t, dsn), dbtest.Open(t, dsn)
-	if l, err := a.TryLeadership(ctx, "replica-a", time.Hour); err != nil || l == nil {
+	if l, err := a.TryLeadership(ctx, "replica-a", "http://replica-a", time.Hour); err != nil || l == nil {
 		t.Fatalf("leadership: %v", err)
 	}
 	tx := a.DB.WithContext(ctx).Begin()
@@ -115,7 +119,7 @@ func TestTakeoverWaitsForTheLeadersOpenWrite(t *testing.T) {
 	dbtest.EndLeaderSession(t, b)
 	took := make(chan int64, 1)
 	go func() {
-		l, err := b.AwaitLeadership(ctx, "replica-b", 10*time.Millisecond, time.Hour)
+		l, err := b.AwaitLeadership(ctx, "replica-b", "http://replica-b", 10*time.Millisecond, time.Hour, nil)
 		if err != nil {
 			took <- -1
 			return

@@ -106,6 +106,7 @@ func (m *Main) ParseServeFlags(args []string) error {
 	fs.StringVar(&m.Config.Listen, "listen", envOr("HIGHWAY_LISTEN", ":8080"), "address to listen on (env HIGHWAY_LISTEN)")
 	fs.StringVar(&m.Config.Database, "database", envOr("HIGHWAY_DATABASE", "highway.db"), "SQLite file path, or postgres://user@host/db (env HIGHWAY_DATABASE)")
 	fs.StringVar(&m.Config.Role, "role", envOr("HIGHWAY_ROLE", RoleAuto), "auto: lead when no other replica does, else stand by and take over; leader: lead now or exit (env HIGHWAY_ROLE; replicas need PostgreSQL)")
+	fs.StringVar(&m.Config.AdvertiseURL, "advertise-url", envOr("HIGHWAY_ADVERTISE_URL", ""), "where the other replicas reach this one, to forward requests while it leads (env HIGHWAY_ADVERTISE_URL; default http://<listen address>)")
 	fs.StringVar(&m.Config.SessionSecret, "session-secret", envOr("HIGHWAY_SESSION_SECRET", ""), "secret of at least 32 bytes keying CSRF and flash cookies (env HIGHWAY_SESSION_SECRET; required)")
 	commonFlags(fs, &m.Config)
 	fs.Usage = func() {

@@ -21,11 +21,10 @@ import (
 
 // Replicas. Any number of `highway serve` processes may run on one
 // PostgreSQL; one leads (runs the broker and serves every route) and the
-// others stand by: they answer /healthz, /readyz (503, "standby") and
-// /metrics, refuse everything else with 503 and Retry-After, and take
-// over within LeaderPoll plus the engine's replay when the leader goes.
-// A load balancer that routes by /readyz sends all traffic to the leader.
-// Every replica serving reads and forwarding writes is the next step
+// others stand by: they answer /healthz, /readyz and /metrics
+// themselves, forward everything else to the leader (forward.go), and
+// take over within LeaderPoll plus the engine's rebuild when the leader
+// goes. Serving reads from a standby's own view is the next step
 // (docs/decisions.md, "Replicas").
 
 // Roles a replica may be started with.
@@ -128,15 +127,32 @@ func (m *Main) becomeLeader(ctx context.Context, lead *models.Leadership) error 
 	m.leaderMetrics.leading(true, lead.Term)
 	m.handler.set(h)
 	go m.sweepSessions(ctx)
-	go m.watchLead(lead)
+	go m.watchLead(lead, m.stopBroker)
 	return nil
 }
 
 // standby waits for the leadership, then takes over.
 func (m *Main) standby(ctx context.Context) {
 	defer close(m.standbyDone)
-	m.Logger.Info("standing by: another replica leads the market", "holder", m.holder())
-	lead, err := m.Store.AwaitLeadership(ctx, m.holder(), m.Config.LeaderPoll, m.Config.LeaderWatch)
+	m.Logger.Info("standing by: another replica leads the market; forwarding to it", "holder", m.holder())
+	fctx, stopFollowing := context.WithCancel(ctx)
+	following := make(chan struct{})
+	go func() {
+		defer close(following)
+		m.followLeader(fctx, m.Store)
+	}()
+	defer func() {
+		stopFollowing()
+		<-following
+	}()
+	// A database outage fails every try: said once, then every 30 s.
+	var lastWarn time.Time
+	lead, err := m.Store.AwaitLeadership(ctx, m.holder(), m.Config.AdvertiseURL, m.Config.LeaderPoll, m.Config.LeaderWatch, func(err error) {
+		if time.Since(lastWarn) >= 30*time.Second {
+			lastWarn = time.Now()
+			m.Logger.Warn("standby: could not try for the leadership; trying again", "err", err)
+		}
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			m.fail(fmt.Errorf("standby: %w", err))
@@ -156,13 +172,17 @@ func (m *Main) standby(ctx context.Context) {
 
 // watchLead stops serving as the leader the moment the hold is lost: the
 // store already refuses this process's writes (models.ErrDeposed), the
-// routes go back to the standby's answers, and Fatal says why.
-func (m *Main) watchLead(lead *models.Leadership) {
+// routes go back to the standby's answers, the broker stops (its engine
+// is no longer the market's: a new leader's is), and Fatal says why.
+func (m *Main) watchLead(lead *models.Leadership, stopBroker context.CancelFunc) {
 	<-lead.Lost()
 	if m.releasing.Load() {
 		return
 	}
 	m.handler.set(m.standbyHandler("deposed"))
+	if stopBroker != nil {
+		stopBroker()
+	}
 	m.leaderMetrics.leading(false, 0)
 	m.Logger.Error("leadership lost: this replica stops serving the market", "term", lead.Term, "err", lead.Err())
 	m.fail(fmt.Errorf("leadership lost: %w", lead.Err()))
@@ -192,7 +212,10 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current().ServeHTTP(w, r)
 }
 
-// standbyHandler answers while this replica does not lead.
+// standbyHandler answers while this replica does not lead: /healthz,
+// /readyz and /metrics itself, everything else forwarded to the leader
+// (forward.go) while standing by, refused with 503 once deposed (the
+// process is about to exit).
 func (m *Main) standbyHandler(role string) http.Handler {
 	metrics := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -204,17 +227,28 @@ func (m *Main) standbyHandler(role string) http.Handler {
 		switch r.URL.Path {
 		case "/healthz":
 			writeJSON(http.StatusOK, map[string]string{"status": "ok", "role": role})
+			return
 		case "/readyz":
+			// Ready while the leader answers: a balancer may then send
+			// this replica anything, and it is forwarded.
+			if ok, leader := m.forward.ready(m.readyFresh()); ok && role == "standby" {
+				writeJSON(http.StatusOK, map[string]string{"status": "ok", "role": role, "leader": leader})
+				return
+			}
 			writeJSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "role": role})
+			return
 		case "/metrics":
 			metrics.ServeHTTP(w, r)
-		default:
-			// Retry-After: the takeover is quick, and a client that
-			// retries reaches the leader through the load balancer.
-			w.Header().Set("Retry-After", "1")
-			writeJSON(http.StatusServiceUnavailable, map[string]any{"error": map[string]string{
-				"code": "unavailable", "message": "This replica is standing by for the market's leader; retry in a moment."}})
+			return
 		}
+		if role == "standby" && r.Header.Get(forwardedHeader) == "" {
+			if p := m.forward.current(); p != nil {
+				m.leaderMetrics.forwarded.Inc()
+				p.ServeHTTP(w, r)
+				return
+			}
+		}
+		unavailable(w, "This replica is standing by for the market's leader; retry in a moment.")
 	})
 }
 
@@ -222,15 +256,17 @@ func (m *Main) standbyHandler(role string) http.Handler {
 // takeover went.
 type leaderMetrics struct {
 	leader, term, takeover prometheus.Gauge
+	forwarded              prometheus.Counter
 }
 
 func newLeaderMetrics(reg *prometheus.Registry) leaderMetrics {
 	lm := leaderMetrics{
-		leader:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader", Help: "1 while this replica leads the market (runs the broker), else 0."}),
-		term:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_term", Help: "The leadership term this replica holds (0: none)."}),
-		takeover: prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_takeover_seconds", Help: "How long this replica's takeover took, from winning the election to serving (engine replay included)."}),
+		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader", Help: "1 while this replica leads the market (runs the broker), else 0."}),
+		term:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_term", Help: "The leadership term this replica holds (0: none)."}),
+		takeover:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "highway_leader_takeover_seconds", Help: "How long this replica's takeover took, from winning the election to serving (engine replay included)."}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "highway_forwarded_requests_total", Help: "Requests this replica forwarded to the leader while standing by."}),
 	}
-	reg.MustRegister(lm.leader, lm.term, lm.takeover)
+	reg.MustRegister(lm.leader, lm.term, lm.takeover, lm.forwarded)
 	return lm
 }
 

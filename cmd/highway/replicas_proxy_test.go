@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
+
 	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/client"
@@ -34,9 +36,10 @@ import (
 )
 
 // failoverProxy is the load balancer in front of the replicas: round
-// robin, passing a request to the next replica when one refuses it as a
-// standby (503 with Retry-After) or does not answer, as a balancer with
-// retries does.
+// robin, passing a request to the next replica when one refuses it (503
+// with Retry-After: a deposed leader, or a standby whose leader just
+// died) or does not answer, as a balancer with retries does. Standbys
+// forward what they get to the leader.
 type failoverProxy struct {
 	replicas []*Main
 	next     atomic.Uint32
@@ -163,6 +166,14 @@ func TestReplicasBehindAProxy(t *testing.T) {
 	}
 	waitFor(t, "the verified offer through the balancer", 30*time.Second, listed)
 	before := offers.Offers[0]
+	forwarded := 0.0
+	for _, m := range replicas {
+		forwarded += scrape(t, m, "highway_forwarded_requests_total")
+	}
+	if forwarded == 0 {
+		t.Fatal("the balancer's round robin reached no standby that forwarded to the leader")
+	}
+	t.Logf("%.0f requests reached the leader through a standby", forwarded)
 	if strings.Count(agentLog.String(), "verification proof done") != 1 {
 		t.Fatalf("verifications before the failover:\n%s", agentLog.String())
 	}
@@ -208,4 +219,26 @@ func TestReplicasBehindAProxy(t *testing.T) {
 	if leaders != 1 {
 		t.Fatalf("%d replicas lead", leaders)
 	}
+}
+
+// scrape reads one unlabelled metric off a replica's /metrics.
+func scrape(t *testing.T, m *Main, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s is not on %s/metrics", name, m.URL())
+	return 0
 }

@@ -34,8 +34,10 @@ func getRole(t *testing.T, m *Main, path string) (int, string, string) {
 }
 
 // TestLeaderFailover runs two replicas on one PostgreSQL. One leads (the
-// broker, every route); the other stands by (503 with Retry-After, its
-// /readyz says standby) and runs no second engine over the same market.
+// broker); the other stands by, runs no second engine over the same
+// market, and serves every route by forwarding to the leader: the API,
+// a browser's sign-up (CSRF, Origin and the session cookie intact) and
+// the agent API, with a request already forwarded never forwarded again.
 // The leader's database session is then ended, as its death or a network
 // partition would end it: it stops serving and reports why, its writes
 // are refused (fenced by the term), and the standby takes over with the
@@ -49,14 +51,30 @@ func TestLeaderFailover(t *testing.T) {
 	if code, role, _ := getRole(t, a, "/readyz"); code != http.StatusOK || role != "leader" {
 		t.Fatalf("replica A /readyz: %d %q, want 200 leader", code, role)
 	}
-	if code, role, _ := getRole(t, b, "/readyz"); code != http.StatusServiceUnavailable || role != "standby" {
-		t.Fatalf("replica B /readyz: %d %q, want 503 standby", code, role)
+	waitFor(t, "the standby to find the leader", 5*time.Second, func() bool {
+		code, role, _ := getRole(t, b, "/readyz")
+		return code == http.StatusOK && role == "standby"
+	})
+	if code, _, _ := getRole(t, b, "/api/v1/offers"); code != http.StatusOK {
+		t.Fatalf("the API through the standby: %d, want the leader's 200", code)
 	}
-	if code, _, retry := getRole(t, b, "/api/v1/offers"); code != http.StatusServiceUnavailable || retry == "" {
-		t.Fatalf("the standby answered the API: %d (Retry-After %q)", code, retry)
+	req, _ := http.NewRequest(http.MethodGet, b.URL()+"/api/v1/offers", nil)
+	req.Header.Set(forwardedHeader, "another replica")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a request already forwarded, at the standby: %v %v, want 503 (never forwarded twice)", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if b.market() != nil {
 		t.Fatal("the standby runs a broker: two engines over one market log")
+	}
+	viaStandby := newBrowser(t, b)
+	wantStatus(t, viaStandby.signup("buyer@example.com", "a long passphrase", "buyer"), http.StatusSeeOther)
+	if p := viaStandby.get("/wallet"); p.status != http.StatusOK {
+		t.Fatalf("the signed-up buyer's wallet through the standby: %d", p.status)
+	}
+	if u, err := a.Store.UserByEmail(context.Background(), "buyer@example.com"); err != nil || u == nil {
+		t.Fatalf("the sign-up through the standby did not reach the leader's database: %v", err)
 	}
 
 	u, _, err := accounts.New(a.Store, accounts.Config{Hash: cheapHash}).Signup(context.Background(),
@@ -88,8 +106,11 @@ func TestLeaderFailover(t *testing.T) {
 	if code := send(a, body, header); code != http.StatusOK {
 		t.Fatalf("the heartbeat at the leader: %d", code)
 	}
-	if code := send(a, body, header); code != http.StatusUnauthorized {
-		t.Fatalf("replayed at the leader: %d, want 401", code)
+	if code := send(b, body, header); code != http.StatusUnauthorized {
+		t.Fatalf("replayed through the standby: %d, want 401", code)
+	}
+	if body, header := beat(2); send(b, body, header) != http.StatusOK {
+		t.Fatal("a fresh heartbeat through the standby was refused")
 	}
 
 	// The leader's session ends.
@@ -123,7 +144,7 @@ func TestLeaderFailover(t *testing.T) {
 	if code := send(b, body, header); code != http.StatusUnauthorized {
 		t.Fatalf("the heartbeat replayed at the new leader: %d, want 401", code)
 	}
-	body, header = beat(2)
+	body, header = beat(3)
 	if code := send(b, body, header); code != http.StatusOK {
 		t.Fatalf("the agent's next heartbeat at the new leader: %d", code)
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	// LeaderPoll is how often a standby tries to take over, and how often
 	// the leader checks its hold (default 250 ms and 1 s).
 	LeaderPoll, LeaderWatch time.Duration
+	// AdvertiseURL is where the other replicas reach this one, to forward
+	// to it while it leads (default http://<listen address>, the host's
+	// name when listening on every interface).
+	AdvertiseURL string
 }
 
 // Main is the marketplace process: Open starts it (tests call it with
@@ -91,6 +95,7 @@ type Main struct {
 	fatal         chan error
 	stopStandby   context.CancelFunc
 	standbyDone   chan struct{}
+	forward       forwarder
 	leaderMetrics leaderMetrics
 	releasing     atomic.Bool
 	refs          []handlers.ReferencePrice
@@ -130,6 +135,10 @@ func (m *Main) Open(ctx context.Context) error {
 		c.BaseURL = "http://" + displayAddr(ln.Addr())
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.AdvertiseURL == "" {
+		c.AdvertiseURL = "http://" + advertiseAddr(ln.Addr())
+	}
+	c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
 
 	store, err := models.Open(ctx, c.Database)
 	if err != nil {
@@ -170,7 +179,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.handler.set(m.standbyHandler("standby"))
 	// One replica leads (runs the broker); the others stand by and take
 	// over when it goes (replica.go). Alone, or on SQLite, this one leads.
-	lead, err := store.TryLeadership(ctx, m.holder(), c.LeaderWatch)
+	lead, err := store.TryLeadership(ctx, m.holder(), c.AdvertiseURL, c.LeaderWatch)
 	if err != nil {
 		m.closeQuietly()
 		return err

@@ -89,16 +89,18 @@ func (f fleetAgent) start(ctx context.Context) (stop func(), err error) {
 	}
 	var drivers []runner.Driver
 	if f.Containers != nil {
-		d := *f.Containers
-		d.Owner = st.AgentID
+		c := f.Containers
+		d := &runner.Docker{Binary: c.Binary, Devices: c.Devices, Memory: c.Memory, CPUs: c.CPUs, PidsLimit: c.PidsLimit,
+			ShmSize: c.ShmSize, Network: c.Network, DefaultImage: c.DefaultImage, Owner: st.AgentID}
 		// What a killed run of this machine left behind (make dev
-		// survives kill -9; its containers do not die with it).
-		if n, err := d.Cleanup(ctx); err != nil {
-			logger.Warn("could not remove leftover containers", "err", err)
-		} else if n > 0 {
-			logger.Info("removed containers a previous run left", "count", n)
+		// survives kill -9; its containers do not die with it): running
+		// ones are adopted when their lease comes back, the rest removed.
+		if kept, removed, err := d.Survey(ctx); err != nil {
+			logger.Warn("could not look for leftover containers", "err", err)
+		} else if kept+removed > 0 {
+			logger.Info("containers a previous run left", "running_kept_for_adoption", kept, "ended_removed", removed)
 		}
-		drivers = []runner.Driver{&d}
+		drivers = []runner.Driver{d}
 	} else {
 		drivers = []runner.Driver{&runner.Exec{WorkRoot: filepath.Join(f.StateDir, "work")}}
 	}

@@ -269,17 +269,18 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		}
 		pids, _ := strconv.Atoi(*dockerPids)
 		d := &runner.Docker{Binary: *dockerBin, Devices: *dockerDevices, Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids, ShmSize: *dockerShm, DefaultImage: *dockerImage, Owner: st.AgentID}
-		// Containers a previous run left behind hold GPUs for leases this
-		// run does not know yet; the marketplace assigns the live ones
-		// again and they start afresh.
+		// Containers a previous run left: those still running are adopted
+		// when the marketplace assigns their lease again (the buyer's
+		// workload survives an agent crash), the rest are removed, and
+		// what no lease claims is removed once the agent has caught up.
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		n, err := d.Cleanup(cctx)
+		kept, removed, err := d.Survey(cctx)
 		cancel()
 		switch {
 		case err != nil:
 			logger.Warn("could not look for leftover containers; is the engine running?", "binary", *dockerBin, "err", err)
-		case n > 0:
-			logger.Info("removed containers a previous run left", "count", n)
+		case kept+removed > 0:
+			logger.Info("containers a previous run left", "running_kept_for_adoption", kept, "ended_removed", removed)
 		}
 		drivers = append(drivers, d)
 	}

@@ -408,6 +408,7 @@ func (a *Agent) RTT() map[string]int64 {
 func (a *Agent) pollLoop(ctx context.Context) {
 	var after uint64
 	r := a.retry("assignment poll")
+	reaped := false
 	for {
 		resp, err := a.cfg.API.Assignments(ctx, after, a.cfg.PollWait)
 		if ctx.Err() != nil {
@@ -429,6 +430,17 @@ func (a *Agent) pollLoop(ctx context.Context) {
 		}
 		for _, qr := range resp.QuoteRequests {
 			a.quote(ctx, qr)
+		}
+		if !reaped && len(resp.Assignments) == 0 {
+			// Caught up: every live lease has been handed out again, and
+			// its container, if a previous run left one, adopted. What
+			// no lease claimed belongs to leases that ended meanwhile.
+			reaped = true
+			if n, err := a.runner.Reap(ctx); err != nil {
+				a.log.Warn("removing containers no lease claimed", "removed", n, "err", err)
+			} else if n > 0 {
+				a.log.Info("removed containers of leases that ended while the agent was down", "count", n)
+			}
 		}
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/highway-compute/highway/protocol"
@@ -43,6 +45,46 @@ type Docker struct {
 	// Cleanup removes only this agent's leftovers, not another's on the
 	// same host (several agents share one engine in the demo fleet).
 	Owner string
+
+	// adoptable are the containers that a previous run of this agent left
+	// running (set by Survey, before any Start): the lease's next start
+	// attaches to its container instead of starting another, and Reap
+	// removes those no lease claimed.
+	adoptable *adoptSet
+}
+
+// adoptSet is the containers, by name, still waiting for their lease.
+type adoptSet struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+// claim takes name out of the set, reporting whether it was there.
+func (a *adoptSet) claim(name string) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ok := a.names[name]
+	delete(a.names, name)
+	return ok
+}
+
+// rest empties the set and returns what was left, sorted.
+func (a *adoptSet) rest() []string {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.names))
+	for n := range a.names {
+		names = append(names, n)
+	}
+	a.names = nil
+	slices.Sort(names)
+	return names
 }
 
 // How the leased GPUs are given to a container.
@@ -77,7 +119,9 @@ func ContainerName(leaseID string) string { return "highway-" + safeName(leaseID
 // one field). docker run has no "--" separator before the image, so
 // Workload.Validate rejects images starting with '-' (no flag injection).
 func (d *Docker) Args(spec Spec) []string {
-	args := []string{"run", "--rm", "--name", ContainerName(spec.LeaseID),
+	// No --rm: the container must outlive a crash of the agent (and of
+	// this CLI) to be adopted; Wait removes it once it has ended.
+	args := []string{"run", "--name", ContainerName(spec.LeaseID),
 		"--label", LeaseLabel + "=" + safeName(spec.LeaseID),
 	}
 	if d.Owner != "" {
@@ -133,11 +177,19 @@ func (d *Docker) Args(spec Spec) []string {
 // Start implements Driver. The docker CLI runs in its own process group
 // like an exec workload (its output is the container's); stopping removes
 // the container by name first, because killing the CLI alone would leave
-// the container running.
+// the container running. A container of this lease that the agent's
+// previous run left running (Survey) is adopted instead: attached to, its
+// output streamed from then on and its exit reported, rather than a
+// second one started beside it on the same GPUs.
 func (d *Docker) Start(ctx context.Context, spec Spec, out Output) (Process, error) {
 	bin := d.bin()
-	argv := append([]string{bin}, d.Args(spec)...)
 	name := ContainerName(spec.LeaseID)
+	adopt := d.adoptable.claim(name)
+	argv := append([]string{bin}, d.Args(spec)...)
+	if adopt {
+		argv = []string{bin, "attach", "--no-stdin", name}
+		out(protocol.StreamSystem, "adopted the container the agent's previous run left running; output before the restart was shipped then")
+	}
 	stop := func(grace time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
 		defer cancel()
@@ -150,7 +202,92 @@ func (d *Docker) Start(ctx context.Context, spec Spec, out Output) (Process, err
 	if err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
-	return p, nil
+	return &containerProc{proc: p, bin: bin, name: name, adopted: adopt}, nil
+}
+
+// containerProc is a container's CLI process: when it ends, the container
+// is removed, and an adopted one's exit code is read from the engine
+// (attach reports its own, not the container's).
+type containerProc struct {
+	*proc
+	bin, name string
+	adopted   bool
+
+	once sync.Once
+	code int
+	err  error
+}
+
+// Wait implements Process.
+func (c *containerProc) Wait() (int, error) {
+	c.once.Do(func() {
+		c.code, c.err = c.proc.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c.adopted {
+			out, err := exec.CommandContext(ctx, c.bin, "inspect", "--format", "{{.State.ExitCode}}", c.name).Output()
+			if n, perr := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && perr == nil {
+				c.code, c.err = n, nil
+			}
+		}
+		_ = exec.CommandContext(ctx, c.bin, "rm", "-f", c.name).Run()
+	})
+	return c.code, c.err
+}
+
+// Survey looks at the containers a previous run of this agent left
+// (by OwnerLabel): those still running are kept for adoption (Start
+// attaches to one when its lease is assigned again), the others are
+// removed. It returns how many it kept and removed. Without an Owner it
+// cannot tell its own containers from another agent's and cleans up as
+// Cleanup does.
+func (d *Docker) Survey(ctx context.Context) (kept, removed int, err error) {
+	if d.Owner == "" {
+		removed, err = d.Cleanup(ctx)
+		return 0, removed, err
+	}
+	bin := d.bin()
+	filter := "label=" + OwnerLabel + "=" + safeName(d.Owner)
+	list := func(all bool) ([]string, error) {
+		args := []string{"ps", "--filter", filter, "--format", "{{.Names}}"}
+		if all {
+			args = append(args, "-a")
+		}
+		out, err := exec.CommandContext(ctx, bin, args...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("docker: list this agent's containers: %w", err)
+		}
+		return strings.Fields(string(out)), nil
+	}
+	running, err := list(false)
+	if err != nil {
+		return 0, 0, err
+	}
+	all, err := list(true)
+	if err != nil {
+		return 0, 0, err
+	}
+	set := &adoptSet{names: map[string]bool{}}
+	for _, n := range running {
+		set.names[n] = true
+	}
+	d.adoptable = set
+	var ended []string
+	for _, n := range all {
+		if !slices.Contains(running, n) {
+			ended = append(ended, n)
+		}
+	}
+	removed, err = d.remove(ctx, ended)
+	return len(running), removed, err
+}
+
+// Reap removes the surveyed containers no lease has claimed: the agent
+// calls it once the marketplace has handed it every live lease (its first
+// poll that brought no assignment), so what is left belongs to leases
+// that ended while it was down.
+func (d *Docker) Reap(ctx context.Context) (int, error) {
+	return d.remove(ctx, d.adoptable.rest())
 }
 
 // Cleanup removes the containers a previous run of the agent left (by
@@ -167,14 +304,15 @@ func (d *Docker) Cleanup(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("docker: list leftover containers: %w", err)
 	}
-	ids := strings.Fields(string(out))
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	// One at a time (a container that ended meanwhile would fail a
-	// command naming several), kill first: rm -f would give each its
-	// stop timeout, and a workload that ignores SIGTERM (a shell as PID
-	// 1) would hold the start up.
+	return d.remove(ctx, strings.Fields(string(out)))
+}
+
+// remove kills and removes containers by id or name, one at a time (a
+// container that ended meanwhile would fail a command naming several),
+// kill first: rm -f would give each its stop timeout, and a workload that
+// ignores SIGTERM (a shell as PID 1) would hold the start up.
+func (d *Docker) remove(ctx context.Context, ids []string) (int, error) {
+	bin := d.bin()
 	removed := 0
 	var errs []error
 	for _, id := range ids {

@@ -263,3 +263,99 @@ func TestDockerRunsACommandInTheDefaultImage(t *testing.T) {
 		}
 	}
 }
+
+// crashCLI kills a container's docker CLI as an agent crash (kill -9)
+// would, leaving the container running.
+func crashCLI(t *testing.T, p Process) {
+	t.Helper()
+	cp, ok := p.(*containerProc)
+	if !ok {
+		t.Fatalf("process %T is not a container's", p)
+	}
+	killGroup(cp.cmd.Process.Pid, true)
+	_, _ = cp.proc.Wait()
+}
+
+// TestDockerAdoptsItsRunningContainer: an agent that crashed left its
+// lease's container running; the restarted agent (same owner) keeps it
+// at its survey, and when the lease is assigned again attaches to it
+// instead of starting a second container on the same GPUs: the output
+// after the restart streams, and the container's own exit code is
+// reported. Another lease's leftover, which no assignment claims, is
+// removed by Reap; an ended leftover is removed at the survey.
+func TestDockerAdoptsItsRunningContainer(t *testing.T) {
+	bin, image := testEngine(t)
+	names := []string{ContainerName("adopt-me"), ContainerName("orphan"), ContainerName("ended")}
+	remove := func() {
+		for _, n := range names {
+			_ = exec.Command(bin, "rm", "-f", n).Run()
+		}
+	}
+	remove()
+	defer remove()
+	first := &Docker{Binary: bin, Devices: DevicesNone, Owner: "agent-a"}
+	script := `i=0; while [ $i -lt 40 ]; do echo "tick $i"; i=$((i+1)); sleep 0.1; done; exit 7`
+	var before logs
+	p, err := first.Start(context.Background(), Spec{LeaseID: "adopt-me", Workload: protocol.Workload{Image: image, Args: []string{"sh", "-c", script}}},
+		func(stream, text string) { before.sink("adopt-me", protocol.LogLine{Stream: stream, Text: text}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.waitFor(t, "adopt-me", "tick 1")
+	orphan, err := first.Start(context.Background(), Spec{LeaseID: "orphan", Workload: protocol.Workload{Image: image, Args: []string{"sleep", "300"}}}, func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := first.Start(context.Background(), Spec{LeaseID: "ended", Workload: protocol.Workload{Image: image, Args: []string{"true"}}}, func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !containerExists(bin, names[1]) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The agent dies: its CLIs go, the containers do not.
+	crashCLI(t, p)
+	crashCLI(t, orphan)
+	crashCLI(t, ended)
+	if !containerExists(bin, names[0]) || !containerExists(bin, names[2]) {
+		t.Fatal("the crash took containers with it; nothing to adopt")
+	}
+
+	again := &Docker{Binary: bin, Devices: DevicesNone, Owner: "agent-a"}
+	kept, removed, err := again.Survey(context.Background())
+	if err != nil || kept != 2 || removed != 1 {
+		t.Fatalf("survey: kept %d, removed %d, err %v; want 2 running kept, the ended one removed", kept, removed, err)
+	}
+	var lg logs
+	m := NewManager([]Driver{again}, lg.sink, 2*time.Second, nil)
+	defer m.StopAll()
+	if err := m.Start(Spec{LeaseID: "adopt-me", Workload: protocol.Workload{Image: image, Args: []string{"sh", "-c", script}}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := m.Wait(ctx, "adopt-me"); err != nil {
+		t.Fatal(err)
+	}
+	ls := m.Leases()
+	if ls[0].ExitCode == nil || *ls[0].ExitCode != 7 {
+		t.Fatalf("adopted lease %+v, want the container's exit code 7", ls[0])
+	}
+	var text []string
+	for _, ln := range lg.get("adopt-me") {
+		text = append(text, ln.Text)
+	}
+	got := strings.Join(text, "\n")
+	if !strings.Contains(got, "adopted the container") || !strings.Contains(got, "tick 39") {
+		t.Fatalf("adopted lease's output:\n%s", got)
+	}
+	if containerExists(bin, names[0]) {
+		t.Fatal("the adopted container was left behind after it ended")
+	}
+	if n, err := again.Reap(context.Background()); err != nil || n != 1 {
+		t.Fatalf("reap removed %d: %v, want the orphan", n, err)
+	}
+	if containerExists(bin, names[1]) {
+		t.Fatal("the orphan outlived the reap")
+	}
+}

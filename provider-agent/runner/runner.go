@@ -240,6 +240,27 @@ func (m *Manager) Stop(leaseID string) error {
 	return nil
 }
 
+// Reaper is a driver that can remove the workloads a previous run of the
+// agent left that no lease claimed (Docker.Reap).
+type Reaper interface {
+	Reap(ctx context.Context) (int, error)
+}
+
+// Reap asks every driver that keeps a previous run's workloads for
+// adoption to remove those no lease claimed; it returns how many went.
+func (m *Manager) Reap(ctx context.Context) (int, error) {
+	n := 0
+	var errs []error
+	for _, d := range m.drivers {
+		if r, ok := d.(Reaper); ok {
+			k, err := r.Reap(ctx)
+			n += k
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
 // StopAll stops every running workload (agent shutdown) and waits.
 func (m *Manager) StopAll() {
 	m.mu.Lock()

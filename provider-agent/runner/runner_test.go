@@ -193,7 +193,7 @@ func TestDockerArgs(t *testing.T) {
 		Env: map[string]string{"B": "2", "A": "1", "NVIDIA_VISIBLE_DEVICES": "all"},
 	}}
 	got := strings.Join(d.Args(spec), " ")
-	want := `run --rm --name highway-lease_9 --label highway.lease=lease_9 --gpus "device=GPU-a,GPU-b" --security-opt no-new-privileges --cap-drop ALL --network bridge --memory 64g --memory-swap 64g --cpus 16 --pids-limit 4096 --shm-size 8g -e A=1 -e B=2 -e HIGHWAY_LEASE_ID=lease/9 nvcr.io/nvidia/pytorch:24.05-py3 python train.py`
+	want := `run --name highway-lease_9 --label highway.lease=lease_9 --gpus "device=GPU-a,GPU-b" --security-opt no-new-privileges --cap-drop ALL --network bridge --memory 64g --memory-swap 64g --cpus 16 --pids-limit 4096 --shm-size 8g -e A=1 -e B=2 -e HIGHWAY_LEASE_ID=lease/9 nvcr.io/nvidia/pytorch:24.05-py3 python train.py`
 	if got != want {
 		t.Fatalf("docker args\n got %s\nwant %s", got, want)
 	}

@@ -457,17 +457,14 @@ func (r *snapReader) u() uint64 {
 	return v
 }
 
+// i reads what binary.AppendVarint wrote: the zig-zag of a uvarint.
 func (r *snapReader) i() int64 {
-	if r.err != nil {
-		return 0
+	u := r.u()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
 	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("truncated")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
+	return x
 }
 
 // count reads a length no larger than limit or than the bytes left (each

@@ -2,13 +2,11 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/highway-compute/highway/protocol"
-	"github.com/highway-compute/highway/provider-agent/gpu"
 	"github.com/highway-compute/highway/provider-agent/runner"
 )
 
@@ -77,15 +75,7 @@ func (p *idleProc) Stop(time.Duration) error {
 // then, at its first poll that brings nothing, asks the driver to remove
 // what no lease claimed, once.
 func TestLeftoverWorkloadsReapedOnceCaughtUp(t *testing.T) {
-	fake, err := gpu.FakeProfile("h100x1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sess.Close() }()
+	sess := fakeGPUs(t, "h100x1")
 	inv, err := sess.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -93,20 +83,8 @@ func TestLeftoverWorkloadsReapedOnceCaughtUp(t *testing.T) {
 	api := &replayAPI{first: []protocol.Assignment{{ID: 1, LeaseID: "live", Action: protocol.ActionStart, GPUs: []string{inv.GPUs[0].UUID},
 		Workload: protocol.Workload{Image: "example/train:1"}}}}
 	drv := &adoptingDriver{}
-	a, err := New(Config{AgentID: "agent-1", API: api, GPUs: sess, Drivers: []runner.Driver{drv},
+	runFor(t, Config{AgentID: "agent-1", API: api, GPUs: sess, Drivers: []runner.Driver{drv},
 		HeartbeatInterval: time.Hour, PollWait: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("agent: %v", err)
-		}
-	}()
 	waitFor(t, "the reap after the first empty poll", func() bool { return len(drv.log()) >= 2 })
 	waitFor(t, "several more polls", func() bool {
 		api.mu.Lock()

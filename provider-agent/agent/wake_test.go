@@ -73,31 +73,11 @@ func (p *regionProber) calls() int {
 // order with max_rtt_ms found no capacity until the next interval (the
 // CI failure of TestEndToEnd: "order: 409 no_capacity").
 func TestNewRegionsAndRTTsAreSentAtOnce(t *testing.T) {
-	fake, err := gpu.FakeProfile("h100x1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sess.Close() }()
+	sess := fakeGPUs(t, "h100x1")
 	api := &beatRecorder{regions: []protocol.Region{{ID: "eu-west", ProbeAddr: "127.0.0.1:9"}}}
 	prober := &regionProber{}
-	a, err := New(Config{AgentID: "agent-1", API: api, GPUs: sess, Prober: prober,
+	runFor(t, Config{AgentID: "agent-1", API: api, GPUs: sess, Prober: prober,
 		HeartbeatInterval: time.Hour, ProbeInterval: time.Hour, PollWait: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("agent: %v", err)
-		}
-	}()
 
 	waitFor(t, "a beat carrying the RTT to the region the first beat named", func() bool {
 		beats := api.snapshot()
@@ -114,4 +94,37 @@ func TestNewRegionsAndRTTsAreSentAtOnce(t *testing.T) {
 	if n, b := prober.calls(), len(api.snapshot()); n < 1 || n > 2 || b != 2 {
 		t.Fatalf("%d probes and %d beats, want 1 or 2 and 2", n, b)
 	}
+}
+
+// fakeGPUs opens go-nvml's mock with a profile's GPUs for the test.
+func fakeGPUs(t *testing.T, profile string) *gpu.Session {
+	t.Helper()
+	fake, err := gpu.FakeProfile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	return sess
+}
+
+// runFor runs an agent on cfg until the test ends.
+func runFor(t *testing.T, cfg Config) {
+	t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("agent: %v", err)
+		}
+	})
 }

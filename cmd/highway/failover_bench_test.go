@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -31,10 +32,14 @@ func BenchmarkReplicaFailover(b *testing.B) {
 		start := time.Now()
 		dbtest.EndLeaderSession(b, standby.Store)
 		for {
+			// A standby's /readyz is 200 too while it forwards to a live
+			// leader: the takeover is done when it says it leads.
 			resp, err := http.Get(standby.URL() + "/readyz")
 			if err == nil {
+				var body struct{ Role string }
+				_ = json.NewDecoder(resp.Body).Decode(&body)
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				if resp.StatusCode == http.StatusOK && body.Role == "leader" {
 					break
 				}
 			}

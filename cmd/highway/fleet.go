@@ -89,9 +89,7 @@ func (f fleetAgent) start(ctx context.Context) (stop func(), err error) {
 	}
 	var drivers []runner.Driver
 	if f.Containers != nil {
-		c := f.Containers
-		d := &runner.Docker{Binary: c.Binary, Devices: c.Devices, Memory: c.Memory, CPUs: c.CPUs, PidsLimit: c.PidsLimit,
-			ShmSize: c.ShmSize, Network: c.Network, DefaultImage: c.DefaultImage, Owner: st.AgentID}
+		d := f.Containers.For(st.AgentID)
 		// What a killed run of this machine left behind (make dev
 		// survives kill -9; its containers do not die with it): running
 		// ones are adopted when their lease comes back, the rest removed.

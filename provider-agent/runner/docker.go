@@ -53,6 +53,14 @@ type Docker struct {
 	adoptable *adoptSet
 }
 
+// For returns a driver with d's settings for another agent (the demo fleet
+// runs one agent per simulated machine on one engine). It copies the
+// settings, not the survey: each agent surveys its own containers.
+func (d *Docker) For(owner string) *Docker {
+	return &Docker{Binary: d.Binary, Devices: d.Devices, Memory: d.Memory, CPUs: d.CPUs, PidsLimit: d.PidsLimit,
+		ShmSize: d.ShmSize, Network: d.Network, DefaultImage: d.DefaultImage, Owner: owner}
+}
+
 // adoptSet is the containers, by name, still waiting for their lease.
 type adoptSet struct {
 	mu    sync.Mutex

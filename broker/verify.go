@@ -23,6 +23,9 @@ type challenge struct {
 	target    poc.Target
 	params    poc.Params
 	issued    time.Time
+	// checking: its proof is being checked (Verification); a second
+	// answer to it is refused meanwhile.
+	checking bool
 }
 
 // maybeVerifyLocked issues a verification challenge to an unverified
@@ -76,12 +79,21 @@ func (b *Broker) maybeVerifyLocked(ctx context.Context, m *machineState) {
 func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.VerificationResponse) error {
 	b.mu.Lock()
 	c := b.verifies[r.AssignmentID]
-	if c == nil || c.agentID != agentID {
+	if c == nil || c.agentID != agentID || c.checking {
 		b.mu.Unlock()
 		return &highway.Error{Code: highway.ENOTFOUND, Field: "assignment_id", Message: "No verification challenge with that id is outstanding for this agent."}
 	}
-	delete(b.verifies, r.AssignmentID)
+	// The challenge stays outstanding while its proof is checked and the
+	// verdict stored: a heartbeat meanwhile must not find the machine
+	// unverified with nothing outstanding and issue a second challenge
+	// (it did: a CI failure of TestReplicasBehindAProxy).
+	c.checking = true
 	b.mu.Unlock()
+	done := func() {
+		b.mu.Lock()
+		delete(b.verifies, r.AssignmentID)
+		b.mu.Unlock()
+	}
 	var verr error
 	if r.Error != "" {
 		verr = errors.New(r.Error)
@@ -94,10 +106,12 @@ func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.Ve
 	if verr != nil {
 		_ = b.store.SetMachineVerified(ctx, c.machineID, nil, verr.Error())
 	} else if err := b.store.SetMachineVerified(ctx, c.machineID, &now, ""); err != nil {
+		done()
 		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.verifies, r.AssignmentID)
 	m := b.machines[c.machineID]
 	if m == nil {
 		return nil

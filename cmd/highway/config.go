@@ -137,3 +137,63 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
 }
+
+// Config is the marketplace's configuration, from flags with environment
+// fallbacks.
+type Config struct {
+	Listen         string
+	Database       string
+	SessionSecret  string
+	BaseURL        string
+	LogLevel       string
+	LogFormat      string
+	TrustedProxies string
+	DevMode        bool
+	// Regions, HeartbeatInterval and OfflineMisses configure the agent API.
+	Regions           string
+	HeartbeatInterval time.Duration
+	OfflineMisses     int
+	// The chain: nodes, chain id and epoch length (epoch blocks × block
+	// time; it converts prices per GPU-hour to prices per epoch).
+	ChainGRPC, ChainRPC, ChainID string
+	EpochDuration                time.Duration
+	// WalletKey (64 hex chars) seals the managed buyer wallets;
+	// ArbiterMnemonic is the arbiter's key (disputes). Environment only:
+	// secrets do not belong on command lines.
+	WalletKey       string
+	ArbiterMnemonic string
+	// ReferencePrice is the list price drawn on a model's price chart:
+	// MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE.
+	ReferencePrice string
+	// Role is RoleAuto (default) or RoleLeader (replica.go).
+	Role string
+	// LeaderPoll is how often a standby tries to take over, and how often
+	// the leader checks its hold (default 250 ms and 1 s).
+	LeaderPoll, LeaderWatch time.Duration
+	// AdvertiseURL is where the other replicas reach this one, to forward
+	// to it while it leads (default http://<listen address>, the host's
+	// name when listening on every interface).
+	AdvertiseURL string
+}
+
+// withHost is a bound address as others can open it: an unspecified host
+// (":8080", "[::]:8080") becomes anyHost() — localhost for the browser
+// on this machine, the host's name for the other replicas.
+func withHost(a net.Addr, anyHost func() string) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = anyHost()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// hostname is this machine's name, or localhost when it has none.
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}

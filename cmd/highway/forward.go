@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -106,6 +105,7 @@ func (f *forwarder) probed(target string) {
 func (m *Main) followLeader(ctx context.Context, store *models.Store) {
 	poll := m.Config.LeaderPoll
 	probe := &http.Client{Transport: forwardTransport, Timeout: max(time.Second, 4*poll)}
+	self := m.holder()
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -115,7 +115,7 @@ func (m *Main) followLeader(ctx context.Context, store *models.Store) {
 			if target == m.Config.AdvertiseURL {
 				target = "" // this replica's own record, left by its previous run
 			}
-			m.forward.set(target, m.holder())
+			m.forward.set(target, self)
 			if target != "" {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target+"/readyz", nil)
 				if resp, err := probe.Do(req); err == nil {
@@ -145,19 +145,4 @@ func unavailable(w http.ResponseWriter, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "unavailable", "message": msg}})
-}
-
-// advertiseAddr is the listen address as other machines reach it: an
-// unspecified host (":8080") becomes this host's name.
-func advertiseAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		if host, err = os.Hostname(); err != nil || host == "" {
-			host = "localhost"
-		}
-	}
-	return net.JoinHostPort(host, port)
 }

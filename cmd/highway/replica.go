@@ -53,8 +53,7 @@ func (m *Main) checkRole() error {
 
 // holder names this replica in market_leader and the logs.
 func (m *Main) holder() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s pid %d %s", host, os.Getpid(), m.ln.Addr())
+	return fmt.Sprintf("%s pid %d %s", hostname(), os.Getpid(), m.ln.Addr())
 }
 
 // Role is "leader" or "standby" (or "deposed", until the process exits).

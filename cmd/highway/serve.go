@@ -26,44 +26,6 @@ import (
 	"github.com/highway-compute/highway/provider-agent/chainlink"
 )
 
-// Config is the marketplace's configuration, from flags with environment
-// fallbacks.
-type Config struct {
-	Listen         string
-	Database       string
-	SessionSecret  string
-	BaseURL        string
-	LogLevel       string
-	LogFormat      string
-	TrustedProxies string
-	DevMode        bool
-	// Regions, HeartbeatInterval and OfflineMisses configure the agent API.
-	Regions           string
-	HeartbeatInterval time.Duration
-	OfflineMisses     int
-	// The chain: nodes, chain id and epoch length (epoch blocks × block
-	// time; it converts prices per GPU-hour to prices per epoch).
-	ChainGRPC, ChainRPC, ChainID string
-	EpochDuration                time.Duration
-	// WalletKey (64 hex chars) seals the managed buyer wallets;
-	// ArbiterMnemonic is the arbiter's key (disputes). Environment only:
-	// secrets do not belong on command lines.
-	WalletKey       string
-	ArbiterMnemonic string
-	// ReferencePrice is the list price drawn on a model's price chart:
-	// MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE.
-	ReferencePrice string
-	// Role is RoleAuto (default) or RoleLeader (replica.go).
-	Role string
-	// LeaderPoll is how often a standby tries to take over, and how often
-	// the leader checks its hold (default 250 ms and 1 s).
-	LeaderPoll, LeaderWatch time.Duration
-	// AdvertiseURL is where the other replicas reach this one, to forward
-	// to it while it leads (default http://<listen address>, the host's
-	// name when listening on every interface).
-	AdvertiseURL string
-}
-
 // Main is the marketplace process: Open starts it (tests call it with
 // Listen ":0"), Close stops it. main only wires signals around it.
 type Main struct {
@@ -132,11 +94,11 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.ln = ln
 	if c.BaseURL == "" {
-		c.BaseURL = "http://" + displayAddr(ln.Addr())
+		c.BaseURL = "http://" + withHost(ln.Addr(), func() string { return "localhost" })
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.AdvertiseURL == "" {
-		c.AdvertiseURL = "http://" + advertiseAddr(ln.Addr())
+		c.AdvertiseURL = "http://" + withHost(ln.Addr(), hostname)
 	}
 	c.AdvertiseURL = strings.TrimRight(c.AdvertiseURL, "/")
 
@@ -380,19 +342,6 @@ func (m *Main) RunUntil(ctx context.Context) error {
 		m.Logger.Error("stopping", "err", serveErr)
 	}
 	return errors.Join(serveErr, m.Close())
-}
-
-// displayAddr turns a bound address into something a browser can open:
-// an unspecified host (":8080", "[::]:8080") becomes localhost.
-func displayAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // agentNonces picks where agent-request nonces live: in the database on

@@ -85,6 +85,14 @@ type Config struct {
 	// of the engine (default 10 000): a start or takeover restores the
 	// newest and replays at most about this many commands.
 	CheckpointEvery int
+	// Follower makes a read-only view of the market for a replica that
+	// does not lead: Follow keeps it current from the leader's log, and
+	// every write is refused with ErrFollower (follow.go).
+	Follower bool
+	// PublishChanges has Run record the change count in the database
+	// after each change, for the followers' open pages (on PostgreSQL,
+	// where there can be followers).
+	PublishChanges bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -117,8 +125,12 @@ type Broker struct {
 	// generation counts the changes, so a page rendered at one generation
 	// can tell whether it missed any before its event stream opened.
 	generation atomic.Uint64
-	stopping   chan struct{} // closed by BeginShutdown
-	stopOnce   sync.Once
+	// caughtUp is when a follower last caught up with the log;
+	// unannounced, since when it has replayed changes the leader's
+	// published count has not announced yet (zero: none).
+	caughtUp, unannounced time.Time
+	stopping              chan struct{} // closed by BeginShutdown
+	stopOnce              sync.Once
 
 	// agents caches each agent's key, machine and heartbeat continuity.
 	agents *agentCache
@@ -201,11 +213,13 @@ func (b *Broker) engineConfig() market.Config {
 // load rebuilds the engine (its newest checkpoint, then the log after it)
 // and reads machines, prices and in-flight orders.
 func (b *Broker) load(ctx context.Context) error {
-	e, n, err := b.rebuild(ctx)
+	r, err := b.rebuild(ctx)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	b.w.engine = e
+	e := r.engine
+	b.w.engine, b.w.seq, b.w.checkpointSeq = e, r.seq, r.checkpoint
+	b.w.nextCheckpoint = r.checkpoint + int64(b.cfg.CheckpointEvery)
 	prices, err := b.store.Prices(ctx)
 	if err != nil {
 		return err
@@ -222,8 +236,12 @@ func (b *Broker) load(ctx context.Context) error {
 		if a, err := b.store.AgentOfMachine(ctx, ms[i].ID); err == nil {
 			st.agentID = a.ID
 		}
+		// The GPUs as last stored give the offered indexes (a lease
+		// matched before the machine's next beat needs them); the
+		// engine gives the listing.
+		b.shapeLocked(st, nil)
 		st.suspended = st.suspended || e.ProviderSuspended(st.providerID)
-		b.indexLocked(st)
+		b.adoptListingLocked(st)
 	}
 	if err := b.loadUptimeLocked(ctx); err != nil {
 		return err
@@ -249,13 +267,16 @@ func (b *Broker) load(ctx context.Context) error {
 			b.flights[os[i].ID] = &flight{order: os[i]}
 		}
 	}
-	b.log.Info("market engine rebuilt", "checkpoint", b.w.checkpointSeq, "commands_replayed", n, "machines", len(ms), "stats", fmt.Sprintf("%+v", e.Stats()))
+	b.log.Info("market engine rebuilt", "checkpoint", r.checkpoint, "commands_replayed", r.replayed, "machines", len(ms), "stats", fmt.Sprintf("%+v", e.Stats()))
 	return nil
 }
 
 // Run runs the broker's loops (engine clock, log flush, chain indexer)
 // until ctx ends.
 func (b *Broker) Run(ctx context.Context) error {
+	if b.cfg.Follower {
+		return ErrFollower
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -274,6 +295,13 @@ func (b *Broker) Run(ctx context.Context) error {
 		defer wg.Done()
 		b.snapshotLoop(ctx)
 	}()
+	if b.cfg.PublishChanges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.publishLoop(ctx)
+		}()
+	}
 	<-ctx.Done()
 	wg.Wait()
 	b.flushBeats(context.WithoutCancel(ctx))

@@ -104,6 +104,9 @@ func (b *Broker) drainLocked(ctx context.Context) {
 }
 
 func (b *Broker) applyOneLocked(ctx context.Context, c market.Command) ([]market.Event, error) {
+	if b.cfg.Follower {
+		return nil, ErrFollower
+	}
 	c.Now = b.nowMs()
 	evs, err := b.w.engine.Apply(&c)
 	if err != nil {
@@ -177,73 +180,87 @@ func (b *Broker) checkpointLocked(ctx context.Context) {
 	}()
 }
 
+// rebuilt is an engine restored from the log: the entry it is at, and
+// the checkpoint it started from.
+type rebuilt struct {
+	engine          *market.Engine
+	seq, checkpoint int64
+	replayed        int
+}
+
 // rebuild restores the engine from the newest checkpoint that restores
 // (the older one kept is the fallback) and replays the log after it. It
-// returns the engine and how many commands it replayed.
-func (b *Broker) rebuild(ctx context.Context) (*market.Engine, int, error) {
+// touches nothing of b's but its configuration and store, so a follower
+// rebuilds without holding its lock.
+func (b *Broker) rebuild(ctx context.Context) (rebuilt, error) {
 	cps, err := b.store.MarketCheckpoints(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("market checkpoints: %w", err)
+		return rebuilt{}, fmt.Errorf("market checkpoints: %w", err)
 	}
 	cfg := b.engineConfig()
-	var e *market.Engine
-	var after int64
+	var r rebuilt
 	for _, cp := range cps {
 		raw, err := base64.StdEncoding.DecodeString(cp.State)
 		if err == nil {
-			e, err = market.Restore(cfg, raw)
+			r.engine, err = market.Restore(cfg, raw)
 		}
 		if err == nil {
-			after = cp.Seq
+			r.checkpoint = cp.Seq
 			break
 		}
 		b.log.Error("market checkpoint does not restore; trying an older one", "seq", cp.Seq, "err", err)
 	}
-	if e == nil {
-		if e, err = market.NewEngine(cfg); err != nil {
-			return nil, 0, fmt.Errorf("engine: %w", err)
+	if r.engine == nil {
+		if r.engine, err = market.NewEngine(cfg); err != nil {
+			return rebuilt{}, fmt.Errorf("engine: %w", err)
 		}
 	}
 	first, err := b.store.FirstMarketLogSeq(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("market log: %w", err)
+		return rebuilt{}, fmt.Errorf("market log: %w", err)
 	}
-	if first > after+1 {
+	if first > r.checkpoint+1 {
 		// The entries between were compacted behind a checkpoint that did
 		// not restore: replaying the rest onto an older state could rent
 		// GPUs held by live leases twice.
-		return nil, 0, fmt.Errorf("the market log resumes at entry %d, but the engine could only be restored to entry %d: refusing to rebuild from a gap", first, after)
+		return rebuilt{}, fmt.Errorf("the market log resumes at entry %d, but the engine could only be restored to entry %d: refusing to rebuild from a gap", first, r.checkpoint)
 	}
-	b.w.seq, b.w.checkpointSeq = after, after
-	n := 0
-	err = b.store.MarketLog(ctx, after, func(page []models.MarketLogEntry) error {
+	r.seq = r.checkpoint
+	err = b.store.MarketLog(ctx, r.seq, func(page []models.MarketLogEntry) error {
 		for _, en := range page {
-			raw, err := base64.StdEncoding.DecodeString(en.Command)
+			c, err := decodeEntry(en)
 			if err != nil {
-				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
+				return err
 			}
-			c, err := market.UnmarshalCommand(raw)
-			if err != nil {
-				return fmt.Errorf("market log entry %d: %w", en.Seq, err)
-			}
-			if _, err := e.Apply(&c); err != nil {
+			if _, err := r.engine.Apply(&c); err != nil {
 				// The log holds only commands that applied; one that no
 				// longer does means the catalog (regions, models) changed
 				// under it. Refuse to guess: GPUs held by live leases
 				// could be rented twice.
 				return fmt.Errorf("market log entry %d (%s) no longer applies: %w; was the region or model catalog changed?", en.Seq, c.Kind, err)
 			}
-			b.w.seq = en.Seq
-			n++
+			r.seq = en.Seq
+			r.replayed++
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("replay: %w", err)
+		return rebuilt{}, fmt.Errorf("replay: %w", err)
 	}
-	b.w.engine = e
-	b.w.nextCheckpoint = b.w.checkpointSeq + int64(b.cfg.CheckpointEvery)
-	return e, n, nil
+	return r, nil
+}
+
+// decodeEntry reads one logged command.
+func decodeEntry(en models.MarketLogEntry) (market.Command, error) {
+	raw, err := base64.StdEncoding.DecodeString(en.Command)
+	if err != nil {
+		return market.Command{}, fmt.Errorf("market log entry %d: %w", en.Seq, err)
+	}
+	c, err := market.UnmarshalCommand(raw)
+	if err != nil {
+		return market.Command{}, fmt.Errorf("market log entry %d: %w", en.Seq, err)
+	}
+	return c, nil
 }
 
 // Changed returns a channel closed at the next market change (offers,

@@ -158,7 +158,7 @@ func (b *Broker) offerLocked(m *machineState, order []int, backing *highway.RTTs
 	}
 	rtt := (*backing)[start:len(*backing):len(*backing)]
 	return highway.Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
-		GPUsFree: free, GPUsTotal: int64(len(m.offered)), PricePerGPUHour: highway.Amount(m.listed.Price), Region: m.region, RTTms: rtt,
+		GPUsFree: free, GPUsTotal: m.listed.GPUs, PricePerGPUHour: highway.Amount(m.listed.Price), Region: m.region, RTTms: rtt,
 		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated}
 }
 
@@ -235,7 +235,7 @@ func (b *Broker) Summary() Summary {
 			ms = &ModelSummary{Model: m.model}
 			per[m.model] = ms
 		}
-		total := int64(len(m.offered))
+		total := m.listed.GPUs // what the engine lists, the same on a follower
 		ms.GPUsOnline += total
 		var rs *RegionSummary
 		if i := slices.Index(b.cfg.Regions, m.region); i >= 0 {

@@ -76,13 +76,13 @@ func BenchmarkEngineRebuildFromDatabase(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		got, n, err := br.rebuild(ctx)
+		r, err := br.rebuild(ctx)
 		took := time.Since(start)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n != tail || got.StateDigest() != want {
-			b.Fatalf("rebuilt %d commands, state equal %v", n, got.StateDigest() == want)
+		if r.replayed != tail || r.engine.StateDigest() != want {
+			b.Fatalf("rebuilt %d commands, state equal %v", r.replayed, r.engine.StateDigest() == want)
 		}
 		b.ReportMetric(float64(took.Microseconds())/1000, "BENCH:engine_rebuild_db_ms:ms")
 	}

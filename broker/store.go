@@ -23,6 +23,7 @@ type Store interface {
 	statsStore
 	agentStore
 	mailboxStore
+	followStore
 }
 
 var _ Store = (*models.Store)(nil)

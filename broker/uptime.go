@@ -174,12 +174,17 @@ func (b *Broker) loadUptimeLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.setUptimeLocked(rows)
+	return nil
+}
+
+// setUptimeLocked sets the machines' online time per day from stored rows.
+func (b *Broker) setUptimeLocked(rows []models.MachineUptime) {
 	for _, r := range rows {
 		if m := b.machines[r.MachineID]; m != nil && r.OnlineMS > 0 {
 			m.uptime.set(r.Day, uint32(min(r.OnlineMS, 86_400_000)))
 		}
 	}
-	return nil
 }
 
 // MachineReliability is a machine's reliability as the market ranks it,

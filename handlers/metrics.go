@@ -30,15 +30,25 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route"}),
 	}
-	for _, c := range []prometheus.Collector{
+	// A replica builds its routes twice on one registry (its standby
+	// view's, then the leader's): the second takes over the counters the
+	// first registered, so the figures run on.
+	var dup prometheus.AlreadyRegisteredError
+	for i, c := range []prometheus.Collector{
 		m.requests, m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
-		if err := reg.Register(c); err != nil {
-			if !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
-				return nil, err
-			}
+		err := reg.Register(c)
+		switch {
+		case err == nil:
+		case errors.As(err, &dup) && i == 0:
+			m.requests = dup.ExistingCollector.(*prometheus.CounterVec)
+		case errors.As(err, &dup) && i == 1:
+			m.duration = dup.ExistingCollector.(*prometheus.HistogramVec)
+		case errors.As(err, &dup):
+		default:
+			return nil, err
 		}
 	}
 	return m, nil

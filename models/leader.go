@@ -148,20 +148,29 @@ func (l *Leadership) watch(every time.Duration) {
 	}
 }
 
-// LeaderRecord is market_leader's row: the current term, who holds it
-// and where it answers.
+// LeaderRecord is market_leader's row: the current term, who holds it,
+// where it answers, and its market's change count.
 type LeaderRecord struct {
-	Term   int64
-	Holder string
-	URL    string
+	Term       int64
+	Holder     string
+	URL        string
+	Generation int64
 }
 
 // Leader reads who leads the market now (as recorded at the last
 // takeover: a leader that died stays recorded until the next one).
 func (s *Store) Leader(ctx context.Context) (LeaderRecord, error) {
 	var r LeaderRecord
-	err := s.DB.WithContext(ctx).Raw("SELECT term, holder, url FROM market_leader WHERE id = 1").Scan(&r).Error
+	err := s.DB.WithContext(ctx).Raw("SELECT term, holder, url, generation FROM market_leader WHERE id = 1").Scan(&r).Error
 	return r, err
+}
+
+// PublishGeneration records the leader's market change count, which
+// standbys watch to reload their open pages. Fenced like every leader
+// write: a deposed leader cannot publish.
+func (s *Store) PublishGeneration(ctx context.Context, generation uint64) error {
+	// Through gorm's update chain (not Exec), where the fence is.
+	return s.DB.WithContext(ctx).Table("market_leader").Where("id = 1").Update("generation", int64(generation)).Error
 }
 
 // depose ends the leadership: from now on every write of this process is

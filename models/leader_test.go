@@ -30,6 +30,9 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	if err := a.SetCursor(ctx, "test", 1); err != nil {
 		t.Fatalf("the leader's write: %v", err)
 	}
+	if err := a.PublishGeneration(ctx, 7); err != nil {
+		t.Fatalf("the leader publishes its generation: %v", err)
+	}
 
 	dbtest.EndLeaderSession(t, b)
 	lb, err := b.AwaitLeadership(ctx, "replica-b", "http://replica-b", 20*time.Millisecond, time.Hour, nil)
@@ -37,7 +40,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 		t.Fatalf("takeover: %+v, %v", lb, err)
 	}
 	// Every replica reads where the new leader answers.
-	if rec, err := a.Leader(ctx); err != nil || rec != (models.LeaderRecord{Term: 2, Holder: "replica-b", URL: "http://replica-b"}) {
+	if rec, err := a.Leader(ctx); err != nil || rec != (models.LeaderRecord{Term: 2, Holder: "replica-b", URL: "http://replica-b", Generation: 7}) {
 		t.Fatalf("leader record after the takeover: %+v, %v", rec, err)
 	}
 	// A has not noticed (no ping for an hour) and writes through its pool.
@@ -46,8 +49,17 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 			t.Fatalf("the deposed leader's write %d: %v, want ErrDeposed", i, err)
 		}
 	}
+	if err := a.PublishGeneration(ctx, 99); !errors.Is(err, models.ErrDeposed) {
+		t.Fatalf("the deposed leader publishes its generation: %v, want ErrDeposed", err)
+	}
 	if err := b.SetCursor(ctx, "test", 2); err != nil {
 		t.Fatalf("the new leader's write: %v", err)
+	}
+	if err := b.PublishGeneration(ctx, 3); err != nil {
+		t.Fatalf("the new leader publishes its generation: %v", err)
+	}
+	if rec, err := a.Leader(ctx); err != nil || rec.Generation != 3 {
+		t.Fatalf("generation after the new leader published: %+v, %v", rec, err)
 	}
 	if h, err := b.Cursor(ctx, "test"); err != nil || h != 2 {
 		t.Fatalf("cursor = %d, %v: a deposed write landed", h, err)

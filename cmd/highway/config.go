@@ -170,6 +170,10 @@ type Config struct {
 	// LeaderPoll is how often a standby tries to take over, and how often
 	// the leader checks its hold (default 250 ms and 1 s).
 	LeaderPoll, LeaderWatch time.Duration
+	// ViewPoll is how often a standby's view catches up with the market
+	// log (default 100 ms: a change on the leader reaches the standby's
+	// live pages well within a second).
+	ViewPoll time.Duration
 	// AdvertiseURL is where the other replicas reach this one, to forward
 	// to it while it leads (default http://<listen address>, the host's
 	// name when listening on every interface).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -49,5 +50,65 @@ func BenchmarkReplicaFailover(b *testing.B) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "BENCH:replica_failover_ms:ms")
+	}
+}
+
+// BenchmarkStandbyViewLag measures how long a change on the leader takes
+// to reach a live page open on a standby, with the default settings (the
+// view catches up every 100 ms): two replicas on one PostgreSQL, an event
+// stream open on the standby, and 20 changes on the leader (a provider
+// suspended, then reinstated), each timed from the leader's call to the
+// "changed" event arriving. It reports the mean and the slowest.
+func BenchmarkStandbyViewLag(b *testing.B) {
+	for range b.N {
+		dsn := dbtest.PostgresDSN(b)
+		leader := startServerAt(b, "127.0.0.1:0", dsn, accounts.Config{}, nil)
+		standby := startServerAt(b, "127.0.0.1:0", dsn, accounts.Config{}, nil)
+		for deadline := time.Now().Add(10 * time.Second); standby.view.current() == nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("the standby loaded no view in 10 s")
+			}
+		}
+		resp, err := http.Get(standby.URL() + "/market/events")
+		if err != nil {
+			b.Fatal(err)
+		}
+		events := make(chan time.Time, 64)
+		go func() {
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if sc.Text() == "event: changed" {
+					events <- time.Now()
+				}
+			}
+		}()
+		const changes = 20
+		var total, slowest time.Duration
+		for i := range changes {
+			// The stream sends at most one event a second (sseCoalesce):
+			// each change waits that out, plus a step that spreads the
+			// changes over the view's 100 ms catch-up cycle.
+			time.Sleep(time.Second + time.Duration(i*37%100)*time.Millisecond)
+			// The view may report one change twice (its log entry, then
+			// the leader's published count): the echo is dropped.
+			for len(events) > 0 {
+				<-events
+			}
+			start := time.Now()
+			if err := leader.market().SetSuspended(b.Context(), "bench-provider", i%2 == 0); err != nil {
+				b.Fatal(err)
+			}
+			select {
+			case at := <-events:
+				lag := at.Sub(start)
+				total += lag
+				slowest = max(slowest, lag)
+			case <-time.After(5 * time.Second):
+				b.Fatalf("change %d never reached the standby's live page", i)
+			}
+		}
+		b.ReportMetric(float64(total.Microseconds())/changes/1000, "BENCH:replica_view_lag_ms:ms")
+		b.ReportMetric(float64(slowest.Microseconds())/1000, "BENCH:replica_view_lag_max_ms:ms")
 	}
 }

@@ -48,6 +48,9 @@ func (m *Main) checkRole() error {
 	if c.LeaderWatch <= 0 {
 		c.LeaderWatch = time.Second
 	}
+	if c.ViewPoll <= 0 {
+		c.ViewPoll = 100 * time.Millisecond
+	}
 	return nil
 }
 
@@ -91,32 +94,10 @@ func (m *Main) market() *broker.Broker {
 // becomeLeader starts the broker (replaying the market's log) and the
 // full set of routes, then watches the hold on the market.
 func (m *Main) becomeLeader(ctx context.Context, lead *models.Leadership) error {
-	c := &m.Config
 	if err := m.openBroker(ctx); err != nil {
 		return err
 	}
-	var proxies []string
-	for _, p := range strings.Split(c.TrustedProxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			proxies = append(proxies, p)
-		}
-	}
-	h, err := handlers.New(handlers.Config{
-		Store:          m.Store,
-		Accounts:       accounts.New(m.Store, m.Accounts),
-		Logger:         m.Logger,
-		Secret:         []byte(c.SessionSecret),
-		BaseURL:        c.BaseURL,
-		DevMode:        c.DevMode,
-		Registry:       m.registry,
-		TrustedProxies: proxies,
-		Agents:         m.Agents,
-		API:            m.API,
-		Broker:         m.market(),
-		References:     m.refs,
-		Nonces:         agentNonces(m.Store),
-		Role:           "leader",
-	})
+	h, err := m.routes(m.market(), "leader")
 	if err != nil {
 		return err
 	}
@@ -130,6 +111,34 @@ func (m *Main) becomeLeader(ctx context.Context, lead *models.Leadership) error 
 	return nil
 }
 
+// routes are the marketplace's handlers over b: the leader's broker, or
+// a standby's view (which serves only the reads, standbyHandler).
+func (m *Main) routes(b *broker.Broker, role string) (http.Handler, error) {
+	c := &m.Config
+	var proxies []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxies = append(proxies, p)
+		}
+	}
+	return handlers.New(handlers.Config{
+		Store:          m.Store,
+		Accounts:       accounts.New(m.Store, m.Accounts),
+		Logger:         m.Logger,
+		Secret:         []byte(c.SessionSecret),
+		BaseURL:        c.BaseURL,
+		DevMode:        c.DevMode,
+		Registry:       m.registry,
+		TrustedProxies: proxies,
+		Agents:         m.Agents,
+		API:            m.API,
+		Broker:         b,
+		References:     m.refs,
+		Nonces:         agentNonces(m.Store),
+		Role:           role,
+	})
+}
+
 // standby waits for the leadership, then takes over.
 func (m *Main) standby(ctx context.Context) {
 	defer close(m.standbyDone)
@@ -140,9 +149,17 @@ func (m *Main) standby(ctx context.Context) {
 		defer close(following)
 		m.followLeader(fctx, m.Store)
 	}()
+	// The view serves reads until this replica leads (or stops): during
+	// a takeover's rebuild too.
+	viewDone := make(chan struct{})
+	go func() {
+		defer close(viewDone)
+		m.runView(fctx)
+	}()
 	defer func() {
 		stopFollowing()
 		<-following
+		<-viewDone
 	}()
 	// A database outage fails every try: said once, then every 30 s.
 	var lastWarn time.Time
@@ -229,16 +246,26 @@ func (m *Main) standbyHandler(role string) http.Handler {
 			return
 		case "/readyz":
 			// Ready while the leader answers: a balancer may then send
-			// this replica anything, and it is forwarded.
+			// this replica anything; reads are answered from its view
+			// while that is current, the rest forwarded.
+			body := map[string]any{"status": "unavailable", "role": role, "view": m.viewStatus()}
 			if ok, leader := m.forward.ready(m.readyFresh()); ok && role == "standby" {
-				writeJSON(http.StatusOK, map[string]string{"status": "ok", "role": role, "leader": leader})
+				body["status"], body["leader"] = "ok", leader
+				writeJSON(http.StatusOK, body)
 				return
 			}
-			writeJSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "role": role})
+			writeJSON(http.StatusServiceUnavailable, body)
 			return
 		case "/metrics":
 			metrics.ServeHTTP(w, r)
 			return
+		}
+		if role == "standby" && localRead(r) {
+			if h := m.view.current(); h != nil {
+				w.Header().Set(viewHeader, "standby")
+				h.ServeHTTP(w, r)
+				return
+			}
 		}
 		if role == "standby" && r.Header.Get(forwardedHeader) == "" {
 			if p := m.forward.current(); p != nil {

@@ -77,7 +77,10 @@ func (p *failoverProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestReplicasBehindAProxy: three replicas on one PostgreSQL behind a
 // round-robin balancer; a real provider agent enrolls, proves its
 // verification and heartbeats through it, and a buyer browses through
-// it. The leader's session then ends mid-traffic: a standby takes over,
+// it. Each standby answers the market's reads from its own view, equal
+// to the leader's, and a change on the leader reaches a standby's live
+// page within a second. The leader's session then ends mid-traffic: a
+// standby takes over,
 // the agent's beats reach it after at most a retry, the offer is listed
 // again as it was (verified, same price, no second verification), and no
 // replica but the new leader runs a broker.
@@ -174,6 +177,8 @@ func TestReplicasBehindAProxy(t *testing.T) {
 		t.Fatal("the balancer's round robin reached no standby that forwarded to the leader")
 	}
 	t.Logf("%.0f requests reached the leader through a standby", forwarded)
+	standbyViews(t, leader, replicas[1:], u.ID)
+	waitFor(t, "the offer back at its price", 5*time.Second, listed)
 	if strings.Count(agentLog.String(), "verification proof done") != 1 {
 		t.Fatalf("verifications before the failover:\n%s", agentLog.String())
 	}
@@ -241,4 +246,79 @@ func scrape(t *testing.T, m *Main, name string) float64 {
 	}
 	t.Fatalf("%s is not on %s/metrics", name, m.URL())
 	return 0
+}
+
+// standbyViews: each standby answers the offers from its own view (the
+// leader's answer, once caught up), and a price change on the leader
+// reaches a live page open on a standby, and its offers, within a second.
+// The price is set back before it returns.
+func standbyViews(t *testing.T, leader *Main, standbys []*Main, providerID string) {
+	t.Helper()
+	get := func(m *Main) (string, string) {
+		resp, err := http.Get(m.URL() + "/api/v1/offers?model=H100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), resp.Header.Get(viewHeader)
+	}
+	for _, m := range standbys {
+		waitFor(t, "the standby's view to equal the leader's", 5*time.Second, func() bool {
+			want, _ := get(leader)
+			got, from := get(m)
+			return from == "standby" && got == want
+		})
+	}
+	// A live page open on a standby.
+	m := standbys[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.URL()+"/market/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get(viewHeader) != "standby" {
+		t.Fatal("the live page's stream was not served by the standby's view")
+	}
+	changed := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		var seen string
+		for {
+			n, err := resp.Body.Read(buf)
+			seen += string(buf[:n])
+			if strings.Contains(seen, "event: changed") {
+				changed <- time.Now()
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the stream is open and waiting
+	start := time.Now()
+	if err := leader.market().SetPrice(context.Background(), providerID, "H100", 2_500_000); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-changed:
+		if lag := at.Sub(start); lag > time.Second {
+			t.Fatalf("the standby's live page heard of the change after %v, want within 1 s", lag)
+		} else {
+			t.Logf("a change on the leader reached a live page on a standby in %v", lag.Round(time.Millisecond))
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the standby's live page never heard of the price change")
+	}
+	waitFor(t, "the new price on the standby's view", time.Second, func() bool {
+		body, from := get(m)
+		return from == "standby" && strings.Contains(body, `"price_per_gpu_hour":"2500000"`)
+	})
+	if err := leader.market().SetPrice(context.Background(), providerID, "H100", 2_000_000); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -35,9 +35,10 @@ func getRole(t *testing.T, m *Main, path string) (int, string, string) {
 
 // TestLeaderFailover runs two replicas on one PostgreSQL. One leads (the
 // broker); the other stands by, runs no second engine over the same
-// market, and serves every route by forwarding to the leader: the API,
-// a browser's sign-up (CSRF, Origin and the session cookie intact) and
-// the agent API, with a request already forwarded never forwarded again.
+// market, answers the market's reads from its own view, and serves every
+// other route by forwarding to the leader: the API, a browser's sign-up
+// (CSRF, Origin and the session cookie intact) and the agent API, with a
+// request already forwarded never forwarded again.
 // The leader's database session is then ended, as its death or a network
 // partition would end it: it stops serving and reports why, its writes
 // are refused (fenced by the term), and the standby takes over with the
@@ -58,7 +59,16 @@ func TestLeaderFailover(t *testing.T) {
 	if code, _, _ := getRole(t, b, "/api/v1/offers"); code != http.StatusOK {
 		t.Fatalf("the API through the standby: %d, want the leader's 200", code)
 	}
-	req, _ := http.NewRequest(http.MethodGet, b.URL()+"/api/v1/offers", nil)
+	// Reads come from the standby's own view once it has caught up.
+	waitFor(t, "the standby's view", 5*time.Second, func() bool {
+		resp, err := http.Get(b.URL() + "/api/v1/offers")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && resp.Header.Get(viewHeader) == "standby"
+	})
+	req, _ := http.NewRequest(http.MethodGet, b.URL()+"/api/v1/me", nil)
 	req.Header.Set(forwardedHeader, "another replica")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a request already forwarded, at the standby: %v %v, want 503 (never forwarded twice)", resp, err)

@@ -58,6 +58,7 @@ type Main struct {
 	stopStandby   context.CancelFunc
 	standbyDone   chan struct{}
 	forward       forwarder
+	view          standbyView
 	leaderMetrics leaderMetrics
 	releasing     atomic.Bool
 	refs          []handlers.ReferencePrice
@@ -138,6 +139,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.registry = prometheus.NewRegistry()
 	m.leaderMetrics = newLeaderMetrics(m.registry)
+	m.registerViewMetrics(m.registry)
 	m.handler.set(m.standbyHandler("standby"))
 	// One replica leads (runs the broker); the others stand by and take
 	// over when it goes (replica.go). Alone, or on SQLite, this one leads.
@@ -178,9 +180,10 @@ func (m *Main) Open(ctx context.Context) error {
 	return nil
 }
 
-// openBroker connects the chain (when configured), rebuilds the market
-// engine from its log and starts the broker's loops.
-func (m *Main) openBroker(ctx context.Context) error {
+// brokerConfig is the market's configuration: m.Broker's presets, the
+// rest from Config. The engine's part (regions, models, timings) must be
+// the same on every replica, leader or view, for the log to replay.
+func (m *Main) brokerConfig() broker.Config {
 	c := &m.Config
 	bc := m.Broker
 	bc.Store, bc.Logger = m.Store, m.Logger.With("component", "broker")
@@ -198,6 +201,17 @@ func (m *Main) openBroker(ctx context.Context) error {
 	if bc.EpochDuration == 0 {
 		bc.EpochDuration = c.EpochDuration
 	}
+	return bc
+}
+
+// openBroker connects the chain (when configured), rebuilds the market
+// engine from its log and starts the broker's loops.
+func (m *Main) openBroker(ctx context.Context) error {
+	c := &m.Config
+	bc := m.brokerConfig()
+	// Standbys serving pages from their own view reload them when the
+	// leader's change count moves; on SQLite there are none.
+	bc.PublishChanges = m.Store.Dialect == models.DialectPostgres
 	if bc.Chain == nil && c.ChainGRPC != "" {
 		cl, err := client.Dial(client.Config{GRPC: c.ChainGRPC, RPC: c.ChainRPC, ChainID: c.ChainID, GasPrice: "0" + app.BondDenom})
 		if err != nil {

@@ -25,11 +25,11 @@ ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# The in-process chain network trips a known SDK data race (see
 	@# chain/network/network_test.go), so it runs race-free here, and so
 	@# does the end-to-end loop (API and browser), the replicas behind a balancer
-	@# (a real agent's one-second PoC), the test that kills `highway dev`
+	@# and with a chain (a real agent's one-second PoC), the test that kills `highway dev`
 	@# mid-lease, and the full 20-seed × 500-block escrow simulation (the race
 	@# build runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
-	$(GO) test -count=1 -run 'TestEndToEnd|TestBrowserRentAndDispute|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy' ./cmd/highway/
+	$(GO) test -count=1 -run 'TestEndToEnd|TestBrowserRentAndDispute|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy|TestFailoverWithLeasesInFlight' ./cmd/highway/
 	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz

@@ -7,8 +7,9 @@
 // events to keep the marketplace's tables in step with the money.
 //
 // One broker runs per marketplace: the engine is single-writer by design
-// (see docs/deploy.md); the other replicas serve pages and the API from the
-// database.
+// (see docs/deploy.md). The other replicas each keep a read-only Broker
+// (Config.Follower) that replays the writer's log and serves the market's
+// reads (follow.go).
 package broker
 
 import (

@@ -114,8 +114,10 @@ func (b *Broker) failFlightLocked(ctx context.Context, orderID, reason string) {
 	if f == nil {
 		return
 	}
-	if f.match.Kind == market.EvMatched {
-		// The reservation may already be gone (it expired): nothing to drop.
+	if f.match.Kind == market.EvMatched || f.order.Status == models.OrderMatched {
+		// The reservation may already be gone (it expired): nothing to
+		// drop. A flight loaded at start knows no match but its order's
+		// status; its reservation is dropped the same way.
 		b.followLocked(ctx, market.Command{Kind: market.KindCancelOrder, Order: orderID, Buyer: f.order.BuyerID})
 	}
 	b.moveOrderLocked(ctx, f, models.OrderFailed, reason)
@@ -142,15 +144,29 @@ func (b *Broker) QuoteAnswer(ctx context.Context, agentID string, r protocol.Quo
 		b.failFlightLocked(ctx, r.RequestID, "The provider's agent signed different terms than requested.")
 		return &highway.Error{Code: highway.EINVALID, Field: "quote", Message: "The signed quote does not match the request."}
 	}
+	// The quote's nonce is recorded before any money moves: a leader that
+	// stops after sending the lease and before recording it leaves a
+	// lease the next one finds by this nonce and closes (reconcile.go).
+	// One that can no longer write (deposed) sends nothing.
+	if err := b.store.SetOrderQuoteNonce(ctx, f.order.ID, int64(q.Nonce)); err != nil {
+		b.log.Error("record the quote before the lease", "order", f.order.ID, "err", err)
+		b.failFlightLocked(ctx, r.RequestID, "The marketplace could not record the provider's quote; nothing was charged.")
+		return nil
+	}
+	f.order.QuoteNonce = int64(q.Nonce)
 	f.answered = true
 	go b.createLease(context.WithoutCancel(ctx), f, q)
 	return nil
 }
 
+// leaseTxTimeout bounds a lease's creation: the transaction and its
+// recording.
+const leaseTxTimeout = 60 * time.Second
+
 // createLease sends MsgCreateLease for the buyer and, once it commits,
 // confirms the reservation, records the lease and starts the workload.
 func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, leaseTxTimeout)
 	defer cancel()
 	signer, err := b.walletSigner(ctx, f.order.BuyerID)
 	if err != nil {
@@ -212,10 +228,15 @@ func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
 		Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0",
 		EndsAt: now.Add(time.Duration(q.Epochs) * b.cfg.EpochDuration).UTC()}
 	if err := b.store.CreateLease(ctx, l); err != nil {
-		// The lease is on chain; the indexer's next pass finds it by its
-		// chain id. The order leaves the flights so nothing retries it.
-		b.log.Error("store lease", "order", f.order.ID, "err", err)
-		delete(b.flights, f.order.ID)
+		// The lease is on chain but cannot be recorded (the database
+		// failed, or this replica was deposed): no page would show it and
+		// no agent run it. The buyer's wallet closes it at once; unearned
+		// escrow comes back. (Should this process die first, the next
+		// leader's indexer closes it: reconcile.go.)
+		b.log.Error("store lease; closing it on chain", "order", f.order.ID, "chain_lease", chainID, "err", err)
+		_, _ = b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgCloseLease{Sender: q.Buyer, LeaseId: chainID})
+		b.followLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: f.order.ID})
+		b.moveOrderLocked(ctx, f, models.OrderFailed, "The lease could not be recorded; it was closed at once and its escrow returned to your wallet.")
 		return
 	}
 	f.order.LeaseID = l.ID

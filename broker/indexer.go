@@ -82,6 +82,10 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			return nil
 		}
 		switch ev.Type {
+		case evCreated:
+			if err := b.reconcileCreated(ctx, id, ev.Attributes); err != nil {
+				return err
+			}
 		case evSubmitted, evProof, evMissed:
 			l, err := b.store.LeaseByChainID(ctx, id)
 			if highway.ErrorCode(err) == highway.ENOTFOUND {

@@ -50,6 +50,8 @@ type orderStore interface {
 	OrderByID(ctx context.Context, id string) (*models.Order, error)
 	OrderByIdempotencyKey(ctx context.Context, buyerID, key string, now time.Time) (*models.Order, error)
 	UpdateOrder(ctx context.Context, o *models.Order) error
+	SetOrderQuoteNonce(ctx context.Context, orderID string, nonce int64) error
+	OrderByQuoteNonce(ctx context.Context, nonce int64) (*models.Order, error)
 	CreateLease(ctx context.Context, l *models.Lease) error
 	WalletOf(ctx context.Context, userID string) (*models.Wallet, error)
 }

@@ -26,25 +26,28 @@ const (
 
 // Order is a buyer's order.
 type Order struct {
-	ID             string `gorm:"primaryKey"`
-	BuyerID        string
-	Type           string
-	OfferID        string
-	Model          string
-	MinVRAMGiB     int64 `gorm:"column:min_vram_gib"`
-	GPUs           int64 `gorm:"column:gpus"`
-	MaxPrice       int64
-	Region         string
-	MaxRTTms       int64 `gorm:"column:max_rtt_ms"`
-	Hours          int64
-	ExpiresAt      *time.Time
-	LatencyFirst   bool
-	WorkloadJSON   string `gorm:"column:workload_json"`
-	Status         string
-	Failure        string
-	MachineID      string
-	Price          int64
-	LeaseID        string
+	ID           string `gorm:"primaryKey"`
+	BuyerID      string
+	Type         string
+	OfferID      string
+	Model        string
+	MinVRAMGiB   int64 `gorm:"column:min_vram_gib"`
+	GPUs         int64 `gorm:"column:gpus"`
+	MaxPrice     int64
+	Region       string
+	MaxRTTms     int64 `gorm:"column:max_rtt_ms"`
+	Hours        int64
+	ExpiresAt    *time.Time
+	LatencyFirst bool
+	WorkloadJSON string `gorm:"column:workload_json"`
+	Status       string
+	Failure      string
+	MachineID    string
+	Price        int64
+	LeaseID      string
+	// QuoteNonce is the nonce of the quote the lease is created with
+	// (0: none sent yet), recorded before the lease transaction.
+	QuoteNonce     int64
 	IdempotencyKey string
 	// IdempotencyHash is the digest of the request the key was first
 	// used with.
@@ -124,6 +127,25 @@ func (s *Store) UpdateOrder(ctx context.Context, o *Order) error {
 		"status": o.Status, "failure": o.Failure, "machine_id": o.MachineID, "price": o.Price,
 		"lease_id": o.LeaseID, "updated_at": o.UpdatedAt,
 	}).Error
+}
+
+// SetOrderQuoteNonce records the nonce of the quote an order's lease is
+// about to be created with. The broker sends no lease transaction it
+// could not record this for (a deposed leader's write is refused).
+func (s *Store) SetOrderQuoteNonce(ctx context.Context, orderID string, nonce int64) error {
+	return s.DB.WithContext(ctx).Model(&Order{}).Where("id = ?", orderID).
+		Updates(map[string]any{"quote_nonce": nonce, "updated_at": time.Now().UTC()}).Error
+}
+
+// OrderByQuoteNonce returns the order whose lease was sent with the quote
+// nonce, or ENOTFOUND.
+func (s *Store) OrderByQuoteNonce(ctx context.Context, nonce int64) (*Order, error) {
+	var o Order
+	err := s.DB.WithContext(ctx).Where("quote_nonce = ?", nonce).Take(&o).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, highway.Errorf(highway.ENOTFOUND, "No order was sent with that quote.")
+	}
+	return &o, err
 }
 
 // OrderByID returns an order, or ENOTFOUND.

@@ -105,7 +105,7 @@ func (m *Main) ParseServeFlags(args []string) error {
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&m.Config.Listen, "listen", envOr("HIGHWAY_LISTEN", ":8080"), "address to listen on (env HIGHWAY_LISTEN)")
 	fs.StringVar(&m.Config.Database, "database", envOr("HIGHWAY_DATABASE", "highway.db"), "SQLite file path, or postgres://user@host/db (env HIGHWAY_DATABASE)")
-	fs.StringVar(&m.Config.Role, "role", envOr("HIGHWAY_ROLE", RoleAuto), "auto: lead when no other replica does, else stand by and take over; leader: lead now or exit (env HIGHWAY_ROLE; replicas need PostgreSQL)")
+	fs.StringVar(&m.Config.Role, "role", envOr("HIGHWAY_ROLE", RoleAuto), "auto: lead when no other replica does, else stand by and take over; leader: lead now or exit; follower: never lead, serve reads from a view and forward the rest (env HIGHWAY_ROLE; replicas need PostgreSQL)")
 	fs.StringVar(&m.Config.AdvertiseURL, "advertise-url", envOr("HIGHWAY_ADVERTISE_URL", ""), "where the other replicas reach this one, to forward requests while it leads (env HIGHWAY_ADVERTISE_URL; default http://<listen address>)")
 	fs.StringVar(&m.Config.SessionSecret, "session-secret", envOr("HIGHWAY_SESSION_SECRET", ""), "secret of at least 32 bytes keying CSRF and flash cookies (env HIGHWAY_SESSION_SECRET; required)")
 	commonFlags(fs, &m.Config)
@@ -165,7 +165,7 @@ type Config struct {
 	// ReferencePrice is the list price drawn on a model's price chart:
 	// MODEL=MICRO_UNITS_PER_GPU_HOUR:SOURCE.
 	ReferencePrice string
-	// Role is RoleAuto (default) or RoleLeader (replica.go).
+	// Role is RoleAuto (default), RoleLeader or RoleFollower (replica.go).
 	Role string
 	// LeaderPoll is how often a standby tries to take over, and how often
 	// the leader checks its hold (default 250 ms and 1 s).

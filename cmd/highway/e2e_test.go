@@ -46,6 +46,9 @@ type e2eMarket struct {
 	srv          *Main
 	faucet       math.Int
 	faucetSigner chainclient.KeySigner
+	// agentURL is where agents reach the marketplace (default srv's URL;
+	// a balancer in front of replicas).
+	agentURL string
 }
 
 const e2eChainID = "highway-e2e"
@@ -56,6 +59,22 @@ func startE2E(t testing.TB, providers ...network.Account) *e2eMarket {
 
 // startE2EWith starts the loop with the given block time.
 func startE2EWith(t testing.TB, block time.Duration, providers ...network.Account) *e2eMarket {
+	ch := startE2EChain(t, block, providers...)
+	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, ch.tune(ch.client))
+	return ch.market(t, srv)
+}
+
+// e2eChain is a chain for the loop: its faucet and arbiter, and the
+// market settings that match its escrow parameters.
+type e2eChain struct {
+	client          *chainclient.Client
+	faucet, arbiter network.Account
+	params          escrowtypes.Params
+	block           time.Duration
+	walletKey       []byte
+}
+
+func startE2EChain(t testing.TB, block time.Duration, providers ...network.Account) *e2eChain {
 	app.SetAddressConfig()
 	faucet := network.Account{Name: "faucet", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000_000)}
 	arbiter := network.Account{Name: "arbiter", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000)}
@@ -69,17 +88,27 @@ func startE2EWith(t testing.TB, block time.Duration, providers ...network.Accoun
 	_, c := network.StartForTest(t, network.Options{ChainID: e2eChainID, TimeoutCommit: block, Escrow: params, Accounts: accs})
 	walletKey := make([]byte, 32)
 	_, _ = rand.Read(walletKey)
-	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, func(m *Main) {
+	return &e2eChain{client: c, faucet: faucet, arbiter: arbiter, params: params, block: block, walletKey: walletKey}
+}
+
+// tune sets a marketplace up on the chain, sending through chain (the
+// chain's client, or a wrapper around it). Replicas share the wallet key.
+func (ch *e2eChain) tune(chain broker.Chain) func(*Main) {
+	return func(m *Main) {
 		m.Config.DevMode = true
 		// Every request and challenge in the log a failure prints: these
 		// tests cross many processes' worth of parts.
 		m.Config.LogLevel = "info"
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
-		m.Broker = broker.Config{Chain: c, Faucet: chainclient.KeySigner{Key: faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
-			Arbiter: chainclient.KeySigner{Key: arbiter.Key}, WalletKey: walletKey, VerifyParams: poc.DevParams(),
-			VerifyWork: time.Second, EpochDuration: time.Duration(params.EpochBlocks) * block, ReservationTTL: 30 * time.Second}
-	})
-	return &e2eMarket{t: t, chain: c, srv: srv, faucet: math.NewInt(100_000_000), faucetSigner: chainclient.KeySigner{Key: faucet.Key}}
+		m.Broker = broker.Config{Chain: chain, Faucet: chainclient.KeySigner{Key: ch.faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
+			Arbiter: chainclient.KeySigner{Key: ch.arbiter.Key}, WalletKey: ch.walletKey, VerifyParams: poc.DevParams(),
+			VerifyWork: time.Second, EpochDuration: time.Duration(ch.params.EpochBlocks) * ch.block, ReservationTTL: 30 * time.Second}
+	}
+}
+
+// market is the loop with srv as its marketplace.
+func (ch *e2eChain) market(t testing.TB, srv *Main) *e2eMarket {
+	return &e2eMarket{t: t, chain: ch.client, srv: srv, faucet: math.NewInt(100_000_000), faucetSigner: chainclient.KeySigner{Key: ch.faucet.Key}}
 }
 
 // user signs up with roles and returns its browser and an API client.
@@ -107,7 +136,11 @@ func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, profile, se
 	// The agent's own log is shown when the test fails: what it was
 	// asked, what it proved, what it could not send.
 	var agentLog syncBuffer
-	stop, err := fleetAgent{ServerURL: e.srv.URL(), Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
+	serverURL := e.srv.URL()
+	if e.agentURL != "" {
+		serverURL = e.agentURL
+	}
+	stop, err := fleetAgent{ServerURL: serverURL, Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
 		Profile: profile, Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
 		Interval: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&agentLog, &slog.HandlerOptions{Level: slog.LevelInfo}))}.start(context.Background())
 	if err != nil {

@@ -13,13 +13,13 @@ import (
 	"github.com/highway-compute/highway/models"
 )
 
-// Forwarding. A replica that does not lead still serves every route: it
-// forwards each request to the leader, which it finds in market_leader
-// (the URL the leader advertised when it took over). So a load balancer
-// can spread traffic over every replica, and a client that reaches a
-// standby gets the leader's answer instead of a retry. The standby's own
-// answers are /healthz, /readyz and /metrics. What it cannot do yet is
-// answer reads from a view of its own (docs/decisions.md, "Replicas").
+// Forwarding. A replica that does not lead still serves every route: the
+// market's reads from its own view (view.go), everything else forwarded
+// to the leader, which it finds in market_leader (the URL the leader
+// advertised when it took over). So a load balancer can spread traffic
+// over every replica, and a client that reaches a standby gets the
+// leader's answer instead of a retry. The standby's own answers are also
+// /healthz, /readyz and /metrics.
 
 // forwardedHeader marks a forwarded request: a replica never forwards one
 // again, so a stale leader record (this replica's own URL, or one that

@@ -14,6 +14,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models/dbtest"
 )
@@ -54,9 +55,11 @@ func startServerAt(t testing.TB, listen, dsn string, acct accounts.Config, tune 
 	t.Cleanup(func() {
 		// Every test that ran a server also checks that the browse rows
 		// stayed in step with the machines through whatever it did.
-		if m.Market != nil {
-			if err := m.Market.CheckBrowseIndex(); err != nil {
-				t.Errorf("browse index: %v", err)
+		for _, b := range []*broker.Broker{m.Market, m.view.broker()} {
+			if b != nil {
+				if err := b.CheckBrowseIndex(); err != nil {
+					t.Errorf("browse index: %v", err)
+				}
 			}
 		}
 		_ = m.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -21,16 +22,20 @@ import (
 
 // Replicas. Any number of `highway serve` processes may run on one
 // PostgreSQL; one leads (runs the broker and serves every route) and the
-// others stand by: they answer /healthz, /readyz and /metrics
-// themselves, forward everything else to the leader (forward.go), and
+// others stand by: they answer /healthz, /readyz, /metrics and the
+// market's reads themselves (the reads from a view of their own,
+// view.go), forward everything else to the leader (forward.go), and
 // take over within LeaderPoll plus the engine's rebuild when the leader
-// goes. Serving reads from a standby's own view is the next step
-// (docs/decisions.md, "Replicas").
+// goes (docs/decisions.md, "Replicas").
 
 // Roles a replica may be started with.
 const (
 	RoleAuto   = "auto"
 	RoleLeader = "leader"
+	// RoleFollower never tries for the leadership: a read replica (its
+	// view) that forwards the rest, for capacity an operator does not want
+	// to take over (a small machine, another region).
+	RoleFollower = "follower"
 )
 
 func (m *Main) checkRole() error {
@@ -39,8 +44,12 @@ func (m *Main) checkRole() error {
 	case "":
 		c.Role = RoleAuto
 	case RoleAuto, RoleLeader:
+	case RoleFollower:
+		if !models.IsPostgresDSN(c.Database) {
+			return errors.New("--role follower needs PostgreSQL (--database postgres://…): on SQLite there is one process, which leads")
+		}
 	default:
-		return fmt.Errorf("--role %q: want auto or leader", c.Role)
+		return fmt.Errorf("--role %q: want auto, leader or follower", c.Role)
 	}
 	if c.LeaderPoll <= 0 {
 		c.LeaderPoll = 250 * time.Millisecond
@@ -161,6 +170,10 @@ func (m *Main) standby(ctx context.Context) {
 		<-following
 		<-viewDone
 	}()
+	if m.Config.Role == RoleFollower {
+		<-ctx.Done()
+		return
+	}
 	// A database outage fails every try: said once, then every 30 s.
 	var lastWarn time.Time
 	lead, err := m.Store.AwaitLeadership(ctx, m.holder(), m.Config.AdvertiseURL, m.Config.LeaderPoll, m.Config.LeaderWatch, func(err error) {
@@ -229,8 +242,9 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // standbyHandler answers while this replica does not lead: /healthz,
-// /readyz and /metrics itself, everything else forwarded to the leader
-// (forward.go) while standing by, refused with 503 once deposed (the
+// /readyz and /metrics itself, the market's reads from its view while
+// that is current (view.go), everything else forwarded to the leader
+// (forward.go) while standing by; all refused with 503 once deposed (the
 // process is about to exit).
 func (m *Main) standbyHandler(role string) http.Handler {
 	metrics := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

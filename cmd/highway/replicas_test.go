@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,11 +46,17 @@ func getRole(t *testing.T, m *Main, path string) (int, string, string) {
 // are refused (fenced by the term), and the standby takes over with the
 // market as the leader left it. A heartbeat captured on its way to the
 // old leader and replayed at the new one is refused there (nonces are in
-// PostgreSQL): with nonces in each process's memory it was accepted.
+// PostgreSQL): with nonces in each process's memory it was accepted. A
+// third replica started with --role follower never takes over.
 func TestLeaderFailover(t *testing.T) {
 	dsn := dbtest.PostgresDSN(t)
 	a := startServerAt(t, "127.0.0.1:0", dsn, accounts.Config{}, fastFailover)
 	b := startServerAt(t, "127.0.0.1:0", dsn, accounts.Config{}, fastFailover)
+	// A read replica: it never takes over.
+	reader := startServerAt(t, "127.0.0.1:0", dsn, accounts.Config{}, func(m *Main) {
+		fastFailover(m)
+		m.Config.Role = RoleFollower
+	})
 	if code, role, _ := getRole(t, a, "/readyz"); code != http.StatusOK || role != "leader" {
 		t.Fatalf("replica A /readyz: %d %q, want 200 leader", code, role)
 	}
@@ -147,6 +155,21 @@ func TestLeaderFailover(t *testing.T) {
 		t.Fatalf("the old leader's late write: %v, want ErrDeposed", err)
 	}
 
+	// The read replica stayed one, and forwards to the new leader.
+	if reader.Role() != "standby" || reader.market() != nil {
+		t.Fatalf("the --role follower replica: %s, runs a broker %v", reader.Role(), reader.market() != nil)
+	}
+	waitFor(t, "the read replica to find the new leader", 5*time.Second, func() bool {
+		resp, err := http.Get(reader.URL() + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct{ Leader string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode == http.StatusOK && body.Leader == b.Config.AdvertiseURL
+	})
+
 	// The new leader has the market as it was, and the replay is refused.
 	if st := b.market().Stats(); st != before {
 		t.Fatalf("the new leader's market: %+v, the old leader's: %+v", st, before)
@@ -157,5 +180,17 @@ func TestLeaderFailover(t *testing.T) {
 	body, header = beat(3)
 	if code := send(b, body, header); code != http.StatusOK {
 		t.Fatalf("the agent's next heartbeat at the new leader: %d", code)
+	}
+}
+
+// TestFollowerRoleNeedsPostgres: --role follower on SQLite, where one
+// process serves and leads, is refused with a message that says so.
+func TestFollowerRoleNeedsPostgres(t *testing.T) {
+	m := NewMain(io.Discard, io.Discard)
+	m.Config = Config{Listen: "127.0.0.1:0", Database: t.TempDir() + "/h.db", SessionSecret: strings.Repeat("s", 32),
+		LogLevel: "warn", LogFormat: "text", Role: RoleFollower}
+	if err := m.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "needs PostgreSQL") {
+		_ = m.Close()
+		t.Fatalf("--role follower on SQLite: %v", err)
 	}
 }

@@ -143,10 +143,13 @@ func (m *Main) Open(ctx context.Context) error {
 	m.handler.set(m.standbyHandler("standby"))
 	// One replica leads (runs the broker); the others stand by and take
 	// over when it goes (replica.go). Alone, or on SQLite, this one leads.
-	lead, err := store.TryLeadership(ctx, m.holder(), c.AdvertiseURL, c.LeaderWatch)
-	if err != nil {
-		m.closeQuietly()
-		return err
+	var lead *models.Leadership
+	if c.Role != RoleFollower {
+		lead, err = store.TryLeadership(ctx, m.holder(), c.AdvertiseURL, c.LeaderWatch)
+		if err != nil {
+			m.closeQuietly()
+			return err
+		}
 	}
 	if lead == nil && c.Role == RoleLeader {
 		m.closeQuietly()

@@ -42,6 +42,13 @@ func (v *standbyView) set(b *broker.Broker, h http.Handler) {
 	v.b, v.h = b, h
 }
 
+// broker is the view, nil while there is none.
+func (v *standbyView) broker() *broker.Broker {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.b
+}
+
 // current returns the view's routes when it caught up recently, nil when
 // there is no view or it is stale.
 func (v *standbyView) current() http.Handler {

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -22,14 +21,11 @@ import (
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
-	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/accounts"
-	"github.com/highway-compute/highway/broker"
 	"github.com/highway-compute/highway/chain/app"
 	chainclient "github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/chain/network"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
-	"github.com/highway-compute/highway/handlers"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/protocol"
@@ -62,53 +58,6 @@ func startE2EWith(t testing.TB, block time.Duration, providers ...network.Accoun
 	ch := startE2EChain(t, block, providers...)
 	srv := startServerAt(t, "127.0.0.1:0", dbtest.SQLiteDSN(t), accounts.Config{}, ch.tune(ch.client))
 	return ch.market(t, srv)
-}
-
-// e2eChain is a chain for the loop: its faucet and arbiter, and the
-// market settings that match its escrow parameters.
-type e2eChain struct {
-	client          *chainclient.Client
-	faucet, arbiter network.Account
-	params          escrowtypes.Params
-	block           time.Duration
-	walletKey       []byte
-}
-
-func startE2EChain(t testing.TB, block time.Duration, providers ...network.Account) *e2eChain {
-	app.SetAddressConfig()
-	faucet := network.Account{Name: "faucet", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000_000_000)}
-	arbiter := network.Account{Name: "arbiter", Key: secp256k1.GenPrivKey(), Funds: math.NewInt(1_000_000)}
-	params := escrowtypes.DevParams()
-	params.EpochBlocks = 8
-	params.ProofWorkSeconds = 1
-	params.DisputeWindowBlocks = 3
-	params.MaxMissedEpochs = 3
-	params.Arbiter = arbiter.Address().String()
-	accs := append([]network.Account{faucet, arbiter}, providers...)
-	_, c := network.StartForTest(t, network.Options{ChainID: e2eChainID, TimeoutCommit: block, Escrow: params, Accounts: accs})
-	walletKey := make([]byte, 32)
-	_, _ = rand.Read(walletKey)
-	return &e2eChain{client: c, faucet: faucet, arbiter: arbiter, params: params, block: block, walletKey: walletKey}
-}
-
-// tune sets a marketplace up on the chain, sending through chain (the
-// chain's client, or a wrapper around it). Replicas share the wallet key.
-func (ch *e2eChain) tune(chain broker.Chain) func(*Main) {
-	return func(m *Main) {
-		m.Config.DevMode = true
-		// Every request and challenge in the log a failure prints: these
-		// tests cross many processes' worth of parts.
-		m.Config.LogLevel = "info"
-		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
-		m.Broker = broker.Config{Chain: chain, Faucet: chainclient.KeySigner{Key: ch.faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
-			Arbiter: chainclient.KeySigner{Key: ch.arbiter.Key}, WalletKey: ch.walletKey, VerifyParams: poc.DevParams(),
-			VerifyWork: time.Second, EpochDuration: time.Duration(ch.params.EpochBlocks) * ch.block, ReservationTTL: 30 * time.Second}
-	}
-}
-
-// market is the loop with srv as its marketplace.
-func (ch *e2eChain) market(t testing.TB, srv *Main) *e2eMarket {
-	return &e2eMarket{t: t, chain: ch.client, srv: srv, faucet: math.NewInt(100_000_000), faucetSigner: chainclient.KeySigner{Key: ch.faucet.Key}}
 }
 
 // user signs up with roles and returns its browser and an API client.

@@ -69,20 +69,7 @@ func BenchmarkStandbyViewLag(b *testing.B) {
 				b.Fatal("the standby loaded no view in 10 s")
 			}
 		}
-		resp, err := http.Get(standby.URL() + "/market/events")
-		if err != nil {
-			b.Fatal(err)
-		}
-		events := make(chan time.Time, 64)
-		go func() {
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			for sc.Scan() {
-				if sc.Text() == "event: changed" {
-					events <- time.Now()
-				}
-			}
-		}()
+		events, _ := changeEvents(b, standby.URL()+"/market/events")
 		const changes = 20
 		var total, slowest time.Duration
 		for i := range changes {
@@ -111,4 +98,25 @@ func BenchmarkStandbyViewLag(b *testing.B) {
 		b.ReportMetric(float64(total.Microseconds())/changes/1000, "BENCH:replica_view_lag_ms:ms")
 		b.ReportMetric(float64(slowest.Microseconds())/1000, "BENCH:replica_view_lag_max_ms:ms")
 	}
+}
+
+// changeEvents opens a live page's event stream at url and sends the time
+// each "changed" event arrives; the stream is closed when the test ends.
+func changeEvents(tb testing.TB, url string) (<-chan time.Time, http.Header) {
+	tb.Helper()
+	resp, err := http.Get(url) //nolint:bodyclose // closed at cleanup: the stream outlives this call, read by the goroutine below
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = resp.Body.Close() })
+	events := make(chan time.Time, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == "event: changed" {
+				events <- time.Now()
+			}
+		}
+	}()
+	return events, resp.Header
 }

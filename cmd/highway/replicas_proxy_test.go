@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -273,26 +272,10 @@ func standbyViews(t *testing.T, leader *Main, standbys []*Main, providerID strin
 	}
 	// A live page open on a standby.
 	m := standbys[0]
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.URL()+"/market/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get(viewHeader) != "standby" {
+	events, header := changeEvents(t, m.URL()+"/market/events")
+	if header.Get(viewHeader) != "standby" {
 		t.Fatal("the live page's stream was not served by the standby's view")
 	}
-	events := make(chan time.Time, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if sc.Text() == "event: changed" {
-				events <- time.Now()
-			}
-		}
-	}()
 	time.Sleep(100 * time.Millisecond) // the stream is open and waiting
 	start := time.Now()
 	if err := leader.market().SetPrice(context.Background(), providerID, "H100", 2_500_000); err != nil {

@@ -150,17 +150,7 @@ func TestFailoverWithLeasesInFlight(t *testing.T) {
 		t.Fatal("the leader sent no lease transaction")
 	}
 	t.Logf("lease %d is on chain; its leader dies before recording it", orphan)
-	dbtest.EndLeaderSession(t, replicas[1].Store)
-	var next *Main
-	waitFor(t, "a standby to take over", 10*time.Second, func() bool {
-		for _, m := range replicas[1:] {
-			if m.Role() == "leader" {
-				next = m
-				return true
-			}
-		}
-		return false
-	})
+	next := endLeadership(t, replicas)
 
 	// The orphan is closed and the order fails, saying where the escrow went.
 	waitFor(t, "the first order to end", 60*time.Second, func() bool {

@@ -186,17 +186,7 @@ func TestReplicasBehindAProxy(t *testing.T) {
 	// The leader's session ends mid-traffic.
 	beatsBefore := leader.market().Stats()
 	start := time.Now()
-	dbtest.EndLeaderSession(t, replicas[1].Store)
-	var next *Main
-	waitFor(t, "a standby to take over", 10*time.Second, func() bool {
-		for _, m := range replicas[1:] {
-			if m.Role() == "leader" {
-				next = m
-				return true
-			}
-		}
-		return false
-	})
+	next := endLeadership(t, replicas)
 	waitFor(t, "the offer listed again through the balancer", 10*time.Second, listed)
 	t.Logf("failover: %v until the buyer sees the offer again; the balancer passed %d requests on", time.Since(start).Round(time.Millisecond), proxy.retried.Load())
 	if after := offers.Offers[0]; after != before {
@@ -310,4 +300,22 @@ func standbyViews(t *testing.T, leader *Main, standbys []*Main, providerID strin
 	if err := leader.market().SetPrice(context.Background(), providerID, "H100", 2_000_000); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// endLeadership ends the leading replicas[0]'s database session, as its
+// death would, and returns the standby that takes over.
+func endLeadership(t *testing.T, replicas []*Main) *Main {
+	t.Helper()
+	dbtest.EndLeaderSession(t, replicas[1].Store)
+	var next *Main
+	waitFor(t, "a standby to take over", 10*time.Second, func() bool {
+		for _, m := range replicas[1:] {
+			if m.Role() == "leader" {
+				next = m
+				return true
+			}
+		}
+		return false
+	})
+	return next
 }

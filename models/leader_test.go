@@ -153,3 +153,58 @@ func TestTakeoverWaitsForTheLeadersOpenWrite(t *testing.T) {
 		t.Fatalf("the write committed before the takeover is gone: %d, %v", h, err)
 	}
 }
+
+// TestStandbyWaitsOutADatabaseOutage: a standby whose database sessions
+// are cut while it waits (every session but the leader's lock and the
+// one cutting) reports the failed tries and keeps trying; it takes over
+// once the leader lets go. Exiting on such a blip would leave the market
+// with no replica to take over.
+func TestStandbyWaitsOutADatabaseOutage(t *testing.T) {
+	ctx := context.Background()
+	dsn := dbtest.PostgresDSN(t)
+	a, b, cut := dbtest.Open(t, dsn), dbtest.Open(t, dsn), dbtest.Open(t, dsn)
+	la, err := a.TryLeadership(ctx, "replica-a", "http://replica-a", time.Hour)
+	if err != nil || la == nil {
+		t.Fatalf("first leadership: %+v, %v", la, err)
+	}
+	failures := make(chan error, 100)
+	got := make(chan *models.Leadership, 1)
+	go func() {
+		lb, err := b.AwaitLeadership(ctx, "replica-b", "http://replica-b", 20*time.Millisecond, time.Hour, func(err error) { failures <- err })
+		if err != nil {
+			t.Errorf("await: %v", err)
+		}
+		got <- lb
+	}()
+	// Cut every other session of this database until the standby has
+	// noticed, as an outage would.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(failures) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby never noticed its sessions were cut")
+		}
+		err := cut.DB.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()
+			AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)`).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("the standby's try failed and it kept waiting: %v", <-failures)
+	select {
+	case lb := <-got:
+		t.Fatalf("the standby stopped waiting while the leader held on: %+v", lb)
+	case <-time.After(200 * time.Millisecond):
+	}
+	la.Release()
+	select {
+	case lb := <-got:
+		if lb == nil || lb.Term != la.Term+1 {
+			t.Fatalf("takeover after the outage: %+v", lb)
+		}
+		lb.Release()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the standby did not take over after the outage")
+	}
+}

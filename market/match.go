@@ -348,10 +348,10 @@ func (e *Engine) sweep() {
 		if p := e.mach(group[0]).price; p < minAll {
 			minAll = p
 		}
-		coll = e.collect(coll, e.rest[md], e.mach(group[0]).price, group)
+		coll = e.collect(coll, &e.rest[md], e.mach(group[0]).price, group)
 		i = j
 	}
-	coll = e.collect(coll, e.rest[e.nM], minAll, cands)
+	coll = e.collect(coll, &e.rest[e.nM], minAll, cands)
 	slices.SortFunc(coll, func(a, b restKey) int {
 		if restLess(a, b) {
 			return -1
@@ -386,17 +386,19 @@ func (e *Engine) sweep() {
 
 // collect appends the resting orders of l, in priority order, whose max
 // price reaches minPrice and that fit at least one of the machines.
-func (e *Engine) collect(coll []restKey, l restList, minPrice int64, ms []uint32) []restKey {
-	for _, k := range l {
-		if -k.neg < minPrice {
-			break
-		}
-		for _, s := range ms {
-			m := e.mach(s) // listed, of the list's model (or any)
-			if m.price <= -k.neg && m.rtt[k.region] <= k.maxRTT && m.vram >= k.minVRAM &&
-				bits.OnesCount64(m.avail()) >= int(k.count) {
-				coll = append(coll, k)
-				break
+func (e *Engine) collect(coll []restKey, l *restList, minPrice int64, ms []uint32) []restKey {
+	for _, c := range l.chunks {
+		for _, k := range c {
+			if -k.neg < minPrice {
+				return coll
+			}
+			for _, s := range ms {
+				m := e.mach(s) // listed, of the list's model (or any)
+				if m.price <= -k.neg && m.rtt[k.region] <= k.maxRTT && m.vram >= k.minVRAM &&
+					bits.OnesCount64(m.avail()) >= int(k.count) {
+					coll = append(coll, k)
+					break
+				}
 			}
 		}
 	}

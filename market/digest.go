@@ -63,14 +63,14 @@ func (e *Engine) StateDigest() [32]byte {
 		flag(p.suspended)
 	}
 	slots = slots[:0]
-	for s := range e.orders {
-		if e.orders[s].alive {
+	for s := range uint32(e.nOrders) {
+		if e.ord(s).alive {
 			slots = append(slots, uint32(s))
 		}
 	}
-	slices.SortFunc(slots, func(a, b uint32) int { return strings.Compare(e.orders[a].id, e.orders[b].id) })
+	slices.SortFunc(slots, func(a, b uint32) int { return strings.Compare(e.ord(a).id, e.ord(b).id) })
 	for _, s := range slots {
-		o := &e.orders[s]
+		o := e.ord(s)
 		str(o.id)
 		str(o.buyer)
 		u(uint64(o.typ))

@@ -106,9 +106,12 @@ type Engine struct {
 	machineIDs  idTable
 	providers   []provider
 	providerIdx map[string]uint32
-	orders      []order
-	freeOrder   []uint32
-	orderIDs    idTable
+	// orders live in pages like machines: a growing order table never
+	// copies itself (a copy of a large table is a pause on the hot path).
+	orderPages [][]order
+	nOrders    int
+	freeOrder  []uint32
+	orderIDs   idTable
 
 	books []book // index model*nR + machine region
 	// bookMin and bookRTT mirror the book headers (cheapest ask, lowest RTT
@@ -261,6 +264,8 @@ const (
 )
 
 func (e *Engine) mach(s uint32) *machine { return &e.pages[s>>pageShift][s&pageMask] }
+
+func (e *Engine) ord(s uint32) *order { return &e.orderPages[s>>pageShift][s&pageMask] }
 
 func allMask(n uint8) uint64 {
 	if n >= 64 {
@@ -561,9 +566,9 @@ func (e *Engine) heartbeat(c *Command) error {
 // never heap or map order.
 func (e *Engine) tick() {
 	due := e.reservations.popDue(e.now, e.due[:0])
-	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.orders[a.slot].id, e.orders[b.slot].id) })
+	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.ord(a.slot).id, e.ord(b.slot).id) })
 	for _, d := range due {
-		o := &e.orders[d.slot]
+		o := e.ord(d.slot)
 		m := e.mach(o.machine)
 		e.events = append(e.events, Event{Kind: EvReservationExpired, Order: o.id, Machine: m.id, GPUs: o.mask, Count: o.count})
 		e.releaseHold(o.machine, o.mask)
@@ -591,9 +596,9 @@ func (e *Engine) tick() {
 		e.events = append(e.events, Event{Kind: EvMachineOffline, Machine: m.id})
 	}
 	due = e.gtc.popDue(e.now, due[:0])
-	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.orders[a.slot].id, e.orders[b.slot].id) })
+	slices.SortFunc(due, func(a, b dl) int { return cmpDue(a, b, e.ord(a.slot).id, e.ord(b.slot).id) })
 	for _, d := range due {
-		o := &e.orders[d.slot]
+		o := e.ord(d.slot)
 		e.unrest(d.slot)
 		e.events = append(e.events, Event{Kind: EvOrderExpired, Order: o.id})
 		e.deleteOrder(d.slot)
@@ -655,18 +660,26 @@ func (e *Engine) newOrder() uint32 {
 		e.freeOrder = e.freeOrder[:n-1]
 		return s
 	}
-	e.orders = append(e.orders, order{})
-	return uint32(len(e.orders) - 1)
+	return e.appendOrder()
+}
+
+// appendOrder adds a slot at the end of the order table.
+func (e *Engine) appendOrder() uint32 {
+	if e.nOrders&pageMask == 0 {
+		e.orderPages = append(e.orderPages, make([]order, pageSize))
+	}
+	e.nOrders++
+	return uint32(e.nOrders - 1)
 }
 
 func (e *Engine) deleteOrder(s uint32) {
-	e.orderIDs.delete(hashID(e.orders[s].id), s)
-	e.orders[s] = order{}
+	e.orderIDs.delete(hashID(e.ord(s).id), s)
+	*e.ord(s) = order{}
 	e.freeOrder = append(e.freeOrder, s)
 }
 
 func (e *Engine) restKeyOf(s uint32) (int, restKey) {
-	o := &e.orders[s]
+	o := e.ord(s)
 	l := e.nM
 	if o.model >= 0 {
 		l = int(o.model)
@@ -728,13 +741,13 @@ func (e *Engine) place(c *Command) error {
 	e.seq++
 	o.seq = e.seq
 	os := e.newOrder()
-	e.orders[os] = o
+	*e.ord(os) = o
 	e.orderIDs.insert(hashID(o.id), os)
 	if found {
 		e.match(os, ms)
 		return nil
 	}
-	o2 := &e.orders[os]
+	o2 := e.ord(os)
 	o2.state = stResting
 	l, k := e.restKeyOf(os)
 	e.rest[l].insert(k)
@@ -747,7 +760,7 @@ func (e *Engine) place(c *Command) error {
 // match reserves the order's GPUs on the machine: the lowest-numbered
 // available GPUs, so the choice is a pure function of the state.
 func (e *Engine) match(os, ms uint32) {
-	o := &e.orders[os]
+	o := e.ord(os)
 	m := e.mach(ms)
 	avail := m.avail()
 	var mask uint64
@@ -778,7 +791,7 @@ func (e *Engine) cancel(c *Command) error {
 	if !ok {
 		return ErrOrderNotFound
 	}
-	o := &e.orders[s]
+	o := e.ord(s)
 	if o.buyer != c.Buyer {
 		return ErrNotOwner
 	}
@@ -802,7 +815,7 @@ func (e *Engine) confirm(c *Command) error {
 	if !ok {
 		return ErrOrderNotFound
 	}
-	o := &e.orders[s]
+	o := e.ord(s)
 	if o.state != stReserved {
 		return ErrWrongState
 	}
@@ -817,7 +830,7 @@ func (e *Engine) release(c *Command) error {
 	if !ok {
 		return ErrOrderNotFound
 	}
-	o := &e.orders[s]
+	o := e.ord(s)
 	if o.state == stResting {
 		return ErrWrongState
 	}

@@ -197,7 +197,7 @@ func (e *Engine) orderSlot(id string) (uint32, bool) {
 	// where it lands on match latency.
 	h := hashID(id)
 	for i := h & t.mask; t.e[i].h != 0; i = (i + 1) & t.mask {
-		if t.e[i].h == h && e.orders[t.e[i].v].id == id {
+		if t.e[i].h == h && e.ord(t.e[i].v).id == id {
 			return t.e[i].v, true
 		}
 	}

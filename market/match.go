@@ -362,7 +362,7 @@ func (e *Engine) sweep() {
 		return 0
 	})
 	for _, k := range coll {
-		o := &e.orders[k.slot]
+		o := e.ord(k.slot)
 		var (
 			found bool
 			bs    uint32

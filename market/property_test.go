@@ -23,8 +23,8 @@ func checkInvariants(e *Engine) error {
 			machines[m.id] = uint32(s)
 		}
 	}
-	for s := range e.orders {
-		if o := &e.orders[s]; o.alive {
+	for s := range uint32(e.nOrders) {
+		if o := e.ord(s); o.alive {
 			if got, ok := e.orderSlot(o.id); !ok || got != uint32(s) {
 				return fmt.Errorf("order %s: id table gives %d %v, want %d", o.id, got, ok, s)
 			}
@@ -36,7 +36,7 @@ func checkInvariants(e *Engine) error {
 	}
 	union := map[uint32]uint64{}
 	for id, s := range orders {
-		o := &e.orders[s]
+		o := e.ord(s)
 		if o.id != id || !o.alive {
 			return fmt.Errorf("order %s: slot holds %q", id, o.id)
 		}
@@ -145,7 +145,7 @@ func checkInvariants(e *Engine) error {
 		}
 	}
 	for _, s := range orders {
-		o := &e.orders[s]
+		o := e.ord(s)
 		if o.state != stResting {
 			continue
 		}

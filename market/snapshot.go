@@ -90,9 +90,9 @@ func (e *Engine) Snapshot(dst []byte) []byte {
 	}
 	w.slots(e.freeMachine)
 
-	w.u(uint64(len(e.orders)))
-	for s := range e.orders {
-		o := &e.orders[s]
+	w.u(uint64(e.nOrders))
+	for s := range uint32(e.nOrders) {
+		o := e.ord(s)
 		w.flag(o.alive)
 		if !o.alive {
 			continue
@@ -244,13 +244,13 @@ func (e *Engine) restore(b []byte) error {
 	}
 
 	nOrd := r.count(1 << 30)
-	e.orders = make([]order, 0, nOrd)
+	e.orderPages, e.nOrders = nil, 0
 	for s := 0; s < nOrd && r.err == nil; s++ {
-		e.orders = append(e.orders, order{})
+		e.appendOrder()
 		if !r.flag() {
 			continue
 		}
-		o := &e.orders[s]
+		o := e.ord(uint32(s))
 		o.alive = true
 		o.id = r.str()
 		o.buyer = r.str()
@@ -294,13 +294,13 @@ func (e *Engine) restore(b []byte) error {
 	if len(r.b) != 0 {
 		return fmt.Errorf("%d bytes after the state", len(r.b))
 	}
-	if err := e.checkFree(e.freeOrder, len(e.orders), func(s uint32) bool { return e.orders[s].alive }); err != nil {
+	if err := e.checkFree(e.freeOrder, e.nOrders, func(s uint32) bool { return e.ord(s).alive }); err != nil {
 		return fmt.Errorf("order free list: %w", err)
 	}
 	// Every held GPU is held by exactly one reservation or lease.
 	held := make(map[uint32]uint64)
-	for s := range e.orders {
-		if o := &e.orders[s]; o.alive && o.state != stResting {
+	for s := range uint32(e.nOrders) {
+		if o := e.ord(s); o.alive && o.state != stResting {
 			if held[o.machine]&o.mask != 0 {
 				return fmt.Errorf("order %s: GPUs %#x held twice", o.id, held[o.machine]&o.mask)
 			}
@@ -324,8 +324,8 @@ func (e *Engine) restore(b []byte) error {
 			e.beats.set(uint32(s), m.deadline)
 		}
 	}
-	for s := range e.orders {
-		o := &e.orders[s]
+	for s := range uint32(e.nOrders) {
+		o := e.ord(s)
 		if !o.alive {
 			continue
 		}

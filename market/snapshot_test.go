@@ -130,8 +130,8 @@ func TestSnapshotRefusesDamage(t *testing.T) {
 			refused++
 			continue
 		}
-		for s := range got.orders {
-			if o := &got.orders[s]; o.alive && o.state != stResting && o.mask&^got.mach(o.machine).held != 0 {
+		for s := range uint32(got.nOrders) {
+			if o := got.ord(s); o.alive && o.state != stResting && o.mask&^got.mach(o.machine).held != 0 {
 				t.Fatalf("restored a corrupted snapshot with order %s holding GPUs its machine does not", o.id)
 			}
 		}

@@ -31,11 +31,31 @@ import (
 // code reaching into a test fixture.
 func isolateValidator(t *testing.T, v *sdknetwork.Validator) {
 	t.Helper()
-	f := reflect.ValueOf(v).Elem().FieldByName("tmNode")
-	n := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(*node.Node)
-	if err := n.Switch().Stop(); err != nil {
+	if err := cometNode(v).Switch().Stop(); err != nil {
 		t.Fatalf("isolate validator %s: %v", v.Moniker, err)
 	}
+}
+
+func cometNode(v *sdknetwork.Validator) *node.Node {
+	f := reflect.ValueOf(v).Elem().FieldByName("tmNode")
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(*node.Node)
+}
+
+// quietBeforeCleanup stops every validator's p2p before the network's
+// cleanup closes their stores, and waits out the consensus reactor's peer
+// routines: one that was asleep between its queries wakes and reads the
+// block store without checking again, and on a store its node's stop just
+// closed it panics ("leveldb: closed") and takes the test binary with it
+// (seen once on CI). Registered after the network's cleanup, it runs
+// before it.
+func quietBeforeCleanup(t *testing.T, net *sdknetwork.Network) {
+	t.Cleanup(func() {
+		for _, v := range net.Validators {
+			_ = cometNode(v).Switch().Stop() // the cut-off one is stopped already
+		}
+		// A routine's pass sleeps at most four times between checks.
+		time.Sleep(4*net.Validators[0].Ctx.Config.Consensus.PeerQueryMaj23SleepDuration + 250*time.Millisecond)
+	})
 }
 
 // TestFourValidators runs a lease on a network of four validators of
@@ -67,6 +87,7 @@ func TestFourValidators(t *testing.T) {
 	if len(net.Validators) != 4 {
 		t.Fatalf("%d validators", len(net.Validators))
 	}
+	quietBeforeCleanup(t, net)
 	t.Logf("network of 4 up after %v", time.Since(began).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -65,7 +65,7 @@ func (e *Engine) StateDigest() [32]byte {
 	slots = slots[:0]
 	for s := range uint32(e.nOrders) {
 		if e.ord(s).alive {
-			slots = append(slots, uint32(s))
+			slots = append(slots, s)
 		}
 	}
 	slices.SortFunc(slots, func(a, b uint32) int { return strings.Compare(e.ord(a).id, e.ord(b).id) })

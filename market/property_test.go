@@ -25,10 +25,10 @@ func checkInvariants(e *Engine) error {
 	}
 	for s := range uint32(e.nOrders) {
 		if o := e.ord(s); o.alive {
-			if got, ok := e.orderSlot(o.id); !ok || got != uint32(s) {
+			if got, ok := e.orderSlot(o.id); !ok || got != s {
 				return fmt.Errorf("order %s: id table gives %d %v, want %d", o.id, got, ok, s)
 			}
-			orders[o.id] = uint32(s)
+			orders[o.id] = s
 		}
 	}
 	if len(machines) != e.machineIDs.n || len(orders) != e.orderIDs.n {

@@ -331,12 +331,12 @@ func (e *Engine) restore(b []byte) error {
 		}
 		switch o.state {
 		case stResting:
-			l, k := e.restKeyOf(uint32(s))
+			l, k := e.restKeyOf(s)
 			e.rest[l].insert(k)
-			e.gtc.set(uint32(s), o.expiresAt)
+			e.gtc.set(s, o.expiresAt)
 			e.resting++
 		case stReserved:
-			e.reservations.set(uint32(s), o.resExpiry)
+			e.reservations.set(s, o.resExpiry)
 		}
 	}
 	return nil

@@ -233,14 +233,10 @@ func (b *Broker) load(ctx context.Context) error {
 		return err
 	}
 	for i := range ms {
-		st := b.machineFromRow(&ms[i])
+		st := b.addMachineLocked(&ms[i])
 		if a, err := b.store.AgentOfMachine(ctx, ms[i].ID); err == nil {
 			st.agentID = a.ID
 		}
-		// The GPUs as last stored give the offered indexes (a lease
-		// matched before the machine's next beat needs them); the
-		// engine gives the listing.
-		b.shapeLocked(st, nil)
 		st.suspended = st.suspended || e.ProviderSuspended(st.providerID)
 		b.adoptListingLocked(st)
 	}

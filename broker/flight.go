@@ -144,15 +144,6 @@ func (b *Broker) QuoteAnswer(ctx context.Context, agentID string, r protocol.Quo
 		b.failFlightLocked(ctx, r.RequestID, "The provider's agent signed different terms than requested.")
 		return &highway.Error{Code: highway.EINVALID, Field: "quote", Message: "The signed quote does not match the request."}
 	}
-	// The quote's nonce is recorded before any money moves: a leader that
-	// stops after sending the lease and before recording it leaves a
-	// lease the next one finds by this nonce and closes (reconcile.go).
-	// One that can no longer write (deposed) sends nothing.
-	if err := b.store.SetOrderQuoteNonce(ctx, f.order.ID, int64(q.Nonce)); err != nil {
-		b.log.Error("record the quote before the lease", "order", f.order.ID, "err", err)
-		b.failFlightLocked(ctx, r.RequestID, "The marketplace could not record the provider's quote; nothing was charged.")
-		return nil
-	}
 	f.order.QuoteNonce = int64(q.Nonce)
 	f.answered = true
 	go b.createLease(context.WithoutCancel(ctx), f, q)
@@ -168,6 +159,18 @@ const leaseTxTimeout = 60 * time.Second
 func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
 	ctx, cancel := context.WithTimeout(ctx, leaseTxTimeout)
 	defer cancel()
+	// The quote's nonce is recorded before any money moves (here, not
+	// under the broker's lock): a leader that stops after sending the
+	// lease and before recording it leaves a lease the next one finds by
+	// this nonce and closes (reconcile.go). One that can no longer write
+	// (deposed) sends nothing.
+	if err := b.store.SetOrderQuoteNonce(ctx, f.order.ID, int64(q.Nonce)); err != nil {
+		b.log.Error("record the quote before the lease", "order", f.order.ID, "err", err)
+		b.mu.Lock()
+		b.failFlightLocked(ctx, f.order.ID, "The marketplace could not record the provider's quote; nothing was charged.")
+		b.mu.Unlock()
+		return
+	}
 	signer, err := b.walletSigner(ctx, f.order.BuyerID)
 	if err != nil {
 		b.mu.Lock()

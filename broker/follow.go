@@ -141,7 +141,7 @@ func (b *Broker) catchUp(ctx context.Context, published *models.LeaderRecord) er
 		defer b.mu.Unlock()
 		for _, r := range rows {
 			if b.machines[r.ID] == nil {
-				b.shapeLocked(b.machineFromRow(r), nil)
+				b.addMachineLocked(r)
 			}
 		}
 		c, err := b.replayLocked(page, cmds)
@@ -259,9 +259,18 @@ func (b *Broker) resync(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.w.engine, b.w.seq, b.w.checkpointSeq = r.engine, r.seq, r.checkpoint
-	b.syncMachineRowsLocked(rows)
-	for _, id := range b.sortedMachineIDsLocked() {
-		b.adoptListingLocked(b.machines[id])
+	b.syncMachineRowsLocked(rows) // adopts the new engine's listings too
+	if len(b.machines) > len(rows) {
+		// Machines the view made from a listing alone, their rows unread.
+		stored := make(map[string]bool, len(rows))
+		for i := range rows {
+			stored[rows[i].ID] = true
+		}
+		for id, m := range b.machines {
+			if !stored[id] {
+				b.adoptListingLocked(m)
+			}
+		}
 	}
 	b.notifyLocked()
 	b.log.Info("market view rebuilt from a checkpoint", "checkpoint", r.checkpoint, "seq", r.seq, "commands_replayed", r.replayed)
@@ -301,14 +310,13 @@ func (b *Broker) syncMachineRowsLocked(rows []models.Machine) {
 		r := &rows[i]
 		m := b.machines[r.ID]
 		if m == nil {
-			m = b.machineFromRow(r)
+			m = b.addMachineLocked(r)
 		} else {
-			fresh := b.machineFromRow(r)
+			fresh := machineFromRow(r)
 			m.providerID, m.hostname, m.cuda, m.driver, m.simulated, m.gpus = fresh.providerID, fresh.hostname, fresh.cuda, fresh.driver, fresh.simulated, fresh.gpus
 			m.firstSeen, m.verified = fresh.firstSeen, fresh.verified // the engine's word, when it lists m (adoptListing)
-			b.machines[r.ID] = m
+			b.shapeLocked(m, nil)
 		}
-		b.shapeLocked(m, nil)
 		b.adoptListingLocked(m)
 	}
 }

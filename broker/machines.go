@@ -56,7 +56,8 @@ type machineState struct {
 	slot    int
 }
 
-func (b *Broker) machineFromRow(m *models.Machine) *machineState {
+// machineFromRow is a machine as its stored row describes it.
+func machineFromRow(m *models.Machine) *machineState {
 	st := &machineState{id: m.ID, providerID: m.ProviderID, providerAddress: m.ProviderAddress, hostname: m.Hostname,
 		cuda: m.CUDAVersion, driver: m.DriverVersion, simulated: m.Simulated, verified: m.VerifiedAt != nil,
 		suspended: m.SuspendedAt != nil, firstSeen: m.CreatedAt}
@@ -64,8 +65,18 @@ func (b *Broker) machineFromRow(m *models.Machine) *machineState {
 		st.gpus = append(st.gpus, protocol.GPU{Index: g.Idx, UUID: g.UUID, Name: g.Name, Class: g.Class,
 			MemoryTotalMiB: g.MemoryTotalMiB, Free: g.Free})
 	}
-	b.machines[m.ID] = st
 	return st
+}
+
+// addMachineLocked adds a machine from its row, its offer shaped from
+// the GPUs stored with it (the engine's listing, where it has one, is
+// adopted by the caller), so a lease matched before the machine's next
+// beat still knows which GPUs it offers.
+func (b *Broker) addMachineLocked(row *models.Machine) *machineState {
+	m := machineFromRow(row)
+	b.machines[m.id] = m
+	b.shapeLocked(m, nil)
+	return m
 }
 
 // Beat is one applied heartbeat, as the broker needs it.
@@ -86,7 +97,9 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 		if err != nil {
 			return err
 		}
-		m = b.machineFromRow(row)
+		// Shaped by this beat's GPUs and RTTs below.
+		m = machineFromRow(row)
+		b.machines[m.id] = m
 	}
 	now := b.now()
 	b.creditBeatLocked(m, now)

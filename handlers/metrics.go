@@ -31,27 +31,35 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		}, []string{"method", "route"}),
 	}
 	// A replica builds its routes twice on one registry (its standby
-	// view's, then the leader's): the second takes over the counters the
+	// view's, then the leader's): the second takes over the collectors the
 	// first registered, so the figures run on.
-	var dup prometheus.AlreadyRegisteredError
-	for i, c := range []prometheus.Collector{
-		m.requests, m.duration,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		err := reg.Register(c)
-		switch {
-		case err == nil:
-		case errors.As(err, &dup) && i == 0:
-			m.requests = dup.ExistingCollector.(*prometheus.CounterVec)
-		case errors.As(err, &dup) && i == 1:
-			m.duration = dup.ExistingCollector.(*prometheus.HistogramVec)
-		case errors.As(err, &dup):
-		default:
-			return nil, err
-		}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if _, err = register(reg, collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if _, err = register(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered in
+// its place.
+func register[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
+	err := reg.Register(c)
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }
 
 func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {

@@ -46,6 +46,9 @@ func (b *Broker) moveOrderLocked(ctx context.Context, f *flight, to, failure str
 	f.order.Status, f.order.Failure = to, failure
 	if _, live := orderNext[to]; !live {
 		delete(b.flights, f.order.ID)
+		if to != models.OrderLeased {
+			f.order.RegistryLogin = "" // nothing will pull the image
+		}
 	}
 	if to != models.OrderLeased {
 		if err := b.store.UpdateOrder(ctx, &f.order); err != nil {

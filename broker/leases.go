@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -36,30 +37,50 @@ func (b *Broker) Logs(ctx context.Context, agentID string, batch protocol.LogBat
 }
 
 // leaseReports records the workload states an agent reported with its
-// heartbeats; a state already recorded costs nothing.
+// heartbeats, and an image pull's progress; a report already recorded
+// costs nothing.
 func (b *Broker) leaseReports(ctx context.Context, agentID string, leases []protocol.RunningLease) {
 	for _, rl := range leases {
-		if b.reported[rl.LeaseID] == rl.State {
+		key := reportKey(rl)
+		if b.reported[rl.LeaseID] == key {
 			continue
 		}
 		l, err := b.store.LeaseByID(ctx, rl.LeaseID)
 		if err != nil || l.AgentID != agentID {
 			continue
 		}
+		cols := map[string]any{}
 		if l.WorkloadStatus != rl.State {
-			if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"workload_status": rl.State}); err != nil {
+			cols["workload_status"] = rl.State
+		}
+		if p := rl.Pull; p != nil && (p.Done != l.PullDone || p.Total != l.PullTotal || p.Cached != l.PullCached || p.Digest != l.ImageDigest) {
+			cols["pull_done"], cols["pull_total"], cols["pull_cached"], cols["image_digest"] = p.Done, p.Total, p.Cached, p.Digest
+		}
+		if len(cols) > 0 {
+			if err := b.store.UpdateLease(ctx, l.ID, cols); err != nil {
 				b.log.Warn("lease workload status", "lease", l.ID, "err", err)
 				continue
 			}
+			b.mu.Lock()
+			b.notifyLocked() // the lease page's progress bar moves
+			b.mu.Unlock()
 		}
 		switch rl.State {
 		case protocol.LeaseExited, protocol.LeaseStopped, protocol.LeaseFailed:
 			// Final: the agent stops reporting it, so forget it too.
 			delete(b.reported, rl.LeaseID)
 		default:
-			b.reported[rl.LeaseID] = rl.State
+			b.reported[rl.LeaseID] = key
 		}
 	}
+}
+
+// reportKey is what of a lease report is recorded: its state and pull.
+func reportKey(rl protocol.RunningLease) string {
+	if p := rl.Pull; p != nil {
+		return fmt.Sprintf("%s %d/%d %t %s", rl.State, p.Done, p.Total, p.Cached, p.Digest)
+	}
+	return rl.State
 }
 
 // CloseLease ends a lease early for its buyer: MsgCloseLease with the
@@ -262,8 +283,12 @@ func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
 	return nil
 }
 
-// endLease frees the lease's GPUs in the engine and stops its workload.
+// endLease frees the lease's GPUs in the engine, stops its workload and
+// erases the buyer's registry login.
 func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
+	if err := b.store.ClearRegistryLogin(ctx, l.OrderID); err != nil {
+		b.log.Warn("erase registry login", "lease", l.ID, "err", err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: l.OrderID}); err != nil {

@@ -97,7 +97,7 @@ func (m *mailbox) wakeLocked(agentID string) {
 // poll returns the agent's assignments after id after that due still
 // wants delivered, and its quote requests, waiting up to wait (or until
 // stop closes) for some to appear.
-func (m *mailbox) poll(ctx context.Context, agentID string, after uint64, wait time.Duration, due func(context.Context, protocol.Assignment) bool, stop <-chan struct{}) (protocol.AssignmentsResponse, error) {
+func (m *mailbox) poll(ctx context.Context, agentID string, after uint64, wait time.Duration, due func(context.Context, *protocol.Assignment) bool, stop <-chan struct{}) (protocol.AssignmentsResponse, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
@@ -120,7 +120,7 @@ func (m *mailbox) poll(ctx context.Context, agentID string, after uint64, wait t
 			if err := json.Unmarshal([]byte(r.Body), &as); err != nil {
 				return resp, fmt.Errorf("assignment %d: %w", r.ID, err)
 			}
-			if !due(ctx, as) {
+			if !due(ctx, &as) {
 				// A restarted agent polls from the beginning: work that is
 				// over (an answered challenge, a lease that ended) is not
 				// handed out again. Its id still advances the agent's cursor.
@@ -209,8 +209,10 @@ func (b *Broker) flushBeats(ctx context.Context) {
 	b.mail.flushBeats(ctx, func(id string, err error) { b.log.Warn("store heartbeat", "machine", id, "err", err) }, b.leaseReports)
 }
 
-// stillDue reports whether an assignment is still worth delivering.
-func (b *Broker) stillDue(ctx context.Context, as protocol.Assignment) bool {
+// stillDue reports whether an assignment is still worth delivering, and
+// completes a start with what its stored body leaves out (the buyer's
+// registry login).
+func (b *Broker) stillDue(ctx context.Context, as *protocol.Assignment) bool {
 	switch as.Action {
 	case protocol.ActionVerify:
 		b.mu.Lock()
@@ -218,7 +220,14 @@ func (b *Broker) stillDue(ctx context.Context, as protocol.Assignment) bool {
 		return b.verifies[as.ID] != nil
 	case protocol.ActionStart:
 		l, err := b.store.LeaseByID(ctx, as.LeaseID)
-		return err != nil || l.Status == models.LeaseActive
+		if err != nil {
+			return true
+		}
+		if l.Status != models.LeaseActive {
+			return false
+		}
+		b.withLogin(ctx, l, as)
+		return true
 	}
 	return true
 }

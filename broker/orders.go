@@ -27,9 +27,19 @@ func (r OrderRequest) digest() string {
 		ExpiresAt                             int64
 		LatencyFirst                          bool
 		Workload                              protocol.Workload
-	}{r.Type, r.OfferID, r.Model, r.MinVRAMGiB, r.Count, r.MaxPrice, r.MaxRTTms, r.Region, r.Hours, r.ExpiresAt.UnixMilli(), r.LatencyFirst, r.Workload})
+	}{r.Type, r.OfferID, r.Model, r.MinVRAMGiB, r.Count, r.MaxPrice, r.MaxRTTms, r.Region, r.Hours, r.ExpiresAt.UnixMilli(), r.LatencyFirst, withoutPassword(r.Workload)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// withoutPassword is w with a registry login's password left out: the
+// digest is stored, and a password's hash must not be (it could be
+// guessed offline).
+func withoutPassword(w protocol.Workload) protocol.Workload {
+	if w.RegistryAuth != nil {
+		w.RegistryAuth = &protocol.RegistryAuth{Username: w.RegistryAuth.Username}
+	}
+	return w
 }
 
 // MaxOrderRest is how long a good-til-cancelled order may rest.
@@ -171,8 +181,14 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
 			Message: fmt.Sprintf("This order may need up to %s %s in escrow; your balance is %s.", need, b.cfg.Denom, bal)}
 	}
-	wl, _ := json.Marshal(r.Workload)
-	o := &models.Order{ID: cmd.Order, BuyerID: r.BuyerID, Type: r.Type, OfferID: r.OfferID, Model: r.Model, MinVRAMGiB: r.MinVRAMGiB,
+	login, err := b.sealLogin(cmd.Order, r.Workload.RegistryAuth)
+	if err != nil {
+		return nil, err
+	}
+	stored := r.Workload
+	stored.RegistryAuth = nil // sealed apart, in RegistryLogin
+	wl, _ := json.Marshal(stored)
+	o := &models.Order{RegistryLogin: login, ID: cmd.Order, BuyerID: r.BuyerID, Type: r.Type, OfferID: r.OfferID, Model: r.Model, MinVRAMGiB: r.MinVRAMGiB,
 		GPUs: r.Count, MaxPrice: r.MaxPrice, Region: r.Region, MaxRTTms: r.MaxRTTms, Hours: r.Hours, LatencyFirst: r.LatencyFirst,
 		WorkloadJSON: string(wl), Status: models.OrderOpen, IdempotencyKey: r.IdempotencyKey, IdempotencyHash: hash}
 	if typ == market.GoodTilCancelled {

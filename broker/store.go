@@ -51,6 +51,7 @@ type orderStore interface {
 	OrderByIdempotencyKey(ctx context.Context, buyerID, key string, now time.Time) (*models.Order, error)
 	UpdateOrder(ctx context.Context, o *models.Order) error
 	SetOrderQuoteNonce(ctx context.Context, orderID string, nonce int64) error
+	ClearRegistryLogin(ctx context.Context, orderID string) error
 	OrderByQuoteNonce(ctx context.Context, nonce int64) (*models.Order, error)
 	CreateLease(ctx context.Context, l *models.Lease) error
 	WalletOf(ctx context.Context, userID string) (*models.Wallet, error)

@@ -33,7 +33,11 @@ func (s *Server) leaseJSON(c *gin.Context, l *models.Lease) (gin.H, error) {
 	if l.GPUUUIDs != "" {
 		gpus = strings.Split(l.GPUUUIDs, ",")
 	}
-	return gin.H{"id": l.ID, "chain_lease_id": l.ChainLeaseID, "order_id": l.OrderID, "status": l.Status, "buyer_id": l.BuyerID,
+	var pull any // null until the agent reports a pull
+	if l.PullTotal > 0 {
+		pull = gin.H{"done_bytes": l.PullDone, "total_bytes": l.PullTotal, "cached": l.PullCached, "digest": l.ImageDigest}
+	}
+	return gin.H{"id": l.ID, "chain_lease_id": l.ChainLeaseID, "image_pull": pull, "order_id": l.OrderID, "status": l.Status, "buyer_id": l.BuyerID,
 		"provider_id": l.ProviderID, "machine_id": l.MachineID, "model": l.Model, "gpus": l.GPUs, "gpu_uuids": gpus,
 		"price_per_gpu_hour": strconv.FormatInt(l.PricePerHour, 10), "price_per_epoch": l.PricePerEpoch, "epochs_total": l.EpochsTotal,
 		"epochs": epochs, "escrow": gin.H{"remaining": l.Remaining, "pending": l.Pending, "paid": l.Paid, "refunded": l.Refunded,

@@ -64,6 +64,9 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
 		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, Dispute: forms.dispute,
 		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
+	if l.PullTotal > 0 {
+		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}
+	}
 	for _, d := range disputes {
 		row := web.LeaseDisputeRow{ID: d.ID, Status: d.Status, Opened: web.FormatTime(d.CreatedAt), BuyerStatement: d.BuyerStatement,
 			ProviderStatement: d.ProviderStatement, BuyerBps: d.BuyerBps, Resolution: d.Resolution, ResolveTx: d.ResolveTx}

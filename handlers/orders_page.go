@@ -55,6 +55,18 @@ func (s *Server) orderNew(c *gin.Context) {
 	s.renderOrderForm(c, http.StatusOK, f)
 }
 
+// orderEstimate is the form sent back with its escrow estimate brought up
+// to date. It is a POST, unlike orderNew, so a registry password typed in
+// the form never lands in a URL (history, proxies' logs); the password is
+// not echoed back.
+func (s *Server) orderEstimate(c *gin.Context) {
+	f := &web.OrderForm{}
+	f.Bind(c.PostForm)
+	f.Set("registry_password", "")
+	f.Defaults()
+	s.renderOrderForm(c, http.StatusOK, f)
+}
+
 func (s *Server) renderOrderForm(c *gin.Context, status int, f *web.OrderForm) {
 	f.Set("idempotency_key", newIdempotencyKey())
 	models, regions := s.broker.Catalog()
@@ -100,7 +112,8 @@ func (s *Server) walletBalance(c *gin.Context) (unavailable string, balance high
 
 // orderFormFields are the fields the order form shows; errors on others
 // (min_vram_gib, offer_id) go over the form.
-var orderFormFields = []string{"type", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command", "image"}
+var orderFormFields = []string{"type", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours", "expires_at", "command", "image",
+	"registry_username", "registry_password"}
 
 func (s *Server) orderCreate(c *gin.Context) {
 	f := &web.OrderForm{}
@@ -131,6 +144,9 @@ func (s *Server) orderCreate(c *gin.Context) {
 func orderBodyOf(f *web.OrderForm) orderBody {
 	b := orderBody{Type: f.Type, OfferID: f.OfferID, Model: f.Model, Count: f.Count, Region: f.Region, MaxRTTms: f.MaxRTTms,
 		Hours: f.Hours, Workload: protocol.Workload{Command: f.Command, Image: f.Image}}
+	if f.RegistryUser != "" || f.RegistryPassword != "" {
+		b.Workload.RegistryAuth = &protocol.RegistryAuth{Username: f.RegistryUser, Password: f.RegistryPassword}
+	}
 	if f.MaxPrice > 0 {
 		b.MaxPrice = f.MaxPrice.String()
 	}
@@ -152,6 +168,10 @@ func orderFormError(err error) error {
 	switch {
 	case cp.Field == "workload.image":
 		cp.Field = "image"
+	case cp.Field == "workload.registry_auth.password":
+		cp.Field = "registry_password"
+	case strings.HasPrefix(cp.Field, "workload.registry_auth"):
+		cp.Field = "registry_username"
 	case cp.Field == "workload" || strings.HasPrefix(cp.Field, "workload."):
 		cp.Field = "command"
 		if strings.Contains(cp.Message, "exactly one of command and image") {

@@ -100,6 +100,7 @@ func (s *Server) routes(e *gin.Engine) {
 		pages.GET("/market", s.liveGeneration, s.marketPage)
 		pages.GET("/market/events", s.marketEvents)
 		member.GET("/orders/new", s.orderNew)
+		member.POST("/orders/estimate", s.orderEstimate)
 		member.POST("/orders", s.orderCreate)
 		member.GET("/orders/:id", s.liveGeneration, s.orderPage)
 		member.GET("/leases/:id", s.liveGeneration, s.leasePage)

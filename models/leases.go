@@ -42,17 +42,23 @@ type Lease struct {
 	Status         string
 	WorkloadStatus string
 	WorkloadJSON   string `gorm:"column:workload_json"`
-	CreateTx       string
-	Remaining      string
-	Pending        string
-	Frozen         string
-	Paid           string
-	Refunded       string
-	Fees           string
-	CloseReason    string
-	EndsAt         time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// The agent's image pull (bytes as the registry lists them) and the
+	// manifest digest it resolved the image to.
+	PullDone    int64
+	PullTotal   int64
+	PullCached  bool
+	ImageDigest string
+	CreateTx    string
+	Remaining   string
+	Pending     string
+	Frozen      string
+	Paid        string
+	Refunded    string
+	Fees        string
+	CloseReason string
+	EndsAt      time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // LeaseLog is one line of workload output.

@@ -40,11 +40,14 @@ type Order struct {
 	ExpiresAt    *time.Time
 	LatencyFirst bool
 	WorkloadJSON string `gorm:"column:workload_json"`
-	Status       string
-	Failure      string
-	MachineID    string
-	Price        int64
-	LeaseID      string
+	// RegistryLogin is the buyer's login for a private image, sealed
+	// (broker/registry.go); empty once the order or its lease has ended.
+	RegistryLogin string `gorm:"column:registry_login"`
+	Status        string
+	Failure       string
+	MachineID     string
+	Price         int64
+	LeaseID       string
 	// QuoteNonce is the nonce of the quote the lease is created with
 	// (0: none sent yet), recorded before the lease transaction.
 	QuoteNonce     int64
@@ -125,8 +128,15 @@ func (s *Store) UpdateOrder(ctx context.Context, o *Order) error {
 	o.UpdatedAt = time.Now().UTC()
 	return s.DB.WithContext(ctx).Model(&Order{}).Where("id = ?", o.ID).Updates(map[string]any{
 		"status": o.Status, "failure": o.Failure, "machine_id": o.MachineID, "price": o.Price,
-		"lease_id": o.LeaseID, "updated_at": o.UpdatedAt,
+		"lease_id": o.LeaseID, "registry_login": o.RegistryLogin, "updated_at": o.UpdatedAt,
 	}).Error
+}
+
+// ClearRegistryLogin erases an order's sealed registry login (its lease
+// has ended: nothing will pull the image again).
+func (s *Store) ClearRegistryLogin(ctx context.Context, orderID string) error {
+	return s.DB.WithContext(ctx).Model(&Order{}).Where("id = ? AND registry_login <> ''", orderID).
+		Update("registry_login", "").Error
 }
 
 // SetOrderQuoteNonce records the nonce of the quote an order's lease is

@@ -348,3 +348,12 @@ func readAll(r *http.Request) ([]byte, error) {
 	_, err := b.ReadFrom(r.Body)
 	return b.Bytes(), err
 }
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 3 << 20: "3.1 MB", 20_000_000_000: "20.0 GB", 1_999_999: "1.9 MB",
+		1 << 62: "4611.6 PB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,6 +1,11 @@
 package protocol
 
-import "github.com/highway-compute/highway/poc"
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/highway-compute/highway/poc"
+)
 
 // Routes of the agent API, relative to the marketplace's base URL. They are
 // constants so the server's route table and the client cannot drift apart.
@@ -109,6 +114,20 @@ type RunningLease struct {
 	StartedAt int64    `json:"started_at,omitempty"` // unix ms
 	ExitCode  *int     `json:"exit_code,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	// Pull is the image download of a starting container workload, so the
+	// lease page can show its progress as docker pull does.
+	Pull *PullProgress `json:"pull,omitempty"`
+}
+
+// PullProgress is how far an image download has got. Total is the size
+// the registry lists (config and compressed layers); Done counts the bytes
+// received. Digest is the manifest's, once resolved: what will run.
+type PullProgress struct {
+	Image  string `json:"image"`
+	Digest string `json:"digest,omitempty"`
+	Done   int64  `json:"done_bytes"`
+	Total  int64  `json:"total_bytes"`
+	Cached bool   `json:"cached,omitempty"` // the engine already had it: nothing downloaded
 }
 
 // Heartbeat is the agent's periodic report. A heartbeat is a full snapshot,
@@ -174,7 +193,28 @@ type Workload struct {
 	Image   string            `json:"image,omitempty"`
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
+	// RegistryAuth is the buyer's credential for a private image, for
+	// this lease only: the marketplace keeps it sealed and hands it to the
+	// agent with the start, the agent keeps it in memory for the pull.
+	RegistryAuth *RegistryAuth `json:"registry_auth,omitempty"`
 }
+
+// RegistryAuth is a registry login (a user and a password or token). Its
+// String, GoString and LogValue withhold the password, so a log line or an
+// error that formats a workload cannot leak it.
+type RegistryAuth struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// String implements fmt.Stringer without the password.
+func (a RegistryAuth) String() string { return "registry login " + a.Username + " (password withheld)" }
+
+// GoString implements fmt.GoStringer (%#v) without the password.
+func (a RegistryAuth) GoString() string { return a.String() }
+
+// LogValue implements slog.LogValuer without the password.
+func (a RegistryAuth) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
 // Assignment tells the agent to start or stop a lease's workload. IDs are
 // increasing per agent; the agent passes the last one it has applied as
@@ -277,3 +317,20 @@ type ErrorDetail struct {
 // would list it as 79 GiB and a buyer asking for 80 would never find one,
 // as seen on a real H100 (docs/provider.md).
 func GiB(mib uint64) uint64 { return (mib + 512) / 1024 }
+
+// FormatBytes writes n in the units docker pull uses (kB, MB, GB: powers
+// of 1000), with one decimal, in integer arithmetic: sizes are compared
+// with limits, and a float's rounding must not show one over its limit.
+func FormatBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	tenths := n / (div / 10)
+	return fmt.Sprintf("%d.%d %cB", tenths/10, tenths%10, "kMGTP"[exp])
+}

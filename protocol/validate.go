@@ -14,29 +14,33 @@ import (
 // server store or loop over; real machines sit far inside them (the largest
 // servers carry 8 to 16 GPUs).
 const (
-	MaxGPUs          = 64
-	MaxRegions       = 64
-	MaxLeases        = 64
-	MaxLogLines      = 2000
-	MaxLogLineBytes  = 16 << 10
-	MaxIDLen         = 128
-	MaxNameLen       = 128
-	MaxTokenLen      = 512
-	MaxCommandLen    = 16 << 10
-	MaxImageLen      = 512
-	MaxArgs          = 256
-	MaxArgLen        = 4 << 10
-	MaxEnv           = 128
-	MaxEnvValueLen   = 4 << 10
-	MaxUnsupported   = 16
-	MaxRTTms         = 600_000 // ten minutes: anything above is a broken probe
-	MaxMemoryMiB     = 1 << 24 // 16 TiB per GPU
-	MaxTemperatureC  = 200
-	MaxPowerMW       = 5_000_000 // 5 kW per GPU
-	MaxPCIeGen       = 8
-	MaxPCIeWidth     = 32
-	MaxQuoteRequests = 64
-	MaxAssignments   = 256
+	MaxGPUs         = 64
+	MaxRegions      = 64
+	MaxLeases       = 64
+	MaxLogLines     = 2000
+	MaxLogLineBytes = 16 << 10
+	MaxIDLen        = 128
+	MaxNameLen      = 128
+	MaxTokenLen     = 512
+	MaxCommandLen   = 16 << 10
+	MaxImageLen     = 512
+	// A registry token (a JWT, a cloud provider's access token) can run
+	// to a few kilobytes; a username is short.
+	MaxRegistryUserLen   = 256
+	MaxRegistrySecretLen = 8 << 10
+	MaxArgs              = 256
+	MaxArgLen            = 4 << 10
+	MaxEnv               = 128
+	MaxEnvValueLen       = 4 << 10
+	MaxUnsupported       = 16
+	MaxRTTms             = 600_000 // ten minutes: anything above is a broken probe
+	MaxMemoryMiB         = 1 << 24 // 16 TiB per GPU
+	MaxTemperatureC      = 200
+	MaxPowerMW           = 5_000_000 // 5 kW per GPU
+	MaxPCIeGen           = 8
+	MaxPCIeWidth         = 32
+	MaxQuoteRequests     = 64
+	MaxAssignments       = 256
 )
 
 // checkString rejects empty (when required), over-long, invalid UTF-8 and
@@ -300,6 +304,17 @@ func (l *RunningLease) validate(field string) error {
 	if l.StartedAt < 0 {
 		return fieldErr(field+".started_at", "negative")
 	}
+	if p := l.Pull; p != nil {
+		if err := checkString(field+".pull.image", p.Image, MaxImageLen, true); err != nil {
+			return err
+		}
+		if err := checkID(field+".pull.digest", p.Digest, false); err != nil {
+			return err
+		}
+		if p.Done < 0 || p.Total < 0 || p.Done > p.Total {
+			return fieldErr(field+".pull", "want 0 ≤ done_bytes ≤ total_bytes")
+		}
+	}
 	return checkString(field+".error", l.Error, 1024, false).orNil()
 }
 
@@ -342,6 +357,22 @@ func (w *Workload) Validate(field string) error {
 	for i, a := range w.Args {
 		if len(a) > MaxArgLen || !utf8.ValidString(a) || strings.IndexByte(a, 0) >= 0 {
 			return fieldErr(fmt.Sprintf("%s.args[%d]", field, i), "longer than %d bytes or not valid text", MaxArgLen)
+		}
+	}
+	if a := w.RegistryAuth; a != nil {
+		if w.Image == "" {
+			return fieldErr(field+".registry_auth", "a registry login is only for an image")
+		}
+		if a.Username == "" || a.Password == "" {
+			return fieldErr(field+".registry_auth", "needs both a username and a password or token")
+		}
+		// No control characters: a newline in a header value would be
+		// refused by net/http at pull time; better now, with the field.
+		if err := checkString(field+".registry_auth.username", a.Username, MaxRegistryUserLen, false); err != nil {
+			return err
+		}
+		if err := checkString(field+".registry_auth.password", a.Password, MaxRegistrySecretLen, false); err != nil {
+			return fieldErr(field+".registry_auth.password", "longer than %d bytes or not a single line of text", MaxRegistrySecretLen)
 		}
 	}
 	if len(w.Env) > MaxEnv {

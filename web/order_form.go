@@ -30,6 +30,10 @@ type OrderForm struct {
 	ExpiresAt time.Time
 	// Command and Image are the workload, without surrounding spaces.
 	Command, Image string
+	// RegistryUser and RegistryPassword are a login for a private image.
+	// The password is never shown again: a form sent back with an error
+	// asks for it anew (it would otherwise sit in the page's HTML).
+	RegistryUser, RegistryPassword string
 	// IdempotencyKey tags one rendering of the form, so a double submit
 	// places one order.
 	IdempotencyKey string
@@ -38,7 +42,7 @@ type OrderForm struct {
 // orderFields are the inputs the order form posts (and the query a link
 // to it may prefill).
 var orderFields = []string{"type", "offer_id", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours",
-	"expires_at", "command", "image", "idempotency_key"}
+	"expires_at", "command", "image", "registry_username", "registry_password", "idempotency_key"}
 
 // Bind keeps each input as typed: the page shows it again unchanged.
 func (f *OrderForm) Bind(get func(field string) string) { f.bind(get, orderFields...) }
@@ -68,6 +72,17 @@ func (f *OrderForm) Validate() error {
 		f.OfferID = f.Value("offer_id")
 	}
 	f.Command, f.Image = strings.TrimSpace(f.Value("command")), strings.TrimSpace(f.Value("image"))
+	f.RegistryUser, f.RegistryPassword = strings.TrimSpace(f.Value("registry_username")), f.Value("registry_password")
+	f.Set("registry_password", "")
+	switch {
+	case f.RegistryUser == "" && f.RegistryPassword == "":
+	case f.Image == "":
+		f.Fail("registry_username", "A registry login is only for a container image.")
+	case f.RegistryUser == "":
+		f.Fail("registry_username", "Give the registry username with the password.")
+	case f.RegistryPassword == "":
+		f.Fail("registry_password", "Give the password or access token for this username.")
+	}
 	f.MaxPrice = 0
 	switch {
 	case strings.TrimSpace(f.Value("max_price_per_gpu_hour")) != "":

@@ -174,3 +174,39 @@ func TestOrderFormDefaultsAndEstimate(t *testing.T) {
 		t.Fatalf("estimate of unreadable input = %d %d %d, messages %v", p, n, h, f.Errors)
 	}
 }
+
+// TestOrderFormRegistryLogin: a login goes with an image only and needs
+// both parts; the password is never kept for the page to show again,
+// whether the form is refused or not.
+func TestOrderFormRegistryLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name, image, user, pass, field string
+	}{
+		{"with a command", "", "u", "p", "registry_username"},
+		{"no username", "ghcr.io/a/b:1", "", "p", "registry_username"},
+		{"no password", "ghcr.io/a/b:1", "u", "", "registry_password"},
+		{"both", "ghcr.io/a/b:1", "u", "p", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := goodOrder()
+			if tc.image != "" {
+				v.Set("command", "")
+				v.Set("image", tc.image)
+			}
+			v.Set("registry_username", tc.user)
+			v.Set("registry_password", tc.pass)
+			var f OrderForm
+			f.Bind(v.Get)
+			err := f.Validate()
+			if highway.ErrorField(err) != tc.field {
+				t.Fatalf("error %v on %q, want field %q", err, highway.ErrorField(err), tc.field)
+			}
+			if f.Value("registry_password") != "" {
+				t.Fatal("the password is kept for the page")
+			}
+			if tc.field == "" && (f.RegistryUser != "u" || f.RegistryPassword != "p") {
+				t.Fatalf("login %q/%q", f.RegistryUser, f.RegistryPassword)
+			}
+		})
+	}
+}

@@ -339,5 +339,8 @@ func devContainers(ctx context.Context, progress func(string)) *runner.Docker {
 		return nil
 	}
 	progress("demo workloads run in containers (" + bin + ", image " + devDemoImage + "; no GPU devices: the fleet's GPUs are simulated)")
-	return &runner.Docker{Binary: bin, Devices: runner.DevicesNone, DefaultImage: devDemoImage, Memory: "512m", PidsLimit: 256}
+	// Images come from registries the dev machine reaches: a registry on
+	// 127.0.0.1 is allowed here (only here) so one can be tried locally.
+	pull := &runner.Puller{Binary: bin, MaxBytes: 2_000_000_000, AllowPrivate: true}
+	return &runner.Docker{Binary: bin, Devices: runner.DevicesNone, DefaultImage: devDemoImage, Memory: "512m", PidsLimit: 256, Pull: pull}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/highway-compute/highway/provider-agent/agent"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
 	"github.com/highway-compute/highway/provider-agent/prover"
+	"github.com/highway-compute/highway/provider-agent/runner"
 )
 
 // e2eMarket is the whole loop on one machine: a chain, the marketplace
@@ -45,6 +46,8 @@ type e2eMarket struct {
 	// agentURL is where agents reach the marketplace (default srv's URL;
 	// a balancer in front of replicas).
 	agentURL string
+	// containers, when set, runs the agents' workloads in containers.
+	containers *runner.Docker
 }
 
 const e2eChainID = "highway-e2e"
@@ -90,7 +93,7 @@ func (e *e2eMarket) runAgent(b *browser, provKey *secp256k1.PrivKey, profile, se
 		serverURL = e.agentURL
 	}
 	stop, err := fleetAgent{ServerURL: serverURL, Token: text(page, `[data-testid="enroll-token"]`), StateDir: t.TempDir() + "/agent",
-		Profile: profile, Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p,
+		Profile: profile, Seed: seed, RTT: map[string]int64{"local": 5}, ProviderKey: provKey, Chain: e.chain, Prover: p, Containers: e.containers,
 		Interval: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&agentLog, &slog.HandlerOptions{Level: slog.LevelInfo}))}.start(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -218,6 +218,9 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	dockerShm := f.str("docker-shm-size", "HIGHWAY_DOCKER_SHM_SIZE", "", "shared memory per container, e.g. 16g (PyTorch data loaders need more than the default 64m)")
 	dockerImage := f.str("docker-default-image", "HIGHWAY_DOCKER_DEFAULT_IMAGE", "", "image that runs workloads given as a command (sh -c), so they get a container too; empty: commands need --allow-exec")
 	dockerBin := f.str("docker-binary", "HIGHWAY_DOCKER_BINARY", "docker", "the container engine's docker-compatible CLI: docker, or podman")
+	maxImageGB := f.str("max-image-gb", "HIGHWAY_MAX_IMAGE_GB", "20", "largest image a buyer may run, in GB (10^9 bytes) as its registry lists it; larger ones are refused before any download")
+	pullTimeout := f.duration("pull-timeout", "HIGHWAY_PULL_TIMEOUT", runner.DefaultPullTimeout, "how long one image pull may take")
+	registryPrivate := f.boolean("registry-allow-private", "HIGHWAY_REGISTRY_ALLOW_PRIVATE", false, "let images come from registries on loopback or private addresses (a local registry for tests); off, a buyer cannot make the agent reach this host's network")
 	dockerDevices := f.str("docker-devices", "HIGHWAY_DOCKER_DEVICES", runner.DevicesGPUs, "how leased GPUs reach a container: gpus (Docker + NVIDIA Container Toolkit), cdi (Podman, or Docker with CDI), none (no GPUs: tests and demos only)")
 	interval := f.duration("heartbeat-interval", "HIGHWAY_HEARTBEAT_INTERVAL", 0, "heartbeat interval; 0 uses the marketplace's (default 10s)")
 	grace := f.duration("stop-grace", "HIGHWAY_STOP_GRACE", 10*time.Second, "time a stopped workload gets between SIGTERM and SIGKILL")
@@ -268,7 +271,13 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 			return fmt.Errorf("--docker-devices %q: want gpus, cdi or none", *dockerDevices)
 		}
 		pids, _ := strconv.Atoi(*dockerPids)
-		d := &runner.Docker{Binary: *dockerBin, Devices: *dockerDevices, Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids, ShmSize: *dockerShm, DefaultImage: *dockerImage, Owner: st.AgentID}
+		gb, err := strconv.ParseInt(*maxImageGB, 10, 64)
+		if err != nil || gb < 1 || gb > 10_000 {
+			return fmt.Errorf("--max-image-gb %q: want a whole number of GB, 1..10000", *maxImageGB)
+		}
+		pull := &runner.Puller{Binary: *dockerBin, MaxBytes: gb * 1_000_000_000, Timeout: *pullTimeout, AllowPrivate: *registryPrivate}
+		d := &runner.Docker{Binary: *dockerBin, Devices: *dockerDevices, Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids, ShmSize: *dockerShm,
+			DefaultImage: *dockerImage, Pull: pull, Owner: st.AgentID}
 		// Containers a previous run left: those still running are adopted
 		// when the marketplace assigns their lease again (the buyer's
 		// workload survives an agent crash), the rest are removed, and

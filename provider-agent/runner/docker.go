@@ -41,6 +41,10 @@ type Docker struct {
 	// rather than an image, so they get a container too; empty: this
 	// driver takes images only.
 	DefaultImage string
+	// Pull fetches images from their registries (limits, progress, the
+	// buyer's login); nil: only images the engine already has run (the
+	// demo fleet's and tests' local images), and a login is refused.
+	Pull *Puller
 	// Owner is the agent's id: its containers carry it (OwnerLabel), so
 	// Cleanup removes only this agent's leftovers, not another's on the
 	// same host (several agents share one engine in the demo fleet).
@@ -58,7 +62,7 @@ type Docker struct {
 // settings, not the survey: each agent surveys its own containers.
 func (d *Docker) For(owner string) *Docker {
 	return &Docker{Binary: d.Binary, Devices: d.Devices, Memory: d.Memory, CPUs: d.CPUs, PidsLimit: d.PidsLimit,
-		ShmSize: d.ShmSize, Network: d.Network, DefaultImage: d.DefaultImage, Owner: owner}
+		ShmSize: d.ShmSize, Network: d.Network, DefaultImage: d.DefaultImage, Pull: d.Pull, Owner: owner}
 }
 
 // adoptSet is the containers, by name, still waiting for their lease.
@@ -77,6 +81,16 @@ func (a *adoptSet) claim(name string) bool {
 	ok := a.names[name]
 	delete(a.names, name)
 	return ok
+}
+
+// has reports whether name is in the set, leaving it there.
+func (a *adoptSet) has(name string) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.names[name]
 }
 
 // rest empties the set and returns what was left, sorted.
@@ -129,7 +143,10 @@ func ContainerName(leaseID string) string { return "highway-" + safeName(leaseID
 func (d *Docker) Args(spec Spec) []string {
 	// No --rm: the container must outlive a crash of the agent (and of
 	// this CLI) to be adopted; Wait removes it once it has ended.
-	args := []string{"run", "--name", ContainerName(spec.LeaseID),
+	// --pull never: the engine runs only what Prepare fetched and checked
+	// (or the local images); it must not fetch by itself, with the
+	// operator's registry logins and no limits.
+	args := []string{"run", "--pull", "never", "--name", ContainerName(spec.LeaseID),
 		"--label", LeaseLabel + "=" + safeName(spec.LeaseID),
 	}
 	if d.Owner != "" {
@@ -180,6 +197,36 @@ func (d *Docker) Args(spec Spec) []string {
 	}
 	args = append(args, spec.Workload.Image)
 	return append(args, spec.Workload.Args...)
+}
+
+// Prepare implements Preparer: it pulls the workload's image (Pull) and
+// returns the spec to start, naming the image by the id that was checked.
+// A container to adopt, a command in the default image, and, without a
+// Puller, an image the engine has, need nothing.
+func (d *Docker) Prepare(ctx context.Context, spec Spec, progress func(protocol.PullProgress), out Output) (Spec, error) {
+	w := spec.Workload
+	if w.Image == "" || d.adoptable.has(ContainerName(spec.LeaseID)) {
+		return spec, nil
+	}
+	if d.Pull == nil {
+		if w.RegistryAuth != nil {
+			return spec, errors.New("this provider pulls no images from registries, so a registry login cannot be used")
+		}
+		return spec, nil
+	}
+	out(protocol.StreamSystem, "pulling "+w.Image)
+	got, err := d.Pull.Pull(ctx, w.Image, w.RegistryAuth, progress)
+	if err != nil {
+		return spec, err
+	}
+	if got.Cached {
+		out(protocol.StreamSystem, fmt.Sprintf("image %s (%s) is cached: nothing to download", w.Image, got.Digest))
+	} else {
+		out(protocol.StreamSystem, fmt.Sprintf("pulled %s (%s, %s)", w.Image, got.Digest, protocol.FormatBytes(got.Bytes)))
+	}
+	spec.Workload.Image = got.ID
+	spec.Workload.RegistryAuth = nil // used; nothing after this needs it
+	return spec, nil
 }
 
 // Start implements Driver. The docker CLI runs in its own process group

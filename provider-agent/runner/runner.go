@@ -65,6 +65,8 @@ type Manager struct {
 	now     func() time.Time
 	grace   time.Duration
 
+	changed func()
+
 	mu     sync.Mutex
 	leases map[string]*lease
 	wg     sync.WaitGroup
@@ -76,6 +78,7 @@ type lease struct {
 	proc   Process
 	seq    uint64
 	timer  *time.Timer
+	cancel context.CancelFunc // ends a preparation (Preparer)
 	done   chan struct{}
 }
 
@@ -109,9 +112,26 @@ func (l *lease) emit(m *Manager, stream, text string) {
 	m.sink(l.status.LeaseID, line)
 }
 
+// Preparer is a driver with work to do before a workload can start (Docker
+// pulls the image). The Manager runs it off the caller's goroutine, since
+// the agent's poll loop must keep taking stops meanwhile; it reports the
+// progress with the lease and cancels the work on a stop or at the lease's
+// end.
+type Preparer interface {
+	Prepare(ctx context.Context, spec Spec, progress func(protocol.PullProgress), out Output) (Spec, error)
+}
+
+// OnChange sets f to be called when a lease's report changes between its
+// state changes (an image pull's progress), so the agent can send it
+// before its next heartbeat. Call it before Start.
+func (m *Manager) OnChange(f func()) { m.changed = f }
+
 // Start starts a lease's workload. Starting a lease that is already known
 // is a no-op (assignments may be delivered twice). A lease that cannot
-// start is recorded as failed, with the reason, and the error returned.
+// start is recorded as failed, with the reason; the error is returned
+// when the failure is known at once, and reported with the lease when it
+// comes from a driver's preparation (a pull), which runs in the
+// background.
 func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 	m.mu.Lock()
 	if _, ok := m.leases[spec.LeaseID]; ok {
@@ -122,18 +142,15 @@ func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 		status: protocol.RunningLease{LeaseID: spec.LeaseID, State: protocol.LeaseStarting, GPUs: append([]string(nil), spec.GPUs...), StartedAt: m.now().UnixMilli()},
 		done:   make(chan struct{}),
 	}
-	fail := func(err error) error {
-		l.status.State, l.status.Error = protocol.LeaseFailed, err.Error()
-		close(l.done)
-		m.leases[spec.LeaseID] = l
-		m.mu.Unlock()
-		l.emit(m, protocol.StreamSystem, "workload failed to start: "+err.Error())
-		return fmt.Errorf("start lease %s: %w", spec.LeaseID, err)
-	}
 	busy := m.busyLocked()
+	m.leases[spec.LeaseID] = l // reserves the GPUs, whatever happens next
+	refuse := func(err error) error {
+		m.mu.Unlock()
+		return m.failed(l, err)
+	}
 	for _, g := range spec.GPUs {
 		if other, ok := busy[g]; ok {
-			return fail(fmt.Errorf("%w: %s is held by lease %s", ErrGPUBusy, g, other))
+			return refuse(fmt.Errorf("%w: %s is held by lease %s", ErrGPUBusy, g, other))
 		}
 	}
 	var drv Driver
@@ -148,29 +165,95 @@ func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 		if spec.Workload.Command != "" {
 			kind = "command (the exec driver is off unless the operator passes --allow-exec)"
 		}
-		return fail(fmt.Errorf("%w: %s", ErrNoDriver, kind))
+		return refuse(fmt.Errorf("%w: %s", ErrNoDriver, kind))
 	}
 	l.status.Driver = drv.Name()
-	m.leases[spec.LeaseID] = l // reserve the GPUs before releasing the lock
 	m.mu.Unlock()
 
-	proc, err := drv.Start(context.Background(), spec, func(stream, text string) { l.emit(m, stream, text) })
-	if err != nil {
-		m.mu.Lock()
-		delete(m.leases, spec.LeaseID)
-		return fail(err)
-	}
 	l.mu.Lock()
-	l.proc = proc
-	l.status.State = protocol.LeaseRunning
 	if !endsAt.IsZero() {
+		// From the reservation, not the start: a pull still running when
+		// the lease ends is cancelled like a workload.
 		l.timer = time.AfterFunc(endsAt.Sub(m.now()), func() {
 			l.emit(m, protocol.StreamSystem, "lease ended: stopping workload")
 			_ = m.Stop(spec.LeaseID)
 		})
 	}
+	p, prepares := drv.(Preparer)
+	if !prepares {
+		l.mu.Unlock()
+		return m.launch(l, drv, spec)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		progress := func(pp protocol.PullProgress) {
+			l.mu.Lock()
+			l.status.Pull = &pp // a fresh value each time: Leases copies the pointer
+			l.mu.Unlock()
+			if m.changed != nil {
+				m.changed()
+			}
+		}
+		ready, err := p.Prepare(ctx, spec, progress, func(stream, text string) { l.emit(m, stream, text) })
+		if err != nil {
+			_ = m.failed(l, err)
+			return
+		}
+		_ = m.launch(l, drv, ready)
+	}()
+	return nil
+}
+
+// failed records that l could not start (or, when a stop came first, that
+// it was stopped before it started) and releases its GPUs.
+func (m *Manager) failed(l *lease, err error) error {
+	l.mu.Lock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	stopped := l.status.State == protocol.LeaseStopped
+	if !stopped {
+		l.status.State, l.status.Error = protocol.LeaseFailed, err.Error()
+	}
+	l.mu.Unlock()
+	if stopped {
+		l.emit(m, protocol.StreamSystem, "workload stopped before it started")
+	} else {
+		l.emit(m, protocol.StreamSystem, "workload failed to start: "+err.Error())
+	}
+	close(l.done)
+	return fmt.Errorf("start lease %s: %w", l.status.LeaseID, err)
+}
+
+// launch starts l's workload with drv and watches it end. A stop that
+// arrived while it was starting stops it at once.
+func (m *Manager) launch(l *lease, drv Driver, spec Spec) error {
+	l.mu.Lock()
+	stopped := l.status.State == protocol.LeaseStopped
+	l.mu.Unlock()
+	if stopped {
+		return m.failed(l, errors.New("stopped"))
+	}
+	proc, err := drv.Start(context.Background(), spec, func(stream, text string) { l.emit(m, stream, text) })
+	if err != nil {
+		return m.failed(l, err)
+	}
+	l.mu.Lock()
+	l.proc = proc
+	stopped = l.status.State == protocol.LeaseStopped
+	if !stopped {
+		l.status.State = protocol.LeaseRunning
+	}
 	l.mu.Unlock()
 	l.emit(m, protocol.StreamSystem, fmt.Sprintf("workload started (driver %s, GPUs %s)", drv.Name(), strings.Join(spec.GPUs, ",")))
+	if stopped {
+		go func() { _ = proc.Stop(m.grace) }()
+	}
 
 	m.wg.Add(1)
 	go func() {
@@ -225,8 +308,20 @@ func (m *Manager) Stop(leaseID string) error {
 		return nil
 	}
 	l.mu.Lock()
-	proc := l.proc
-	if proc == nil || l.status.State != protocol.LeaseRunning {
+	proc, cancel := l.proc, l.cancel
+	switch {
+	case proc != nil && l.status.State == protocol.LeaseRunning:
+	case proc == nil && l.status.State == protocol.LeaseStarting:
+		// Still preparing (pulling) or starting: the preparation is
+		// cancelled, or launch stops what it started.
+		l.status.State = protocol.LeaseStopped
+		l.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		<-l.done
+		return nil
+	default:
 		l.mu.Unlock()
 		return nil
 	}

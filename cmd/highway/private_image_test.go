@@ -69,7 +69,7 @@ func TestPrivateImageEndToEnd(t *testing.T) {
 	var resting struct{ Order struct{ ID, Status string } }
 	if code := buyer.do(http.MethodPost, "/orders", map[string]any{"type": "gtc", "model": "H100", "max_price_per_gpu_hour": "1000000", "hours": 1,
 		"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-		"workload": map[string]any{"image": ref, "registry_auth": map[string]string{"username": "buyer-bot", "password": secret}}}, &resting); code != http.StatusCreated ||
+		"workload":   map[string]any{"image": ref, "registry_auth": map[string]string{"username": "buyer-bot", "password": secret}}}, &resting); code != http.StatusCreated ||
 		resting.Order.Status != "open" {
 		t.Fatalf("resting order: %d %+v", code, resting)
 	}

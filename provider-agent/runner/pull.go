@@ -106,7 +106,7 @@ func (p *Puller) Pull(ctx context.Context, ref string, auth *protocol.RegistryAu
 	if err != nil {
 		return Pulled{}, fmt.Errorf("image %q is not a valid reference: %w", ref, err)
 	}
-	var a authn.Authenticator = authn.Anonymous
+	a := authn.Anonymous
 	if auth != nil {
 		a = &authn.Basic{Username: auth.Username, Password: auth.Password}
 	}

@@ -105,7 +105,7 @@ func (r *Registry) Push(t testing.TB, repo, tag string, img v1.Image) (byTag, by
 		t.Fatal(err)
 	}
 	r.mu.Lock()
-	var auth authn.Authenticator = authn.Anonymous
+	auth := authn.Anonymous
 	if r.user != "" {
 		auth = &authn.Basic{Username: r.user, Password: r.pass}
 	}
@@ -181,7 +181,8 @@ func tarLayer(t testing.TB, files map[string][]byte, links ...string) v1.Layer {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ var routeRules = map[string]string{
 	"GET /signup":        anyone, "POST /signup": skip, "GET /login": anyone, "POST /login": skip,
 	"POST /logout": skip, // ends the acting session
 	"GET /account": member, "POST /account/api-keys": member, "POST /account/api-keys/:id/revoke": owner,
-	"GET /orders/new": member, "POST /orders": member, "GET /orders/:id": owner,
+	"GET /orders/new": member, "POST /orders/estimate": member, "POST /orders": member, "GET /orders/:id": owner,
 	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/disputes": owner,
 	"POST /disputes/:id/statement": leaseProv,
 	"GET /wallet":                  member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,

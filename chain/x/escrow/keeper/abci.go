@@ -41,14 +41,23 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 		}
 	}
 
+	// A bounded amount of work per block (types.EndBlockBudget): 10 000
+	// leases created in one block all fall due in one block, and doing
+	// them at once stalled it for most of a second. What does not fit
+	// stays in its index and runs in the next blocks, oldest first; every
+	// outcome is the same, only later by a few blocks (proof windows are
+	// checked against heights when a proof arrives, not at settlement).
+	budget := types.EndBlockBudget
 	for _, due := range []struct {
-		set collections.KeySet[collections.Triple[int64, uint64, uint64]]
-		run func(context.Context, uint64, uint64) error
-	}{{k.JudgeDue, k.judge}, {k.DeadlineDue, k.settleDeadline}, {k.PayoutDue, k.payout}} {
-		keys, err := dueKeys(ctx, due.set, h)
+		set  collections.KeySet[collections.Triple[int64, uint64, uint64]]
+		run  func(context.Context, uint64, uint64) error
+		cost int
+	}{{k.JudgeDue, k.judge, types.JudgeCost}, {k.DeadlineDue, k.settleDeadline, 1}, {k.PayoutDue, k.payout, 1}} {
+		keys, err := dueKeys(ctx, due.set, h, budget/due.cost)
 		if err != nil {
 			return err
 		}
+		budget -= len(keys) * due.cost
 		for _, key := range keys {
 			if err := due.set.Remove(ctx, key); err != nil {
 				return err
@@ -208,13 +217,17 @@ func blockHashOf(ctx sdk.Context) []byte {
 	return sum.Sum(nil)
 }
 
-// dueKeys collects the index entries due at or before height h. Collecting
-// first keeps iteration and mutation apart.
-func dueKeys(ctx context.Context, set collections.KeySet[collections.Triple[int64, uint64, uint64]], h int64) ([]collections.Triple[int64, uint64, uint64], error) {
+// dueKeys collects up to limit index entries due at or before height h,
+// in due order (height, then lease, then epoch). Collecting first keeps
+// iteration and mutation apart.
+func dueKeys(ctx context.Context, set collections.KeySet[collections.Triple[int64, uint64, uint64]], h int64, limit int) ([]collections.Triple[int64, uint64, uint64], error) {
 	var out []collections.Triple[int64, uint64, uint64]
+	if limit <= 0 {
+		return nil, nil
+	}
 	err := set.Walk(ctx, collections.NewPrefixUntilTripleRange[int64, uint64, uint64](h), func(key collections.Triple[int64, uint64, uint64]) (bool, error) {
 		out = append(out, key)
-		return false, nil
+		return len(out) >= limit, nil
 	})
 	return out, err
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"cosmossdk.io/collections"
+
 	"cosmossdk.io/math"
 	storetypes "cosmossdk.io/store/types"
 	sdk "github.com/cosmos/cosmos-sdk/types"
@@ -111,9 +113,13 @@ func BenchmarkEndBlock10kLeases(b *testing.B) {
 	b.ReportMetric(float64(spread.Microseconds())/1000/float64(b.N*blocks), "BENCH:chain_endblock_ms_10k_leases:ms")
 
 	// Worst case: 10 000 leases created in one block all reach a deadline
-	// together (each refunds its missed epoch).
+	// together (each refunds its missed epoch). The budget spreads them
+	// over the next blocks: the figure is the worst block of the burst.
 	g := newFixture(t)
 	g.t = t
+	if err := g.k.Params.Set(g.ctx, p); err != nil { // 600-block epochs: the burst ends before the next falls due
+		b.Fatal(err)
+	}
 	g.fund(g.buyer, 1_000_000_000_000)
 	first := g.createLeaseFast(b, 1000, 10)
 	for i := 1; i < leases; i++ {
@@ -122,18 +128,36 @@ func BenchmarkEndBlock10kLeases(b *testing.B) {
 	for g.ctx.BlockHeight() < epochSettle(first, 0) {
 		g.endBlockFast(b)
 	}
-	worst := g.endBlockFast(b)
+	var worst time.Duration
+	burst := 0
+	for ; burst == 0 || g.deadlinesDue() > 0; burst++ {
+		if burst > leases/types.EndBlockBudget+2 {
+			b.Fatalf("the burst is not over after %d blocks", burst)
+		}
+		worst = max(worst, g.endBlockFast(b))
+	}
 	g.checkInvariant()
-	if got := g.lease(first.Id); got.EpochsMissed != 1 || !got.Refunded.Equal(math.NewInt(1000)) {
+	if got := g.lease(first.Id + leases - 1); got.EpochsMissed != 1 || !got.Refunded.Equal(math.NewInt(1000)) {
 		b.Fatalf("deadline not applied: %s", got.String())
 	}
-	b.ReportMetric(float64(worst.Microseconds())/1000, "BENCH:chain_endblock_ms_10k_due_same_block:ms")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "BENCH:chain_endblock_ms_worst:ms")
+	b.ReportMetric(float64(burst), "BENCH:chain_endblock_burst_blocks:blocks")
+}
+
+// deadlinesDue counts the settlements due by now that have not run.
+func (f *fixture) deadlinesDue() int {
+	n := 0
+	_ = f.k.DeadlineDue.Walk(f.ctx, collections.NewPrefixUntilTripleRange[int64, uint64, uint64](f.ctx.BlockHeight()), func(collections.Triple[int64, uint64, uint64]) (bool, error) {
+		n++
+		return false, nil
+	})
+	return n
 }
 
 // createLeaseFast creates a lease without the per-message invariant walk
 // (which is O(leases) and would make setup quadratic); the benchmark checks
 // the invariant once at the end.
-func (f *fixture) createLeaseFast(b *testing.B, price int64, epochs uint64) types.Lease {
+func (f *fixture) createLeaseFast(b testing.TB, price int64, epochs uint64) types.Lease {
 	b.Helper()
 	res, err := f.ms.CreateLease(f.ctx, &types.MsgCreateLease{Buyer: f.buyer.String(), Quote: f.quote(1, price, epochs)})
 	if err != nil {
@@ -146,7 +170,7 @@ func (f *fixture) createLeaseFast(b *testing.B, price int64, epochs uint64) type
 // committed state, written back and committed (so IAVL iterators see a
 // committed tree plus one block of changes, not the whole history), and
 // returns how long EndBlock itself took.
-func (f *fixture) endBlockFast(b *testing.B) time.Duration {
+func (f *fixture) endBlockFast(b testing.TB) time.Duration {
 	b.Helper()
 	cms, ok := f.ctx.MultiStore().(storetypes.CommitMultiStore)
 	if !ok {

@@ -17,14 +17,27 @@ import (
 // live lease's seed and window are still on hand whatever the params
 // become later.
 const (
-	MaxEpochBlocks          = 20_000
-	MaxProofGraceMs         = 7 * 24 * 3600 * 1000
-	MaxJudgeSpreadBlocks    = 1_000
-	MaxDisputeWindowBlocks  = 1_000_000
-	MaxEpochsPerLeaseLimit  = 1_000_000
-	MaxGPUsPerLease         = 1024
-	MaxReasonLen            = 280
-	BlockHashRetention      = MaxEpochBlocks + MaxJudgeSpreadBlocks + 2
+	MaxEpochBlocks         = 20_000
+	MaxProofGraceMs        = 7 * 24 * 3600 * 1000
+	MaxJudgeSpreadBlocks   = 1_000
+	MaxDisputeWindowBlocks = 1_000_000
+	MaxEpochsPerLeaseLimit = 1_000_000
+	MaxGPUsPerLease        = 1024
+	MaxReasonLen           = 280
+	BlockHashRetention     = MaxEpochBlocks + MaxJudgeSpreadBlocks + 2 + MaxCarryBlocks
+	// MaxCarryBlocks is how far behind its due height the end-of-block
+	// budget may push a judgement and still find the block hashes it
+	// needs: at the budget's 8 judgements a block, a backlog of 80 000.
+	MaxCarryBlocks = 10_000
+	// EndBlockBudget bounds the work one end-of-block does, in units of an
+	// epoch's settlement or a payout (40–200 µs each on a 2-core machine,
+	// the spread mostly the store's garbage); a judgement (a PoC
+	// verification, ~4 ms) costs JudgeCost. What does not fit stays due
+	// and runs in the next blocks, oldest first. 200 units keep the worst
+	// block under 50 ms here whatever falls due (chain_endblock_ms_worst):
+	// 10 000 settlements due together take 50 blocks.
+	EndBlockBudget          = 200
+	JudgeCost               = 25
 	DefaultDenom            = "uhwy"
 	basisPoints             = 10_000
 	maxClassNameLen         = 32

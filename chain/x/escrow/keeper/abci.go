@@ -1,10 +1,12 @@
 package keeper
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"cosmossdk.io/collections"
 	"cosmossdk.io/math"
@@ -48,11 +50,13 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 	// outcome is the same, only later by a few blocks (proof windows are
 	// checked against heights when a proof arrives, not at settlement).
 	budget := types.EndBlockBudget
+	payouts := &payBatch{}
+	payout := func(ctx context.Context, leaseID, e uint64) error { return k.payout(ctx, leaseID, e, payouts) }
 	for _, due := range []struct {
 		set  collections.KeySet[collections.Triple[int64, uint64, uint64]]
 		run  func(context.Context, uint64, uint64) error
 		cost int
-	}{{k.JudgeDue, k.judge, types.JudgeCost}, {k.DeadlineDue, k.settleDeadline, 1}, {k.PayoutDue, k.payout, 1}} {
+	}{{k.JudgeDue, k.judge, types.JudgeCost}, {k.DeadlineDue, k.settleDeadline, 1}, {k.PayoutDue, payout, 1}} {
 		keys, err := dueKeys(ctx, due.set, h, budget/due.cost)
 		if err != nil {
 			return err
@@ -66,6 +70,9 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if err := k.sendPayouts(ctx, payouts); err != nil {
+		return err
 	}
 	return k.forgetExpiredQuotes(ctx, sdkCtx.BlockTime().Unix())
 }
@@ -292,8 +299,9 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
 
 // payout pays a cleared epoch to the provider, less the fee, once its
 // dispute window has passed. A dispute froze it meanwhile if its record is
-// no longer CLEARED.
-func (k Keeper) payout(ctx context.Context, leaseID, e uint64) error {
+// no longer CLEARED. The money goes into batch, sent at the end of the
+// block (sendPayouts).
+func (k Keeper) payout(ctx context.Context, leaseID, e uint64, batch *payBatch) error {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	rec, err := k.Epochs.Get(ctx, collections.Join(leaseID, e))
 	if err != nil {
@@ -308,12 +316,7 @@ func (k Keeper) payout(ctx context.Context, leaseID, e uint64) error {
 	}
 	fee := rec.Amount.MulRaw(int64(lease.FeeBps)).QuoRaw(10_000)
 	net := rec.Amount.Sub(fee)
-	if err := k.pay(ctx, lease.Denom, lease.Provider, net); err != nil {
-		return err
-	}
-	if err := k.payFee(ctx, lease.Denom, fee); err != nil {
-		return err
-	}
+	batch.add(lease.Denom, lease.Provider, net, fee)
 	lease.Pending = lease.Pending.Sub(rec.Amount)
 	lease.Paid = lease.Paid.Add(net)
 	lease.Fees = lease.Fees.Add(fee)
@@ -327,6 +330,58 @@ func (k Keeper) payout(ctx context.Context, leaseID, e uint64) error {
 	return sdkCtx.EventManager().EmitTypedEvent(&types.EventPayout{
 		LeaseId: leaseID, Epoch: e, Provider: lease.Provider, Amount: net, Fee: fee,
 	})
+}
+
+// payBatch is one block's payouts, summed per (denom, provider) and the
+// fees per denom: a provider with many leases, or many epochs carried
+// into one block, gets one bank send, not one per epoch. Sends go out in
+// sorted order (no map order reaches the state).
+type payBatch struct {
+	net  map[[2]string]math.Int // (denom, provider)
+	fees map[string]math.Int
+}
+
+func (b *payBatch) add(denom, provider string, net, fee math.Int) {
+	if b.net == nil {
+		b.net, b.fees = map[[2]string]math.Int{}, map[string]math.Int{}
+	}
+	key := [2]string{denom, provider}
+	if cur, ok := b.net[key]; ok {
+		net = cur.Add(net)
+	}
+	b.net[key] = net
+	if cur, ok := b.fees[denom]; ok {
+		fee = cur.Add(fee)
+	}
+	b.fees[denom] = fee
+}
+
+// sendPayouts makes the batch's bank sends. Until then the paid epochs'
+// money is still in the module account while the leases' books already
+// count it paid: nothing between reads the account, and the invariant is
+// checked after the block.
+func (k Keeper) sendPayouts(ctx context.Context, b *payBatch) error {
+	keys := make([][2]string, 0, len(b.net))
+	for key := range b.net {
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(x, y [2]string) int { return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1])) })
+	for _, key := range keys {
+		if err := k.pay(ctx, key[0], key[1], b.net[key]); err != nil {
+			return err
+		}
+	}
+	denoms := make([]string, 0, len(b.fees))
+	for d := range b.fees {
+		denoms = append(denoms, d)
+	}
+	slices.Sort(denoms)
+	for _, d := range denoms {
+		if err := k.payFee(ctx, d, b.fees[d]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // forgetExpiredQuotes drops used-quote records whose quotes expired before

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"cosmossdk.io/math"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
+	gogoproto "github.com/cosmos/gogoproto/proto"
 
 	"github.com/highway-compute/highway/chain/x/escrow/types"
 )
@@ -49,4 +52,58 @@ func TestEndBlockBudgetCarriesWorkInDueOrder(t *testing.T) {
 			t.Fatalf("lease %d after the burst: %s", l.Id, got.String())
 		}
 	}
+}
+
+// TestPayoutsToOneProviderAreOneSend: the epochs of one provider paid in
+// one block reach it in one bank send (and the fees in one), each epoch
+// still with its own payout event, to the micro-unit.
+func TestPayoutsToOneProviderAreOneSend(t *testing.T) {
+	f := newFixture(t)
+	var leases []types.Lease
+	for range 3 {
+		leases = append(leases, f.createLease(1, price, 4))
+	}
+	f.advanceTo(epochStart(leases[0], 0))
+	var judgeAt int64
+	for _, l := range leases {
+		if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
+			t.Fatal(err)
+		}
+		judgeAt = max(judgeAt, f.pending(l, 0).JudgeHeight)
+	}
+	f.advanceTo(judgeAt + 1)
+	var payAt int64
+	for _, l := range leases {
+		rec := f.record(l, 0)
+		if rec.Status != types.EPOCH_STATUS_CLEARED {
+			t.Fatalf("lease %d epoch 0: %+v", l.Id, rec)
+		}
+		payAt = max(payAt, rec.PayoutHeight)
+	}
+	// The block at the last payout height pays all three (the earlier
+	// ones carried into it, as a backlog would be).
+	f.ctx = f.ctx.WithBlockHeight(payAt).WithHeaderHash(blockHash(payAt)).WithEventManager(sdk.NewEventManager())
+	if err := f.k.EndBlocker(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.checkInvariant()
+	sends, payouts := map[string]int{}, 0
+	for _, ev := range f.ctx.EventManager().Events() {
+		switch ev.Type {
+		case banktypes.EventTypeTransfer:
+			for _, a := range ev.Attributes {
+				if a.Key == banktypes.AttributeKeyRecipient {
+					sends[a.Value]++
+				}
+			}
+		case gogoproto.MessageName(&types.EventPayout{}):
+			payouts++
+		}
+	}
+	fee := math.NewInt(price * 250 / 10_000)
+	if sends[f.provider.String()] != 1 || payouts != 3 {
+		t.Fatalf("%d sends to the provider and %d payout events, want 1 and 3 (sends %v)", sends[f.provider.String()], payouts, sends)
+	}
+	eq(t, "provider", f.balance(f.provider), math.NewInt(3*price).Sub(fee.MulRaw(3)))
+	eq(t, "fee collector", f.feeBalance(), fee.MulRaw(3))
 }

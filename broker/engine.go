@@ -335,7 +335,7 @@ func (b *Broker) snapshotLoop(ctx context.Context) {
 }
 
 func (b *Broker) snapshot(ctx context.Context) error {
-	if _, err := b.countNetwork(ctx); err != nil {
+	if _, err := b.CountNetwork(ctx); err != nil {
 		return err
 	}
 	sum := b.Summary()

@@ -28,10 +28,13 @@ func (b *Broker) NetworkStats(ctx context.Context) (NetworkStats, error) {
 	if st, ok := b.stats.get(); ok {
 		return st, nil
 	}
-	return b.countNetwork(ctx)
+	return b.CountNetwork(ctx)
 }
 
-func (b *Broker) countNetwork(ctx context.Context) (NetworkStats, error) {
+// CountNetwork counts the network's figures now and keeps them for
+// NetworkStats: the snapshot loop calls it once a minute, the only
+// place that sums over every lease.
+func (b *Broker) CountNetwork(ctx context.Context) (NetworkStats, error) {
 	st := NetworkStats{At: b.now().UTC()}
 	var err error
 	if st.NetworkTotals, err = b.store.Totals(ctx); err != nil {

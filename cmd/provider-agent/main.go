@@ -278,6 +278,16 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		pull := &runner.Puller{Binary: *dockerBin, MaxBytes: gb * 1_000_000_000, Timeout: *pullTimeout, AllowPrivate: *registryPrivate}
 		d := &runner.Docker{Binary: *dockerBin, Devices: *dockerDevices, Memory: *dockerMem, CPUs: *dockerCPUs, PidsLimit: pids, ShmSize: *dockerShm,
 			DefaultImage: *dockerImage, Pull: pull, Owner: st.AgentID}
+		if *dockerImage != "" {
+			// Containers run with --pull never; the operator's own default
+			// image is fetched now, by the engine with the operator's logins.
+			pctx, cancel := context.WithTimeout(ctx, *pullTimeout)
+			err := runner.EnsureImage(pctx, *dockerBin, *dockerImage)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("--docker-default-image: %w", err)
+			}
+		}
 		// Containers a previous run left: those still running are adopted
 		// when the marketplace assigns their lease again (the buyer's
 		// workload survives an agent crash), the rest are removed, and

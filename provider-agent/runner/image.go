@@ -57,6 +57,19 @@ func HasImage(ctx context.Context, engine, image string) bool {
 	return exec.CommandContext(ctx, engine, "image", "inspect", image).Run() == nil
 }
 
+// EnsureImage makes engine have image, pulling it with the engine (and so
+// with the operator's registry logins) when it does not: for the
+// operator's own images only, never a buyer's (Puller).
+func EnsureImage(ctx context.Context, engine, image string) error {
+	if HasImage(ctx, engine, image) {
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, engine, "pull", image).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s pull %s: %w: %s", engine, image, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // CanRun checks that engine really runs a container of image: an engine
 // that answers `info` may still fail at the runtime (setrlimit, cgroups).
 func CanRun(ctx context.Context, engine, image string) error {

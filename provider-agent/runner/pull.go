@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -81,7 +82,20 @@ type Puller struct {
 	once      sync.Once
 	transport http.RoundTripper
 	mu        sync.Mutex
-	inflight  map[string]*sync.Mutex // per image id: one download at a time
+	inflight  map[string]*imageLock // per image id: one download at a time
+	// verified maps repository@manifest-digest to the image id this agent
+	// downloaded and checked for it. Only such a pair is a cache hit: an
+	// image id alone is not (a buyer's own registry could serve a manifest
+	// naming the id of another buyer's private image already cached here,
+	// and answer for blobs it does not have); from the same repository,
+	// the manifest fetched with this buyer's login is the proof of access.
+	verified map[string]string
+}
+
+// imageLock is a per-image mutex that a cancelled pull stops waiting for.
+type imageLock struct {
+	ch   chan struct{}
+	refs int
 }
 
 // Pulled is an image ready to run.
@@ -140,11 +154,15 @@ func (p *Puller) Pull(ctx context.Context, ref string, auth *protocol.RegistryAu
 		}
 	}
 	// One download per image at a time: a second lease of an image that
-	// is still arriving waits for it, then finds it cached.
-	lock := p.imageLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-	if p.has(ctx, id) {
+	// is still arriving waits for it (or for its own stop), then finds it
+	// cached.
+	key := r.Context().String() + "@" + out.Digest
+	unlock, err := p.lock(ctx, id)
+	if err != nil {
+		return Pulled{}, pullError(ctx, ref, timeout, err)
+	}
+	defer unlock()
+	if p.checked(key) == id && p.has(ctx, id) {
 		out.Cached = true
 		report(total, true)
 		return out, nil
@@ -156,6 +174,7 @@ func (p *Puller) Pull(ctx context.Context, ref string, auth *protocol.RegistryAu
 	if !p.has(ctx, id) {
 		return Pulled{}, fmt.Errorf("the engine loaded %s but has no image %s", ref, id)
 	}
+	p.remember(key, id)
 	report(total, false)
 	return out, nil
 }
@@ -172,14 +191,21 @@ func (p *Puller) listedSize(ref string, m *v1.Manifest) (int64, error) {
 	if len(m.Layers) > maxLayers {
 		return 0, fmt.Errorf("%w: %s has %d layers (at most %d)", ErrImageTooLarge, ref, len(m.Layers), maxLayers)
 	}
+	if m.Config.Size < 0 {
+		return 0, fmt.Errorf("image %s lists a negative size", ref)
+	}
 	total := m.Config.Size
 	for _, l := range m.Layers {
-		if l.Size < 0 || total > limit {
+		if l.Size < 0 {
+			// Not skipped: a negative entry would hide the layers after
+			// it from the sum.
+			return 0, fmt.Errorf("image %s lists a negative layer size", ref)
+		}
+		if total += l.Size; total > limit {
 			break
 		}
-		total += l.Size
 	}
-	if m.Config.Size < 0 || total > limit {
+	if total > limit {
 		return 0, fmt.Errorf("%w: %s is %s, over this provider's limit of %s", ErrImageTooLarge, ref, protocol.FormatBytes(total), protocol.FormatBytes(limit))
 	}
 	return total, nil
@@ -204,7 +230,7 @@ func (p *Puller) fetch(ctx context.Context, r name.Reference, img v1.Image, tota
 	if err != nil {
 		return err
 	}
-	if err := checkUnpacked(path, total*unpackFactor); err != nil {
+	if err := checkUnpacked(ctx, path, total*unpackFactor); err != nil {
 		return err
 	}
 	load := exec.CommandContext(ctx, p.bin(), "load", "-i", path)
@@ -218,7 +244,7 @@ func (p *Puller) fetch(ctx context.Context, r name.Reference, img v1.Image, tota
 // checkUnpacked reads each layer of the tarball at path unpacked, and
 // fails once they come to more than limit bytes: a decompression bomb is
 // refused before the engine unpacks it onto the disk.
-func checkUnpacked(path string, limit int64) error {
+func checkUnpacked(ctx context.Context, path string, limit int64) error {
 	img, err := tarball.ImageFromPath(path, nil)
 	if err != nil {
 		return err
@@ -233,7 +259,7 @@ func checkUnpacked(path string, limit int64) error {
 		if err != nil {
 			return err
 		}
-		k, err := io.Copy(io.Discard, io.LimitReader(rc, limit-n+1))
+		k, err := io.Copy(io.Discard, io.LimitReader(ctxReader{ctx, rc}, limit-n+1))
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("unpack a layer: %w", err)
@@ -253,18 +279,63 @@ func (p *Puller) has(ctx context.Context, id string) bool {
 	return err == nil && strings.Contains(string(out), id)
 }
 
-func (p *Puller) imageLock(id string) *sync.Mutex {
+// lock takes the per-image lock, or gives up when ctx ends (a stop of a
+// lease waiting behind another's download of the same image).
+func (p *Puller) lock(ctx context.Context, id string) (unlock func(), err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.inflight == nil {
-		p.inflight = map[string]*sync.Mutex{}
+		p.inflight = map[string]*imageLock{}
 	}
 	l, ok := p.inflight[id]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &imageLock{ch: make(chan struct{}, 1)}
 		p.inflight[id] = l
 	}
-	return l
+	l.refs++
+	p.mu.Unlock()
+	release := func() {
+		p.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(p.inflight, id) // the map holds only images in use
+		}
+		p.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Puller) checked(key string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.verified[key]
+}
+
+func (p *Puller) remember(key, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.verified == nil {
+		p.verified = map[string]string{}
+	}
+	p.verified[key] = id
+}
+
+// ctxReader ends a read once ctx has: unpacking a large image can take a
+// while, and a stop must not wait for it.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 func (p *Puller) bin() string {
@@ -293,16 +364,56 @@ func (p *Puller) roundTripper() http.RoundTripper {
 // refuseInward is a dialer's Control: it sees the address actually dialled,
 // after DNS, so no name can smuggle a connection inward.
 func refuseInward(network, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
+	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s is not an IP address and port", ErrRegistryAddress, address)
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("%w: %s is loopback, private or link-local", ErrRegistryAddress, host)
+	if inward(ap.Addr()) {
+		return fmt.Errorf("%w: %s is loopback, private, link-local or otherwise not public", ErrRegistryAddress, ap.Addr())
 	}
 	return nil
+}
+
+// notPublic are the special-purpose ranges (RFC 6890 and successors) that
+// a stranger's image reference must not reach: loopback, private,
+// carrier-grade NAT (tailnets, some clouds' metadata), link-local (cloud
+// metadata at 169.254.169.254), benchmarking, reserved, multicast, and the
+// IPv6 forms that carry an IPv4 address inside (NAT64, 6to4), which are
+// judged by that address.
+var notPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+		"192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "2001:db8::/32", "100::/64",
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// inward reports whether a is not a public address.
+func inward(a netip.Addr) bool {
+	a = a.Unmap()
+	switch {
+	case nat64.Contains(a):
+		b := a.As16()
+		return inward(netip.AddrFrom4([4]byte(b[12:16])))
+	case sixToFour.Contains(a):
+		b := a.As16()
+		return inward(netip.AddrFrom4([4]byte(b[2:6])))
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // pullError says why a pull failed in words a buyer can act on.

@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/runner/registrytest"
 )
@@ -210,15 +215,30 @@ func TestStopAndTimeoutDuringAPull(t *testing.T) {
 	if b := m.Busy(); b["GPU-a"] != "slow" {
 		t.Fatalf("a pulling lease does not hold its GPU: %v", b)
 	}
+	// A second lease of the same image waits for the first's download; a
+	// stop ends its wait at once.
+	if err := m.Start(Spec{LeaseID: "behind", GPUs: []string{"GPU-b"}, Workload: protocol.Workload{Image: byTag}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // its manifest read, it waits on the image
 	start := time.Now()
+	if err := m.Stop("behind"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("stopping a lease waiting behind another pull took %s", took)
+	}
+	start = time.Now()
 	if err := m.Stop("slow"); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("stop took %s", took)
 	}
-	if l := m.Leases()[0]; l.State != protocol.LeaseStopped {
-		t.Fatalf("lease %+v, want stopped", l)
+	for _, l := range m.Leases() {
+		if l.State != protocol.LeaseStopped {
+			t.Fatalf("lease %+v, want stopped", l)
+		}
 	}
 	lg.waitFor(t, "slow", "stopped before it started")
 
@@ -233,11 +253,53 @@ func TestRefuseInward(t *testing.T) {
 	for addr, ok := range map[string]bool{
 		"127.0.0.1:80": false, "[::1]:443": false, "10.0.0.1:443": false, "172.16.5.4:443": false, "192.168.1.1:443": false,
 		"169.254.169.254:80": false, "[fe80::1]:443": false, "0.0.0.0:443": false, "[fd00::1]:443": false,
-		"8.8.8.8:443": true, "[2606:4700::1111]:443": true,
+		"100.100.100.200:80": false, "198.18.0.1:443": false, "240.0.0.1:443": false, "0.1.2.3:443": false, "192.0.0.8:443": false,
+		"[::ffff:10.0.0.1]:443": false, "[64:ff9b::a00:1]:443": false, "[2002:a00:1::1]:443": false, "[64:ff9b::808:808]:443": true,
+		"8.8.8.8:443": true, "[2606:4700::1111]:443": true, "registry.example:443": false,
 	} {
 		err := refuseInward("tcp", addr, nil)
 		if (err == nil) != ok {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m, nil }
+
+// TestPullCacheIsNotProofOfAccess: an attacker who knows a private image's
+// manifest and config (not secret the way its layers are) serves them
+// from a registry of their own, hoping the agent finds the image cached
+// and runs it. The cache counts only what this agent downloaded from that
+// same repository, so the pull goes to the attacker's registry for the
+// layers, which it does not have: refused, nothing runs.
+func TestPullCacheIsNotProofOfAccess(t *testing.T) {
+	bin, _ := testEngine(t)
+	victim := registrytest.New(t)
+	victim.Login("victim", "victim-token")
+	img := registrytest.BusyboxImage(t, registrytest.NoiseLayer(t, 1<<10))
+	byTag, _ := victim.Push(t, "acme/secret", "v1", img)
+	cfg, _ := img.ConfigName()
+	t.Cleanup(func() { _ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run() })
+	p := &Puller{Binary: bin, AllowPrivate: true}
+	if l, lines, _ := pullRun(t, p, "victim", byTag, &protocol.RegistryAuth{Username: "victim", Password: "victim-token"}, "true"); l.State != protocol.LeaseExited {
+		t.Fatalf("the victim's lease: %+v\n%s", l, logText(lines))
+	}
+
+	attacker := registrytest.New(t)
+	rawCfg, _ := img.RawConfigFile()
+	rawMan, _ := img.RawManifest()
+	repo, _ := name.NewRepository(attacker.Host + "/mallory/copy")
+	if err := remote.WriteLayer(repo, static.NewLayer(rawCfg, types.DockerConfigJSON)); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(repo.Tag("v1"), rawManifest(rawMan)); err != nil {
+		t.Fatal(err)
+	}
+	l, lines, _ := pullRun(t, p, "mallory", attacker.Host+"/mallory/copy:v1", nil, "echo", "ran the victim's image")
+	text := logText(lines)
+	if l.State != protocol.LeaseFailed || strings.Contains(text, "is cached") || strings.Contains(text, "ran the victim's image") {
+		t.Fatalf("the attacker's lease: %+v\n%s", l, text)
 	}
 }

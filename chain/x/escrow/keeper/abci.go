@@ -43,25 +43,24 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 		}
 	}
 
-	// A bounded amount of work per block (types.EndBlockBudget): 10 000
-	// leases created in one block all fall due in one block, and doing
-	// them at once stalled it for most of a second. What does not fit
-	// stays in its index and runs in the next blocks, oldest first; every
-	// outcome is the same, only later by a few blocks (proof windows are
-	// checked against heights when a proof arrives, not at settlement).
-	budget := types.EndBlockBudget
+	// A bounded amount of work per block and queue (types.Max*PerBlock):
+	// 10 000 leases created in one block all fall due in one block, and
+	// doing them at once stalled it for most of a second. What does not
+	// fit stays in its index and runs in the next blocks, oldest first;
+	// every outcome is the same, only later by a few blocks (proof windows
+	// are checked against heights when a proof arrives, not at settlement;
+	// a dispute pays overdue payouts before it freezes).
 	payouts := &payBatch{}
 	payout := func(ctx context.Context, leaseID, e uint64) error { return k.payout(ctx, leaseID, e, payouts) }
 	for _, due := range []struct {
-		set  collections.KeySet[collections.Triple[int64, uint64, uint64]]
-		run  func(context.Context, uint64, uint64) error
-		cost int
-	}{{k.JudgeDue, k.judge, types.JudgeCost}, {k.DeadlineDue, k.settleDeadline, 1}, {k.PayoutDue, payout, 1}} {
-		keys, err := dueKeys(ctx, due.set, h, budget/due.cost)
+		set collections.KeySet[collections.Triple[int64, uint64, uint64]]
+		run func(context.Context, uint64, uint64) error
+		cap int
+	}{{k.JudgeDue, k.judge, types.MaxJudgesPerBlock}, {k.DeadlineDue, k.settleDeadline, types.MaxSettlementsPerBlock}, {k.PayoutDue, payout, types.MaxPayoutsPerBlock}} {
+		keys, err := dueKeys(ctx, due.set, h, due.cap)
 		if err != nil {
 			return err
 		}
-		budget -= len(keys) * due.cost
 		for _, key := range keys {
 			if err := due.set.Remove(ctx, key); err != nil {
 				return err
@@ -106,6 +105,12 @@ func (k Keeper) judge(ctx context.Context, leaseID, e uint64) error {
 		return err
 	}
 	seed, err := k.epochSeed(ctx, lease, e)
+	if errors.Is(err, types.ErrSeedUnavailable) {
+		// Carried past the block hashes kept (a backlog of MaxCarryBlocks):
+		// the proof can no longer be checked. Settled as missed, refunded,
+		// rather than an error that would halt every block from here on.
+		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+"its epoch's seed is no longer kept", pending.SubmittedHeight, pending.ValidNonces, pending.Required)
+	}
 	if err != nil {
 		return err
 	}
@@ -330,6 +335,39 @@ func (k Keeper) payout(ctx context.Context, leaseID, e uint64, batch *payBatch) 
 	return sdkCtx.EventManager().EmitTypedEvent(&types.EventPayout{
 		LeaseId: leaseID, Epoch: e, Provider: lease.Provider, Amount: net, Fee: fee,
 	})
+}
+
+// payOverdue pays the lease's cleared epochs whose dispute window closed
+// before this block but whose payout the end-of-block caps have not
+// reached yet: they are the provider's, and a dispute opened now must not
+// freeze them (it could not have, had they run on time). Their index
+// entries stay; payout skips an epoch already paid.
+func (k Keeper) payOverdue(ctx context.Context, lease *types.Lease, h int64) error {
+	var due []uint64
+	err := k.Epochs.Walk(ctx, collections.NewPrefixedPairRange[uint64, uint64](lease.Id), func(key collections.Pair[uint64, uint64], r types.EpochRecord) (bool, error) {
+		if r.Status == types.EPOCH_STATUS_CLEARED && r.PayoutHeight < h {
+			due = append(due, key.K2())
+		}
+		return false, nil
+	})
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	batch := &payBatch{}
+	for _, e := range due {
+		if err := k.payout(ctx, lease.Id, e, batch); err != nil {
+			return err
+		}
+	}
+	if err := k.sendPayouts(ctx, batch); err != nil {
+		return err
+	}
+	l, err := k.getLease(ctx, lease.Id)
+	if err != nil {
+		return err
+	}
+	*lease = l
+	return nil
 }
 
 // payBatch is one block's payouts, summed per (denom, provider) and the

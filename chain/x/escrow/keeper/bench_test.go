@@ -131,7 +131,7 @@ func BenchmarkEndBlock10kLeases(b *testing.B) {
 	var worst time.Duration
 	burst := 0
 	for ; burst == 0 || g.deadlinesDue() > 0; burst++ {
-		if burst > leases/types.EndBlockBudget+2 {
+		if burst > leases/types.MaxSettlementsPerBlock+2 {
 			b.Fatalf("the burst is not over after %d blocks", burst)
 		}
 		worst = max(worst, g.endBlockFast(b))

@@ -18,7 +18,7 @@ import (
 // at once (its missed epoch refunded, to the micro-unit), and the escrow
 // invariant holds after every block.
 func TestEndBlockBudgetCarriesWorkInDueOrder(t *testing.T) {
-	const n = 2*types.EndBlockBudget + 100
+	const n = 2*types.MaxSettlementsPerBlock + 100
 	f := newFixture(t)
 	f.fund(f.buyer, 1_000_000_000)
 	var leases []types.Lease
@@ -38,7 +38,7 @@ func TestEndBlockBudgetCarriesWorkInDueOrder(t *testing.T) {
 		}
 		return count, prefix
 	}
-	for block, want := range []int{types.EndBlockBudget, 2 * types.EndBlockBudget, n} {
+	for block, want := range []int{types.MaxSettlementsPerBlock, 2 * types.MaxSettlementsPerBlock, n} {
 		f.endBlockFast(t)
 		f.checkInvariant()
 		got, inOrder := settled()
@@ -106,4 +106,37 @@ func TestPayoutsToOneProviderAreOneSend(t *testing.T) {
 	}
 	eq(t, "provider", f.balance(f.provider), math.NewInt(3*price).Sub(fee.MulRaw(3)))
 	eq(t, "fee collector", f.feeBalance(), fee.MulRaw(3))
+}
+
+// TestDisputePaysPayoutsTheCapsCarried: an epoch whose dispute window has
+// closed but whose payout the end-of-block caps have not reached yet is
+// the provider's: a dispute opened then pays it first and freezes only
+// what was still disputable, exactly as if the payout had run on time;
+// the payout's index entry, reached later, pays nothing twice.
+func TestDisputePaysPayoutsTheCapsCarried(t *testing.T) {
+	f := newFixture(t)
+	l := f.createLease(1, price, 4)
+	f.advanceTo(epochStart(l, 0))
+	if err := f.submit(l, 0, f.prove(l, 0)); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.judged(l, 0)
+	// The payout is due, but (as under a backlog) no end-of-block has run
+	// it: the dispute comes in a later block first.
+	at := rec.PayoutHeight + 2
+	f.ctx = f.ctx.WithBlockHeight(at).WithHeaderHash(blockHash(at)).WithEventManager(sdk.NewEventManager())
+	if _, err := deliver(f, f.ms.OpenDispute, &types.MsgOpenDispute{Buyer: f.buyer.String(), LeaseId: l.Id, Reason: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	fee := math.NewInt(price * 250 / 10_000)
+	eq(t, "provider paid before the freeze", f.balance(f.provider), math.NewInt(price).Sub(fee))
+	got := f.lease(l.Id)
+	eq(t, "frozen", got.Frozen, math.NewInt(3*price))
+	eq(t, "pending", got.Pending, math.ZeroInt())
+	if r := f.record(l, 0); r.Status != types.EPOCH_STATUS_PAID {
+		t.Fatalf("epoch 0: %+v", r)
+	}
+	f.endBlock() // reaches the carried payout entry: nothing more is paid
+	eq(t, "provider after the carried entry", f.balance(f.provider), math.NewInt(price).Sub(fee))
+	f.checkInvariant()
 }

@@ -307,6 +307,9 @@ func (m msgServer) OpenDispute(ctx context.Context, msg *types.MsgOpenDispute) (
 	if lease.Status == types.LEASE_STATUS_DISPUTED {
 		return nil, errorsmod.Wrapf(types.ErrLeaseNotActive, "lease %d is already disputed", lease.Id)
 	}
+	if err := m.payOverdue(ctx, &lease, sdkCtx.BlockHeight()); err != nil {
+		return nil, err
+	}
 	toFreeze := lease.Pending.Add(lease.Remaining)
 	if !toFreeze.IsPositive() {
 		return nil, errorsmod.Wrapf(types.ErrDisputeWindow, "lease %d has nothing in escrow", lease.Id)

@@ -26,18 +26,20 @@ const (
 	MaxReasonLen           = 280
 	BlockHashRetention     = MaxEpochBlocks + MaxJudgeSpreadBlocks + 2 + MaxCarryBlocks
 	// MaxCarryBlocks is how far behind its due height the end-of-block
-	// budget may push a judgement and still find the block hashes it
-	// needs: at the budget's 8 judgements a block, a backlog of 80 000.
+	// caps may push a judgement and still find the block hashes it needs
+	// (a judgement carried further is settled as missed, never an error
+	// that would halt the chain).
 	MaxCarryBlocks = 10_000
-	// EndBlockBudget bounds the work one end-of-block does, in units of an
-	// epoch's settlement or a payout (40–200 µs each on a 2-core machine,
-	// the spread mostly the store's garbage); a judgement (a PoC
-	// verification, ~4 ms) costs JudgeCost. What does not fit stays due
-	// and runs in the next blocks, oldest first. 200 units keep the worst
-	// block under 50 ms here whatever falls due (chain_endblock_ms_worst):
-	// 10 000 settlements due together take 50 blocks.
-	EndBlockBudget          = 200
-	JudgeCost               = 25
+	// Caps on one end-of-block's work, per queue, so a burst in one never
+	// starves another and no block stalls: what does not fit stays due and
+	// runs in the next blocks, oldest first. A settlement or a payout costs
+	// 40–200 µs on a 2-core machine, a judgement (a PoC verification)
+	// ~4 ms: 200 settlements keep the worst block of a 10 000-lease burst
+	// under 50 ms (chain_endblock_ms_worst); 32 judgements a block judge
+	// on time the proofs of ~19 000 leases with 600-block epochs.
+	MaxJudgesPerBlock       = 32
+	MaxSettlementsPerBlock  = 200
+	MaxPayoutsPerBlock      = 200
 	DefaultDenom            = "uhwy"
 	basisPoints             = 10_000
 	maxClassNameLen         = 32

@@ -40,9 +40,19 @@ func (s *Server) offerByID(id string) *highway.Offer {
 	return nil
 }
 
-func (s *Server) orderNew(c *gin.Context) {
+func (s *Server) orderNew(c *gin.Context) { s.orderDraft(c, c.Query) }
+
+// orderEstimate is the form sent back with its escrow estimate brought up
+// to date. It is a POST, unlike orderNew, so a registry password typed in
+// the form never lands in a URL (history, proxies' logs).
+func (s *Server) orderEstimate(c *gin.Context) { s.orderDraft(c, c.PostForm) }
+
+// orderDraft renders the order form from what get reads, with its
+// defaults and the linked offer; a registry password is never echoed.
+func (s *Server) orderDraft(c *gin.Context, get func(string) string) {
 	f := &web.OrderForm{}
-	f.Bind(c.Query)
+	f.Bind(get)
+	f.Set("registry_password", "")
 	f.Defaults()
 	if id := f.Value("offer_id"); id != "" {
 		if o := s.offerByID(id); o != nil {
@@ -52,18 +62,6 @@ func (s *Server) orderNew(c *gin.Context) {
 			f.Fail("", "That offer is no longer listed (it may be fully rented). Choose another on the market, or place a fill-or-kill order.")
 		}
 	}
-	s.renderOrderForm(c, http.StatusOK, f)
-}
-
-// orderEstimate is the form sent back with its escrow estimate brought up
-// to date. It is a POST, unlike orderNew, so a registry password typed in
-// the form never lands in a URL (history, proxies' logs); the password is
-// not echoed back.
-func (s *Server) orderEstimate(c *gin.Context) {
-	f := &web.OrderForm{}
-	f.Bind(c.PostForm)
-	f.Set("registry_password", "")
-	f.Defaults()
 	s.renderOrderForm(c, http.StatusOK, f)
 }
 

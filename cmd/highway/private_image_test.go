@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +32,8 @@ func TestPrivateImageEndToEnd(t *testing.T) {
 	reg.Login("buyer-bot", secret)
 	img := registrytest.BusyboxImage(t, registrytest.NoiseLayer(t, 2<<20))
 	ref, _ := reg.Push(t, "acme/trainer", "v3", img)
-	cfg, _ := img.ConfigName()
 	digest, _ := img.Digest()
-	_ = exec.Command(engine, "rmi", "-f", cfg.Hex).Run()
-	t.Cleanup(func() { _ = exec.Command(engine, "rmi", "-f", cfg.Hex).Run() })
+	registrytest.Evict(t, engine, img)
 
 	provKey := secp256k1.GenPrivKey()
 	e := startE2E(t, network.Account{Name: "provider", Key: provKey, Funds: math.NewInt(1_000_000)})

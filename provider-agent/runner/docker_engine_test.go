@@ -212,8 +212,7 @@ func BenchmarkContainerStart(b *testing.B) {
 	reg := registrytest.New(b)
 	img := registrytest.BusyboxImage(b)
 	image, _ := reg.Push(b, "highway/bench", "v1", img)
-	cfg, _ := img.ConfigName()
-	b.Cleanup(func() { _ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run() })
+	registrytest.Evict(b, bin, img)
 	pull := &Puller{Binary: bin, AllowPrivate: true}
 	if _, err := pull.Pull(context.Background(), image, nil, nil); err != nil { // warm the cache
 		b.Fatal(err)

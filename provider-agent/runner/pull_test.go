@@ -66,9 +66,7 @@ func TestPullRunsTheImageFromARegistry(t *testing.T) {
 	reg := registrytest.New(t)
 	img := registrytest.BusyboxImage(t, registrytest.NoiseLayer(t, 3<<20))
 	byTag, byDigest := reg.Push(t, "highway/pull", "v1", img)
-	cfg, _ := img.ConfigName()
-	t.Cleanup(func() { _ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run() })
-	_ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run()
+	registrytest.Evict(t, bin, img)
 
 	p := &Puller{Binary: bin, AllowPrivate: true}
 	l, lines, progress := pullRun(t, p, "pull-1", byTag, nil, "sh", "-c", "echo ran from the registry")
@@ -144,8 +142,7 @@ func TestPullWithTheBuyersLogin(t *testing.T) {
 	reg.Login("buyer", secret)
 	img := registrytest.BusyboxImage(t, registrytest.NoiseLayer(t, 1<<10))
 	byTag, _ := reg.Push(t, "acme/private", "v1", img)
-	cfg, _ := img.ConfigName()
-	t.Cleanup(func() { _ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run() })
+	registrytest.Evict(t, bin, img)
 
 	p := &Puller{Binary: bin, AllowPrivate: true}
 	var all strings.Builder
@@ -280,8 +277,7 @@ func TestPullCacheIsNotProofOfAccess(t *testing.T) {
 	victim.Login("victim", "victim-token")
 	img := registrytest.BusyboxImage(t, registrytest.NoiseLayer(t, 1<<10))
 	byTag, _ := victim.Push(t, "acme/secret", "v1", img)
-	cfg, _ := img.ConfigName()
-	t.Cleanup(func() { _ = exec.Command(bin, "rmi", "-f", cfg.Hex).Run() })
+	registrytest.Evict(t, bin, img)
 	p := &Puller{Binary: bin, AllowPrivate: true}
 	if l, lines, _ := pullRun(t, p, "victim", byTag, &protocol.RegistryAuth{Username: "victim", Password: "victim-token"}, "true"); l.State != protocol.LeaseExited {
 		t.Fatalf("the victim's lease: %+v\n%s", l, logText(lines))

@@ -156,6 +156,19 @@ func BusyboxImage(t testing.TB, extra ...v1.Layer) v1.Image {
 	return img
 }
 
+// Evict removes img from engine now, so the test starts without it
+// cached, and again when the test ends.
+func Evict(t testing.TB, engine string, img v1.Image) {
+	t.Helper()
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rmi := func() { _ = exec.Command(engine, "rmi", "-f", cfg.Hex).Run() }
+	rmi()
+	t.Cleanup(rmi)
+}
+
 // Applets are the busybox commands the image links.
 var Applets = []string{"sh", "echo", "sleep", "id", "hostname", "cat", "env", "true", "ls", "uname", "date", "seq"}
 

@@ -7,6 +7,7 @@ package registrytest
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"log"
@@ -164,7 +165,7 @@ func Evict(t testing.TB, engine string, img v1.Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rmi := func() { _ = exec.Command(engine, "rmi", "-f", cfg.Hex).Run() }
+	rmi := func() { _ = exec.CommandContext(context.Background(), engine, "rmi", "-f", cfg.Hex).Run() }
 	rmi()
 	t.Cleanup(rmi)
 }

@@ -117,8 +117,13 @@ type Broker struct {
 	byModel  map[string]*modelIndex      // listed model → its browse rows
 	prices   map[string]map[string]int64 // provider → model → ask
 	flights  map[string]*flight          // order id → the live order's state (flight.go)
-	verifies map[uint64]*challenge
-	changed  chan struct{} // closed and replaced on every market change
+	// extensions are extension quote requests waiting for their agent's
+	// answer (request id →), extending the leases being extended now
+	// (extend.go).
+	extensions map[string]*extension
+	extending  map[string]bool
+	verifies   map[uint64]*challenge
+	changed    chan struct{} // closed and replaced on every market change
 	// uptimeDirty are the machines with online time credited since the
 	// last flush; uptimePruned is the day old uptime rows were last pruned.
 	uptimeDirty  map[string]struct{}
@@ -192,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{},
-		flights:  map[string]*flight{},
+		flights: map[string]*flight{}, extensions: map[string]*extension{}, extending: map[string]bool{},
 		verifies: map[uint64]*challenge{}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), reported: map[string]string{}, mail: newMailbox(cfg.Store),
 	}

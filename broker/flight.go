@@ -132,6 +132,9 @@ func (b *Broker) failFlightLocked(ctx context.Context, orderID, reason string) {
 func (b *Broker) QuoteAnswer(ctx context.Context, agentID string, r protocol.QuoteResponse) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.extensionAnswerLocked(agentID, r) {
+		return nil
+	}
 	f := b.flights[r.RequestID]
 	if f == nil || f.agentID != agentID || f.answered {
 		return &highway.Error{Code: highway.ENOTFOUND, Field: "request_id", Message: "No quote request " + r.RequestID + " is outstanding for this agent."}
@@ -141,9 +144,7 @@ func (b *Broker) QuoteAnswer(ctx context.Context, agentID string, r protocol.Quo
 		return nil
 	}
 	q := *r.Quote
-	want := f.quote
-	if q.Provider != want.Provider || q.Buyer != want.Buyer || q.GPUClass != want.GPUClass || q.GPUs != want.GPUs ||
-		q.PricePerEpoch != want.PricePerEpoch || q.Epochs != want.Epochs || q.ExpiresAt != want.ExpiresAt || q.Nonce != want.Nonce {
+	if !sameTerms(q, f.quote) {
 		b.failFlightLocked(ctx, r.RequestID, "The provider's agent signed different terms than requested.")
 		return &highway.Error{Code: highway.EINVALID, Field: "quote", Message: "The signed quote does not match the request."}
 	}

@@ -226,6 +226,9 @@ func (b *Broker) stillDue(ctx context.Context, as *protocol.Assignment) bool {
 		if l.Status != models.LeaseActive {
 			return false
 		}
+		// The lease's current end: an extension moved it after this start
+		// was queued.
+		as.EndsAt = l.EndsAt.UnixMilli()
 		b.withLogin(ctx, l, as)
 		return true
 	}

@@ -112,6 +112,28 @@ func (s *Server) apiLeaseLogs(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"lines": out})
 }
 
+// apiExtendLease: POST /api/v1/leases/:id/extend {"hours": N}.
+func (s *Server) apiExtendLease(c *gin.Context) {
+	var b struct {
+		Hours int64 `json:"hours"`
+	}
+	if err := bindJSON(c, &b); err != nil {
+		s.fail(c, err)
+		return
+	}
+	l, err := s.broker.ExtendLease(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Hours)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	j, err := s.leaseJSON(c, l)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"lease": j})
+}
+
 func (s *Server) apiCloseLease(c *gin.Context) {
 	l, err := s.broker.CloseLease(c.Request.Context(), currentUser(c).ID, c.Param("id"))
 	if err != nil {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -13,7 +14,7 @@ import (
 )
 
 // The lease page: books, epochs, workload logs (live), and the buyer's
-// close and dispute; a party's statement on a dispute.
+// close, extend and dispute; a party's statement on a dispute.
 
 func (s *Server) leasePage(c *gin.Context) {
 	l, ok := s.visibleLease(c)
@@ -27,6 +28,8 @@ func (s *Server) leasePage(c *gin.Context) {
 // errors to show; zero values render them empty.
 type leaseForms struct {
 	closeErr           string
+	extendHours        string
+	extendErr          string
 	dispute, statement *web.StatementForm
 }
 
@@ -62,7 +65,7 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		EpochsTotal: l.EpochsTotal, Remaining: l.Remaining, Pending: l.Pending, Paid: l.Paid, Refunded: l.Refunded,
 		Frozen: l.Frozen, Fees: l.Fees, WorkloadStatus: l.WorkloadStatus, CloseReason: l.CloseReason,
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
-		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, Dispute: forms.dispute,
+		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, ExtendHours: forms.extendHours, ExtendError: forms.extendErr, Dispute: forms.dispute,
 		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}
@@ -149,6 +152,32 @@ func (s *Server) leaseClose(c *gin.Context) {
 		return
 	}
 	s.setFlash(c, "success", "The lease is closed. Proven epochs are paid; the rest of the escrow is back in your wallet.")
+	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
+}
+
+// leaseExtend extends the buyer's lease by the form's hours: the provider's
+// agent signs, the buyer's wallet escrows the added epochs.
+func (s *Server) leaseExtend(c *gin.Context) {
+	l, ok := s.buyerLease(c)
+	if !ok {
+		return
+	}
+	raw := strings.TrimSpace(c.PostForm("hours"))
+	hours, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		s.renderLease(c, http.StatusUnprocessableEntity, l, leaseForms{extendHours: raw, extendErr: "Enter a whole number of hours."})
+		return
+	}
+	got, err := s.broker.ExtendLease(c.Request.Context(), currentUser(c).ID, l.ID, hours)
+	if err != nil {
+		if highway.ErrorCode(err) == highway.EINTERNAL {
+			s.fail(c, err)
+			return
+		}
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{extendHours: raw, extendErr: highway.ErrorMessage(err)})
+		return
+	}
+	s.setFlash(c, "success", "The lease is extended: it now ends "+web.FormatTime(got.EndsAt)+".")
 	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
 }
 

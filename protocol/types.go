@@ -279,6 +279,9 @@ type Quote struct {
 	Nonce         uint64 `json:"nonce"`
 	PubKey        []byte `json:"pub_key,omitempty"`
 	Signature     []byte `json:"signature,omitempty"`
+	// ExtendsLease, when not 0, is the chain lease this quote extends
+	// (MsgExtendLease); such a quote cannot create a lease.
+	ExtendsLease uint64 `json:"extends_lease,omitempty"`
 }
 
 // QuoteRequest asks the agent to sign a quote at the provider's price.

@@ -23,7 +23,7 @@ import (
 )
 
 // TestEscrowSimulation runs the SDK's simulator over the whole app with
-// the escrow operations (creates, honest, fabricated and late proofs,
+// the escrow operations (creates, extensions, honest, fabricated and late proofs,
 // closes, disputes, resolutions, each also in rejected forms) for
 // simSeeds seeds × simBlocks blocks, checking the escrow invariant in
 // every block's EndBlock.
@@ -41,7 +41,7 @@ func TestEscrowSimulation(t *testing.T) {
 		})
 	}
 	t.Logf("over %d seeds × %d blocks: %v", simSeeds, simBlocks, totals)
-	for _, k := range []string{"invariant_checks", "leases", "epochs_cleared", "epochs_missed", "proofs_rejected", "paid_out", "disputes_resolved", "closed_by_party"} {
+	for _, k := range []string{"invariant_checks", "leases", "extensions", "epochs_cleared", "epochs_missed", "proofs_rejected", "paid_out", "disputes_resolved", "closed_by_party"} {
 		if totals[k] == 0 {
 			t.Errorf("the simulation never produced %s", k)
 		}
@@ -79,6 +79,7 @@ func runSimulation(t *testing.T, seed int64) map[string]int {
 		Seed: seed, NumBlocks: simBlocks, BlockSize: 12, ChainID: chainID, Commit: true,
 		InitialBlockHeight: 1, GenesisTime: 1_800_000_000, BlockMaxGas: -1, TB: t,
 	}
+	extendedBefore := escrowsim.Extended()
 	ops := escrowsim.WeightedOperations(a.TxConfig(), a.EscrowKeeper, a.AccountKeeper, a.BankKeeper)
 	_, _, err := simulation.SimulateFromSeedX(t, log.NewNopLogger(), io.Discard, a.BaseApp,
 		simtestutil.AppStateFn(a.AppCodec(), a.SimulationManager(), a.DefaultGenesis()),
@@ -90,7 +91,7 @@ func runSimulation(t *testing.T, seed int64) map[string]int {
 	ctx := a.NewContext(true)
 	// The simulator decides how many blocks a run executes (it may end
 	// early); every block that ran must have checked the invariant.
-	out := map[string]int{"invariant_checks": checks, "blocks": int(a.LastBlockHeight())}
+	out := map[string]int{"invariant_checks": checks, "blocks": int(a.LastBlockHeight()), "extensions": int(escrowsim.Extended() - extendedBefore)}
 	_ = a.EscrowKeeper.Leases.Walk(ctx, nil, func(_ uint64, l types.Lease) (bool, error) {
 		out["leases"]++
 		out["epochs_cleared"] += int(l.EpochsCleared)

@@ -25,6 +25,7 @@ func QuoteToChain(q protocol.Quote) (escrowtypes.Quote, error) {
 	return escrowtypes.Quote{
 		Provider: q.Provider, Buyer: q.Buyer, GpuClass: q.GPUClass, Gpus: q.GPUs, PricePerEpoch: price,
 		Epochs: q.Epochs, ExpiresAt: q.ExpiresAt, Nonce: q.Nonce, PubKey: q.PubKey, Signature: q.Signature,
+		ExtendsLease: q.ExtendsLease,
 	}, nil
 }
 

@@ -233,6 +233,7 @@ type leaseView struct {
 		Status         string `json:"status"`
 		PricePerEpoch  string `json:"price_per_epoch"`
 		EpochsTotal    int64  `json:"epochs_total"`
+		EndsAt         string `json:"ends_at"`
 		WorkloadStatus string `json:"workload_status"`
 		Epochs         []struct {
 			N      int64  `json:"n"`
@@ -437,6 +438,37 @@ func TestEndToEnd(t *testing.T) {
 		buyer.do(http.MethodGet, "/leases/"+second.Order.LeaseID, nil, &lv2)
 		return lv2.Lease.WorkloadStatus == protocol.LeaseRunning
 	})
+	// The buyer extends it by an hour: the provider's agent signs the
+	// extension, the chain escrows the added epochs, the agent moves the
+	// workload's end. A stranger and a bad length are refused.
+	was := lv2.Lease
+	if code := stranger.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/extend", map[string]int{"hours": 1}, nil); code != http.StatusNotFound {
+		t.Fatalf("stranger extends the lease: %d", code)
+	}
+	if code := buyer.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/extend", map[string]int{"hours": 0}, nil); code != http.StatusUnprocessableEntity {
+		t.Fatalf("extend by 0 hours: %d", code)
+	}
+	extendStart := time.Now()
+	if code := buyer.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/extend", map[string]int{"hours": 1}, &lv2); code != http.StatusOK {
+		t.Fatalf("extend: %d %+v", code, lv2)
+	}
+	added := lv2.Lease.EpochsTotal - was.EpochsTotal
+	if added <= 0 || lv2.Lease.EndsAt <= was.EndsAt {
+		t.Fatalf("extended lease %+v, was %+v", lv2.Lease, was)
+	}
+	if cl, err := e.chain.Lease(context.Background(), lv2.Lease.ChainLeaseID); err != nil || int64(cl.EpochsTotal) != lv2.Lease.EpochsTotal {
+		t.Fatalf("chain lease after the extension: %+v, %v (marketplace says %d epochs)", cl, err, lv2.Lease.EpochsTotal)
+	}
+	waitFor(t, "the agent moving the workload's end", 30*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/leases/"+second.Order.LeaseID+"/logs", nil, &logs)
+		for _, l := range logs.Lines {
+			if strings.HasPrefix(l.Text, "lease extended") {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("extension: %d epochs added in %s (agent's signature and the transaction), ends %s (was %s)", added, time.Since(extendStart).Round(time.Millisecond), lv2.Lease.EndsAt, was.EndsAt)
 	if code := buyer.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/close", nil, &lv2); code != http.StatusOK || lv2.Lease.Status != "closed" {
 		t.Fatalf("close: %d %+v", code, lv2.Lease)
 	}
@@ -509,7 +541,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("buyer balance with both leases %s, want %s", got, want)
 	}
 	// The wallet's history, indexed from the chain's transfer events,
-	// adds up to the balance: faucet in, both escrows out, refunds in.
+	// adds up to the balance: faucet in, both leases' escrows and the
+	// extension's out, refunds in.
 	var hist struct {
 		Entries []struct {
 			Kind, Direction, Amount string
@@ -531,7 +564,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			kinds[en.Kind+" "+en.Direction]++
 		}
-		return sum.Equal(bal) && kinds["faucet in"] == 1 && kinds["escrow out"] == 2 && kinds["refund in"] >= 2
+		return sum.Equal(bal) && kinds["faucet in"] == 1 && kinds["escrow out"] == 3 && kinds["refund in"] >= 2
 	})
 	if got, want := e.balance(prov.Address().String()), prov.Funds.Add(after.Paid).Add(closed.Paid); !got.Equal(want) {
 		t.Fatalf("provider balance %s, want %s", got, want)

@@ -351,6 +351,23 @@ func TestOrderAndLeasePagesAccess(t *testing.T) {
 	wantStatus(t, stranger.get("/leases/"+l.ID), http.StatusNotFound)
 	wantStatus(t, stranger.submit("/market", "/leases/"+l.ID+"/disputes", url.Values{"statement": {"mine now"}}), http.StatusNotFound)
 
+	// Extending: the buyer's form; a length that is not a number, or out
+	// of range, is refused beside the field; the provider cannot extend.
+	if buyer.get("/leases/"+l.ID).doc.Find(`[data-testid="lease-extend"]`).Length() != 1 {
+		t.Error("the buyer has no extend form")
+	}
+	for hours, want := range map[string]string{"two": "whole number", "0": "1 to 720 hours", "721": "1 to 720 hours"} {
+		p = buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/extend", url.Values{"hours": {hours}})
+		wantStatus(t, p, http.StatusUnprocessableEntity)
+		if got := text(p, `[data-testid="extend-error"]`); !strings.Contains(got, want) {
+			t.Errorf("extend by %q: error %q, want %q", hours, got, want)
+		}
+		if got, _ := p.doc.Find(`[data-testid="extend-hours"]`).Attr("value"); got != hours {
+			t.Errorf("extend by %q: the field now holds %q", hours, got)
+		}
+	}
+	wantStatus(t, prov.submit("/leases/"+l.ID, "/leases/"+l.ID+"/extend", url.Values{"hours": {"1"}}), http.StatusNotFound)
+
 	// A dispute without a statement is refused beside the box.
 	p = buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/disputes", url.Values{"statement": {"   "}})
 	wantStatus(t, p, http.StatusUnprocessableEntity)

@@ -572,6 +572,17 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 	if exp.Sub(now) > a.cfg.MaxQuoteTTL {
 		return protocol.Quote{}, fmt.Errorf("quote expiry %s is beyond the agent's limit of %s", exp.Sub(now).Round(time.Second), a.cfg.MaxQuoteTTL)
 	}
+	if qr.Quote.ExtendsLease != 0 {
+		// An extension keeps the lease's own GPUs, which are busy with it:
+		// the agent consents only for a lease it is running.
+		a.ownMu.Lock()
+		mine := a.ownLeases[strconv.FormatUint(qr.Quote.ExtendsLease, 10)]
+		a.ownMu.Unlock()
+		if !mine {
+			return protocol.Quote{}, fmt.Errorf("lease %d does not run on this machine", qr.Quote.ExtendsLease)
+		}
+		return a.sign(ctx, qr)
+	}
 	inv, err := a.snapshot()
 	if err != nil {
 		return protocol.Quote{}, fmt.Errorf("read GPUs: %w", err)
@@ -585,6 +596,12 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 	if uint32(free) < qr.Quote.GPUs {
 		return protocol.Quote{}, fmt.Errorf("%d free %s GPUs, quote asks for %d", free, qr.Quote.GPUClass, qr.Quote.GPUs)
 	}
+	return a.sign(ctx, qr)
+}
+
+// sign signs a checked quote request and remembers its nonce, so the
+// lease it creates is proven here.
+func (a *Agent) sign(ctx context.Context, qr protocol.QuoteRequest) (protocol.Quote, error) {
 	q := qr.Quote
 	q.PubKey, q.Signature = nil, nil
 	signed, err := a.cfg.Quotes.SignQuote(ctx, qr.ChainID, q)

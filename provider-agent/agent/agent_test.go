@@ -490,6 +490,22 @@ func TestQuoteChecks(t *testing.T) {
 			t.Errorf("%s: signed", name)
 		}
 	}
+	// An extension: only for a lease this machine runs, and then without
+	// counting free GPUs (the lease's own are busy with it; here the
+	// quote even names more than the machine has free).
+	ext := q
+	ext.ExtendsLease, ext.GPUs = 42, 3
+	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err == nil {
+		t.Error("extension signed for a lease that does not run here")
+	}
+	a.ownLeases["42"] = true // as starting the lease records it
+	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err != nil {
+		t.Errorf("extension of a running lease refused: %v", err)
+	}
+	ext.ExpiresAt = now.Add(time.Hour).Unix()
+	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err == nil {
+		t.Error("extension signed beyond the agent's quote lifetime")
+	}
 	a.cfg.Quotes = nil
 	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{Quote: q}); err == nil {
 		t.Fatal("signed without a signer")

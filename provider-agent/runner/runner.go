@@ -78,8 +78,24 @@ type lease struct {
 	proc   Process
 	seq    uint64
 	timer  *time.Timer
+	endsAt time.Time          // when timer stops the lease (zero: never)
 	cancel context.CancelFunc // ends a preparation (Preparer)
 	done   chan struct{}
+}
+
+// extend moves a running lease's end to endsAt when that is later.
+func (l *lease) extend(m *Manager, endsAt time.Time) {
+	l.mu.Lock()
+	// A lease whose end already fired (Stop returns false) is stopping.
+	moved := l.timer != nil && endsAt.After(l.endsAt) && l.timer.Stop()
+	if moved {
+		l.endsAt = endsAt
+		l.timer.Reset(endsAt.Sub(m.now()))
+	}
+	l.mu.Unlock()
+	if moved {
+		l.emit(m, protocol.StreamSystem, "lease extended: it now ends at "+endsAt.UTC().Format(time.RFC3339))
+	}
 }
 
 // NewManager returns a Manager using the given drivers (in order of
@@ -127,15 +143,18 @@ type Preparer interface {
 func (m *Manager) OnChange(f func()) { m.changed = f }
 
 // Start starts a lease's workload. Starting a lease that is already known
-// is a no-op (assignments may be delivered twice). A lease that cannot
+// only moves its end later (an extension: the marketplace sends the start
+// again with the new end); an older or repeated delivery changes nothing,
+// so a lease is never cut short by a late copy. A lease that cannot
 // start is recorded as failed, with the reason; the error is returned
 // when the failure is known at once, and reported with the lease when it
 // comes from a driver's preparation (a pull), which runs in the
 // background.
 func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 	m.mu.Lock()
-	if _, ok := m.leases[spec.LeaseID]; ok {
+	if known, ok := m.leases[spec.LeaseID]; ok {
 		m.mu.Unlock()
+		known.extend(m, endsAt)
 		return nil
 	}
 	l := &lease{
@@ -174,6 +193,7 @@ func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 	if !endsAt.IsZero() {
 		// From the reservation, not the start: a pull still running when
 		// the lease ends is cancelled like a workload.
+		l.endsAt = endsAt
 		l.timer = time.AfterFunc(endsAt.Sub(m.now()), func() {
 			l.emit(m, protocol.StreamSystem, "lease ended: stopping workload")
 			_ = m.Stop(spec.LeaseID)

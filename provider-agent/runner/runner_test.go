@@ -216,3 +216,42 @@ func TestSafeNameAndEnv(t *testing.T) {
 		t.Fatalf("agent HOME leaked: %s", env)
 	}
 }
+
+// TestStartAgainExtends: a second start with a later end moves the end (an
+// extension); one with an earlier end, as a late copy of the first start
+// would carry, changes nothing.
+func TestStartAgainExtends(t *testing.T) {
+	var lg logs
+	m := NewManager([]Driver{&Exec{}}, lg.sink, time.Second, nil)
+	spec := Spec{LeaseID: "l-ext", GPUs: []string{"GPU-a"}, Workload: protocol.Workload{Command: "sleep 30"}}
+	start := time.Now()
+	if err := m.Start(spec, start.Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(spec, start.Add(50*time.Millisecond)); err != nil { // a late copy
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	for _, l := range m.Leases() {
+		if l.LeaseID == "l-ext" && l.State != protocol.LeaseRunning {
+			t.Fatalf("a late copy of the start cut the lease short: %+v", l)
+		}
+	}
+	if err := m.Start(spec, start.Add(1200*time.Millisecond)); err != nil { // the extension
+		t.Fatal(err)
+	}
+	lg.waitFor(t, "l-ext", "lease extended")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Wait(ctx, "l-ext"); err != nil {
+		t.Fatal(err)
+	}
+	if ran := time.Since(start); ran < 1200*time.Millisecond {
+		t.Fatalf("stopped after %v, before the extended end", ran)
+	}
+	for _, l := range m.Leases() {
+		if l.LeaseID == "l-ext" && l.State != protocol.LeaseStopped {
+			t.Fatalf("%+v", l)
+		}
+	}
+}

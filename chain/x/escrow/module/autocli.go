@@ -34,6 +34,7 @@ func (am AppModule) AutoCLIOptions() *autocliv1.ModuleOptions {
 			RpcCommandOptions: []*autocliv1.RpcCommandOptions{
 				{RpcMethod: "CreateLease", Use: "create-lease [quote-json]", Short: "Escrow payment under a provider's signed quote (JSON)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "quote"}}},
 				{RpcMethod: "SubmitProof", Use: "submit-proof [lease-id] [epoch] [proof-hex]", Short: "Submit an epoch's one Proof-of-Compute (judged a few blocks later)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "epoch"}, {ProtoField: "proof"}}},
+				{RpcMethod: "ExtendLease", Use: "extend-lease [lease-id] [quote-json]", Short: "Add epochs to a running lease under the provider's signed extension quote (JSON)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "quote"}}},
 				{RpcMethod: "CloseLease", Use: "close-lease [lease-id]", Short: "End a lease; unearned escrow returns to the buyer", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}}},
 				{RpcMethod: "OpenDispute", Use: "open-dispute [lease-id] [reason]", Short: "Freeze a lease's escrow pending arbitration", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "reason"}}},
 				{RpcMethod: "ResolveDispute", Use: "resolve-dispute [lease-id] [buyer-bps]", Short: "Split a disputed lease's frozen escrow (arbiter only)", PositionalArgs: []*autocliv1.PositionalArgDescriptor{{ProtoField: "lease_id"}, {ProtoField: "buyer_bps"}}},

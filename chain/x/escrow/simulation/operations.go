@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"sync/atomic"
 
 	errorsmod "cosmossdk.io/errors"
 	"cosmossdk.io/math"
@@ -31,6 +32,7 @@ const (
 	WeightLateProof       = 6
 	WeightResubmitProof   = 6
 	WeightCloseLease      = 6
+	WeightExtendLease     = 6
 	WeightOpenDispute     = 5
 	WeightResolveDispute  = 8
 	WeightBadResolve      = 3
@@ -55,6 +57,7 @@ func WeightedOperations(txConfig client.TxConfig, k keeper.Keeper, ak types.Acco
 		simulation.NewWeightedOperation(WeightLateProof, d.submitProof(proofLate)),
 		simulation.NewWeightedOperation(WeightResubmitProof, d.submitProof(proofResubmit)),
 		simulation.NewWeightedOperation(WeightCloseLease, d.closeLease),
+		simulation.NewWeightedOperation(WeightExtendLease, d.extendLease),
 		simulation.NewWeightedOperation(WeightOpenDispute, d.openDispute),
 		simulation.NewWeightedOperation(WeightResolveDispute, d.resolveDispute(false)),
 		simulation.NewWeightedOperation(WeightBadResolve, d.resolveDispute(true)),
@@ -317,6 +320,75 @@ func (d deps) closeLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, ac
 	}
 	return d.deliver(r, app, ctx, chainID, acc, &types.MsgCloseLease{Sender: who, LeaseId: l.Id}, want)
 }
+
+// extendLease extends a random active lease under its provider's signed
+// extension quote, and predicts the outcome: a stranger is refused, so is
+// an extension after the last epoch's end or beyond the unsettled-epoch
+// limit, a quote altered after signing, and one the buyer cannot fund.
+func (d deps) extendLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
+	name := sdk.MsgTypeURL(&types.MsgExtendLease{})
+	leases, err := d.activeLeases(ctx)
+	if err != nil || len(leases) == 0 {
+		return simtypes.NoOpMsg(types.ModuleName, name, "no active lease"), nil, err
+	}
+	params, err := d.k.Params.Get(ctx)
+	if err != nil {
+		return simtypes.NoOpMsg(types.ModuleName, name, "params"), nil, err
+	}
+	l := leases[r.Intn(len(leases))]
+	provider, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(l.Provider))
+	key, isSecp := provider.PrivKey.(*secp256k1.PrivKey)
+	if !ok || !isSecp {
+		return simtypes.NoOpMsg(types.ModuleName, name, "provider not a sim account"), nil, nil
+	}
+	epochs := uint64(1 + r.Intn(4))
+	q, err := types.SignQuote(chainID, types.Quote{
+		Provider: l.Provider, Buyer: l.Buyer, GpuClass: l.GpuClass, Gpus: l.Gpus, PricePerEpoch: l.PricePerEpoch,
+		Epochs: epochs, ExpiresAt: ctx.BlockTime().Unix() + 600, Nonce: r.Uint64(), ExtendsLease: l.Id,
+	}, key)
+	if err != nil {
+		return simtypes.NoOpMsg(types.ModuleName, name, "sign quote"), nil, err
+	}
+	signer := l.Buyer
+	var want *errorsmod.Error
+	lastEnd := l.StartHeight + int64(l.EpochsTotal*l.EpochBlocks)
+	// The keeper's order of checks decides which error a message with
+	// several faults gets.
+	if r.Intn(8) == 0 {
+		stranger, _ := simtypes.RandomAcc(r, accs)
+		if s := stranger.Address.String(); s != l.Buyer {
+			signer, want = s, types.ErrUnauthorized
+		}
+	}
+	if want == nil {
+		switch {
+		case ctx.BlockHeight() >= lastEnd, l.EpochsTotal+epochs-l.NextEpoch > params.MaxEpochsPerLease:
+			want = types.ErrExtension
+		case r.Intn(10) == 0:
+			q.Epochs++ // altered after signing
+			want = types.ErrQuoteSignature
+		case d.bk.SpendableCoins(ctx, sdk.MustAccAddressFromBech32(l.Buyer)).AmountOf(l.Denom).LT(l.PricePerEpoch.MulRaw(int64(epochs))):
+			want = types.ErrInsufficientFunds
+		}
+	}
+	acc, ok := simtypes.FindAccount(accs, sdk.MustAccAddressFromBech32(signer))
+	if !ok {
+		return simtypes.NoOpMsg(types.ModuleName, name, "signer not a sim account"), nil, nil
+	}
+	op, fut, err := d.deliver(r, app, ctx, chainID, acc, &types.MsgExtendLease{Buyer: signer, LeaseId: l.Id, Quote: q}, want)
+	if err == nil && want == nil {
+		extended.Add(1)
+	}
+	return op, fut, err
+}
+
+// extended counts the extensions the operations delivered, so a test can
+// tell that the simulation exercised them.
+var extended atomic.Int64
+
+// Extended returns how many extensions the operations have delivered in
+// this process.
+func Extended() int64 { return extended.Load() }
 
 func (d deps) openDispute(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, accs []simtypes.Account, chainID string) (simtypes.OperationMsg, []simtypes.FutureOperation, error) {
 	name := sdk.MsgTypeURL(&types.MsgOpenDispute{})

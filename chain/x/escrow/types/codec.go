@@ -14,6 +14,7 @@ func RegisterInterfaces(registry codectypes.InterfaceRegistry) {
 	registry.RegisterImplementations((*sdk.Msg)(nil),
 		&MsgCreateLease{},
 		&MsgSubmitProof{},
+		&MsgExtendLease{},
 		&MsgCloseLease{},
 		&MsgOpenDispute{},
 		&MsgResolveDispute{},
@@ -27,6 +28,7 @@ func RegisterInterfaces(registry codectypes.InterfaceRegistry) {
 func RegisterLegacyAminoCodec(cdc *codec.LegacyAmino) {
 	cdc.RegisterConcrete(&MsgCreateLease{}, "highway/escrow/MsgCreateLease", nil)
 	cdc.RegisterConcrete(&MsgSubmitProof{}, "highway/escrow/MsgSubmitProof", nil)
+	cdc.RegisterConcrete(&MsgExtendLease{}, "highway/escrow/MsgExtendLease", nil)
 	cdc.RegisterConcrete(&MsgCloseLease{}, "highway/escrow/MsgCloseLease", nil)
 	cdc.RegisterConcrete(&MsgOpenDispute{}, "highway/escrow/MsgOpenDispute", nil)
 	cdc.RegisterConcrete(&MsgResolveDispute{}, "highway/escrow/MsgResolveDispute", nil)

@@ -28,4 +28,5 @@ var (
 	ErrInvalidAddress    = errorsmod.Register(ModuleName, 22, "invalid address")
 	ErrInsufficientFunds = errorsmod.Register(ModuleName, 23, "insufficient funds for escrow")
 	ErrInvalidReason     = errorsmod.Register(ModuleName, 24, "reason or note too long")
+	ErrExtension         = errorsmod.Register(ModuleName, 25, "the lease cannot be extended")
 )

@@ -10,6 +10,7 @@ import (
 var (
 	_ sdk.Msg = (*MsgCreateLease)(nil)
 	_ sdk.Msg = (*MsgSubmitProof)(nil)
+	_ sdk.Msg = (*MsgExtendLease)(nil)
 	_ sdk.Msg = (*MsgCloseLease)(nil)
 	_ sdk.Msg = (*MsgOpenDispute)(nil)
 	_ sdk.Msg = (*MsgResolveDispute)(nil)
@@ -21,6 +22,24 @@ var (
 func (m *MsgCreateLease) ValidateBasic() error {
 	if _, err := sdk.AccAddressFromBech32(m.Buyer); err != nil {
 		return errorsmod.Wrapf(ErrInvalidAddress, "buyer: %v", err)
+	}
+	if m.Quote.ExtendsLease != 0 {
+		return errorsmod.Wrapf(ErrInvalidQuote, "an extension quote (for lease %d) cannot create a lease", m.Quote.ExtendsLease)
+	}
+	return m.Quote.ValidateBasic()
+}
+
+// ValidateBasic checks what needs no state; the msg server checks the
+// quote against the lease.
+func (m *MsgExtendLease) ValidateBasic() error {
+	if _, err := sdk.AccAddressFromBech32(m.Buyer); err != nil {
+		return errorsmod.Wrapf(ErrInvalidAddress, "buyer: %v", err)
+	}
+	if m.LeaseId == 0 {
+		return errorsmod.Wrap(ErrLeaseNotFound, "lease_id is required")
+	}
+	if m.Quote.ExtendsLease != m.LeaseId {
+		return errorsmod.Wrapf(ErrInvalidQuote, "the quote extends lease %d, not lease %d", m.Quote.ExtendsLease, m.LeaseId)
 	}
 	return m.Quote.ValidateBasic()
 }

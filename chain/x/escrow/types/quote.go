@@ -16,7 +16,7 @@ const quoteDomain = "highway/quote/v1"
 // QuoteSignBytes is what a provider signs: a length-prefixed encoding of
 // the chain id and every term, so no field can be moved into another and
 // no quote is valid on another chain. The signature and public key are
-// not part of it.
+// not part of it. extends_lease is signed when set (see Quote).
 func QuoteSignBytes(chainID string, q Quote) []byte {
 	var b []byte
 	str := func(s string) {
@@ -33,6 +33,13 @@ func QuoteSignBytes(chainID string, q Quote) []byte {
 	b = binary.BigEndian.AppendUint64(b, q.Epochs)
 	b = binary.BigEndian.AppendUint64(b, uint64(q.ExpiresAt))
 	b = binary.BigEndian.AppendUint64(b, q.Nonce)
+	if q.ExtendsLease != 0 {
+		// Appended only when set: a creation quote signs the same bytes as
+		// before the field existed, and an extension quote's bytes can
+		// never equal a creation quote's (they are longer).
+		str("extends_lease")
+		b = binary.BigEndian.AppendUint64(b, q.ExtendsLease)
+	}
 	return b
 }
 

@@ -2082,6 +2082,1021 @@ func (x *fastReflection_MsgSubmitProofResponse) ProtoMethods() *protoiface.Metho
 }
 
 var (
+	md_MsgExtendLease          protoreflect.MessageDescriptor
+	fd_MsgExtendLease_buyer    protoreflect.FieldDescriptor
+	fd_MsgExtendLease_lease_id protoreflect.FieldDescriptor
+	fd_MsgExtendLease_quote    protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_tx_proto_init()
+	md_MsgExtendLease = File_highway_escrow_v1_tx_proto.Messages().ByName("MsgExtendLease")
+	fd_MsgExtendLease_buyer = md_MsgExtendLease.Fields().ByName("buyer")
+	fd_MsgExtendLease_lease_id = md_MsgExtendLease.Fields().ByName("lease_id")
+	fd_MsgExtendLease_quote = md_MsgExtendLease.Fields().ByName("quote")
+}
+
+var _ protoreflect.Message = (*fastReflection_MsgExtendLease)(nil)
+
+type fastReflection_MsgExtendLease MsgExtendLease
+
+func (x *MsgExtendLease) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_MsgExtendLease)(x)
+}
+
+func (x *MsgExtendLease) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[4]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_MsgExtendLease_messageType fastReflection_MsgExtendLease_messageType
+var _ protoreflect.MessageType = fastReflection_MsgExtendLease_messageType{}
+
+type fastReflection_MsgExtendLease_messageType struct{}
+
+func (x fastReflection_MsgExtendLease_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_MsgExtendLease)(nil)
+}
+func (x fastReflection_MsgExtendLease_messageType) New() protoreflect.Message {
+	return new(fastReflection_MsgExtendLease)
+}
+func (x fastReflection_MsgExtendLease_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_MsgExtendLease
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_MsgExtendLease) Descriptor() protoreflect.MessageDescriptor {
+	return md_MsgExtendLease
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_MsgExtendLease) Type() protoreflect.MessageType {
+	return _fastReflection_MsgExtendLease_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_MsgExtendLease) New() protoreflect.Message {
+	return new(fastReflection_MsgExtendLease)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_MsgExtendLease) Interface() protoreflect.ProtoMessage {
+	return (*MsgExtendLease)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_MsgExtendLease) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.Buyer != "" {
+		value := protoreflect.ValueOfString(x.Buyer)
+		if !f(fd_MsgExtendLease_buyer, value) {
+			return
+		}
+	}
+	if x.LeaseId != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.LeaseId)
+		if !f(fd_MsgExtendLease_lease_id, value) {
+			return
+		}
+	}
+	if x.Quote != nil {
+		value := protoreflect.ValueOfMessage(x.Quote.ProtoReflect())
+		if !f(fd_MsgExtendLease_quote, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_MsgExtendLease) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		return x.Buyer != ""
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		return x.LeaseId != uint64(0)
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		return x.Quote != nil
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLease) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		x.Buyer = ""
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		x.LeaseId = uint64(0)
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		x.Quote = nil
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_MsgExtendLease) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		value := x.Buyer
+		return protoreflect.ValueOfString(value)
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		value := x.LeaseId
+		return protoreflect.ValueOfUint64(value)
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		value := x.Quote
+		return protoreflect.ValueOfMessage(value.ProtoReflect())
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLease) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		x.Buyer = value.Interface().(string)
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		x.LeaseId = value.Uint()
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		x.Quote = value.Message().Interface().(*Quote)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLease) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		if x.Quote == nil {
+			x.Quote = new(Quote)
+		}
+		return protoreflect.ValueOfMessage(x.Quote.ProtoReflect())
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		panic(fmt.Errorf("field buyer of message highway.escrow.v1.MsgExtendLease is not mutable"))
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		panic(fmt.Errorf("field lease_id of message highway.escrow.v1.MsgExtendLease is not mutable"))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_MsgExtendLease) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLease.buyer":
+		return protoreflect.ValueOfString("")
+	case "highway.escrow.v1.MsgExtendLease.lease_id":
+		return protoreflect.ValueOfUint64(uint64(0))
+	case "highway.escrow.v1.MsgExtendLease.quote":
+		m := new(Quote)
+		return protoreflect.ValueOfMessage(m.ProtoReflect())
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLease"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLease does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_MsgExtendLease) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.MsgExtendLease", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_MsgExtendLease) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLease) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_MsgExtendLease) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_MsgExtendLease) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*MsgExtendLease)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		l = len(x.Buyer)
+		if l > 0 {
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.LeaseId != 0 {
+			n += 1 + runtime.Sov(uint64(x.LeaseId))
+		}
+		if x.Quote != nil {
+			l = options.Size(x.Quote)
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*MsgExtendLease)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.Quote != nil {
+			encoded, err := options.Marshal(x.Quote)
+			if err != nil {
+				return protoiface.MarshalOutput{
+					NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+					Buf:               input.Buf,
+				}, err
+			}
+			i -= len(encoded)
+			copy(dAtA[i:], encoded)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(encoded)))
+			i--
+			dAtA[i] = 0x1a
+		}
+		if x.LeaseId != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.LeaseId))
+			i--
+			dAtA[i] = 0x10
+		}
+		if len(x.Buyer) > 0 {
+			i -= len(x.Buyer)
+			copy(dAtA[i:], x.Buyer)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Buyer)))
+			i--
+			dAtA[i] = 0xa
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*MsgExtendLease)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: MsgExtendLease: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: MsgExtendLease: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Buyer", wireType)
+				}
+				var stringLen uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					stringLen |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				intStringLen := int(stringLen)
+				if intStringLen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + intStringLen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.Buyer = string(dAtA[iNdEx:postIndex])
+				iNdEx = postIndex
+			case 2:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field LeaseId", wireType)
+				}
+				x.LeaseId = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.LeaseId |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			case 3:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Quote", wireType)
+				}
+				var msglen int
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					msglen |= int(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				if msglen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + msglen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if x.Quote == nil {
+					x.Quote = &Quote{}
+				}
+				if err := options.Unmarshal(dAtA[iNdEx:postIndex], x.Quote); err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				iNdEx = postIndex
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
+	md_MsgExtendLeaseResponse              protoreflect.MessageDescriptor
+	fd_MsgExtendLeaseResponse_escrowed     protoreflect.FieldDescriptor
+	fd_MsgExtendLeaseResponse_epochs_total protoreflect.FieldDescriptor
+)
+
+func init() {
+	file_highway_escrow_v1_tx_proto_init()
+	md_MsgExtendLeaseResponse = File_highway_escrow_v1_tx_proto.Messages().ByName("MsgExtendLeaseResponse")
+	fd_MsgExtendLeaseResponse_escrowed = md_MsgExtendLeaseResponse.Fields().ByName("escrowed")
+	fd_MsgExtendLeaseResponse_epochs_total = md_MsgExtendLeaseResponse.Fields().ByName("epochs_total")
+}
+
+var _ protoreflect.Message = (*fastReflection_MsgExtendLeaseResponse)(nil)
+
+type fastReflection_MsgExtendLeaseResponse MsgExtendLeaseResponse
+
+func (x *MsgExtendLeaseResponse) ProtoReflect() protoreflect.Message {
+	return (*fastReflection_MsgExtendLeaseResponse)(x)
+}
+
+func (x *MsgExtendLeaseResponse) slowProtoReflect() protoreflect.Message {
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[5]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+var _fastReflection_MsgExtendLeaseResponse_messageType fastReflection_MsgExtendLeaseResponse_messageType
+var _ protoreflect.MessageType = fastReflection_MsgExtendLeaseResponse_messageType{}
+
+type fastReflection_MsgExtendLeaseResponse_messageType struct{}
+
+func (x fastReflection_MsgExtendLeaseResponse_messageType) Zero() protoreflect.Message {
+	return (*fastReflection_MsgExtendLeaseResponse)(nil)
+}
+func (x fastReflection_MsgExtendLeaseResponse_messageType) New() protoreflect.Message {
+	return new(fastReflection_MsgExtendLeaseResponse)
+}
+func (x fastReflection_MsgExtendLeaseResponse_messageType) Descriptor() protoreflect.MessageDescriptor {
+	return md_MsgExtendLeaseResponse
+}
+
+// Descriptor returns message descriptor, which contains only the protobuf
+// type information for the message.
+func (x *fastReflection_MsgExtendLeaseResponse) Descriptor() protoreflect.MessageDescriptor {
+	return md_MsgExtendLeaseResponse
+}
+
+// Type returns the message type, which encapsulates both Go and protobuf
+// type information. If the Go type information is not needed,
+// it is recommended that the message descriptor be used instead.
+func (x *fastReflection_MsgExtendLeaseResponse) Type() protoreflect.MessageType {
+	return _fastReflection_MsgExtendLeaseResponse_messageType
+}
+
+// New returns a newly allocated and mutable empty message.
+func (x *fastReflection_MsgExtendLeaseResponse) New() protoreflect.Message {
+	return new(fastReflection_MsgExtendLeaseResponse)
+}
+
+// Interface unwraps the message reflection interface and
+// returns the underlying ProtoMessage interface.
+func (x *fastReflection_MsgExtendLeaseResponse) Interface() protoreflect.ProtoMessage {
+	return (*MsgExtendLeaseResponse)(x)
+}
+
+// Range iterates over every populated field in an undefined order,
+// calling f for each field descriptor and value encountered.
+// Range returns immediately if f returns false.
+// While iterating, mutating operations may only be performed
+// on the current field descriptor.
+func (x *fastReflection_MsgExtendLeaseResponse) Range(f func(protoreflect.FieldDescriptor, protoreflect.Value) bool) {
+	if x.Escrowed != "" {
+		value := protoreflect.ValueOfString(x.Escrowed)
+		if !f(fd_MsgExtendLeaseResponse_escrowed, value) {
+			return
+		}
+	}
+	if x.EpochsTotal != uint64(0) {
+		value := protoreflect.ValueOfUint64(x.EpochsTotal)
+		if !f(fd_MsgExtendLeaseResponse_epochs_total, value) {
+			return
+		}
+	}
+}
+
+// Has reports whether a field is populated.
+//
+// Some fields have the property of nullability where it is possible to
+// distinguish between the default value of a field and whether the field
+// was explicitly populated with the default value. Singular message fields,
+// member fields of a oneof, and proto2 scalar fields are nullable. Such
+// fields are populated only if explicitly set.
+//
+// In other cases (aside from the nullable cases above),
+// a proto3 scalar field is populated if it contains a non-zero value, and
+// a repeated field is populated if it is non-empty.
+func (x *fastReflection_MsgExtendLeaseResponse) Has(fd protoreflect.FieldDescriptor) bool {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		return x.Escrowed != ""
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		return x.EpochsTotal != uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Clear clears the field such that a subsequent Has call reports false.
+//
+// Clearing an extension field clears both the extension type and value
+// associated with the given field number.
+//
+// Clear is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLeaseResponse) Clear(fd protoreflect.FieldDescriptor) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		x.Escrowed = ""
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		x.EpochsTotal = uint64(0)
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Get retrieves the value for a field.
+//
+// For unpopulated scalars, it returns the default value, where
+// the default value of a bytes scalar is guaranteed to be a copy.
+// For unpopulated composite types, it returns an empty, read-only view
+// of the value; to obtain a mutable reference, use Mutable.
+func (x *fastReflection_MsgExtendLeaseResponse) Get(descriptor protoreflect.FieldDescriptor) protoreflect.Value {
+	switch descriptor.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		value := x.Escrowed
+		return protoreflect.ValueOfString(value)
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		value := x.EpochsTotal
+		return protoreflect.ValueOfUint64(value)
+	default:
+		if descriptor.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", descriptor.FullName()))
+	}
+}
+
+// Set stores the value for a field.
+//
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType.
+// When setting a composite type, it is unspecified whether the stored value
+// aliases the source's memory in any way. If the composite value is an
+// empty, read-only value, then it panics.
+//
+// Set is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLeaseResponse) Set(fd protoreflect.FieldDescriptor, value protoreflect.Value) {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		x.Escrowed = value.Interface().(string)
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		x.EpochsTotal = value.Uint()
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// Mutable returns a mutable reference to a composite type.
+//
+// If the field is unpopulated, it may allocate a composite value.
+// For a field belonging to a oneof, it implicitly clears any other field
+// that may be currently set within the same oneof.
+// For extension fields, it implicitly stores the provided ExtensionType
+// if not already stored.
+// It panics if the field does not contain a composite type.
+//
+// Mutable is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLeaseResponse) Mutable(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		panic(fmt.Errorf("field escrowed of message highway.escrow.v1.MsgExtendLeaseResponse is not mutable"))
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		panic(fmt.Errorf("field epochs_total of message highway.escrow.v1.MsgExtendLeaseResponse is not mutable"))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// NewField returns a new value that is assignable to the field
+// for the given descriptor. For scalars, this returns the default value.
+// For lists, maps, and messages, this returns a new, empty, mutable value.
+func (x *fastReflection_MsgExtendLeaseResponse) NewField(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.FullName() {
+	case "highway.escrow.v1.MsgExtendLeaseResponse.escrowed":
+		return protoreflect.ValueOfString("")
+	case "highway.escrow.v1.MsgExtendLeaseResponse.epochs_total":
+		return protoreflect.ValueOfUint64(uint64(0))
+	default:
+		if fd.IsExtension() {
+			panic(fmt.Errorf("proto3 declared messages do not support extensions: highway.escrow.v1.MsgExtendLeaseResponse"))
+		}
+		panic(fmt.Errorf("message highway.escrow.v1.MsgExtendLeaseResponse does not contain field %s", fd.FullName()))
+	}
+}
+
+// WhichOneof reports which field within the oneof is populated,
+// returning nil if none are populated.
+// It panics if the oneof descriptor does not belong to this message.
+func (x *fastReflection_MsgExtendLeaseResponse) WhichOneof(d protoreflect.OneofDescriptor) protoreflect.FieldDescriptor {
+	switch d.FullName() {
+	default:
+		panic(fmt.Errorf("%s is not a oneof field in highway.escrow.v1.MsgExtendLeaseResponse", d.FullName()))
+	}
+	panic("unreachable")
+}
+
+// GetUnknown retrieves the entire list of unknown fields.
+// The caller may only mutate the contents of the RawFields
+// if the mutated bytes are stored back into the message with SetUnknown.
+func (x *fastReflection_MsgExtendLeaseResponse) GetUnknown() protoreflect.RawFields {
+	return x.unknownFields
+}
+
+// SetUnknown stores an entire list of unknown fields.
+// The raw fields must be syntactically valid according to the wire format.
+// An implementation may panic if this is not the case.
+// Once stored, the caller must not mutate the content of the RawFields.
+// An empty RawFields may be passed to clear the fields.
+//
+// SetUnknown is a mutating operation and unsafe for concurrent use.
+func (x *fastReflection_MsgExtendLeaseResponse) SetUnknown(fields protoreflect.RawFields) {
+	x.unknownFields = fields
+}
+
+// IsValid reports whether the message is valid.
+//
+// An invalid message is an empty, read-only value.
+//
+// An invalid message often corresponds to a nil pointer of the concrete
+// message type, but the details are implementation dependent.
+// Validity is not part of the protobuf data model, and may not
+// be preserved in marshaling or other operations.
+func (x *fastReflection_MsgExtendLeaseResponse) IsValid() bool {
+	return x != nil
+}
+
+// ProtoMethods returns optional fastReflectionFeature-path implementations of various operations.
+// This method may return nil.
+//
+// The returned methods type is identical to
+// "google.golang.org/protobuf/runtime/protoiface".Methods.
+// Consult the protoiface package documentation for details.
+func (x *fastReflection_MsgExtendLeaseResponse) ProtoMethods() *protoiface.Methods {
+	size := func(input protoiface.SizeInput) protoiface.SizeOutput {
+		x := input.Message.Interface().(*MsgExtendLeaseResponse)
+		if x == nil {
+			return protoiface.SizeOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Size:              0,
+			}
+		}
+		options := runtime.SizeInputToOptions(input)
+		_ = options
+		var n int
+		var l int
+		_ = l
+		l = len(x.Escrowed)
+		if l > 0 {
+			n += 1 + l + runtime.Sov(uint64(l))
+		}
+		if x.EpochsTotal != 0 {
+			n += 1 + runtime.Sov(uint64(x.EpochsTotal))
+		}
+		if x.unknownFields != nil {
+			n += len(x.unknownFields)
+		}
+		return protoiface.SizeOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Size:              n,
+		}
+	}
+
+	marshal := func(input protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+		x := input.Message.Interface().(*MsgExtendLeaseResponse)
+		if x == nil {
+			return protoiface.MarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Buf:               input.Buf,
+			}, nil
+		}
+		options := runtime.MarshalInputToOptions(input)
+		_ = options
+		size := options.Size(x)
+		dAtA := make([]byte, size)
+		i := len(dAtA)
+		_ = i
+		var l int
+		_ = l
+		if x.unknownFields != nil {
+			i -= len(x.unknownFields)
+			copy(dAtA[i:], x.unknownFields)
+		}
+		if x.EpochsTotal != 0 {
+			i = runtime.EncodeVarint(dAtA, i, uint64(x.EpochsTotal))
+			i--
+			dAtA[i] = 0x10
+		}
+		if len(x.Escrowed) > 0 {
+			i -= len(x.Escrowed)
+			copy(dAtA[i:], x.Escrowed)
+			i = runtime.EncodeVarint(dAtA, i, uint64(len(x.Escrowed)))
+			i--
+			dAtA[i] = 0xa
+		}
+		if input.Buf != nil {
+			input.Buf = append(input.Buf, dAtA...)
+		} else {
+			input.Buf = dAtA
+		}
+		return protoiface.MarshalOutput{
+			NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+			Buf:               input.Buf,
+		}, nil
+	}
+	unmarshal := func(input protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+		x := input.Message.Interface().(*MsgExtendLeaseResponse)
+		if x == nil {
+			return protoiface.UnmarshalOutput{
+				NoUnkeyedLiterals: input.NoUnkeyedLiterals,
+				Flags:             input.Flags,
+			}, nil
+		}
+		options := runtime.UnmarshalInputToOptions(input)
+		_ = options
+		dAtA := input.Buf
+		l := len(dAtA)
+		iNdEx := 0
+		for iNdEx < l {
+			preIndex := iNdEx
+			var wire uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				wire |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			fieldNum := int32(wire >> 3)
+			wireType := int(wire & 0x7)
+			if wireType == 4 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: MsgExtendLeaseResponse: wiretype end group for non-group")
+			}
+			if fieldNum <= 0 {
+				return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: MsgExtendLeaseResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+			}
+			switch fieldNum {
+			case 1:
+				if wireType != 2 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field Escrowed", wireType)
+				}
+				var stringLen uint64
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					stringLen |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+				intStringLen := int(stringLen)
+				if intStringLen < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				postIndex := iNdEx + intStringLen
+				if postIndex < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if postIndex > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				x.Escrowed = string(dAtA[iNdEx:postIndex])
+				iNdEx = postIndex
+			case 2:
+				if wireType != 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, fmt.Errorf("proto: wrong wireType = %d for field EpochsTotal", wireType)
+				}
+				x.EpochsTotal = 0
+				for shift := uint(0); ; shift += 7 {
+					if shift >= 64 {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrIntOverflow
+					}
+					if iNdEx >= l {
+						return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+					}
+					b := dAtA[iNdEx]
+					iNdEx++
+					x.EpochsTotal |= uint64(b&0x7F) << shift
+					if b < 0x80 {
+						break
+					}
+				}
+			default:
+				iNdEx = preIndex
+				skippy, err := runtime.Skip(dAtA[iNdEx:])
+				if err != nil {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, err
+				}
+				if (skippy < 0) || (iNdEx+skippy) < 0 {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, runtime.ErrInvalidLength
+				}
+				if (iNdEx + skippy) > l {
+					return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+				}
+				if !options.DiscardUnknown {
+					x.unknownFields = append(x.unknownFields, dAtA[iNdEx:iNdEx+skippy]...)
+				}
+				iNdEx += skippy
+			}
+		}
+
+		if iNdEx > l {
+			return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, io.ErrUnexpectedEOF
+		}
+		return protoiface.UnmarshalOutput{NoUnkeyedLiterals: input.NoUnkeyedLiterals, Flags: input.Flags}, nil
+	}
+	return &protoiface.Methods{
+		NoUnkeyedLiterals: struct{}{},
+		Flags:             protoiface.SupportMarshalDeterministic | protoiface.SupportUnmarshalDiscardUnknown,
+		Size:              size,
+		Marshal:           marshal,
+		Unmarshal:         unmarshal,
+		Merge:             nil,
+		CheckInitialized:  nil,
+	}
+}
+
+var (
 	md_MsgCloseLease          protoreflect.MessageDescriptor
 	fd_MsgCloseLease_sender   protoreflect.FieldDescriptor
 	fd_MsgCloseLease_lease_id protoreflect.FieldDescriptor
@@ -2103,7 +3118,7 @@ func (x *MsgCloseLease) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgCloseLease) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[4]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[6]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +3584,7 @@ func (x *MsgCloseLeaseResponse) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgCloseLeaseResponse) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[5]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[7]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2993,7 +4008,7 @@ func (x *MsgOpenDispute) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgOpenDispute) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[6]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[8]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +4536,7 @@ func (x *MsgOpenDisputeResponse) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgOpenDisputeResponse) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[7]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[9]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3947,7 +4962,7 @@ func (x *MsgResolveDispute) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgResolveDispute) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[8]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[10]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +5538,7 @@ func (x *MsgResolveDisputeResponse) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgResolveDisputeResponse) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[9]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[11]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +6022,7 @@ func (x *MsgUpdateParams) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgUpdateParams) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[10]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[12]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5502,7 +6517,7 @@ func (x *MsgUpdateParamsResponse) ProtoReflect() protoreflect.Message {
 }
 
 func (x *MsgUpdateParamsResponse) slowProtoReflect() protoreflect.Message {
-	mi := &file_highway_escrow_v1_tx_proto_msgTypes[11]
+	mi := &file_highway_escrow_v1_tx_proto_msgTypes[13]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6056,6 +7071,104 @@ func (x *MsgSubmitProofResponse) GetReason() string {
 	return ""
 }
 
+// MsgExtendLease is signed by the lease's buyer. The quote must be the
+// lease's provider's extension quote for this lease (extends_lease), for
+// this buyer, at the lease's class, GPU count and price per epoch.
+type MsgExtendLease struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Buyer   string `protobuf:"bytes,1,opt,name=buyer,proto3" json:"buyer,omitempty"`
+	LeaseId uint64 `protobuf:"varint,2,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Quote   *Quote `protobuf:"bytes,3,opt,name=quote,proto3" json:"quote,omitempty"`
+}
+
+func (x *MsgExtendLease) Reset() {
+	*x = MsgExtendLease{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[4]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *MsgExtendLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgExtendLease) ProtoMessage() {}
+
+// Deprecated: Use MsgExtendLease.ProtoReflect.Descriptor instead.
+func (*MsgExtendLease) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MsgExtendLease) GetBuyer() string {
+	if x != nil {
+		return x.Buyer
+	}
+	return ""
+}
+
+func (x *MsgExtendLease) GetLeaseId() uint64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
+func (x *MsgExtendLease) GetQuote() *Quote {
+	if x != nil {
+		return x.Quote
+	}
+	return nil
+}
+
+// MsgExtendLeaseResponse: the escrow added and the lease's new length.
+type MsgExtendLeaseResponse struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Escrowed    string `protobuf:"bytes,1,opt,name=escrowed,proto3" json:"escrowed,omitempty"`
+	EpochsTotal uint64 `protobuf:"varint,2,opt,name=epochs_total,json=epochsTotal,proto3" json:"epochs_total,omitempty"`
+}
+
+func (x *MsgExtendLeaseResponse) Reset() {
+	*x = MsgExtendLeaseResponse{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[5]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *MsgExtendLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MsgExtendLeaseResponse) ProtoMessage() {}
+
+// Deprecated: Use MsgExtendLeaseResponse.ProtoReflect.Descriptor instead.
+func (*MsgExtendLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MsgExtendLeaseResponse) GetEscrowed() string {
+	if x != nil {
+		return x.Escrowed
+	}
+	return ""
+}
+
+func (x *MsgExtendLeaseResponse) GetEpochsTotal() uint64 {
+	if x != nil {
+		return x.EpochsTotal
+	}
+	return 0
+}
+
 // MsgCloseLease is signed by the lease's buyer or provider.
 type MsgCloseLease struct {
 	state         protoimpl.MessageState
@@ -6069,7 +7182,7 @@ type MsgCloseLease struct {
 func (x *MsgCloseLease) Reset() {
 	*x = MsgCloseLease{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[4]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[6]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6083,7 +7196,7 @@ func (*MsgCloseLease) ProtoMessage() {}
 
 // Deprecated: Use MsgCloseLease.ProtoReflect.Descriptor instead.
 func (*MsgCloseLease) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{4}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MsgCloseLease) GetSender() string {
@@ -6111,7 +7224,7 @@ type MsgCloseLeaseResponse struct {
 func (x *MsgCloseLeaseResponse) Reset() {
 	*x = MsgCloseLeaseResponse{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[5]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[7]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6125,7 +7238,7 @@ func (*MsgCloseLeaseResponse) ProtoMessage() {}
 
 // Deprecated: Use MsgCloseLeaseResponse.ProtoReflect.Descriptor instead.
 func (*MsgCloseLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{5}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MsgCloseLeaseResponse) GetRefunded() string {
@@ -6150,7 +7263,7 @@ type MsgOpenDispute struct {
 func (x *MsgOpenDispute) Reset() {
 	*x = MsgOpenDispute{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[6]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[8]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6164,7 +7277,7 @@ func (*MsgOpenDispute) ProtoMessage() {}
 
 // Deprecated: Use MsgOpenDispute.ProtoReflect.Descriptor instead.
 func (*MsgOpenDispute) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{6}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MsgOpenDispute) GetBuyer() string {
@@ -6199,7 +7312,7 @@ type MsgOpenDisputeResponse struct {
 func (x *MsgOpenDisputeResponse) Reset() {
 	*x = MsgOpenDisputeResponse{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[7]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[9]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6213,7 +7326,7 @@ func (*MsgOpenDisputeResponse) ProtoMessage() {}
 
 // Deprecated: Use MsgOpenDisputeResponse.ProtoReflect.Descriptor instead.
 func (*MsgOpenDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{7}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MsgOpenDisputeResponse) GetFrozen() string {
@@ -6241,7 +7354,7 @@ type MsgResolveDispute struct {
 func (x *MsgResolveDispute) Reset() {
 	*x = MsgResolveDispute{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[8]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[10]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6255,7 +7368,7 @@ func (*MsgResolveDispute) ProtoMessage() {}
 
 // Deprecated: Use MsgResolveDispute.ProtoReflect.Descriptor instead.
 func (*MsgResolveDispute) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{8}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MsgResolveDispute) GetArbiter() string {
@@ -6298,7 +7411,7 @@ type MsgResolveDisputeResponse struct {
 func (x *MsgResolveDisputeResponse) Reset() {
 	*x = MsgResolveDisputeResponse{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[9]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[11]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6312,7 +7425,7 @@ func (*MsgResolveDisputeResponse) ProtoMessage() {}
 
 // Deprecated: Use MsgResolveDisputeResponse.ProtoReflect.Descriptor instead.
 func (*MsgResolveDisputeResponse) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{9}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MsgResolveDisputeResponse) GetToBuyer() string {
@@ -6342,7 +7455,7 @@ type MsgUpdateParams struct {
 func (x *MsgUpdateParams) Reset() {
 	*x = MsgUpdateParams{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[10]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[12]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6356,7 +7469,7 @@ func (*MsgUpdateParams) ProtoMessage() {}
 
 // Deprecated: Use MsgUpdateParams.ProtoReflect.Descriptor instead.
 func (*MsgUpdateParams) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{10}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MsgUpdateParams) GetAuthority() string {
@@ -6382,7 +7495,7 @@ type MsgUpdateParamsResponse struct {
 func (x *MsgUpdateParamsResponse) Reset() {
 	*x = MsgUpdateParamsResponse{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_highway_escrow_v1_tx_proto_msgTypes[11]
+		mi := &file_highway_escrow_v1_tx_proto_msgTypes[13]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -6396,7 +7509,7 @@ func (*MsgUpdateParamsResponse) ProtoMessage() {}
 
 // Deprecated: Use MsgUpdateParamsResponse.ProtoReflect.Descriptor instead.
 func (*MsgUpdateParamsResponse) Descriptor() ([]byte, []int) {
-	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{11}
+	return file_highway_escrow_v1_tx_proto_rawDescGZIP(), []int{13}
 }
 
 var File_highway_escrow_v1_tx_proto protoreflect.FileDescriptor
@@ -6450,116 +7563,143 @@ var file_highway_escrow_v1_tx_proto_rawDesc = []byte{
 	0x0a, 0x07, 0x76, 0x65, 0x72, 0x64, 0x69, 0x63, 0x74, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52,
 	0x07, 0x76, 0x65, 0x72, 0x64, 0x69, 0x63, 0x74, 0x12, 0x16, 0x0a, 0x06, 0x72, 0x65, 0x61, 0x73,
 	0x6f, 0x6e, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e,
-	0x22, 0x8a, 0x01, 0x0a, 0x0d, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61,
-	0x73, 0x65, 0x12, 0x30, 0x0a, 0x06, 0x73, 0x65, 0x6e, 0x64, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01,
+	0x22, 0xc4, 0x01, 0x0a, 0x0e, 0x4d, 0x73, 0x67, 0x45, 0x78, 0x74, 0x65, 0x6e, 0x64, 0x4c, 0x65,
+	0x61, 0x73, 0x65, 0x12, 0x2e, 0x0a, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01,
 	0x28, 0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41,
-	0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x06, 0x73, 0x65,
-	0x6e, 0x64, 0x65, 0x72, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64,
-	0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x3a,
-	0x2c, 0x82, 0xe7, 0xb0, 0x2a, 0x06, 0x73, 0x65, 0x6e, 0x64, 0x65, 0x72, 0x8a, 0xe7, 0xb0, 0x2a,
-	0x1c, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f,
-	0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x22, 0x60, 0x0a,
-	0x15, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65,
-	0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x47, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64,
-	0x65, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde,
-	0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d,
-	0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f,
-	0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x22,
-	0xa1, 0x01, 0x0a, 0x0e, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75,
-	0x74, 0x65, 0x12, 0x2e, 0x0a, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28,
-	0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64,
-	0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x05, 0x62, 0x75, 0x79,
+	0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x05, 0x62, 0x75,
+	0x79, 0x65, 0x72, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18,
+	0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x39,
+	0x0a, 0x05, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x18, 0x2e,
+	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
+	0x31, 0x2e, 0x51, 0x75, 0x6f, 0x74, 0x65, 0x42, 0x09, 0xc8, 0xde, 0x1f, 0x00, 0xa8, 0xe7, 0xb0,
+	0x2a, 0x01, 0x52, 0x05, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x3a, 0x2c, 0x82, 0xe7, 0xb0, 0x2a, 0x05,
+	0x62, 0x75, 0x79, 0x65, 0x72, 0x8a, 0xe7, 0xb0, 0x2a, 0x1d, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
+	0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x45, 0x78, 0x74, 0x65,
+	0x6e, 0x64, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x22, 0x84, 0x01, 0x0a, 0x16, 0x4d, 0x73, 0x67, 0x45,
+	0x78, 0x74, 0x65, 0x6e, 0x64, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e,
+	0x73, 0x65, 0x12, 0x47, 0x0a, 0x08, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x65, 0x64, 0x18, 0x01,
+	0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f,
+	0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e,
+	0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e,
+	0x74, 0x52, 0x08, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x65, 0x64, 0x12, 0x21, 0x0a, 0x0c, 0x65,
+	0x70, 0x6f, 0x63, 0x68, 0x73, 0x5f, 0x74, 0x6f, 0x74, 0x61, 0x6c, 0x18, 0x02, 0x20, 0x01, 0x28,
+	0x04, 0x52, 0x0b, 0x65, 0x70, 0x6f, 0x63, 0x68, 0x73, 0x54, 0x6f, 0x74, 0x61, 0x6c, 0x22, 0x8a,
+	0x01, 0x0a, 0x0d, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65,
+	0x12, 0x30, 0x0a, 0x06, 0x73, 0x65, 0x6e, 0x64, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09,
+	0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64,
+	0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x06, 0x73, 0x65, 0x6e, 0x64,
 	0x65, 0x72, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x02,
-	0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x16, 0x0a,
-	0x06, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72,
-	0x65, 0x61, 0x73, 0x6f, 0x6e, 0x3a, 0x2c, 0x82, 0xe7, 0xb0, 0x2a, 0x05, 0x62, 0x75, 0x79, 0x65,
-	0x72, 0x8a, 0xe7, 0xb0, 0x2a, 0x1d, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73,
-	0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70,
-	0x75, 0x74, 0x65, 0x22, 0x5d, 0x0a, 0x16, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69,
-	0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x43, 0x0a,
-	0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8,
-	0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b,
-	0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a,
-	0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66, 0x72, 0x6f, 0x7a,
-	0x65, 0x6e, 0x22, 0xd2, 0x01, 0x0a, 0x11, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76,
-	0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x12, 0x32, 0x0a, 0x07, 0x61, 0x72, 0x62, 0x69,
-	0x74, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63,
-	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72,
-	0x69, 0x6e, 0x67, 0x52, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x12, 0x19, 0x0a, 0x08,
-	0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07,
-	0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x1b, 0x0a, 0x09, 0x62, 0x75, 0x79, 0x65, 0x72,
-	0x5f, 0x62, 0x70, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x08, 0x62, 0x75, 0x79, 0x65,
-	0x72, 0x42, 0x70, 0x73, 0x12, 0x1e, 0x0a, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69,
-	0x6f, 0x6e, 0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75,
-	0x74, 0x69, 0x6f, 0x6e, 0x3a, 0x31, 0x82, 0xe7, 0xb0, 0x2a, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74,
-	0x65, 0x72, 0x8a, 0xe7, 0xb0, 0x2a, 0x20, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65,
-	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65,
-	0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x22, 0xb1, 0x01, 0x0a, 0x19, 0x4d, 0x73, 0x67, 0x52,
-	0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73,
-	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x46, 0x0a, 0x08, 0x74, 0x6f, 0x5f, 0x62, 0x75, 0x79, 0x65,
-	0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f,
-	0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61,
-	0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
-	0x2e, 0x49, 0x6e, 0x74, 0x52, 0x07, 0x74, 0x6f, 0x42, 0x75, 0x79, 0x65, 0x72, 0x12, 0x4c, 0x0a,
-	0x0b, 0x74, 0x6f, 0x5f, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01,
-	0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d,
-	0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e,
-	0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52,
-	0x0a, 0x74, 0x6f, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x22, 0xbc, 0x01, 0x0a, 0x0f,
-	0x4d, 0x73, 0x67, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12,
-	0x36, 0x0a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74, 0x79, 0x18, 0x01, 0x20, 0x01,
-	0x28, 0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41,
-	0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x09, 0x61, 0x75,
-	0x74, 0x68, 0x6f, 0x72, 0x69, 0x74, 0x79, 0x12, 0x3c, 0x0a, 0x06, 0x70, 0x61, 0x72, 0x61, 0x6d,
-	0x73, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
-	0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x61, 0x72, 0x61,
-	0x6d, 0x73, 0x42, 0x09, 0xc8, 0xde, 0x1f, 0x00, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x70,
-	0x61, 0x72, 0x61, 0x6d, 0x73, 0x3a, 0x33, 0x82, 0xe7, 0xb0, 0x2a, 0x09, 0x61, 0x75, 0x74, 0x68,
-	0x6f, 0x72, 0x69, 0x74, 0x79, 0x8a, 0xe7, 0xb0, 0x2a, 0x20, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
-	0x79, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x55, 0x70,
-	0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x22, 0x19, 0x0a, 0x17, 0x4d, 0x73,
-	0x67, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x73,
-	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x32, 0xc3, 0x04, 0x0a, 0x03, 0x4d, 0x73, 0x67, 0x12, 0x5b, 0x0a,
-	0x0b, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x12, 0x21, 0x2e, 0x68,
-	0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31,
-	0x2e, 0x4d, 0x73, 0x67, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x1a,
-	0x29, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
-	0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61,
-	0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x5b, 0x0a, 0x0b, 0x53, 0x75,
-	0x62, 0x6d, 0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x12, 0x21, 0x2e, 0x68, 0x69, 0x67, 0x68,
-	0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73,
-	0x67, 0x53, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x1a, 0x29, 0x2e, 0x68,
-	0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31,
-	0x2e, 0x4d, 0x73, 0x67, 0x53, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x52,
-	0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x58, 0x0a, 0x0a, 0x43, 0x6c, 0x6f, 0x73, 0x65,
-	0x4c, 0x65, 0x61, 0x73, 0x65, 0x12, 0x20, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e,
-	0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f,
-	0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x1a, 0x28, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
-	0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43,
-	0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73,
-	0x65, 0x12, 0x5b, 0x0a, 0x0b, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65,
-	0x12, 0x21, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f,
-	0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70,
-	0x75, 0x74, 0x65, 0x1a, 0x29, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73,
-	0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44,
-	0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x64,
-	0x0a, 0x0e, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65,
-	0x12, 0x24, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f,
-	0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44,
-	0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x1a, 0x2c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79,
-	0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x52, 0x65,
-	0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70,
-	0x6f, 0x6e, 0x73, 0x65, 0x12, 0x5e, 0x0a, 0x0c, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61,
-	0x72, 0x61, 0x6d, 0x73, 0x12, 0x22, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
-	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x55, 0x70, 0x64, 0x61,
-	0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x1a, 0x2a, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77,
-	0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67,
-	0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x73, 0x70,
-	0x6f, 0x6e, 0x73, 0x65, 0x1a, 0x05, 0x80, 0xe7, 0xb0, 0x2a, 0x01, 0x42, 0x39, 0x5a, 0x37, 0x67,
-	0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
-	0x79, 0x2d, 0x63, 0x6f, 0x6d, 0x70, 0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
-	0x79, 0x2f, 0x63, 0x68, 0x61, 0x69, 0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
-	0x2f, 0x74, 0x79, 0x70, 0x65, 0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x3a, 0x2c, 0x82,
+	0xe7, 0xb0, 0x2a, 0x06, 0x73, 0x65, 0x6e, 0x64, 0x65, 0x72, 0x8a, 0xe7, 0xb0, 0x2a, 0x1c, 0x68,
+	0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73,
+	0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x22, 0x60, 0x0a, 0x15, 0x4d,
+	0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70,
+	0x6f, 0x6e, 0x73, 0x65, 0x12, 0x47, 0x0a, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64,
+	0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15,
+	0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74,
+	0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e,
+	0x49, 0x6e, 0x74, 0x52, 0x08, 0x72, 0x65, 0x66, 0x75, 0x6e, 0x64, 0x65, 0x64, 0x22, 0xa1, 0x01,
+	0x0a, 0x0e, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65,
+	0x12, 0x2e, 0x0a, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42,
+	0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64, 0x72,
+	0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72,
+	0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x02, 0x20, 0x01,
+	0x28, 0x04, 0x52, 0x07, 0x6c, 0x65, 0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x16, 0x0a, 0x06, 0x72,
+	0x65, 0x61, 0x73, 0x6f, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x72, 0x65, 0x61,
+	0x73, 0x6f, 0x6e, 0x3a, 0x2c, 0x82, 0xe7, 0xb0, 0x2a, 0x05, 0x62, 0x75, 0x79, 0x65, 0x72, 0x8a,
+	0xe7, 0xb0, 0x2a, 0x1d, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63, 0x72,
+	0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74,
+	0x65, 0x22, 0x5d, 0x0a, 0x16, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70,
+	0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x43, 0x0a, 0x06, 0x66,
+	0x72, 0x6f, 0x7a, 0x65, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f,
+	0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69,
+	0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f,
+	0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x06, 0x66, 0x72, 0x6f, 0x7a, 0x65, 0x6e,
+	0x22, 0xd2, 0x01, 0x0a, 0x11, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44,
+	0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x12, 0x32, 0x0a, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65,
+	0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73,
+	0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64, 0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e,
+	0x67, 0x52, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72, 0x12, 0x19, 0x0a, 0x08, 0x6c, 0x65,
+	0x61, 0x73, 0x65, 0x5f, 0x69, 0x64, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x07, 0x6c, 0x65,
+	0x61, 0x73, 0x65, 0x49, 0x64, 0x12, 0x1b, 0x0a, 0x09, 0x62, 0x75, 0x79, 0x65, 0x72, 0x5f, 0x62,
+	0x70, 0x73, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x08, 0x62, 0x75, 0x79, 0x65, 0x72, 0x42,
+	0x70, 0x73, 0x12, 0x1e, 0x0a, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69, 0x6f, 0x6e,
+	0x18, 0x04, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0a, 0x72, 0x65, 0x73, 0x6f, 0x6c, 0x75, 0x74, 0x69,
+	0x6f, 0x6e, 0x3a, 0x31, 0x82, 0xe7, 0xb0, 0x2a, 0x07, 0x61, 0x72, 0x62, 0x69, 0x74, 0x65, 0x72,
+	0x8a, 0xe7, 0xb0, 0x2a, 0x20, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x65, 0x73, 0x63,
+	0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69,
+	0x73, 0x70, 0x75, 0x74, 0x65, 0x22, 0xb1, 0x01, 0x0a, 0x19, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73,
+	0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f,
+	0x6e, 0x73, 0x65, 0x12, 0x46, 0x0a, 0x08, 0x74, 0x6f, 0x5f, 0x62, 0x75, 0x79, 0x65, 0x72, 0x18,
+	0x01, 0x20, 0x01, 0x28, 0x09, 0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63,
+	0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68,
+	0x2e, 0x49, 0x6e, 0x74, 0xd2, 0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49,
+	0x6e, 0x74, 0x52, 0x07, 0x74, 0x6f, 0x42, 0x75, 0x79, 0x65, 0x72, 0x12, 0x4c, 0x0a, 0x0b, 0x74,
+	0x6f, 0x5f, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09,
+	0x42, 0x2b, 0xc8, 0xde, 0x1f, 0x00, 0xda, 0xde, 0x1f, 0x15, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73,
+	0x73, 0x64, 0x6b, 0x2e, 0x69, 0x6f, 0x2f, 0x6d, 0x61, 0x74, 0x68, 0x2e, 0x49, 0x6e, 0x74, 0xd2,
+	0xb4, 0x2d, 0x0a, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x49, 0x6e, 0x74, 0x52, 0x0a, 0x74,
+	0x6f, 0x50, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x22, 0xbc, 0x01, 0x0a, 0x0f, 0x4d, 0x73,
+	0x67, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12, 0x36, 0x0a,
+	0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72, 0x69, 0x74, 0x79, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09,
+	0x42, 0x18, 0xd2, 0xb4, 0x2d, 0x14, 0x63, 0x6f, 0x73, 0x6d, 0x6f, 0x73, 0x2e, 0x41, 0x64, 0x64,
+	0x72, 0x65, 0x73, 0x73, 0x53, 0x74, 0x72, 0x69, 0x6e, 0x67, 0x52, 0x09, 0x61, 0x75, 0x74, 0x68,
+	0x6f, 0x72, 0x69, 0x74, 0x79, 0x12, 0x3c, 0x0a, 0x06, 0x70, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x18,
+	0x02, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e,
+	0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73,
+	0x42, 0x09, 0xc8, 0xde, 0x1f, 0x00, 0xa8, 0xe7, 0xb0, 0x2a, 0x01, 0x52, 0x06, 0x70, 0x61, 0x72,
+	0x61, 0x6d, 0x73, 0x3a, 0x33, 0x82, 0xe7, 0xb0, 0x2a, 0x09, 0x61, 0x75, 0x74, 0x68, 0x6f, 0x72,
+	0x69, 0x74, 0x79, 0x8a, 0xe7, 0xb0, 0x2a, 0x20, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f,
+	0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x4d, 0x73, 0x67, 0x55, 0x70, 0x64, 0x61,
+	0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x22, 0x19, 0x0a, 0x17, 0x4d, 0x73, 0x67, 0x55,
+	0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f,
+	0x6e, 0x73, 0x65, 0x32, 0xa0, 0x05, 0x0a, 0x03, 0x4d, 0x73, 0x67, 0x12, 0x5b, 0x0a, 0x0b, 0x43,
+	0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x12, 0x21, 0x2e, 0x68, 0x69, 0x67,
+	0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d,
+	0x73, 0x67, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x1a, 0x29, 0x2e,
+	0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76,
+	0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43, 0x72, 0x65, 0x61, 0x74, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65,
+	0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x5b, 0x0a, 0x0b, 0x53, 0x75, 0x62, 0x6d,
+	0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x12, 0x21, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
+	0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x53,
+	0x75, 0x62, 0x6d, 0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x1a, 0x29, 0x2e, 0x68, 0x69, 0x67,
+	0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d,
+	0x73, 0x67, 0x53, 0x75, 0x62, 0x6d, 0x69, 0x74, 0x50, 0x72, 0x6f, 0x6f, 0x66, 0x52, 0x65, 0x73,
+	0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x5b, 0x0a, 0x0b, 0x45, 0x78, 0x74, 0x65, 0x6e, 0x64, 0x4c,
+	0x65, 0x61, 0x73, 0x65, 0x12, 0x21, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65,
+	0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x45, 0x78, 0x74, 0x65,
+	0x6e, 0x64, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x1a, 0x29, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61,
+	0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x45,
+	0x78, 0x74, 0x65, 0x6e, 0x64, 0x4c, 0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e,
+	0x73, 0x65, 0x12, 0x58, 0x0a, 0x0a, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61, 0x73, 0x65,
+	0x12, 0x20, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f,
+	0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c, 0x65, 0x61,
+	0x73, 0x65, 0x1a, 0x28, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63,
+	0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x4c,
+	0x65, 0x61, 0x73, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x5b, 0x0a, 0x0b,
+	0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x12, 0x21, 0x2e, 0x68, 0x69,
+	0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e,
+	0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x1a, 0x29,
+	0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e,
+	0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x4f, 0x70, 0x65, 0x6e, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74,
+	0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x64, 0x0a, 0x0e, 0x52, 0x65, 0x73,
+	0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x12, 0x24, 0x2e, 0x68, 0x69,
+	0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e,
+	0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74,
+	0x65, 0x1a, 0x2c, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72,
+	0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x52, 0x65, 0x73, 0x6f, 0x6c, 0x76, 0x65,
+	0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12,
+	0x5e, 0x0a, 0x0c, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x12,
+	0x22, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77,
+	0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x55, 0x70, 0x64, 0x61, 0x74, 0x65, 0x50, 0x61, 0x72,
+	0x61, 0x6d, 0x73, 0x1a, 0x2a, 0x2e, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2e, 0x65, 0x73,
+	0x63, 0x72, 0x6f, 0x77, 0x2e, 0x76, 0x31, 0x2e, 0x4d, 0x73, 0x67, 0x55, 0x70, 0x64, 0x61, 0x74,
+	0x65, 0x50, 0x61, 0x72, 0x61, 0x6d, 0x73, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x1a,
+	0x05, 0x80, 0xe7, 0xb0, 0x2a, 0x01, 0x42, 0x39, 0x5a, 0x37, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62,
+	0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2d, 0x63, 0x6f, 0x6d,
+	0x70, 0x75, 0x74, 0x65, 0x2f, 0x68, 0x69, 0x67, 0x68, 0x77, 0x61, 0x79, 0x2f, 0x63, 0x68, 0x61,
+	0x69, 0x6e, 0x2f, 0x78, 0x2f, 0x65, 0x73, 0x63, 0x72, 0x6f, 0x77, 0x2f, 0x74, 0x79, 0x70, 0x65,
+	0x73, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -6574,43 +7714,48 @@ func file_highway_escrow_v1_tx_proto_rawDescGZIP() []byte {
 	return file_highway_escrow_v1_tx_proto_rawDescData
 }
 
-var file_highway_escrow_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_highway_escrow_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_highway_escrow_v1_tx_proto_goTypes = []interface{}{
 	(*MsgCreateLease)(nil),            // 0: highway.escrow.v1.MsgCreateLease
 	(*MsgCreateLeaseResponse)(nil),    // 1: highway.escrow.v1.MsgCreateLeaseResponse
 	(*MsgSubmitProof)(nil),            // 2: highway.escrow.v1.MsgSubmitProof
 	(*MsgSubmitProofResponse)(nil),    // 3: highway.escrow.v1.MsgSubmitProofResponse
-	(*MsgCloseLease)(nil),             // 4: highway.escrow.v1.MsgCloseLease
-	(*MsgCloseLeaseResponse)(nil),     // 5: highway.escrow.v1.MsgCloseLeaseResponse
-	(*MsgOpenDispute)(nil),            // 6: highway.escrow.v1.MsgOpenDispute
-	(*MsgOpenDisputeResponse)(nil),    // 7: highway.escrow.v1.MsgOpenDisputeResponse
-	(*MsgResolveDispute)(nil),         // 8: highway.escrow.v1.MsgResolveDispute
-	(*MsgResolveDisputeResponse)(nil), // 9: highway.escrow.v1.MsgResolveDisputeResponse
-	(*MsgUpdateParams)(nil),           // 10: highway.escrow.v1.MsgUpdateParams
-	(*MsgUpdateParamsResponse)(nil),   // 11: highway.escrow.v1.MsgUpdateParamsResponse
-	(*Quote)(nil),                     // 12: highway.escrow.v1.Quote
-	(*Params)(nil),                    // 13: highway.escrow.v1.Params
+	(*MsgExtendLease)(nil),            // 4: highway.escrow.v1.MsgExtendLease
+	(*MsgExtendLeaseResponse)(nil),    // 5: highway.escrow.v1.MsgExtendLeaseResponse
+	(*MsgCloseLease)(nil),             // 6: highway.escrow.v1.MsgCloseLease
+	(*MsgCloseLeaseResponse)(nil),     // 7: highway.escrow.v1.MsgCloseLeaseResponse
+	(*MsgOpenDispute)(nil),            // 8: highway.escrow.v1.MsgOpenDispute
+	(*MsgOpenDisputeResponse)(nil),    // 9: highway.escrow.v1.MsgOpenDisputeResponse
+	(*MsgResolveDispute)(nil),         // 10: highway.escrow.v1.MsgResolveDispute
+	(*MsgResolveDisputeResponse)(nil), // 11: highway.escrow.v1.MsgResolveDisputeResponse
+	(*MsgUpdateParams)(nil),           // 12: highway.escrow.v1.MsgUpdateParams
+	(*MsgUpdateParamsResponse)(nil),   // 13: highway.escrow.v1.MsgUpdateParamsResponse
+	(*Quote)(nil),                     // 14: highway.escrow.v1.Quote
+	(*Params)(nil),                    // 15: highway.escrow.v1.Params
 }
 var file_highway_escrow_v1_tx_proto_depIdxs = []int32{
-	12, // 0: highway.escrow.v1.MsgCreateLease.quote:type_name -> highway.escrow.v1.Quote
-	13, // 1: highway.escrow.v1.MsgUpdateParams.params:type_name -> highway.escrow.v1.Params
-	0,  // 2: highway.escrow.v1.Msg.CreateLease:input_type -> highway.escrow.v1.MsgCreateLease
-	2,  // 3: highway.escrow.v1.Msg.SubmitProof:input_type -> highway.escrow.v1.MsgSubmitProof
-	4,  // 4: highway.escrow.v1.Msg.CloseLease:input_type -> highway.escrow.v1.MsgCloseLease
-	6,  // 5: highway.escrow.v1.Msg.OpenDispute:input_type -> highway.escrow.v1.MsgOpenDispute
-	8,  // 6: highway.escrow.v1.Msg.ResolveDispute:input_type -> highway.escrow.v1.MsgResolveDispute
-	10, // 7: highway.escrow.v1.Msg.UpdateParams:input_type -> highway.escrow.v1.MsgUpdateParams
-	1,  // 8: highway.escrow.v1.Msg.CreateLease:output_type -> highway.escrow.v1.MsgCreateLeaseResponse
-	3,  // 9: highway.escrow.v1.Msg.SubmitProof:output_type -> highway.escrow.v1.MsgSubmitProofResponse
-	5,  // 10: highway.escrow.v1.Msg.CloseLease:output_type -> highway.escrow.v1.MsgCloseLeaseResponse
-	7,  // 11: highway.escrow.v1.Msg.OpenDispute:output_type -> highway.escrow.v1.MsgOpenDisputeResponse
-	9,  // 12: highway.escrow.v1.Msg.ResolveDispute:output_type -> highway.escrow.v1.MsgResolveDisputeResponse
-	11, // 13: highway.escrow.v1.Msg.UpdateParams:output_type -> highway.escrow.v1.MsgUpdateParamsResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	14, // 0: highway.escrow.v1.MsgCreateLease.quote:type_name -> highway.escrow.v1.Quote
+	14, // 1: highway.escrow.v1.MsgExtendLease.quote:type_name -> highway.escrow.v1.Quote
+	15, // 2: highway.escrow.v1.MsgUpdateParams.params:type_name -> highway.escrow.v1.Params
+	0,  // 3: highway.escrow.v1.Msg.CreateLease:input_type -> highway.escrow.v1.MsgCreateLease
+	2,  // 4: highway.escrow.v1.Msg.SubmitProof:input_type -> highway.escrow.v1.MsgSubmitProof
+	4,  // 5: highway.escrow.v1.Msg.ExtendLease:input_type -> highway.escrow.v1.MsgExtendLease
+	6,  // 6: highway.escrow.v1.Msg.CloseLease:input_type -> highway.escrow.v1.MsgCloseLease
+	8,  // 7: highway.escrow.v1.Msg.OpenDispute:input_type -> highway.escrow.v1.MsgOpenDispute
+	10, // 8: highway.escrow.v1.Msg.ResolveDispute:input_type -> highway.escrow.v1.MsgResolveDispute
+	12, // 9: highway.escrow.v1.Msg.UpdateParams:input_type -> highway.escrow.v1.MsgUpdateParams
+	1,  // 10: highway.escrow.v1.Msg.CreateLease:output_type -> highway.escrow.v1.MsgCreateLeaseResponse
+	3,  // 11: highway.escrow.v1.Msg.SubmitProof:output_type -> highway.escrow.v1.MsgSubmitProofResponse
+	5,  // 12: highway.escrow.v1.Msg.ExtendLease:output_type -> highway.escrow.v1.MsgExtendLeaseResponse
+	7,  // 13: highway.escrow.v1.Msg.CloseLease:output_type -> highway.escrow.v1.MsgCloseLeaseResponse
+	9,  // 14: highway.escrow.v1.Msg.OpenDispute:output_type -> highway.escrow.v1.MsgOpenDisputeResponse
+	11, // 15: highway.escrow.v1.Msg.ResolveDispute:output_type -> highway.escrow.v1.MsgResolveDisputeResponse
+	13, // 16: highway.escrow.v1.Msg.UpdateParams:output_type -> highway.escrow.v1.MsgUpdateParamsResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_highway_escrow_v1_tx_proto_init() }
@@ -6670,7 +7815,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[4].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgCloseLease); i {
+			switch v := v.(*MsgExtendLease); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6682,7 +7827,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[5].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgCloseLeaseResponse); i {
+			switch v := v.(*MsgExtendLeaseResponse); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6694,7 +7839,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[6].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgOpenDispute); i {
+			switch v := v.(*MsgCloseLease); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6706,7 +7851,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[7].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgOpenDisputeResponse); i {
+			switch v := v.(*MsgCloseLeaseResponse); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6718,7 +7863,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[8].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgResolveDispute); i {
+			switch v := v.(*MsgOpenDispute); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6730,7 +7875,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[9].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgResolveDisputeResponse); i {
+			switch v := v.(*MsgOpenDisputeResponse); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6742,7 +7887,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[10].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*MsgUpdateParams); i {
+			switch v := v.(*MsgResolveDispute); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -6754,6 +7899,30 @@ func file_highway_escrow_v1_tx_proto_init() {
 			}
 		}
 		file_highway_escrow_v1_tx_proto_msgTypes[11].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*MsgResolveDisputeResponse); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_highway_escrow_v1_tx_proto_msgTypes[12].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*MsgUpdateParams); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_highway_escrow_v1_tx_proto_msgTypes[13].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*MsgUpdateParamsResponse); i {
 			case 0:
 				return &v.state
@@ -6772,7 +7941,7 @@ func file_highway_escrow_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_highway_escrow_v1_tx_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

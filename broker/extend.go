@@ -1,0 +1,174 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/chain/client"
+	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/protocol"
+)
+
+// MaxExtendHours bounds one extension; the chain also bounds how many
+// unsettled epochs a lease may hold (max_epochs_per_lease).
+const MaxExtendHours = 720
+
+// extensionQuoteWait is how long an extension waits for the provider's
+// agent to sign; an online agent answers within its next poll.
+const extensionQuoteWait = 30 * time.Second
+
+// extension is an extension quote request waiting for the agent's answer.
+type extension struct {
+	agentID string
+	answer  chan protocol.QuoteResponse
+}
+
+// ExtendLease adds hours to the buyer's running lease. The provider
+// consents to each extension: its agent signs a quote bound to the lease
+// (ExtendsLease), which it does only for a lease it is running, at the
+// lease's own class, GPU count and price. The buyer's wallet then sends
+// MsgExtendLease, which escrows the added epochs, and the agent is told
+// the new end. One extension of a lease runs at a time, so two cannot
+// both read the old end and write over each other.
+func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours int64) (*models.Lease, error) {
+	l, err := b.ownLease(ctx, userID, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.Status != models.LeaseActive {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Only an active lease can be extended (this one is " + l.Status + ")."}
+	}
+	if hours < 1 || hours > MaxExtendHours {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "hours", Message: "Extend by 1 to " + strconv.Itoa(MaxExtendHours) + " hours."}
+	}
+	if !b.claimExtension(l.ID) {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease is already being extended; try again in a moment."}
+	}
+	defer b.releaseExtension(l.ID)
+
+	cl, err := b.cfg.Chain.Lease(ctx, l.ChainLeaseID)
+	if err != nil {
+		return nil, err
+	}
+	w, err := b.store.WalletOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	epochMs := b.cfg.EpochDuration.Milliseconds()
+	epochs := (hours*3_600_000 + epochMs - 1) / epochMs
+	q := protocol.Quote{Provider: cl.Provider, Buyer: w.Address, GPUClass: cl.GpuClass, GPUs: cl.Gpus,
+		PricePerEpoch: cl.PricePerEpoch.String(), Epochs: uint64(epochs), ExpiresAt: b.now().Add(b.cfg.QuoteTTL).Unix(),
+		Nonce: randomUint64() >> 1, ExtendsLease: l.ChainLeaseID}
+	signed, err := b.askExtension(ctx, l.AgentID, q)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := b.walletSigner(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	cq, err := client.QuoteToChain(signed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgExtendLease{Buyer: w.Address, LeaseId: l.ChainLeaseID, Quote: cq}); err != nil {
+		return nil, chainError(err)
+	}
+	endsAt := l.EndsAt.Add(time.Duration(epochs) * b.cfg.EpochDuration).UTC()
+	if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"epochs_total": l.EpochsTotal + epochs, "ends_at": endsAt}); err != nil {
+		return nil, err
+	}
+	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
+		b.log.Warn("refresh extended lease", "lease", l.ID, "err", err)
+	}
+	// The start again, with the new end: the agent moves the running
+	// lease's end (runner.Manager.Start), and a restarted agent gets the
+	// current end with every redelivered start (stillDue).
+	// It is a whole start (the agent validates every assignment alike).
+	var wl protocol.Workload
+	if err := json.Unmarshal([]byte(l.WorkloadJSON), &wl); err != nil {
+		b.log.Error("read the extended lease's workload", "lease", l.ID, "err", err)
+	}
+	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStart,
+		GPUs: strings.Split(l.GPUUUIDs, ","), Workload: wl, EndsAt: endsAt.UnixMilli(), ChainLeaseID: l.ChainLeaseID}); err != nil {
+		b.log.Error("queue the extended end", "lease", l.ID, "err", err)
+	}
+	b.log.Info("lease extended", "lease", l.ID, "chain_lease", l.ChainLeaseID, "epochs", epochs, "ends_at", endsAt)
+	return b.store.LeaseByID(ctx, l.ID)
+}
+
+func (b *Broker) claimExtension(leaseID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.extending[leaseID] {
+		return false
+	}
+	b.extending[leaseID] = true
+	return true
+}
+
+func (b *Broker) releaseExtension(leaseID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.extending, leaseID)
+}
+
+// askExtension asks the lease's agent to sign q and waits for its answer,
+// which must carry exactly the requested terms.
+func (b *Broker) askExtension(ctx context.Context, agentID string, q protocol.Quote) (protocol.Quote, error) {
+	reqID := "extend-" + models.NewID()
+	x := &extension{agentID: agentID, answer: make(chan protocol.QuoteResponse, 1)}
+	b.mu.Lock()
+	b.extensions[reqID] = x
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.extensions, reqID)
+		b.mu.Unlock()
+	}()
+	b.mail.ask(agentID, protocol.QuoteRequest{RequestID: reqID, ChainID: b.cfg.Chain.ChainID(), Quote: q})
+	wait := time.NewTimer(extensionQuoteWait)
+	defer wait.Stop()
+	var r protocol.QuoteResponse
+	select {
+	case r = <-x.answer:
+	case <-wait.C:
+		return protocol.Quote{}, &highway.Error{Code: highway.ECONFLICT, Message: "The provider's agent did not answer; the lease was not extended and nothing was charged."}
+	case <-ctx.Done():
+		return protocol.Quote{}, ctx.Err()
+	}
+	if r.Error != "" {
+		return protocol.Quote{}, &highway.Error{Code: highway.ECONFLICT, Message: "The provider's agent declined the extension: " + r.Error}
+	}
+	if !sameTerms(*r.Quote, q) {
+		return protocol.Quote{}, &highway.Error{Code: highway.ECONFLICT, Message: "The provider's agent signed different terms than requested; nothing was charged."}
+	}
+	return *r.Quote, nil
+}
+
+// extensionAnswerLocked hands an agent's answer to the extension waiting for it;
+// false when none is (a late answer, or another agent's).
+func (b *Broker) extensionAnswerLocked(agentID string, r protocol.QuoteResponse) bool {
+	x := b.extensions[r.RequestID]
+	if x == nil || x.agentID != agentID {
+		return false
+	}
+	select {
+	case x.answer <- r:
+	default: // answered already
+	}
+	return true
+}
+
+// sameTerms reports whether a signed quote carries exactly the requested
+// terms (the signature and key aside).
+func sameTerms(got, want protocol.Quote) bool {
+	return got.Provider == want.Provider && got.Buyer == want.Buyer && got.GPUClass == want.GPUClass && got.GPUs == want.GPUs &&
+		got.PricePerEpoch == want.PricePerEpoch && got.Epochs == want.Epochs && got.ExpiresAt == want.ExpiresAt &&
+		got.Nonce == want.Nonce && got.ExtendsLease == want.ExtendsLease
+}

@@ -37,6 +37,7 @@ type Chain interface {
 	ChainID() string
 	Send(ctx context.Context, s client.Signer, msgs ...sdk.Msg) (*client.TxResult, error)
 	Lease(ctx context.Context, id uint64) (escrowtypes.Lease, error)
+	EscrowParams(ctx context.Context) (escrowtypes.Params, error)
 	Balance(ctx context.Context, addr sdk.AccAddress, denom string) (math.Int, error)
 	Follow(ctx context.Context, from int64, opts client.FollowOptions, fn func(client.Block) error) error
 	LatestHeight(ctx context.Context) (int64, time.Time, error)
@@ -94,6 +95,11 @@ type Config struct {
 	// after each change, for the followers' open pages (on PostgreSQL,
 	// where there can be followers).
 	PublishChanges bool
+	// AutoExtendBefore is how long before its end a lease with auto-extend
+	// on is extended (default 15 minutes), and AutoExtendEvery how often
+	// the leader looks (default 30 s).
+	AutoExtendBefore time.Duration
+	AutoExtendEvery  time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -184,6 +190,12 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.OfflineMisses < 2 {
 		cfg.OfflineMisses = 3
+	}
+	if cfg.AutoExtendBefore <= 0 {
+		cfg.AutoExtendBefore = 15 * time.Minute
+	}
+	if cfg.AutoExtendEvery <= 0 {
+		cfg.AutoExtendEvery = 30 * time.Second
 	}
 	if cfg.Denom == "" {
 		cfg.Denom = "uhwy"
@@ -290,6 +302,11 @@ func (b *Broker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			b.indexLoop(ctx)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.autoExtendLoop(ctx)
 		}()
 	}
 	wg.Add(1)

@@ -28,39 +28,62 @@ type extension struct {
 	answer  chan protocol.QuoteResponse
 }
 
+// ExtendLead is how long before its end a lease can still be extended:
+// the provider's signature, the transaction and the new end's delivery to
+// the agent must all land before the agent's timer stops the workload,
+// or the buyer would pay for epochs whose workload already stopped.
+const ExtendLead = time.Minute
+
 // ExtendLease adds hours to the buyer's running lease. The provider
 // consents to each extension: its agent signs a quote bound to the lease
 // (ExtendsLease), which it does only for a lease it is running, at the
-// lease's own class, GPU count and price. The buyer's wallet then sends
-// MsgExtendLease, which escrows the added epochs, and the agent is told
-// the new end. One extension of a lease runs at a time, so two cannot
-// both read the old end and write over each other.
+// lease's own class, GPU count and price, within its operator's policy.
+// The buyer's wallet then sends MsgExtendLease, which escrows the added
+// epochs, and the agent is told the new end (refreshLease). One
+// extension of a lease runs at a time.
 func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours int64) (*models.Lease, error) {
-	l, err := b.ownLease(ctx, userID, leaseID)
+	if _, err := b.ownLease(ctx, userID, leaseID); err != nil {
+		return nil, err
+	}
+	if hours < 1 || hours > MaxExtendHours {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "hours", Message: "Extend by 1 to " + strconv.Itoa(MaxExtendHours) + " hours."}
+	}
+	if !b.claimExtension(leaseID) {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease is already being extended; try again in a moment."}
+	}
+	defer b.releaseExtension(leaseID)
+	// Read under the claim: an extension that finished meanwhile moved
+	// the end.
+	l, err := b.store.LeaseByID(ctx, leaseID)
 	if err != nil {
 		return nil, err
 	}
 	if l.Status != models.LeaseActive {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Only an active lease can be extended (this one is " + l.Status + ")."}
 	}
-	if hours < 1 || hours > MaxExtendHours {
-		return nil, &highway.Error{Code: highway.EINVALID, Field: "hours", Message: "Extend by 1 to " + strconv.Itoa(MaxExtendHours) + " hours."}
+	if left := l.EndsAt.Sub(b.now()); left < ExtendLead {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease ends in under " + ExtendLead.String() + "; it is too late to extend it. Rent again instead."}
 	}
-	if !b.claimExtension(l.ID) {
-		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease is already being extended; try again in a moment."}
-	}
-	defer b.releaseExtension(l.ID)
-
+	epochMs := b.cfg.EpochDuration.Milliseconds()
+	epochs := (hours*3_600_000 + epochMs - 1) / epochMs
 	cl, err := b.cfg.Chain.Lease(ctx, l.ChainLeaseID)
 	if err != nil {
 		return nil, err
+	}
+	params, err := b.cfg.Chain.EscrowParams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The chain's limit, checked before the provider is asked to sign.
+	if unsettled := cl.EpochsTotal + uint64(epochs) - cl.NextEpoch; unsettled > params.MaxEpochsPerLease {
+		most := (int64(params.MaxEpochsPerLease) - int64(cl.EpochsTotal-cl.NextEpoch)) * epochMs / 3_600_000
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "hours", Message: "A lease may hold at most " +
+			strconv.FormatUint(params.MaxEpochsPerLease, 10) + " unpaid epochs; this one can be extended by at most " + strconv.FormatInt(max(most, 0), 10) + " hours now."}
 	}
 	w, err := b.store.WalletOf(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	epochMs := b.cfg.EpochDuration.Milliseconds()
-	epochs := (hours*3_600_000 + epochMs - 1) / epochMs
 	q := protocol.Quote{Provider: cl.Provider, Buyer: w.Address, GPUClass: cl.GpuClass, GPUs: cl.Gpus,
 		PricePerEpoch: cl.PricePerEpoch.String(), Epochs: uint64(epochs), ExpiresAt: b.now().Add(b.cfg.QuoteTTL).Unix(),
 		Nonce: randomUint64() >> 1, ExtendsLease: l.ChainLeaseID}
@@ -79,17 +102,28 @@ func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours 
 	if _, err := b.cfg.Chain.Send(ctx, signer, &escrowtypes.MsgExtendLease{Buyer: w.Address, LeaseId: l.ChainLeaseID, Quote: cq}); err != nil {
 		return nil, chainError(err)
 	}
-	endsAt := l.EndsAt.Add(time.Duration(epochs) * b.cfg.EpochDuration).UTC()
-	if err := b.store.UpdateLease(ctx, l.ID, map[string]any{"epochs_total": l.EpochsTotal + epochs, "ends_at": endsAt}); err != nil {
-		return nil, err
-	}
+	// The money moved: record it even if the buyer's request is gone
+	// (the indexer would, a block later, but the page must not show the
+	// old end meanwhile).
+	ctx = context.WithoutCancel(ctx)
 	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
-		b.log.Warn("refresh extended lease", "lease", l.ID, "err", err)
+		b.log.Warn("refresh extended lease; the indexer will", "lease", l.ID, "err", err)
 	}
-	// The start again, with the new end: the agent moves the running
-	// lease's end (runner.Manager.Start), and a restarted agent gets the
-	// current end with every redelivered start (stillDue).
-	// It is a whole start (the agent validates every assignment alike).
+	b.log.Info("lease extended", "lease", l.ID, "chain_lease", l.ChainLeaseID, "epochs", epochs)
+	return b.store.LeaseByID(ctx, l.ID)
+}
+
+// extended records that a lease's chain record grew to epochsTotal epochs
+// ending at endsAt, and sends its agent the start again with the new end:
+// the agent moves the running lease's end (runner.Manager.Start), and a
+// restarted agent gets the current end with every redelivered start
+// (stillDue). It is a whole start (the agent validates every assignment
+// alike). Only the caller whose write lands posts it (GrowLease).
+func (b *Broker) extended(ctx context.Context, l *models.Lease, epochsTotal int64, endsAt time.Time) error {
+	moved, err := b.store.GrowLease(ctx, l.ID, l.EpochsTotal, epochsTotal, endsAt)
+	if err != nil || !moved {
+		return err
+	}
 	var wl protocol.Workload
 	if err := json.Unmarshal([]byte(l.WorkloadJSON), &wl); err != nil {
 		b.log.Error("read the extended lease's workload", "lease", l.ID, "err", err)
@@ -98,8 +132,7 @@ func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours 
 		GPUs: strings.Split(l.GPUUUIDs, ","), Workload: wl, EndsAt: endsAt.UnixMilli(), ChainLeaseID: l.ChainLeaseID}); err != nil {
 		b.log.Error("queue the extended end", "lease", l.ID, "err", err)
 	}
-	b.log.Info("lease extended", "lease", l.ID, "chain_lease", l.ChainLeaseID, "epochs", epochs, "ends_at", endsAt)
-	return b.store.LeaseByID(ctx, l.ID)
+	return nil
 }
 
 func (b *Broker) claimExtension(leaseID string) bool {

@@ -277,6 +277,11 @@ func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
 	if status != models.LeaseActive && l.Status == models.LeaseActive {
 		b.endLease(ctx, l)
 	}
+	if grown := int64(cl.EpochsTotal) - l.EpochsTotal; grown > 0 && status == models.LeaseActive {
+		if err := b.extended(ctx, l, int64(cl.EpochsTotal), l.EndsAt.Add(time.Duration(grown)*b.cfg.EpochDuration).UTC()); err != nil {
+			return err
+		}
+	}
 	b.mu.Lock()
 	b.notifyLocked()
 	b.mu.Unlock()

@@ -67,6 +67,8 @@ type leaseStore interface {
 	LeaseByID(ctx context.Context, id string) (*models.Lease, error)
 	UpdateDispute(ctx context.Context, id string, cols map[string]any) error
 	UpdateLease(ctx context.Context, id string, cols map[string]any) error
+	GrowLease(ctx context.Context, id string, from, to int64, endsAt time.Time) (bool, error)
+	AutoExtendDue(ctx context.Context, before time.Time, limit int) ([]models.Lease, error)
 }
 
 // indexerStore: the chain indexer (indexer.go).

@@ -37,7 +37,16 @@ func (s *Server) leaseJSON(c *gin.Context, l *models.Lease) (gin.H, error) {
 	if l.PullTotal > 0 {
 		pull = gin.H{"done_bytes": l.PullDone, "total_bytes": l.PullTotal, "cached": l.PullCached, "digest": l.ImageDigest}
 	}
-	return gin.H{"id": l.ID, "chain_lease_id": l.ChainLeaseID, "image_pull": pull, "order_id": l.OrderID, "status": l.Status, "buyer_id": l.BuyerID,
+	var auto any // null while off
+	if l.AutoExtendHours > 0 {
+		will, why, err := s.broker.AutoExtendOutlook(c.Request.Context(), l)
+		if err != nil {
+			return nil, err
+		}
+		auto = gin.H{"hours": l.AutoExtendHours, "floor": strconv.FormatInt(l.AutoExtendFloor, 10),
+			"next_at": s.broker.AutoExtendAt(l).UTC().Format(time.RFC3339), "will_extend": will, "why_not": why, "last_attempt": l.AutoExtendNote}
+	}
+	return gin.H{"id": l.ID, "chain_lease_id": l.ChainLeaseID, "image_pull": pull, "auto_extend": auto, "order_id": l.OrderID, "status": l.Status, "buyer_id": l.BuyerID,
 		"provider_id": l.ProviderID, "machine_id": l.MachineID, "model": l.Model, "gpus": l.GPUs, "gpu_uuids": gpus,
 		"price_per_gpu_hour": strconv.FormatInt(l.PricePerHour, 10), "price_per_epoch": l.PricePerEpoch, "epochs_total": l.EpochsTotal,
 		"epochs": epochs, "escrow": gin.H{"remaining": l.Remaining, "pending": l.Pending, "paid": l.Paid, "refunded": l.Refunded,
@@ -122,20 +131,40 @@ func (s *Server) apiExtendLease(c *gin.Context) {
 		return
 	}
 	l, err := s.broker.ExtendLease(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Hours)
-	if err != nil {
+	s.leaseResult(c, l, err)
+}
+
+// apiAutoExtend: PUT /api/v1/leases/:id/auto-extend {"hours": N, "floor":
+// "uhwy"}; hours 0 turns it off.
+func (s *Server) apiAutoExtend(c *gin.Context) {
+	var b struct {
+		Hours int64  `json:"hours"`
+		Floor string `json:"floor"`
+	}
+	if err := bindJSON(c, &b); err != nil {
 		s.fail(c, err)
 		return
 	}
-	j, err := s.leaseJSON(c, l)
-	if err != nil {
-		s.fail(c, err)
-		return
+	floor := highway.Amount(0)
+	if b.Floor != "" {
+		var ok bool
+		if floor, ok = highway.ParseUhwy(b.Floor); !ok {
+			s.fail(c, &highway.Error{Code: highway.EINVALID, Field: "floor", Message: "floor is a decimal string of uhwy, e.g. \"25000000\"."})
+			return
+		}
 	}
-	c.JSON(http.StatusOK, gin.H{"lease": j})
+	l, err := s.broker.SetAutoExtend(c.Request.Context(), currentUser(c).ID, c.Param("id"), b.Hours, floor)
+	s.leaseResult(c, l, err)
 }
 
 func (s *Server) apiCloseLease(c *gin.Context) {
 	l, err := s.broker.CloseLease(c.Request.Context(), currentUser(c).ID, c.Param("id"))
+	s.leaseResult(c, l, err)
+}
+
+// leaseResult answers a lease action: the lease as it is now, or the
+// action's error.
+func (s *Server) leaseResult(c *gin.Context, l *models.Lease, err error) {
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -30,6 +30,7 @@ type leaseForms struct {
 	closeErr           string
 	extendHours        string
 	extendErr          string
+	auto               *web.AutoExtendView // the auto-extend form as sent, with its errors
 	dispute, statement *web.StatementForm
 }
 
@@ -67,6 +68,12 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
 		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, ExtendHours: forms.extendHours, ExtendError: forms.extendErr, Dispute: forms.dispute,
 		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
+	auto, err := s.autoExtendView(ctx, l, forms.auto)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v.Auto = auto
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}
 	}
@@ -178,6 +185,70 @@ func (s *Server) leaseExtend(c *gin.Context) {
 		return
 	}
 	s.setFlash(c, "success", "The lease is extended: it now ends "+web.FormatTime(got.EndsAt)+".")
+	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
+}
+
+// autoExtendView is the lease page's auto-extend: the setting, its
+// outlook, and the form (as sent, when sent has it with errors).
+func (s *Server) autoExtendView(ctx context.Context, l *models.Lease, sent *web.AutoExtendView) (web.AutoExtendView, error) {
+	v := web.AutoExtendView{Hours: l.AutoExtendHours, Floor: strconv.FormatInt(l.AutoExtendFloor, 10), Note: l.AutoExtendNote,
+		FormHrs: strconv.FormatInt(max(l.AutoExtendHours, 1), 10), FormFlr: highway.Amount(l.AutoExtendFloor).HWY()}
+	if l.AutoExtendHours > 0 {
+		will, why, err := s.broker.AutoExtendOutlook(ctx, l)
+		if err != nil {
+			return v, err
+		}
+		v.Will, v.WhyNot, v.At = will, why, web.FormatTime(s.broker.AutoExtendAt(l))
+	}
+	if sent != nil {
+		v.FormHrs, v.FormFlr, v.HoursErr, v.FloorErr = sent.FormHrs, sent.FormFlr, sent.HoursErr, sent.FloorErr
+	}
+	return v, nil
+}
+
+// leaseAutoExtend sets the buyer's auto-extend from the form: hours each
+// time (0: off) and the wallet floor in HWY.
+func (s *Server) leaseAutoExtend(c *gin.Context) {
+	l, ok := s.buyerLease(c)
+	if !ok {
+		return
+	}
+	sent := &web.AutoExtendView{FormHrs: strings.TrimSpace(c.PostForm("hours")), FormFlr: strings.TrimSpace(c.PostForm("floor"))}
+	hours, err := strconv.ParseInt(sent.FormHrs, 10, 64)
+	if err != nil {
+		sent.HoursErr = "Enter a whole number of hours (0 turns auto-extend off)."
+	}
+	floor := highway.Amount(0)
+	if sent.FormFlr != "" {
+		var ok bool
+		if floor, ok = highway.ParseHWY(sent.FormFlr); !ok {
+			sent.FloorErr = "Enter an amount of HWY with at most six decimals, e.g. 25 or 2.5."
+		}
+	}
+	if sent.HoursErr != "" || sent.FloorErr != "" {
+		s.renderLease(c, http.StatusUnprocessableEntity, l, leaseForms{auto: sent})
+		return
+	}
+	got, err := s.broker.SetAutoExtend(c.Request.Context(), currentUser(c).ID, l.ID, hours, floor)
+	if err != nil {
+		if highway.ErrorCode(err) == highway.EINTERNAL {
+			s.fail(c, err)
+			return
+		}
+		if highway.ErrorField(err) == "floor" {
+			sent.FloorErr = highway.ErrorMessage(err)
+		} else {
+			sent.HoursErr = highway.ErrorMessage(err)
+		}
+		s.renderLease(c, statusOf(highway.ErrorCode(err)), l, leaseForms{auto: sent})
+		return
+	}
+	if got.AutoExtendHours == 0 {
+		s.setFlash(c, "success", "Auto-extend is off: the lease ends "+web.FormatTime(got.EndsAt)+".")
+	} else {
+		s.setFlash(c, "success", "Auto-extend is on: "+strconv.FormatInt(got.AutoExtendHours, 10)+" h more each time, while your wallet keeps "+
+			highway.Amount(got.AutoExtendFloor).HWY()+" HWY.")
+	}
 	c.Redirect(http.StatusSeeOther, "/leases/"+l.ID)
 }
 

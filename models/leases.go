@@ -56,9 +56,14 @@ type Lease struct {
 	Refunded    string
 	Fees        string
 	CloseReason string
-	EndsAt      time.Time
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Auto-extend (off while AutoExtendHours is 0): hours added each time,
+	// the wallet floor in uhwy, and what the last attempt did.
+	AutoExtendHours int64
+	AutoExtendFloor int64
+	AutoExtendNote  string
+	EndsAt          time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // LeaseLog is one line of workload output.
@@ -99,6 +104,25 @@ func (s *Store) CreateLease(ctx context.Context, l *Lease) error {
 func (s *Store) UpdateLease(ctx context.Context, id string, cols map[string]any) error {
 	cols["updated_at"] = time.Now().UTC()
 	return s.DB.WithContext(ctx).Model(&Lease{}).Where("id = ?", id).Updates(cols).Error
+}
+
+// GrowLease records that a lease was extended on chain from epochs_total
+// from to to, ending at endsAt, when the row still says from; it reports
+// whether it did. The extension's caller and the indexer both reconcile
+// an extension, and only the one whose write lands re-posts the start.
+func (s *Store) GrowLease(ctx context.Context, id string, from, to int64, endsAt time.Time) (bool, error) {
+	res := s.DB.WithContext(ctx).Model(&Lease{}).Where("id = ? AND epochs_total = ?", id, from).
+		Updates(map[string]any{"epochs_total": to, "ends_at": endsAt, "updated_at": time.Now().UTC()})
+	return res.RowsAffected == 1, res.Error
+}
+
+// AutoExtendDue lists the active leases with auto-extend on that end
+// before the given time, soonest first.
+func (s *Store) AutoExtendDue(ctx context.Context, before time.Time, limit int) ([]Lease, error) {
+	var ls []Lease
+	err := s.DB.WithContext(ctx).Where("status = ? AND auto_extend_hours > 0 AND ends_at < ?", LeaseActive, before.UTC()).
+		Order("ends_at, id").Limit(limit).Find(&ls).Error
+	return ls, err
 }
 
 // LeaseByID returns a lease, or ENOTFOUND.

@@ -483,8 +483,17 @@ var registeredErrors = []*errorsmod.Error{
 	escrowtypes.ErrWrongEpoch, escrowtypes.ErrProofWindow, escrowtypes.ErrDuplicateProof, escrowtypes.ErrInvalidProof,
 	escrowtypes.ErrDisputeWindow, escrowtypes.ErrNotArbiter, escrowtypes.ErrInvalidSplit, escrowtypes.ErrInvalidParams,
 	escrowtypes.ErrUnknownClass, escrowtypes.ErrInvalidAuthority, escrowtypes.ErrNotDisputed, escrowtypes.ErrSeedUnavailable,
-	escrowtypes.ErrInvalidAddress, escrowtypes.ErrInsufficientFunds, escrowtypes.ErrInvalidReason,
+	escrowtypes.ErrInvalidAddress, escrowtypes.ErrInsufficientFunds, escrowtypes.ErrInvalidReason, escrowtypes.ErrExtension,
 	sdkerrors.ErrInsufficientFunds, sdkerrors.ErrWrongSequence, sdkerrors.ErrOutOfGas, sdkerrors.ErrInsufficientFee,
+}
+
+// EscrowParams returns the escrow module's current parameters.
+func (c *Client) EscrowParams(ctx context.Context) (escrowtypes.Params, error) {
+	res, err := c.Escrow.Params(ctx, &escrowtypes.QueryParamsRequest{})
+	if err != nil {
+		return escrowtypes.Params{}, err
+	}
+	return res.Params, nil
 }
 
 // LatestHeight returns the height and time of the node's latest block.

@@ -41,7 +41,7 @@ var routeRules = map[string]string{
 	"POST /logout": skip, // ends the acting session
 	"GET /account": member, "POST /account/api-keys": member, "POST /account/api-keys/:id/revoke": owner,
 	"GET /orders/new": member, "POST /orders/estimate": member, "POST /orders": member, "GET /orders/:id": owner,
-	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/extend": owner, "POST /leases/:id/disputes": owner,
+	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/extend": owner, "POST /leases/:id/auto-extend": owner, "POST /leases/:id/disputes": owner,
 	"POST /disputes/:id/statement": leaseProv,
 	"GET /wallet":                  member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
 	"GET /provider": prov, "POST /provider/enrollments": prov, "POST /provider/prices": prov,
@@ -53,7 +53,7 @@ var routeRules = map[string]string{
 	"GET /api/v1/me": member, "POST /api/v1/orders": member, "GET /api/v1/orders": member,
 	"GET /api/v1/orders/:id": owner, "DELETE /api/v1/orders/:id": owner,
 	"GET /api/v1/leases": member, "GET /api/v1/leases/:id": viewer, "GET /api/v1/leases/:id/logs": viewer,
-	"POST /api/v1/leases/:id/close": owner, "POST /api/v1/leases/:id/extend": owner, "POST /api/v1/leases/:id/disputes": owner,
+	"POST /api/v1/leases/:id/close": owner, "POST /api/v1/leases/:id/extend": owner, "PUT /api/v1/leases/:id/auto-extend": owner, "POST /api/v1/leases/:id/disputes": owner,
 	"GET /api/v1/disputes": member, "GET /api/v1/disputes/:id": viewer,
 	"GET /api/v1/wallet": member, "GET /api/v1/wallet/history": member, "POST /api/v1/wallet/faucet": member, "POST /api/v1/wallet/withdraw": member,
 	"GET /api/v1/machines": prov, "GET /api/v1/prices": prov, "PUT /api/v1/prices": prov,

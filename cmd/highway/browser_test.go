@@ -90,6 +90,21 @@ func (b tab) text(sel string) string {
 	return v
 }
 
+// liveText reads an element of a live region, which may be swapped out
+// between finding the element and reading it: it tries again.
+func (b tab) liveText(sel string) string {
+	b.t.Helper()
+	var v string
+	waitFor(b.t, "the text of "+sel, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		defer cancel()
+		var err error
+		v, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		return err == nil
+	})
+	return v
+}
+
 // waitText waits until the element's text contains want (live regions
 // are swapped in whole, so the element is looked up afresh each time).
 func (b tab) waitText(what, sel, want string, within time.Duration) {

@@ -469,6 +469,34 @@ func TestEndToEnd(t *testing.T) {
 		return false
 	})
 	t.Logf("extension: %d epochs added in %s (agent's signature and the transaction), ends %s (was %s)", added, time.Since(extendStart).Round(time.Millisecond), lv2.Lease.EndsAt, was.EndsAt)
+	// Auto-extend by API: bad input is 422 and a stranger 404; a floor the
+	// wallet cannot keep is accepted but says it will not extend, and why
+	// (so nothing is charged here); 0 hours turns it off.
+	for _, body := range []map[string]any{{"hours": 1, "floor": "12.5"}, {"hours": 721}, {"hours": -1}} {
+		if code := buyer.do(http.MethodPut, "/leases/"+second.Order.LeaseID+"/auto-extend", body, nil); code != http.StatusUnprocessableEntity {
+			t.Fatalf("auto-extend %v: %d, want 422", body, code)
+		}
+	}
+	if code := stranger.do(http.MethodPut, "/leases/"+second.Order.LeaseID+"/auto-extend", map[string]any{"hours": 1}, nil); code != http.StatusNotFound {
+		t.Fatalf("stranger sets auto-extend: %d", code)
+	}
+	var auto struct {
+		Lease struct {
+			AutoExtend *struct {
+				Hours      int64  `json:"hours"`
+				Floor      string `json:"floor"`
+				WillExtend bool   `json:"will_extend"`
+				WhyNot     string `json:"why_not"`
+			} `json:"auto_extend"`
+		} `json:"lease"`
+	}
+	if code := buyer.do(http.MethodPut, "/leases/"+second.Order.LeaseID+"/auto-extend", map[string]any{"hours": 1, "floor": "900000000000"}, &auto); code != http.StatusOK ||
+		auto.Lease.AutoExtend == nil || auto.Lease.AutoExtend.WillExtend || !strings.Contains(auto.Lease.AutoExtend.WhyNot, "wallet holds") {
+		t.Fatalf("auto-extend above the wallet: %d %+v", code, auto.Lease.AutoExtend)
+	}
+	if code := buyer.do(http.MethodPut, "/leases/"+second.Order.LeaseID+"/auto-extend", map[string]any{"hours": 0}, &auto); code != http.StatusOK || auto.Lease.AutoExtend != nil {
+		t.Fatalf("auto-extend off: %d %+v", code, auto.Lease.AutoExtend)
+	}
 	if code := buyer.do(http.MethodPost, "/leases/"+second.Order.LeaseID+"/close", nil, &lv2); code != http.StatusOK || lv2.Lease.Status != "closed" {
 		t.Fatalf("close: %d %+v", code, lv2.Lease)
 	}

@@ -58,7 +58,11 @@ func (ch *e2eChain) tune(chain broker.Chain) func(*Main) {
 		m.Agents = handlers.AgentConfig{HeartbeatInterval: 300 * time.Millisecond, OfflineMisses: 3, MaxPoll: 500 * time.Millisecond}
 		m.Broker = broker.Config{Chain: chain, Faucet: chainclient.KeySigner{Key: ch.faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
 			Arbiter: chainclient.KeySigner{Key: ch.arbiter.Key}, WalletKey: ch.walletKey, VerifyParams: poc.DevParams(),
-			VerifyWork: time.Second, EpochDuration: time.Duration(ch.params.EpochBlocks) * ch.block, ReservationTTL: 30 * time.Second}
+			VerifyWork: time.Second, EpochDuration: time.Duration(ch.params.EpochBlocks) * ch.block, ReservationTTL: 30 * time.Second,
+			// Auto-extend looks every second and takes a lease ending
+			// within 150 minutes: a one-hour lease extended by hand once is
+			// due at once, and once more it is not.
+			AutoExtendBefore: 150 * time.Minute, AutoExtendEvery: time.Second}
 	}
 }
 

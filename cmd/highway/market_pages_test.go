@@ -368,6 +368,49 @@ func TestOrderAndLeasePagesAccess(t *testing.T) {
 	}
 	wantStatus(t, prov.submit("/leases/"+l.ID, "/leases/"+l.ID+"/extend", url.Values{"hours": {"1"}}), http.StatusNotFound)
 
+	// Auto-extend: off at first; bad hours or floors are refused beside
+	// their field and change nothing; a good setting is saved and shown,
+	// and off again with 0 hours. Only the buyer may set it.
+	if got := text(buyer.get("/leases/"+l.ID), `[data-testid="auto-extend-state"]`); !strings.HasPrefix(got, "Off") {
+		t.Errorf("auto-extend state at first: %q", got)
+	}
+	for _, c := range []struct{ hours, floor, field, want string }{
+		{"two", "5", "auto-hours-error", "whole number"},
+		{"721", "5", "auto-hours-error", "1 to 720 hours"},
+		{"-1", "5", "auto-hours-error", "1 to 720 hours"},
+		{"2", "1.0000001", "auto-floor-error", "six decimals"},
+		{"2", "-3", "auto-floor-error", "HWY"},
+	} {
+		p = buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/auto-extend", url.Values{"hours": {c.hours}, "floor": {c.floor}})
+		wantStatus(t, p, http.StatusUnprocessableEntity)
+		if got := text(p, `[data-testid="`+c.field+`"]`); !strings.Contains(got, c.want) {
+			t.Errorf("auto-extend %q/%q: %s %q, want %q", c.hours, c.floor, c.field, got, c.want)
+		}
+		if got, _ := p.doc.Find(`[data-testid="auto-floor"]`).Attr("value"); got != c.floor {
+			t.Errorf("auto-extend %q/%q: the floor field now holds %q", c.hours, c.floor, got)
+		}
+	}
+	if got, _ := m.Store.LeaseByID(ctx, l.ID); got.AutoExtendHours != 0 || got.AutoExtendFloor != 0 {
+		t.Fatalf("refused settings were saved: %+v", got)
+	}
+	wantStatus(t, prov.submit("/leases/"+l.ID, "/leases/"+l.ID+"/auto-extend", url.Values{"hours": {"2"}, "floor": {"5"}}), http.StatusNotFound)
+	wantStatus(t, buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/auto-extend", url.Values{"hours": {"2"}, "floor": {"5.5"}}), http.StatusSeeOther)
+	if got, _ := m.Store.LeaseByID(ctx, l.ID); got.AutoExtendHours != 2 || got.AutoExtendFloor != 5_500_000 {
+		t.Fatalf("auto-extend saved as %d h, floor %d uhwy; want 2 h, 5500000", got.AutoExtendHours, got.AutoExtendFloor)
+	}
+	p = buyer.get("/leases/" + l.ID)
+	if got := text(p, `[data-testid="auto-extend-state"]`); !strings.Contains(got, "On: 2 h") || !strings.Contains(got, "5.500000") {
+		t.Errorf("auto-extend state: %q", got)
+	}
+	// Without a chain the wallet cannot be read: the page says it will not extend, and why.
+	if got := text(p, `[data-testid="lease-will-extend"]`); !strings.Contains(got, "will not auto-extend") {
+		t.Errorf("outlook without a chain: %q", got)
+	}
+	wantStatus(t, buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/auto-extend", url.Values{"hours": {"0"}}), http.StatusSeeOther)
+	if got, _ := m.Store.LeaseByID(ctx, l.ID); got.AutoExtendHours != 0 {
+		t.Fatalf("auto-extend still on: %+v", got)
+	}
+
 	// A dispute without a statement is refused beside the box.
 	p = buyer.submit("/leases/"+l.ID, "/leases/"+l.ID+"/disputes", url.Values{"statement": {"   "}})
 	wantStatus(t, p, http.StatusUnprocessableEntity)

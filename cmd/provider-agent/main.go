@@ -224,6 +224,8 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	dockerDevices := f.str("docker-devices", "HIGHWAY_DOCKER_DEVICES", runner.DevicesGPUs, "how leased GPUs reach a container: gpus (Docker + NVIDIA Container Toolkit), cdi (Podman, or Docker with CDI), none (no GPUs: tests and demos only)")
 	interval := f.duration("heartbeat-interval", "HIGHWAY_HEARTBEAT_INTERVAL", 0, "heartbeat interval; 0 uses the marketplace's (default 10s)")
 	grace := f.duration("stop-grace", "HIGHWAY_STOP_GRACE", 10*time.Second, "time a stopped workload gets between SIGTERM and SIGKILL")
+	extensions := f.boolean("extensions", "HIGHWAY_EXTENSIONS", true, "sign buyers' extensions of the leases this machine runs, at each lease's own price; turn off ahead of maintenance")
+	maxExtend := f.str("max-extend-epochs", "HIGHWAY_MAX_EXTEND_EPOCHS", "0", "the most epochs one extension may add; 0: up to the chain's limit")
 	logLevel := f.str("log-level", "HIGHWAY_LOG_LEVEL", "info", "debug, info, warn or error")
 	chainGRPC := f.str("chain-grpc", "HIGHWAY_CHAIN_GRPC", "", "highwayd gRPC address (host:port), or several comma-separated (failover); with --chain-rpc and --chain-id enables proving on chain")
 	chainRPC := f.str("chain-rpc", "HIGHWAY_CHAIN_RPC", "", "highwayd CometBFT RPC URL, e.g. http://127.0.0.1:26657, or several comma-separated (failover)")
@@ -307,6 +309,10 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		logger.Warn("exec driver enabled: buyers' commands run directly on this host; only for trusted buyers")
 		drivers = append(drivers, &runner.Exec{WorkRoot: *dir + "/work"})
 	}
+	maxExtendEpochs, err := strconv.ParseUint(*maxExtend, 10, 64)
+	if err != nil {
+		return fmt.Errorf("--max-extend-epochs %q: want a whole number of epochs", *maxExtend)
+	}
 	met := metrics.New(version, inv.Simulated)
 	hb := *interval
 	if hb == 0 && st.HeartbeatIntervalS > 0 {
@@ -316,7 +322,8 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 		AgentID: st.AgentID, Version: version, GPUs: sess, Drivers: drivers, Regions: st.Regions,
 		API:    &client.Client{BaseURL: st.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}, UserAgent: userAgent()},
 		Prober: &probe.Prober{}, Metrics: met, Logger: logger, HeartbeatInterval: hb, StopGrace: *grace,
-		Prover: &prover.Local{},
+		Prover:     &prover.Local{},
+		Extensions: agent.ExtendPolicy{Refuse: !*extensions, MaxEpochs: maxExtendEpochs},
 	}
 	if *chainGRPC != "" {
 		chain, err := connectChain(*chainGRPC, *chainRPC, *chainID, *gasPrice, *keyFile, logger)

@@ -102,8 +102,24 @@ type Config struct {
 	LogFlush          time.Duration // default 1 s
 	StopGrace         time.Duration // SIGTERM → SIGKILL, default 10 s
 	MaxQuoteTTL       time.Duration // refuse quotes valid longer, default 10 min
+	Extensions        ExtendPolicy
 	Backoff           client.Backoff
 	Now               func() time.Time
+}
+
+// ExtendPolicy is the operator's consent to extensions of the leases the
+// machine runs: the agent signs an extension quote only within it.
+type ExtendPolicy struct {
+	// Refuse signs no extension (ahead of maintenance: the leases run to
+	// their end and the machine is then free).
+	Refuse bool
+	// MaxEpochs bounds one extension; 0 leaves it to the chain's
+	// max_epochs_per_lease.
+	MaxEpochs uint64
+	// MinLead refuses to extend a lease ending sooner (default 30 s): the
+	// extension must reach the runner before the lease's timer stops the
+	// workload, or the buyer would pay for epochs with nothing running.
+	MinLead time.Duration
 }
 
 // Agent is a running provider agent. Create it with New, run it with Run.
@@ -138,6 +154,9 @@ type Agent struct {
 	ownMu     sync.Mutex
 	ownNonces map[uint64]bool
 	ownLeases map[string]bool
+	// leaseOf maps a chain lease id to the marketplace lease the runner
+	// knows it by, for extension quotes.
+	leaseOf map[uint64]string
 
 	// proving counts the epochs being proved, submitted and judged.
 	proving sync.WaitGroup
@@ -164,6 +183,7 @@ func New(cfg Config) (*Agent, error) {
 	def(&cfg.LogFlush, time.Second)
 	def(&cfg.StopGrace, 10*time.Second)
 	def(&cfg.MaxQuoteTTL, 10*time.Minute)
+	def(&cfg.Extensions.MinLead, 30*time.Second)
 	if cfg.Backoff.Base <= 0 {
 		cfg.Backoff = client.DefaultBackoff()
 	}
@@ -188,7 +208,7 @@ func New(cfg Config) (*Agent, error) {
 		regions:  append([]protocol.Region(nil), cfg.Regions...),
 		logs:     newLogBuffer(50_000),
 		beatNow:  make(chan struct{}, 1), probeNow: make(chan struct{}, 1),
-		ownNonces: map[uint64]bool{}, ownLeases: map[string]bool{},
+		ownNonces: map[uint64]bool{}, ownLeases: map[string]bool{}, leaseOf: map[uint64]string{},
 	}
 	a.runner = runner.NewManager(cfg.Drivers, a.logs.add, cfg.StopGrace, cfg.Now)
 	// A pull's progress goes out before the next 10-second beat, so the
@@ -481,6 +501,7 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		if as.ChainLeaseID != 0 {
 			a.ownMu.Lock()
 			a.ownLeases[strconv.FormatUint(as.ChainLeaseID, 10)] = true
+			a.leaseOf[as.ChainLeaseID] = as.LeaseID
 			a.ownMu.Unlock()
 		}
 		a.log.Info("starting lease", "lease", as.LeaseID, "gpus", as.GPUs)
@@ -573,13 +594,8 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 		return protocol.Quote{}, fmt.Errorf("quote expiry %s is beyond the agent's limit of %s", exp.Sub(now).Round(time.Second), a.cfg.MaxQuoteTTL)
 	}
 	if qr.Quote.ExtendsLease != 0 {
-		// An extension keeps the lease's own GPUs, which are busy with it:
-		// the agent consents only for a lease it is running.
-		a.ownMu.Lock()
-		mine := a.ownLeases[strconv.FormatUint(qr.Quote.ExtendsLease, 10)]
-		a.ownMu.Unlock()
-		if !mine {
-			return protocol.Quote{}, fmt.Errorf("lease %d does not run on this machine", qr.Quote.ExtendsLease)
+		if err := a.mayExtend(qr.Quote, now); err != nil {
+			return protocol.Quote{}, err
 		}
 		return a.sign(ctx, qr)
 	}
@@ -597,6 +613,52 @@ func (a *Agent) signQuote(ctx context.Context, qr protocol.QuoteRequest) (protoc
 		return protocol.Quote{}, fmt.Errorf("%d free %s GPUs, quote asks for %d", free, qr.Quote.GPUClass, qr.Quote.GPUs)
 	}
 	return a.sign(ctx, qr)
+}
+
+// mayExtend decides whether the agent consents to an extension quote. An
+// extension keeps the lease's own GPUs, which are busy with it: the agent
+// signs only for a lease whose workload it is running, not about to end,
+// on as many GPUs of the quoted class as the quote names, and within the
+// operator's policy. The price is the lease's own: the chain refuses any
+// other.
+func (a *Agent) mayExtend(q protocol.Quote, now time.Time) error {
+	pol := a.cfg.Extensions
+	if pol.Refuse {
+		return errors.New("this provider is not extending leases now")
+	}
+	if pol.MaxEpochs > 0 && q.Epochs > pol.MaxEpochs {
+		return fmt.Errorf("this provider extends by at most %d epochs at a time", pol.MaxEpochs)
+	}
+	a.ownMu.Lock()
+	leaseID, mine := a.leaseOf[q.ExtendsLease]
+	a.ownMu.Unlock()
+	if !mine {
+		return fmt.Errorf("lease %d does not run on this machine", q.ExtendsLease)
+	}
+	endsAt, gpus, live := a.runner.Live(leaseID)
+	if !live {
+		return fmt.Errorf("lease %d's workload is not running here", q.ExtendsLease)
+	}
+	if !endsAt.IsZero() && endsAt.Sub(now) < pol.MinLead {
+		return fmt.Errorf("lease %d ends in under %s", q.ExtendsLease, pol.MinLead)
+	}
+	if uint32(len(gpus)) != q.GPUs {
+		return fmt.Errorf("lease %d runs on %d GPUs, the quote names %d", q.ExtendsLease, len(gpus), q.GPUs)
+	}
+	inv, err := a.snapshot()
+	if err != nil {
+		return fmt.Errorf("read GPUs: %w", err)
+	}
+	class := map[string]string{}
+	for _, g := range inv.GPUs {
+		class[g.UUID] = g.Class
+	}
+	for _, u := range gpus {
+		if class[u] != q.GPUClass {
+			return fmt.Errorf("lease %d's GPU %s is not a %s", q.ExtendsLease, u, q.GPUClass)
+		}
+	}
+	return nil
 }
 
 // sign signs a checked quote request and remembers its nonce, so the

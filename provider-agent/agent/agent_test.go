@@ -470,7 +470,8 @@ func TestQuoteChecks(t *testing.T) {
 	sess, _ := gpu.Open(fake)
 	defer func() { _ = sess.Close() }()
 	now := time.Unix(1_760_000_000, 0)
-	a, err := New(Config{AgentID: "a", API: &client.Client{}, GPUs: sess, Quotes: fakeSigner{}, Now: func() time.Time { return now }})
+	a, err := New(Config{AgentID: "a", API: &client.Client{}, GPUs: sess, Quotes: fakeSigner{}, Now: func() time.Time { return now },
+		Drivers: []runner.Driver{&runner.Exec{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,21 +491,47 @@ func TestQuoteChecks(t *testing.T) {
 			t.Errorf("%s: signed", name)
 		}
 	}
-	// An extension: only for a lease this machine runs, and then without
-	// counting free GPUs (the lease's own are busy with it; here the
-	// quote even names more than the machine has free).
+	// An extension: only for a lease whose workload runs here, on the
+	// lease's own GPUs (so without counting free ones: they are busy with
+	// it), within the operator's policy.
+	inv, _ := sess.Snapshot()
 	ext := q
-	ext.ExtendsLease, ext.GPUs = 42, 3
-	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err == nil {
+	ext.ExtendsLease, ext.Epochs = 42, 4
+	sign := func() error {
+		_, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext})
+		return err
+	}
+	if sign() == nil {
 		t.Error("extension signed for a lease that does not run here")
 	}
-	a.ownLeases["42"] = true // as starting the lease records it
-	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err != nil {
+	spec := runner.Spec{LeaseID: "L42", GPUs: []string{inv.GPUs[0].UUID, inv.GPUs[1].UUID}, Workload: protocol.Workload{Command: "sleep 30"}}
+	if err := a.runner.Start(spec, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	a.leaseOf[42] = "L42" // as the lease's start assignment records it
+	if err := sign(); err != nil {
 		t.Errorf("extension of a running lease refused: %v", err)
 	}
-	ext.ExpiresAt = now.Add(time.Hour).Unix()
-	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{RequestID: "r", ChainID: "c", Quote: ext}); err == nil {
-		t.Error("extension signed beyond the agent's quote lifetime")
+	for name, mut := range map[string]func(q *protocol.Quote, p *ExtendPolicy){
+		"more GPUs than the lease":  func(q *protocol.Quote, _ *ExtendPolicy) { q.GPUs = 3 },
+		"another class":             func(q *protocol.Quote, _ *ExtendPolicy) { q.GPUClass = "A100" },
+		"beyond the quote lifetime": func(q *protocol.Quote, _ *ExtendPolicy) { q.ExpiresAt = now.Add(time.Hour).Unix() },
+		"operator refuses":          func(_ *protocol.Quote, p *ExtendPolicy) { p.Refuse = true },
+		"longer than the policy":    func(_ *protocol.Quote, p *ExtendPolicy) { p.MaxEpochs = 3 },
+		"lease ends too soon":       func(_ *protocol.Quote, p *ExtendPolicy) { p.MinLead = 2 * time.Hour },
+	} {
+		was, pol := ext, a.cfg.Extensions
+		mut(&ext, &a.cfg.Extensions)
+		if sign() == nil {
+			t.Errorf("%s: extension signed", name)
+		}
+		ext, a.cfg.Extensions = was, pol
+	}
+	if err := a.runner.Stop("L42"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sign(); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("extension of a lease whose workload stopped: %v, want refused as not running", err)
 	}
 	a.cfg.Quotes = nil
 	if _, err := a.signQuote(context.Background(), protocol.QuoteRequest{Quote: q}); err == nil {

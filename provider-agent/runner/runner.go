@@ -58,6 +58,10 @@ var ErrGPUBusy = errors.New("GPU already leased")
 // ErrNoDriver: no enabled driver can run the workload.
 var ErrNoDriver = errors.New("no enabled driver for this workload")
 
+// ErrEnded is returned by Start for a known lease whose workload already
+// ended: a late extension must not look like it moved anything.
+var ErrEnded = errors.New("the lease's workload already ended")
+
 // Manager runs leases. Create it with NewManager.
 type Manager struct {
 	drivers []Driver
@@ -154,6 +158,12 @@ func (m *Manager) Start(spec Spec, endsAt time.Time) error {
 	m.mu.Lock()
 	if known, ok := m.leases[spec.LeaseID]; ok {
 		m.mu.Unlock()
+		known.mu.Lock()
+		state := known.status.State
+		known.mu.Unlock()
+		if state != protocol.LeaseStarting && state != protocol.LeaseRunning {
+			return fmt.Errorf("lease %s is %s: %w", spec.LeaseID, state, ErrEnded)
+		}
 		known.extend(m, endsAt)
 		return nil
 	}
@@ -391,6 +401,27 @@ func (m *Manager) StopAll() {
 	}
 	wg.Wait()
 	m.wg.Wait()
+}
+
+// Live reports a lease's end (zero: none) and GPUs while its workload is
+// starting or running and its end has not fired; ok is false otherwise.
+// The agent consents to extend only such a lease.
+func (m *Manager) Live(leaseID string) (endsAt time.Time, gpus []string, ok bool) {
+	m.mu.Lock()
+	l, known := m.leases[leaseID]
+	m.mu.Unlock()
+	if !known {
+		return time.Time{}, nil, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.status.State != protocol.LeaseStarting && l.status.State != protocol.LeaseRunning {
+		return time.Time{}, nil, false
+	}
+	if !l.endsAt.IsZero() && !l.endsAt.After(m.now()) {
+		return time.Time{}, nil, false // its timer is firing
+	}
+	return l.endsAt, append([]string(nil), l.status.GPUs...), true
 }
 
 // Leases returns every known lease, sorted by id.

@@ -241,6 +241,9 @@ func TestStartAgainExtends(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg.waitFor(t, "l-ext", "lease extended")
+	if ends, gpus, ok := m.Live("l-ext"); !ok || !ends.Equal(start.Add(1200*time.Millisecond)) || len(gpus) != 1 {
+		t.Fatalf("Live = %v %v %v, want the extended end", ends, gpus, ok)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.Wait(ctx, "l-ext"); err != nil {
@@ -253,5 +256,13 @@ func TestStartAgainExtends(t *testing.T) {
 		if l.LeaseID == "l-ext" && l.State != protocol.LeaseStopped {
 			t.Fatalf("%+v", l)
 		}
+	}
+	// Ended: no longer live, and a start that comes now (an extension
+	// that landed too late) says so rather than pretending to extend.
+	if _, _, ok := m.Live("l-ext"); ok {
+		t.Fatal("a stopped lease is live")
+	}
+	if err := m.Start(spec, time.Now().Add(time.Hour)); !errors.Is(err, ErrEnded) {
+		t.Fatalf("start of an ended lease: %v, want ErrEnded", err)
 	}
 }

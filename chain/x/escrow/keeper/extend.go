@@ -3,7 +3,6 @@ package keeper
 import (
 	"context"
 
-	"cosmossdk.io/collections"
 	errorsmod "cosmossdk.io/errors"
 	"cosmossdk.io/math"
 	sdk "github.com/cosmos/cosmos-sdk/types"
@@ -60,22 +59,8 @@ func (m msgServer) ExtendLease(ctx context.Context, msg *types.MsgExtendLease) (
 		return nil, errorsmod.Wrapf(types.ErrExtension, "%d epochs more would leave %d unsettled, above the limit of %d",
 			q.Epochs, lease.EpochsTotal+q.Epochs-lease.NextEpoch, params.MaxEpochsPerLease)
 	}
-	now := sdkCtx.BlockTime().Unix()
-	if q.ExpiresAt <= now {
-		return nil, errorsmod.Wrapf(types.ErrQuoteExpired, "expired at %d, block time %d", q.ExpiresAt, now)
-	}
-	if q.ExpiresAt > now+int64(params.MaxQuoteTtlSeconds) {
-		return nil, errorsmod.Wrapf(types.ErrInvalidQuote, "expires more than %d s ahead", params.MaxQuoteTtlSeconds)
-	}
-	if err := types.VerifyQuoteSignature(sdkCtx.ChainID(), q); err != nil {
+	if err := m.checkQuote(ctx, params, q); err != nil {
 		return nil, err
-	}
-	used, err := m.UsedQuotes.Has(ctx, collections.Join(q.Provider, q.Nonce))
-	if err != nil {
-		return nil, err
-	}
-	if used {
-		return nil, errorsmod.Wrapf(types.ErrQuoteReused, "provider %s nonce %d", q.Provider, q.Nonce)
 	}
 	added, err := q.PricePerEpoch.SafeMul(math.NewIntFromUint64(q.Epochs))
 	if err != nil {
@@ -96,10 +81,7 @@ func (m msgServer) ExtendLease(ctx context.Context, msg *types.MsgExtendLease) (
 	if err := m.Leases.Set(ctx, lease.Id, lease); err != nil {
 		return nil, err
 	}
-	if err := m.UsedQuotes.Set(ctx, collections.Join(q.Provider, q.Nonce), q.ExpiresAt); err != nil {
-		return nil, err
-	}
-	if err := m.QuoteExpiry.Set(ctx, collections.Join3(q.ExpiresAt, q.Provider, q.Nonce)); err != nil {
+	if err := m.useQuote(ctx, q); err != nil {
 		return nil, err
 	}
 	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventLeaseExtended{

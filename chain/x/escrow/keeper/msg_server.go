@@ -62,22 +62,8 @@ func (m msgServer) CreateLease(ctx context.Context, msg *types.MsgCreateLease) (
 	if q.Epochs > params.MaxEpochsPerLease {
 		return nil, errorsmod.Wrapf(types.ErrInvalidQuote, "at most %d epochs per lease", params.MaxEpochsPerLease)
 	}
-	now := sdkCtx.BlockTime().Unix()
-	if q.ExpiresAt <= now {
-		return nil, errorsmod.Wrapf(types.ErrQuoteExpired, "expired at %d, block time %d", q.ExpiresAt, now)
-	}
-	if q.ExpiresAt > now+int64(params.MaxQuoteTtlSeconds) {
-		return nil, errorsmod.Wrapf(types.ErrInvalidQuote, "expires more than %d s ahead", params.MaxQuoteTtlSeconds)
-	}
-	if err := types.VerifyQuoteSignature(sdkCtx.ChainID(), q); err != nil {
+	if err := m.checkQuote(ctx, params, q); err != nil {
 		return nil, err
-	}
-	used, err := m.UsedQuotes.Has(ctx, collections.Join(q.Provider, q.Nonce))
-	if err != nil {
-		return nil, err
-	}
-	if used {
-		return nil, errorsmod.Wrapf(types.ErrQuoteReused, "provider %s nonce %d", q.Provider, q.Nonce)
 	}
 	total, err := q.PricePerEpoch.SafeMul(math.NewIntFromUint64(q.Epochs))
 	if err != nil {
@@ -117,10 +103,7 @@ func (m msgServer) CreateLease(ctx context.Context, msg *types.MsgCreateLease) (
 	if err := m.ByProvider.Set(ctx, collections.Join(provider, id)); err != nil {
 		return nil, err
 	}
-	if err := m.UsedQuotes.Set(ctx, collections.Join(q.Provider, q.Nonce), q.ExpiresAt); err != nil {
-		return nil, err
-	}
-	if err := m.QuoteExpiry.Set(ctx, collections.Join3(q.ExpiresAt, q.Provider, q.Nonce)); err != nil {
+	if err := m.useQuote(ctx, q); err != nil {
 		return nil, err
 	}
 	if err := m.scheduleDeadline(ctx, lease, 0); err != nil {

@@ -365,7 +365,10 @@ func (d deps) extendLease(r *rand.Rand, app *baseapp.BaseApp, ctx sdk.Context, a
 		case ctx.BlockHeight() >= lastEnd, l.EpochsTotal+epochs-l.NextEpoch > params.MaxEpochsPerLease:
 			want = types.ErrExtension
 		case r.Intn(10) == 0:
-			q.Epochs++ // altered after signing
+			// Altered after signing. The nonce, not the epochs: more
+			// epochs could cross the unsettled limit, which the keeper
+			// checks before the signature.
+			q.Nonce++
 			want = types.ErrQuoteSignature
 		case d.bk.SpendableCoins(ctx, sdk.MustAccAddressFromBech32(l.Buyer)).AmountOf(l.Denom).LT(l.PricePerEpoch.MulRaw(int64(epochs))):
 			want = types.ErrInsufficientFunds

@@ -115,4 +115,6 @@ type walletStore interface {
 type statsStore interface {
 	Totals(ctx context.Context) (models.NetworkTotals, error)
 	Volumes(ctx context.Context) (escrowed, paid highway.Total, err error)
+	RestingBids(ctx context.Context, model, region string, limit int) ([]models.Order, error)
+	Matches(ctx context.Context, model, region string, since time.Time, limit int) ([]models.Match, error)
 }

@@ -47,6 +47,7 @@ func (s *Server) routes(e *gin.Engine) {
 
 		public.GET("/offers", s.apiOffers)
 		public.GET("/market/summary", s.apiSummary)
+		public.GET("/market/depth", s.apiDepth)
 		public.GET("/regions", s.apiRegions)
 
 		api.POST("/orders", s.apiPlaceOrder)
@@ -101,6 +102,7 @@ func (s *Server) routes(e *gin.Engine) {
 	{
 		pages.GET("/market", s.liveGeneration, s.marketPage)
 		pages.GET("/market/events", s.marketEvents)
+		pages.GET("/market/depth", s.liveGeneration, s.depthPage)
 		member.GET("/orders/new", s.orderNew)
 		member.POST("/orders/estimate", s.orderEstimate)
 		member.POST("/orders", s.orderCreate)

@@ -62,3 +62,51 @@ func TestGrowLeaseAndAutoExtendDue(t *testing.T) {
 		}
 	})
 }
+
+// The depth's queries on both databases: resting bids are open gtc orders
+// of the model (and region); matches are the model's leases since a time,
+// newest first, filtered by their order's region.
+func TestDepthQueries(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		u := &models.User{Email: "b@example.com", PasswordHash: "h", IsBuyer: true}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range []struct{ id, typ, region, status string }{
+			{"o1", "gtc", "us-east", models.OrderOpen}, {"o2", "gtc", "eu-west", models.OrderOpen},
+			{"o3", "fok", "us-east", models.OrderLeased}, {"o4", "gtc", "us-east", models.OrderCancelled},
+		} {
+			if _, err := s.CreateOrder(ctx, &models.Order{ID: o.id, BuyerID: u.ID, Type: o.typ, Model: "H100", GPUs: 1, MaxPrice: int64(100 * (i + 1)),
+				Region: o.region, Hours: 1, WorkloadJSON: "{}", Status: o.status, IdempotencyKey: o.id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bids, err := s.RestingBids(ctx, "H100", "us-east", 10)
+		if err != nil || len(bids) != 1 || bids[0].ID != "o1" {
+			t.Fatalf("us-east bids %+v %v", bids, err)
+		}
+		if all, err := s.RestingBids(ctx, "H100", "", 10); err != nil || len(all) != 2 || all[0].ID != "o2" {
+			t.Fatalf("all bids %+v %v, want o2 (higher) then o1", all, err)
+		}
+		for i, orderID := range []string{"o3", "o2"} {
+			l := &models.Lease{ID: "l" + orderID, ChainLeaseID: uint64(i + 1), OrderID: orderID, BuyerID: u.ID, ProviderID: u.ID, MachineID: "m",
+				Model: "H100", GPUs: int64(i + 1), PricePerHour: int64(1000 * (i + 1)), PricePerEpoch: "1", Status: models.LeaseActive,
+				Remaining: "0", Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0", EndsAt: time.Now()}
+			if err := s.CreateLease(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		since := time.Now().Add(-time.Hour)
+		if ms, err := s.Matches(ctx, "H100", "", since, 10); err != nil || len(ms) != 2 {
+			t.Fatalf("matches %+v %v", ms, err)
+		}
+		ms, err := s.Matches(ctx, "H100", "us-east", since, 10)
+		if err != nil || len(ms) != 1 || ms[0].GPUs != 1 || ms[0].PricePerHour != 1000 || ms[0].At.IsZero() {
+			t.Fatalf("us-east matches %+v %v", ms, err)
+		}
+		if ms, err := s.Matches(ctx, "H100", "", time.Now().Add(time.Hour), 10); err != nil || len(ms) != 0 {
+			t.Fatalf("matches after now %+v %v", ms, err)
+		}
+	})
+}

@@ -141,3 +141,37 @@ func (s *Store) Volumes(ctx context.Context) (escrowed, paid highway.Total, err 
 	}
 	return escrowed, paid, nil
 }
+
+// RestingBids lists the open resting (gtc) orders for a model, in one
+// region when region is set: the bid side of the market's depth.
+func (s *Store) RestingBids(ctx context.Context, model, region string, limit int) ([]Order, error) {
+	q := s.DB.WithContext(ctx).Select("id", "gpus", "max_price", "region").
+		Where("status = ? AND type = ? AND model = ?", OrderOpen, "gtc", model)
+	if region != "" {
+		q = q.Where("region = ?", region)
+	}
+	var out []Order
+	err := q.Order("max_price DESC, id").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// Match is a lease as the market's depth shows it: when it was made, how
+// many GPUs, at what price per GPU-hour.
+type Match struct {
+	At           time.Time `gorm:"column:created_at"`
+	GPUs         int64     `gorm:"column:gpus"`
+	PricePerHour int64     `gorm:"column:price_per_hour"`
+}
+
+// Matches lists the leases of a model made since a time, newest first;
+// region, when set, is the region their orders asked for.
+func (s *Store) Matches(ctx context.Context, model, region string, since time.Time, limit int) ([]Match, error) {
+	q := s.DB.WithContext(ctx).Table("leases").Select("leases.created_at, leases.gpus, leases.price_per_hour").
+		Where("leases.model = ? AND leases.created_at >= ?", model, since.UTC())
+	if region != "" {
+		q = q.Joins("JOIN orders ON orders.id = leases.order_id").Where("orders.region = ?", region)
+	}
+	var out []Match
+	err := q.Order("leases.created_at DESC, leases.id DESC").Limit(limit).Scan(&out).Error
+	return out, err
+}

@@ -31,6 +31,20 @@ type Chart struct {
 	Ref             *ChartRef
 	// FormatY renders a Y value for the axis (default: the integer).
 	FormatY func(int64) string
+	// XFrom and XTo fix the X extent (when XTo > XFrom) instead of the
+	// data's: a window with gaps keeps its width.
+	XFrom, XTo int64
+	// Step, when set, draws each point as a bar Step wide from its X (an
+	// hour's figure) instead of a line: sparse samples stay visible and a
+	// gap reads as a gap, not as a slope.
+	Step int64
+}
+
+// chartBar is one bar, in SVG user units.
+type chartBar struct {
+	X, Y, W, H int64
+	Class      string
+	Title      string
 }
 
 // Chart geometry, in SVG user units.
@@ -66,6 +80,9 @@ func (c Chart) bounds() (x0, x1, y0, y1 int64, ok bool) {
 	if first {
 		return 0, 0, 0, 0, false
 	}
+	if c.XTo > c.XFrom {
+		x0, x1 = c.XFrom, c.XTo
+	}
 	if c.Ref != nil {
 		y1 = max(y1, c.Ref.Value)
 	}
@@ -84,7 +101,7 @@ func scale(v, lo, hi, span int64) int64 { return (v - lo) * span / (hi - lo) }
 // lines are the series' SVG paths.
 func (c Chart) lines() []chartLine {
 	x0, x1, y0, y1, ok := c.bounds()
-	if !ok {
+	if !ok || c.Step > 0 {
 		return nil
 	}
 	var out []chartLine
@@ -101,6 +118,28 @@ func (c Chart) lines() []chartLine {
 			b.WriteString(strconv.FormatInt(padT+plotH-scale(p.Y, y0, y1, plotH), 10))
 		}
 		out = append(out, chartLine{Name: s.Name, D: b.String(), Class: "series s" + strconv.Itoa(i%6)})
+	}
+	return out
+}
+
+// bars are the series' bars when the chart has a Step.
+func (c Chart) bars() []chartBar {
+	x0, x1, y0, y1, ok := c.bounds()
+	if !ok || c.Step <= 0 {
+		return nil
+	}
+	f := c.FormatY
+	if f == nil {
+		f = func(v int64) string { return strconv.FormatInt(v, 10) }
+	}
+	var out []chartBar
+	for i, s := range c.Series {
+		for _, p := range s.Points {
+			left, right := scale(p.X, x0, x1, plotW), scale(min(p.X+c.Step, x1), x0, x1, plotW)
+			h := scale(p.Y, y0, y1, plotH)
+			out = append(out, chartBar{X: padL + left, Y: padT + plotH - h, W: max(right-left-1, 1), H: h,
+				Class: "bar s" + strconv.Itoa(i%6), Title: FormatClock(p.X) + ": " + f(p.Y)})
+		}
 	}
 	return out
 }
@@ -137,6 +176,15 @@ func (c Chart) xTicks() []chartTick {
 	x0, x1, _, _, ok := c.bounds()
 	if !ok {
 		return nil
+	}
+	if c.XTo > c.XFrom {
+		// A fixed window (a day) is labelled at its quarters: its two ends
+		// may read the same on a clock.
+		var out []chartTick
+		for i := int64(0); i <= 4; i++ {
+			out = append(out, chartTick{Pos: padL + plotW*i/4, Label: FormatClock(x0 + (x1-x0)*i/4)})
+		}
+		return out
 	}
 	return []chartTick{{Pos: padL, Label: FormatClock(x0)}, {Pos: padL + plotW, Label: FormatClock(x1)}}
 }

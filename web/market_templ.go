@@ -234,7 +234,7 @@ func Market(p *Page, v MarketView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "<h1>Market</h1><p class=\"muted\">Live GPU offers. Prices are per GPU-hour in HWY (1 HWY = 1,000,000 uhwy). The table updates by itself.</p><div data-live=\"/market?fragment=summary\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "<h1>Market</h1><p class=\"muted\">Live GPU offers. Prices are per GPU-hour in HWY (1 HWY = 1,000,000 uhwy). The table updates by itself. <a href=\"/market/depth\" data-testid=\"depth-link\">Market depth</a>: bids and asks by price, the spread and the clearing price.</p><div data-live=\"/market?fragment=summary\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -34,7 +34,7 @@ const (
 var routeRules = map[string]string{
 	"GET /":        anyone,
 	"GET /network": anyone,
-	"GET /market":  anyone,
+	"GET /market":  anyone, "GET /market/depth": anyone,
 	// An endless event stream; public, covered by the market page tests.
 	"GET /market/events": skip,
 	"GET /signup":        anyone, "POST /signup": skip, "GET /login": anyone, "POST /login": skip,
@@ -49,7 +49,7 @@ var routeRules = map[string]string{
 	"GET /admin/disputes": adminOnly, "GET /admin/disputes/:id": adminOnly, "POST /admin/disputes/:id/resolve": adminOnly,
 	"POST /admin/providers/:id/suspend": adminOnly, "POST /admin/providers/:id/reinstate": adminOnly,
 
-	"GET /api/v1/offers": anyone, "GET /api/v1/market/summary": anyone, "GET /api/v1/regions": anyone,
+	"GET /api/v1/offers": anyone, "GET /api/v1/market/summary": anyone, "GET /api/v1/market/depth": anyone, "GET /api/v1/regions": anyone,
 	"GET /api/v1/me": member, "POST /api/v1/orders": member, "GET /api/v1/orders": member,
 	"GET /api/v1/orders/:id": owner, "DELETE /api/v1/orders/:id": owner,
 	"GET /api/v1/leases": member, "GET /api/v1/leases/:id": viewer, "GET /api/v1/leases/:id/logs": viewer,

@@ -78,6 +78,20 @@ func TestBrowserRentAndDispute(t *testing.T) {
 		t.Fatalf("offer price %q", price)
 	}
 
+	// The depth, in a tab of its own that stays open: both GPUs asked
+	// at 3.6 HWY and no matches yet; it follows the rental below by itself.
+	depth := tab{t, newChrome(t, 2*time.Minute)}
+	depth.do("the depth", chromedp.Navigate(base+"/market"))
+	depth.submit("the depth", chromedp.Click(chromedp.CSS(`[data-testid="depth-link"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="depth-filter"]`)), chromedp.SetValue(chromedp.ID("d-model"), "H100"))
+	depth.submit("the H100 depth", chromedp.Click(chromedp.CSS(`[data-testid="depth-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="depth"]`)))
+	depth.waitText("both GPUs asked", `[data-testid="depth-asks"]`, "3.600000 HWY", 10*time.Second)
+	if got := depth.liveText(`[data-testid="depth-asks"] [data-testid="depth-gpus"]`); got != "2" {
+		t.Fatalf("GPUs asked before the rental: %q", got)
+	}
+	depth.do("no matches yet", chromedp.WaitVisible(chromedp.CSS(`[data-testid="depth-matches-empty"]`)))
+
 	// Rent it from its row: the order form names the offer and shows the
 	// escrow needed against the balance before anything is submitted.
 	buyer.submit("rent now", chromedp.Click(chromedp.CSS(`[data-testid="offer-rent"]`)),
@@ -102,6 +116,12 @@ func TestBrowserRentAndDispute(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaseID := loc[strings.LastIndex(loc, "/")+1:]
+
+	// The depth tab, never reloaded, shows the match and the GPU it took.
+	depth.waitText("the match in the depth", `[data-testid="depth-matches"]`, "3.600000 HWY", 30*time.Second)
+	depth.waitText("one GPU left asked", `[data-testid="depth-asks"] [data-testid="depth-gpus"]`, "1", 30*time.Second)
+	depth.do("the clearing chart", chromedp.WaitVisible(chromedp.CSS(`[data-testid="chart-clearing"]`)))
+	depth.screenshot("depth.png")
 
 	// Extend by hand: no hours is refused beside the field; an hour more
 	// (the provider's agent signs, the wallet escrows) moves the end.

@@ -5,6 +5,7 @@
 //	highway migrate        apply database migrations and exit
 //	highway admin create   create or promote an administrator
 //	highway dev            run on embedded defaults under ./.highway/
+//	highway offers|rent|leases|logs|extend|close|wallet   the buyer's CLI (cli.go)
 package main
 
 import (
@@ -30,6 +31,7 @@ Commands:
   dev            run everything on embedded defaults under ./.highway/
   version        print the version
 
+` + cliUsage + `
 Run "highway <command> --help" for a command's flags. Every flag can also be
 set through the HIGHWAY_* environment variable named in its help.
 `
@@ -43,7 +45,7 @@ func main() {
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "highway:", err)
-			os.Exit(1)
+			os.Exit(exitCode(err))
 		}
 	}
 }
@@ -82,7 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return flag.ErrHelp
 	default:
+		if cmd, ok := cliCommands[args[0]]; ok {
+			return cmd(ctx, args[1:], stdout, stderr)
+		}
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}
 }

@@ -100,6 +100,14 @@ type Config struct {
 	// the leader looks (default 30 s).
 	AutoExtendBefore time.Duration
 	AutoExtendEvery  time.Duration
+	// AllowPrivateWebhooks lets webhooks point at loopback and private
+	// addresses (dev mode and tests, with a local receiver).
+	AllowPrivateWebhooks bool
+	// WebhookEvery is how often due webhook deliveries are sent (default
+	// 2 s), WebhookRetryBase the first retry's wait, doubling after each
+	// failure (default 30 s), and AlertEvery how often the leader looks
+	// for leases about to end and low balances (default 30 s).
+	WebhookEvery, WebhookRetryBase, AlertEvery time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -190,6 +198,15 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.OfflineMisses < 2 {
 		cfg.OfflineMisses = 3
+	}
+	if cfg.WebhookEvery <= 0 {
+		cfg.WebhookEvery = 2 * time.Second
+	}
+	if cfg.WebhookRetryBase <= 0 {
+		cfg.WebhookRetryBase = 30 * time.Second
+	}
+	if cfg.AlertEvery <= 0 {
+		cfg.AlertEvery = 30 * time.Second
 	}
 	if cfg.AutoExtendBefore <= 0 {
 		cfg.AutoExtendBefore = 15 * time.Minute
@@ -313,6 +330,11 @@ func (b *Broker) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		b.snapshotLoop(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.alertLoop(ctx)
 	}()
 	if b.cfg.PublishChanges {
 		wg.Add(1)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -294,6 +295,13 @@ func (b *Broker) onEventLocked(ctx context.Context, ev market.Event) {
 			m.held &^= ev.GPUs
 		case market.EvMachineOffline:
 			m.online = false
+			if !b.cfg.Follower {
+				// Named by its last heartbeat: a replay of the same
+				// outage alerts once.
+				go b.alert(ctx, m.providerID, AlertMachineOffline, m.id+":"+strconv.FormatInt(m.lastBeat.Unix(), 10),
+					"Machine "+m.hostname+" ("+m.id+") stopped sending heartbeats at "+m.lastBeat.UTC().Format(noteTime)+
+						" and is unlisted until it is back. Its leases' epochs are missed while it is down.", "/provider")
+			}
 		case market.EvMachineOnline:
 			m.online = true
 		}

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,6 +114,13 @@ func (b *Broker) indexBlock(ctx context.Context, blk client.Block) error {
 			}
 			if err := b.store.UpsertEpoch(ctx, e); err != nil {
 				return err
+			}
+			if e.Status == "missed" {
+				dedupe := l.ID + ":" + strconv.FormatInt(e.N, 10)
+				b.alert(ctx, l.BuyerID, AlertEpochMissed, dedupe, fmt.Sprintf("Epoch %d of lease %s was missed (%s); its %s HWY came back to your wallet.",
+					e.N, l.ID, e.Reason, highway.FormatHWY(e.Amount)), "/leases/"+l.ID)
+				b.alert(ctx, l.ProviderID, AlertEpochMissed, dedupe, fmt.Sprintf("Epoch %d of lease %s on machine %s was missed (%s) and is not paid.",
+					e.N, l.ID, l.MachineID, e.Reason), "/leases/"+l.ID)
 			}
 			if !seenMachine[l.MachineID] {
 				seenMachine[l.MachineID] = true

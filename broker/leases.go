@@ -167,6 +167,7 @@ func (b *Broker) OpenDispute(ctx context.Context, userID, leaseID, statement str
 	if err := b.store.CreateDispute(ctx, d); err != nil {
 		return nil, err
 	}
+	b.alert(ctx, l.ProviderID, AlertDisputeOpened, d.ID, "The buyer of lease "+l.ID+" opened a dispute: its unpaid escrow is frozen until an arbiter decides. Give your side on the lease page.", "/leases/"+l.ID)
 	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
 		return nil, err
 	}
@@ -242,6 +243,12 @@ func (b *Broker) ResolveDispute(ctx context.Context, disputeID string, buyerBps 
 	if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
 		return nil, err
 	}
+	decided := fmt.Sprintf("The dispute on lease %s is decided: %d.%02d %% of the frozen escrow to the buyer, the rest to the provider.", l.ID, buyerBps/100, buyerBps%100)
+	if note != "" {
+		decided += " The arbiter's note: " + note
+	}
+	b.alert(ctx, l.BuyerID, AlertDisputeDecided, d.ID, decided, "/leases/"+l.ID)
+	b.alert(ctx, l.ProviderID, AlertDisputeDecided, d.ID, decided, "/leases/"+l.ID)
 	return b.store.DisputeByID(ctx, d.ID)
 }
 

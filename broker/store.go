@@ -13,6 +13,7 @@ import (
 // interface names exactly the queries that job makes, so a change to one
 // is visible in what it may touch.
 type Store interface {
+	alertStore
 	engineStore
 	orderStore
 	leaseStore
@@ -117,4 +118,18 @@ type statsStore interface {
 	Volumes(ctx context.Context) (escrowed, paid highway.Total, err error)
 	RestingBids(ctx context.Context, model, region string, limit int) ([]models.Order, error)
 	Matches(ctx context.Context, model, region string, since time.Time, limit int) ([]models.Match, error)
+}
+
+// alertStore: notifications and their webhooks (alerts.go).
+type alertStore interface {
+	AddNotification(ctx context.Context, n *models.Notification, body func(*models.Notification) string) (bool, error)
+	AddWebhook(ctx context.Context, h *models.Webhook, max int) error
+	Webhook(ctx context.Context, userID, id string) (*models.Webhook, error)
+	AddDelivery(ctx context.Context, d *models.WebhookDelivery) error
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]models.WebhookDelivery, error)
+	RecordDelivery(ctx context.Context, d *models.WebhookDelivery) error
+	SetBalanceAlert(ctx context.Context, userID string, below int64) error
+	BalanceAlerts(ctx context.Context, limit int) ([]models.User, error)
+	SetBalanceLow(ctx context.Context, userID string, low bool) error
+	LeasesEndingBefore(ctx context.Context, t time.Time, limit int) ([]models.Lease, error)
 }

@@ -120,6 +120,10 @@ func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.Ve
 	if verr != nil {
 		m.verifyAfter = now.Add(time.Minute)
 		b.log.Warn("verification failed", "machine", c.machineID, "err", verr)
+		// At most one alert an hour per machine: a failing machine retries
+		// every minute.
+		go b.alert(ctx, m.providerID, AlertVerificationFailed, m.id+":"+now.Format("2006-01-02T15"),
+			"Machine "+m.hostname+" ("+m.id+") failed its verification proof, so it is not listed: "+verr.Error(), "/provider")
 		return &highway.Error{Code: highway.EINVALID, Field: "proof", Message: "Verification proof rejected: " + verr.Error()}
 	}
 	m.verified = true

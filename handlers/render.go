@@ -26,6 +26,12 @@ func (s *Server) page(c *gin.Context, title string) *web.Page {
 // cached: they carry per-user data and CSRF tokens.
 func (s *Server) render(c *gin.Context, status int, title string, content templ.Component) {
 	p := s.page(c, title)
+	if p.Viewer != nil {
+		// The bell's count; a failure shows no count rather than no page.
+		if n, err := s.store.UnreadNotifications(c.Request.Context(), p.Viewer.ID); err == nil {
+			p.Viewer.Unread = n
+		}
+	}
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Header("Cache-Control", "no-store")
 	c.Status(status)

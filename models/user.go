@@ -37,6 +37,10 @@ type User struct {
 	FailedLogins      int
 	LastFailedLoginAt *time.Time
 	LastFailedLoginIP string
+	// The low-balance alert: the threshold in uhwy (0: off) and whether
+	// the balance is below it now.
+	AlertBalanceBelow int64
+	AlertBalanceLow   bool
 }
 
 // Disabled reports whether an admin disabled the account.

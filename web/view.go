@@ -17,6 +17,8 @@ type Viewer struct {
 	Buyer    bool
 	Provider bool
 	Admin    bool
+	// Unread counts the viewer's unread alerts (the header's bell).
+	Unread int64
 }
 
 // Display is the name shown in the header.

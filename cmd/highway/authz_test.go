@@ -43,7 +43,11 @@ var routeRules = map[string]string{
 	"GET /orders/new": member, "POST /orders/estimate": member, "POST /orders": member, "GET /orders/:id": owner,
 	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/extend": owner, "POST /leases/:id/auto-extend": owner, "POST /leases/:id/disputes": owner,
 	"POST /disputes/:id/statement": leaseProv,
-	"GET /wallet":                  member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
+	"GET /alerts":                  member, "POST /alerts/balance": member, "POST /alerts/webhooks": member,
+	"POST /alerts/webhooks/:id/test": owner, "POST /alerts/webhooks/:id/delete": owner,
+	"GET /api/v1/notifications": member, "PUT /api/v1/alerts": member, "GET /api/v1/webhooks": member, "POST /api/v1/webhooks": member,
+	"DELETE /api/v1/webhooks/:id": owner, "POST /api/v1/webhooks/:id/test": owner,
+	"GET /wallet": member, "POST /wallet/faucet": member, "POST /wallet/withdraw": member,
 	"GET /provider": prov, "POST /provider/enrollments": prov, "POST /provider/prices": prov,
 	"GET /admin": adminOnly, "GET /admin/users": adminOnly, "POST /admin/users/:id/roles": adminOnly, "POST /admin/users/:id/disable": adminOnly,
 	"GET /admin/disputes": adminOnly, "GET /admin/disputes/:id": adminOnly, "POST /admin/disputes/:id/resolve": adminOnly,
@@ -129,6 +133,11 @@ func TestAuthorisationMatrix(t *testing.T) {
 	if err := srv.Store.CreateDispute(ctx, dispute); err != nil {
 		t.Fatal(err)
 	}
+	// The buyer's webhook, for its routes.
+	hook := &models.Webhook{UserID: buyer.user.ID, URL: "http://127.0.0.1:9/hook", Secret: "whsec_x"}
+	if err := srv.Store.AddWebhook(ctx, hook, 5); err != nil {
+		t.Fatal(err)
+	}
 	// A second key of the buyer's, for the revoke route to act on.
 	target, _, err := svc.CreateAPIKey(ctx, buyer.user, "revoke me")
 	if err != nil {
@@ -139,6 +148,8 @@ func TestAuthorisationMatrix(t *testing.T) {
 		switch {
 		case strings.Contains(route, "/api-keys/"):
 			return target.ID
+		case strings.Contains(route, "/webhooks/"):
+			return hook.ID
 		case strings.Contains(route, "/orders/"):
 			return order.ID
 		case strings.Contains(route, "/leases/"):

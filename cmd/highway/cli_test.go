@@ -123,4 +123,21 @@ func TestBuyerCLI(t *testing.T) {
 	if out := ok("wallet"); !strings.Contains(out, "Balance") || !strings.Contains(out, "HWY") {
 		t.Errorf("wallet: %q", out)
 	}
+
+	// A low-balance threshold above what the wallet holds alerts once.
+	if code := buyer.do(http.MethodPut, "/alerts", map[string]string{"balance_below": "1000000000"}, nil); code != http.StatusOK {
+		t.Fatalf("set the balance alert: %d", code)
+	}
+	var alerts struct {
+		Notifications []struct{ Kind, Text string } `json:"notifications"`
+	}
+	waitFor(t, "the low-balance alert", 10*time.Second, func() bool {
+		buyer.do(http.MethodGet, "/notifications", nil, &alerts)
+		for _, n := range alerts.Notifications {
+			if n.Kind == "balance_low" && strings.Contains(n.Text, "below your alert at 1000.000000 HWY") {
+				return true
+			}
+		}
+		return false
+	})
 }

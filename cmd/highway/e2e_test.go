@@ -538,6 +538,24 @@ func TestEndToEnd(t *testing.T) {
 	if code := admin.do(http.MethodPost, "/disputes/"+disp.Dispute.ID+"/resolve", map[string]any{"buyer_bps": 5000, "note": "half each"}, &disp); code != http.StatusOK || disp.Dispute.Status != "resolved" {
 		t.Fatalf("resolve: %d %+v", code, disp)
 	}
+	// The alerts each party got: the buyer the missed epoch and the
+	// decision; the provider the missed epoch, the dispute and the
+	// decision (the webhook side is TestAlertsAndWebhooks).
+	kinds := func(c apiClient) map[string]bool {
+		var ns struct {
+			Notifications []struct{ Kind string } `json:"notifications"`
+		}
+		c.do(http.MethodGet, "/notifications", nil, &ns)
+		got := map[string]bool{}
+		for _, n := range ns.Notifications {
+			got[n.Kind] = true
+		}
+		return got
+	}
+	waitFor(t, "the parties' alerts", 30*time.Second, func() bool {
+		b, p := kinds(buyer), kinds(provAPI)
+		return b["epoch_missed"] && b["dispute_decided"] && p["epoch_missed"] && p["dispute_opened"] && p["dispute_decided"]
+	})
 	var after escrowtypes.Lease
 	waitFor(t, "the lease settled", 30*time.Second, func() bool {
 		after, err = e.chain.Lease(context.Background(), chainLease)

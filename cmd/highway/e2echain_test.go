@@ -62,7 +62,9 @@ func (ch *e2eChain) tune(chain broker.Chain) func(*Main) {
 			// Auto-extend looks every second and takes a lease ending
 			// within 150 minutes: a one-hour lease extended by hand once is
 			// due at once, and once more it is not.
-			AutoExtendBefore: 150 * time.Minute, AutoExtendEvery: time.Second}
+			AutoExtendBefore: 150 * time.Minute, AutoExtendEvery: time.Second,
+			// Alerts scan four times a second: a test waits for one.
+			AlertEvery: 250 * time.Millisecond}
 	}
 }
 

@@ -215,6 +215,9 @@ func (m *Main) openBroker(ctx context.Context) error {
 	// Standbys serving pages from their own view reload them when the
 	// leader's change count moves; on SQLite there are none.
 	bc.PublishChanges = m.Store.Dialect == models.DialectPostgres
+	// In dev a webhook receiver is a local process; in production the
+	// marketplace never calls into its own network.
+	bc.AllowPrivateWebhooks = c.DevMode
 	if bc.Chain == nil && c.ChainGRPC != "" {
 		cl, err := client.Dial(client.Config{GRPC: c.ChainGRPC, RPC: c.ChainRPC, ChainID: c.ChainID, GasPrice: "0" + app.BondDenom})
 		if err != nil {

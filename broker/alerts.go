@@ -1,0 +1,324 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"cosmossdk.io/math"
+	sdk "github.com/cosmos/cosmos-sdk/types"
+
+	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/models"
+)
+
+// Alerts: what happened to a user (a low balance, a lease about to end, a
+// missed epoch, a dispute, a machine gone offline or failing
+// verification), kept as notifications under the page's bell and posted
+// to the user's webhooks, signed, retried with backoff for a day.
+
+// Alert kinds, as webhooks name them (Highway-Event) and the API lists them.
+const (
+	AlertBalanceLow         = "balance_low"
+	AlertLeaseEnding        = "lease_ending"
+	AlertEpochMissed        = "epoch_missed"
+	AlertDisputeOpened      = "dispute_opened"
+	AlertDisputeDecided     = "dispute_decided"
+	AlertMachineOffline     = "machine_offline"
+	AlertVerificationFailed = "verification_failed"
+	AlertTest               = "test"
+)
+
+// MaxWebhooks bounds a user's webhooks.
+const MaxWebhooks = 5
+
+// webhookGiveUp is how long a delivery is retried.
+const webhookGiveUp = 24 * time.Hour
+
+// alert records a notification for a user and queues its webhook
+// deliveries. dedupe names the event: the same event noticed twice (a
+// replayed block, a loop's next pass) alerts once. Alerts are best
+// effort: a failure is logged, never the caller's error.
+func (b *Broker) alert(ctx context.Context, userID, kind, dedupe, text, link string) {
+	n := &models.Notification{UserID: userID, Kind: kind, Dedupe: kind + ":" + dedupe, Text: text, Link: link}
+	added, err := b.store.AddNotification(context.WithoutCancel(ctx), n, alertBody)
+	if err != nil {
+		b.log.Error("record alert", "user", userID, "kind", kind, "err", err)
+		return
+	}
+	if added {
+		b.log.Info("alert", "user", userID, "kind", kind, "text", text)
+	}
+}
+
+// alertBody is a notification as webhooks receive it.
+func alertBody(n *models.Notification) string {
+	b, _ := json.Marshal(map[string]string{"id": n.ID, "kind": n.Kind, "text": n.Text, "link": n.Link,
+		"created_at": n.CreatedAt.UTC().Format(time.RFC3339)})
+	return string(b)
+}
+
+// AddWebhook registers an endpoint for the user's alerts and returns it
+// with its signing secret. The URL must be http(s); outside dev mode one
+// that names or resolves to a loopback, private or link-local address is
+// refused (the marketplace must not be made to call into its own
+// network), and the check is made again at every delivery's connection.
+func (b *Broker) AddWebhook(ctx context.Context, userID, raw string) (*models.Webhook, error) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || len(raw) > 2000 {
+		return nil, &highway.Error{Code: highway.EINVALID, Field: "url", Message: "Give an http:// or https:// URL (at most 2000 characters, no login in it)."}
+	}
+	if !b.cfg.AllowPrivateWebhooks {
+		if err := publicHost(ctx, u.Hostname()); err != nil {
+			return nil, err
+		}
+	}
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, err
+	}
+	h := &models.Webhook{UserID: userID, URL: u.String(), Secret: "whsec_" + hex.EncodeToString(secret[:])}
+	if err := b.store.AddWebhook(ctx, h, MaxWebhooks); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// TestWebhook queues a test delivery to the user's webhook.
+func (b *Broker) TestWebhook(ctx context.Context, userID, id string) (*models.WebhookDelivery, error) {
+	h, err := b.store.Webhook(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	n := &models.Notification{ID: "test-" + models.NewID(), Kind: AlertTest, Text: "A test from Highway: this webhook works.", CreatedAt: b.now()}
+	d := &models.WebhookDelivery{WebhookID: h.ID, UserID: userID, Kind: AlertTest, Body: alertBody(n)}
+	if err := b.store.AddDelivery(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// SetBalanceAlert sets the user's low-balance threshold (0: off).
+func (b *Broker) SetBalanceAlert(ctx context.Context, userID string, below highway.Amount) error {
+	if below < 0 {
+		return &highway.Error{Code: highway.EINVALID, Field: "balance_below", Message: "The threshold is an amount of HWY, 0 (off) or more."}
+	}
+	return b.store.SetBalanceAlert(ctx, userID, int64(below))
+}
+
+// publicHost refuses a host that is, or resolves to, an address the
+// marketplace must not call: loopback, private, link-local, unspecified.
+func publicHost(ctx context.Context, host string) error {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return badWebhook("A webhook cannot point at this marketplace's own machine.")
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return badWebhook("The webhook's host " + host + " does not resolve.")
+	}
+	for _, a := range addrs {
+		if !publicAddr(a) {
+			return badWebhook("The webhook's host " + host + " is a loopback, private or link-local address; it must be reachable on the internet.")
+		}
+	}
+	return nil
+}
+
+func badWebhook(msg string) error {
+	return &highway.Error{Code: highway.EINVALID, Field: "url", Message: msg}
+}
+
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
+		!a.IsUnspecified() && !a.IsMulticast() && !a.IsInterfaceLocalMulticast()
+}
+
+// webhookClient posts deliveries; outside dev mode its dialer refuses a
+// non-public address at connection time, so a host that resolved to a
+// public address when registered cannot be re-pointed inward.
+func (b *Broker) webhookClient() *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if !b.cfg.AllowPrivateWebhooks {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !publicAddr(ap.Addr()) {
+				return fmt.Errorf("webhook address %s is not public", address)
+			}
+			return nil
+		}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, Proxy: nil,
+		MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// SignWebhook is the Highway-Signature header of a delivery: the unix
+// time and the HMAC-SHA256, keyed by the webhook's secret, of
+// "<time>.<body>". A receiver recomputes it and refuses a time far from
+// its own clock, so a captured delivery cannot be replayed later.
+func SignWebhook(secret string, at int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(at, 10)))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "t=" + strconv.FormatInt(at, 10) + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// deliverDue makes one attempt at each due delivery.
+func (b *Broker) deliverDue(ctx context.Context, client *http.Client) {
+	due, err := b.store.DueDeliveries(ctx, b.now(), 50)
+	if err != nil {
+		b.log.Error("list due webhook deliveries", "err", err)
+		return
+	}
+	hooks := map[string]*models.Webhook{}
+	for i := range due {
+		d := &due[i]
+		h, ok := hooks[d.WebhookID]
+		if !ok {
+			if h, err = b.store.Webhook(ctx, d.UserID, d.WebhookID); err != nil {
+				h = nil
+			}
+			hooks[d.WebhookID] = h
+		}
+		if h == nil {
+			continue // deleted meanwhile: its deliveries went with it
+		}
+		b.attempt(ctx, client, h, d)
+		if err := b.store.RecordDelivery(ctx, d); err != nil {
+			b.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
+		}
+	}
+}
+
+// attempt posts d to h once and sets its outcome: delivered on a 2xx;
+// otherwise retried after 30 s, 1 min, 2 min, … (at most an hour apart)
+// until a day after it was queued, then failed.
+func (b *Broker) attempt(ctx context.Context, client *http.Client, h *models.Webhook, d *models.WebhookDelivery) {
+	now := b.now()
+	d.Attempts++
+	d.LastCode, d.LastError = 0, ""
+	body := []byte(d.Body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "Highway-Webhooks/1")
+		req.Header.Set("Highway-Event", d.Kind)
+		req.Header.Set("Highway-Delivery", d.ID)
+		req.Header.Set("Highway-Signature", SignWebhook(h.Secret, now.Unix(), body))
+		var resp *http.Response
+		if resp, err = client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+			d.LastCode = int64(resp.StatusCode)
+			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				d.Status = models.DeliveryDelivered
+				return
+			}
+		}
+	}
+	if err != nil {
+		d.LastError = err.Error()
+		if len(d.LastError) > 300 {
+			d.LastError = d.LastError[:300]
+		}
+	}
+	wait := b.cfg.WebhookRetryBase << min(d.Attempts-1, 20)
+	wait = min(wait, time.Hour)
+	d.NextAt = now.Add(wait)
+	if d.NextAt.Sub(d.CreatedAt) > webhookGiveUp {
+		d.Status = models.DeliveryFailed
+	}
+}
+
+// alertLoop delivers webhooks and looks for the alerts no event carries:
+// leases about to end, balances below their threshold.
+func (b *Broker) alertLoop(ctx context.Context) {
+	client := b.webhookClient()
+	deliver := time.NewTicker(b.cfg.WebhookEvery)
+	defer deliver.Stop()
+	scan := time.NewTicker(b.cfg.AlertEvery)
+	defer scan.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deliver.C:
+			b.deliverDue(ctx, client)
+		case <-scan.C:
+			b.scanAlerts(ctx)
+		}
+	}
+}
+
+// scanAlerts raises the lease-ending and low-balance alerts.
+func (b *Broker) scanAlerts(ctx context.Context) {
+	now := b.now()
+	ending, err := b.store.LeasesEndingBefore(ctx, now.Add(time.Hour), 500)
+	if err != nil {
+		b.log.Error("list leases ending", "err", err)
+	}
+	for _, l := range ending {
+		if l.AutoExtendHours > 0 {
+			continue // it will be extended (or the attempt will say why not)
+		}
+		mins := int64(l.EndsAt.Sub(now).Round(time.Minute) / time.Minute)
+		b.alert(ctx, l.BuyerID, AlertLeaseEnding, l.ID+":"+strconv.FormatInt(l.EndsAt.Unix(), 10),
+			fmt.Sprintf("Lease %s (%s × %d) ends in %d minutes, at %s. Extend it from its page to keep it running.", l.ID, l.Model, l.GPUs,
+				max(mins, 0), l.EndsAt.UTC().Format(noteTime)), "/leases/"+l.ID)
+	}
+	if b.cfg.Chain == nil {
+		return
+	}
+	users, err := b.store.BalanceAlerts(ctx, 1000)
+	if err != nil {
+		b.log.Error("list balance alerts", "err", err)
+		return
+	}
+	for _, u := range users {
+		w, err := b.store.WalletOf(ctx, u.ID)
+		if err != nil {
+			continue // no wallet yet: nothing to watch
+		}
+		addr, err := sdk.AccAddressFromBech32(w.Address)
+		if err != nil {
+			continue
+		}
+		bal, err := b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
+		if err != nil {
+			b.log.Warn("read balance for its alert", "user", u.ID, "err", err)
+			continue
+		}
+		low := bal.LT(math.NewInt(u.AlertBalanceBelow))
+		if low == u.AlertBalanceLow {
+			continue
+		}
+		if err := b.store.SetBalanceLow(ctx, u.ID, low); err != nil {
+			b.log.Error("record balance alert", "user", u.ID, "err", err)
+			continue
+		}
+		if low {
+			b.alert(ctx, u.ID, AlertBalanceLow, now.UTC().Format(time.RFC3339Nano),
+				"Your wallet holds "+highway.FormatHWY(bal.String())+" HWY, below your alert at "+highway.Amount(u.AlertBalanceBelow).HWY()+
+					" HWY. Leases and auto-extensions draw on it.", "/wallet")
+		}
+	}
+}

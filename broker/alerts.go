@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -105,6 +106,13 @@ func (b *Broker) TestWebhook(ctx context.Context, userID, id string) (*models.We
 	if err != nil {
 		return nil, err
 	}
+	pending, err := b.store.PendingDeliveries(ctx, h.ID, AlertTest)
+	if err != nil {
+		return nil, err
+	}
+	if pending >= maxPendingTests {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Earlier tests of this webhook are still being delivered; wait for them (the log below shows their outcome)."}
+	}
 	n := &models.Notification{ID: "test-" + models.NewID(), Kind: AlertTest, Text: "A test from Highway: this webhook works.", CreatedAt: b.now()}
 	d := &models.WebhookDelivery{WebhookID: h.ID, UserID: userID, Kind: AlertTest, Body: alertBody(n)}
 	if err := b.store.AddDelivery(ctx, d); err != nil {
@@ -145,10 +153,31 @@ func badWebhook(msg string) error {
 	return &highway.Error{Code: highway.EINVALID, Field: "url", Message: msg}
 }
 
+// nonPublic are the ranges beyond the standard library's predicates that
+// no webhook may reach: shared address space (carrier NAT, some clouds'
+// metadata services), "this network", benchmarking, reserved and
+// documentation ranges, and the IPv6 translation prefixes that can carry
+// a private IPv4 address inside.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48"), netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("2001::/32"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("100::/64"),
+}
+
 func publicAddr(a netip.Addr) bool {
 	a = a.Unmap()
-	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
-		!a.IsUnspecified() && !a.IsMulticast() && !a.IsInterfaceLocalMulticast()
+	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // webhookClient posts deliveries; outside dev mode its dialer refuses a
@@ -189,25 +218,52 @@ func (b *Broker) deliverDue(ctx context.Context, client *http.Client) {
 		b.log.Error("list due webhook deliveries", "err", err)
 		return
 	}
-	hooks := map[string]*models.Webhook{}
+	// One worker per webhook, at most webhookWorkers at once: a webhook
+	// that never answers delays only its own deliveries, and after one
+	// failure the rest of its queue waits for the next pass, so a receiver
+	// that is down is not sent its whole queue each time.
+	byHook := map[string][]*models.WebhookDelivery{}
+	var order []string
 	for i := range due {
 		d := &due[i]
-		h, ok := hooks[d.WebhookID]
-		if !ok {
-			if h, err = b.store.Webhook(ctx, d.UserID, d.WebhookID); err != nil {
-				h = nil
-			}
-			hooks[d.WebhookID] = h
+		if _, ok := byHook[d.WebhookID]; !ok {
+			order = append(order, d.WebhookID)
 		}
-		if h == nil {
+		byHook[d.WebhookID] = append(byHook[d.WebhookID], d)
+	}
+	sem := make(chan struct{}, webhookWorkers)
+	var wg sync.WaitGroup
+	for _, id := range order {
+		ds := byHook[id]
+		h, err := b.store.Webhook(ctx, ds[0].UserID, id)
+		if err != nil {
 			continue // deleted meanwhile: its deliveries went with it
 		}
-		b.attempt(ctx, client, h, d)
-		if err := b.store.RecordDelivery(ctx, d); err != nil {
-			b.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, d := range ds {
+				b.attempt(ctx, client, h, d)
+				if err := b.store.RecordDelivery(ctx, d); err != nil {
+					b.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
+				}
+				if d.Status == models.DeliveryPending {
+					return // it failed: the rest wait for its retry
+				}
+			}
+		}()
 	}
+	wg.Wait()
 }
+
+// webhookWorkers bounds the webhooks posted to at once.
+const webhookWorkers = 8
+
+// maxPendingTests bounds a webhook's queued test deliveries: "send test"
+// is not a way to make the marketplace post at will.
+const maxPendingTests = 3
 
 // attempt posts d to h once and sets its outcome: delivered on a 2xx;
 // otherwise retried after 30 s, 1 min, 2 min, … (at most an hour apart)
@@ -252,19 +308,32 @@ func (b *Broker) attempt(ctx context.Context, client *http.Client, h *models.Web
 // alertLoop delivers webhooks and looks for the alerts no event carries:
 // leases about to end, balances below their threshold.
 func (b *Broker) alertLoop(ctx context.Context) {
+	// Apart: a pass of slow webhooks must not hold up the scans, nor the
+	// reverse.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		scan := time.NewTicker(b.cfg.AlertEvery)
+		defer scan.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-scan.C:
+				b.scanAlerts(ctx)
+			}
+		}
+	}()
 	client := b.webhookClient()
 	deliver := time.NewTicker(b.cfg.WebhookEvery)
 	defer deliver.Stop()
-	scan := time.NewTicker(b.cfg.AlertEvery)
-	defer scan.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			<-done
 			return
 		case <-deliver.C:
 			b.deliverDue(ctx, client)
-		case <-scan.C:
-			b.scanAlerts(ctx)
 		}
 	}
 }
@@ -277,8 +346,8 @@ func (b *Broker) scanAlerts(ctx context.Context) {
 		b.log.Error("list leases ending", "err", err)
 	}
 	for _, l := range ending {
-		if l.AutoExtendHours > 0 {
-			continue // it will be extended (or the attempt will say why not)
+		if l.AutoExtendHours > 0 && !strings.HasPrefix(l.AutoExtendNote, "Not extended") {
+			continue // it will be extended (a failed attempt does alert)
 		}
 		mins := int64(l.EndsAt.Sub(now).Round(time.Minute) / time.Minute)
 		b.alert(ctx, l.BuyerID, AlertLeaseEnding, l.ID+":"+strconv.FormatInt(l.EndsAt.Unix(), 10),
@@ -288,11 +357,22 @@ func (b *Broker) scanAlerts(ctx context.Context) {
 	if b.cfg.Chain == nil {
 		return
 	}
-	users, err := b.store.BalanceAlerts(ctx, 1000)
-	if err != nil {
-		b.log.Error("list balance alerts", "err", err)
-		return
+	for after := ""; ; {
+		users, err := b.store.BalanceAlerts(ctx, after, 500)
+		if err != nil {
+			b.log.Error("list balance alerts", "err", err)
+			return
+		}
+		if len(users) == 0 {
+			return
+		}
+		after = users[len(users)-1].ID
+		b.checkBalances(ctx, now, users)
 	}
+}
+
+// checkBalances alerts each user whose balance went below the threshold.
+func (b *Broker) checkBalances(ctx context.Context, now time.Time, users []models.User) {
 	for _, u := range users {
 		w, err := b.store.WalletOf(ctx, u.ID)
 		if err != nil {

@@ -30,7 +30,8 @@ func TestSignWebhook(t *testing.T) {
 
 // Outside dev mode a webhook may not name or reach this network.
 func TestWebhookAddressesArePublic(t *testing.T) {
-	for _, a := range []string{"127.0.0.1", "::1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "0.0.0.0", "fe80::1", "::ffff:127.0.0.1"} {
+	for _, a := range []string{"127.0.0.1", "::1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "0.0.0.0", "fe80::1", "::ffff:127.0.0.1",
+		"100.100.100.200", "198.18.0.1", "240.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1"} {
 		if publicAddr(netip.MustParseAddr(a)) {
 			t.Errorf("%s counted as public", a)
 		}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -139,7 +140,13 @@ func (b *Broker) autoExtendDue(ctx context.Context, failedAt map[string]time.Tim
 			// top the wallet up or lower the floor at any moment.
 			note = "Not extended: " + why
 		default:
-			got, err := b.ExtendLease(ctx, l.BuyerID, l.ID, l.AutoExtendHours)
+			before := now.Add(b.cfg.AutoExtendBefore)
+			got, err := b.extendLease(ctx, l.BuyerID, l.ID, l.AutoExtendHours, func(cur *models.Lease) bool {
+				return cur.AutoExtendHours == l.AutoExtendHours && cur.EndsAt.Before(before)
+			})
+			if errors.Is(err, errNotDue) {
+				continue // extended by hand or changed meanwhile: the next pass sees it as it is
+			}
 			if err != nil {
 				note = "Not extended: " + highway.ErrorMessage(err)
 				failedAt[l.ID] = now

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,17 @@ const ExtendLead = time.Minute
 // epochs, and the agent is told the new end (refreshLease). One
 // extension of a lease runs at a time.
 func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours int64) (*models.Lease, error) {
+	return b.extendLease(ctx, userID, leaseID, hours, nil)
+}
+
+// errNotDue: an automatic extension found, under the claim, that the
+// lease no longer wants one (extended meanwhile, or auto-extend off).
+var errNotDue = errors.New("the lease is no longer due for an automatic extension")
+
+// extendLease is ExtendLease; due, when set, must still hold for the lease
+// as read under the claim (the auto-extend loop's pass read it earlier,
+// and a manual extension or a change of setting may have come between).
+func (b *Broker) extendLease(ctx context.Context, userID, leaseID string, hours int64, due func(*models.Lease) bool) (*models.Lease, error) {
 	if _, err := b.ownLease(ctx, userID, leaseID); err != nil {
 		return nil, err
 	}
@@ -61,6 +73,9 @@ func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours 
 	if l.Status != models.LeaseActive {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Only an active lease can be extended (this one is " + l.Status + ")."}
 	}
+	if due != nil && !due(l) {
+		return nil, errNotDue
+	}
 	if left := l.EndsAt.Sub(b.now()); left < ExtendLead {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease ends in under " + ExtendLead.String() + "; it is too late to extend it. Rent again instead."}
 	}
@@ -69,6 +84,18 @@ func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours 
 	cl, err := b.cfg.Chain.Lease(ctx, l.ChainLeaseID)
 	if err != nil {
 		return nil, err
+	}
+	if cl.EpochsTotal != uint64(l.EpochsTotal) {
+		// An earlier extension landed on chain but is not recorded here
+		// yet: record it first, so the buyer decides (and an automatic
+		// extension checks it is due) on the real end.
+		if err := b.refreshLease(ctx, l.ChainLeaseID); err != nil {
+			b.log.Warn("record an earlier extension", "lease", l.ID, "err", err)
+		}
+		if due != nil {
+			return nil, errNotDue // the next pass decides on the recorded end
+		}
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "An earlier extension of this lease was just recorded; check its new end and try again."}
 	}
 	params, err := b.cfg.Chain.EscrowParams(ctx)
 	if err != nil {
@@ -118,12 +145,15 @@ func (b *Broker) ExtendLease(ctx context.Context, userID, leaseID string, hours 
 // the agent moves the running lease's end (runner.Manager.Start), and a
 // restarted agent gets the current end with every redelivered start
 // (stillDue). It is a whole start (the agent validates every assignment
-// alike). Only the caller whose write lands posts it (GrowLease).
+// alike). GrowLease lets only one caller move the row.
 func (b *Broker) extended(ctx context.Context, l *models.Lease, epochsTotal int64, endsAt time.Time) error {
-	moved, err := b.store.GrowLease(ctx, l.ID, l.EpochsTotal, epochsTotal, endsAt)
-	if err != nil || !moved {
+	if _, err := b.store.GrowLease(ctx, l.ID, l.EpochsTotal, epochsTotal, endsAt); err != nil {
 		return err
 	}
+	// Sent by whoever saw the chain ahead of the row, whether or not its
+	// write landed: should the winner's post be lost, the other's still
+	// reaches the agent, and a second copy of the same end changes
+	// nothing there (runner.Manager.Start moves an end only later).
 	var wl protocol.Workload
 	if err := json.Unmarshal([]byte(l.WorkloadJSON), &wl); err != nil {
 		b.log.Error("read the extended lease's workload", "lease", l.ID, "err", err)

@@ -129,7 +129,8 @@ type alertStore interface {
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]models.WebhookDelivery, error)
 	RecordDelivery(ctx context.Context, d *models.WebhookDelivery) error
 	SetBalanceAlert(ctx context.Context, userID string, below int64) error
-	BalanceAlerts(ctx context.Context, limit int) ([]models.User, error)
+	BalanceAlerts(ctx context.Context, after string, limit int) ([]models.User, error)
+	PendingDeliveries(ctx context.Context, webhookID, kind string) (int64, error)
 	SetBalanceLow(ctx context.Context, userID string, low bool) error
 	LeasesEndingBefore(ctx context.Context, t time.Time, limit int) ([]models.Lease, error)
 }

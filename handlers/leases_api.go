@@ -37,11 +37,16 @@ func (s *Server) leaseJSON(c *gin.Context, l *models.Lease) (gin.H, error) {
 	if l.PullTotal > 0 {
 		pull = gin.H{"done_bytes": l.PullDone, "total_bytes": l.PullTotal, "cached": l.PullCached, "digest": l.ImageDigest}
 	}
-	var auto any // null while off
-	if l.AutoExtendHours > 0 {
-		will, why, err := s.broker.AutoExtendOutlook(c.Request.Context(), l)
+	var auto any // null while off, and for anyone but the buyer: it tells the buyer's balance
+	if u := currentUser(c); l.AutoExtendHours > 0 && u != nil && u.ID == l.BuyerID {
+		var will any
+		ok, why, err := s.broker.AutoExtendOutlook(c.Request.Context(), l)
 		if err != nil {
-			return nil, err
+			// The chain or the wallet cannot be read now: the lease is
+			// still shown, its outlook unknown.
+			why = "The wallet's balance cannot be read now."
+		} else {
+			will = ok
 		}
 		auto = gin.H{"hours": l.AutoExtendHours, "floor": strconv.FormatInt(l.AutoExtendFloor, 10),
 			"next_at": s.broker.AutoExtendAt(l).UTC().Format(time.RFC3339), "will_extend": will, "why_not": why, "last_attempt": l.AutoExtendNote}

@@ -68,12 +68,10 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
 		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, ExtendHours: forms.extendHours, ExtendError: forms.extendErr, Dispute: forms.dispute,
 		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
-	auto, err := s.autoExtendView(ctx, l, forms.auto)
-	if err != nil {
-		s.fail(c, err)
-		return
+	if v.IsBuyer {
+		// The buyer's alone: the outlook tells the wallet's balance.
+		v.Auto = s.autoExtendView(ctx, l, forms.auto)
 	}
-	v.Auto = auto
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}
 	}
@@ -190,20 +188,22 @@ func (s *Server) leaseExtend(c *gin.Context) {
 
 // autoExtendView is the lease page's auto-extend: the setting, its
 // outlook, and the form (as sent, when sent has it with errors).
-func (s *Server) autoExtendView(ctx context.Context, l *models.Lease, sent *web.AutoExtendView) (web.AutoExtendView, error) {
+func (s *Server) autoExtendView(ctx context.Context, l *models.Lease, sent *web.AutoExtendView) web.AutoExtendView {
 	v := web.AutoExtendView{Hours: l.AutoExtendHours, Floor: strconv.FormatInt(l.AutoExtendFloor, 10), Note: l.AutoExtendNote,
 		FormHrs: strconv.FormatInt(max(l.AutoExtendHours, 1), 10), FormFlr: highway.Amount(l.AutoExtendFloor).HWY()}
 	if l.AutoExtendHours > 0 {
 		will, why, err := s.broker.AutoExtendOutlook(ctx, l)
 		if err != nil {
-			return v, err
+			// The chain or the wallet cannot be read now: the page still
+			// renders, the outlook unknown.
+			will, why = false, "the wallet's balance cannot be read now"
 		}
 		v.Will, v.WhyNot, v.At = will, why, web.FormatTime(s.broker.AutoExtendAt(l))
 	}
 	if sent != nil {
 		v.FormHrs, v.FormFlr, v.HoursErr, v.FloorErr = sent.FormHrs, sent.FormFlr, sent.HoursErr, sent.FloorErr
 	}
-	return v, nil
+	return v
 }
 
 // leaseAutoExtend sets the buyer's auto-extend from the form: hours each

@@ -118,6 +118,18 @@ func (s *Store) AddWebhook(ctx context.Context, h *Webhook, max int) error {
 	}
 	h.CreatedAt = time.Now().UTC()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// As for API keys: the user's row locked (PostgreSQL; SQLite's
+		// writers are serialised already), so two additions cannot both
+		// slip under the cap.
+		q := tx.Model(&User{}).Select("id").Where("id = ?", h.UserID)
+		if s.Dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+		}
+		var owner User
+		if err := q.Take(&owner).Error; err != nil {
+			_, err = userResult(&owner, err)
+			return err
+		}
 		var n int64
 		if err := tx.Model(&Webhook{}).Where("user_id = ?", h.UserID).Count(&n).Error; err != nil {
 			return err
@@ -199,11 +211,19 @@ func (s *Store) SetBalanceAlert(ctx context.Context, userID string, below int64)
 		Updates(map[string]any{"alert_balance_below": below, "alert_balance_low": false, "updated_at": time.Now().UTC()}).Error
 }
 
-// BalanceAlerts lists the users with a low-balance threshold.
-func (s *Store) BalanceAlerts(ctx context.Context, limit int) ([]User, error) {
+// BalanceAlerts lists the users with a low-balance threshold, by id,
+// after the given id (a page of them).
+func (s *Store) BalanceAlerts(ctx context.Context, after string, limit int) ([]User, error) {
 	var out []User
-	err := s.DB.WithContext(ctx).Where("alert_balance_below > 0 AND disabled_at IS NULL").Order("id").Limit(limit).Find(&out).Error
+	err := s.DB.WithContext(ctx).Where("alert_balance_below > 0 AND disabled_at IS NULL AND id > ?", after).Order("id").Limit(limit).Find(&out).Error
 	return out, err
+}
+
+// PendingDeliveries counts a webhook's pending deliveries of a kind.
+func (s *Store) PendingDeliveries(ctx context.Context, webhookID, kind string) (int64, error) {
+	var n int64
+	err := s.DB.WithContext(ctx).Model(&WebhookDelivery{}).Where("webhook_id = ? AND kind = ? AND status = ?", webhookID, kind, DeliveryPending).Count(&n).Error
+	return n, err
 }
 
 // SetBalanceLow records whether a user's balance is below their threshold.

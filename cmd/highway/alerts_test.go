@@ -146,6 +146,21 @@ func TestAlertsAndWebhooks(t *testing.T) {
 	if got := rcv.delivered(); got[0] != broker.AlertLeaseEnding || got[1] != broker.AlertTest {
 		t.Errorf("delivered %v", got)
 	}
+	// "Send test" is not a way to make the marketplace post at will: a
+	// webhook that never answers holds at most three pending tests.
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer dead.Close()
+	wantStatus(t, buyer.submit("/alerts", "/alerts/webhooks", url.Values{"url": {dead.URL}}), http.StatusSeeOther)
+	hooks, err := m.Store.Webhooks(ctx, u.ID)
+	if err != nil || len(hooks) != 2 {
+		t.Fatalf("webhooks %+v %v", hooks, err)
+	}
+	testDead := "/alerts/webhooks/" + hooks[1].ID + "/test"
+	for i := 0; i < 3; i++ {
+		wantStatus(t, buyer.submit("/alerts", testDead, url.Values{}), http.StatusSeeOther)
+	}
+	wantStatus(t, buyer.submit("/alerts", testDead, url.Values{}), http.StatusConflict)
+
 	rcv.mu.Lock()
 	for id, n := range rcv.seen {
 		if n != 2 {

@@ -55,12 +55,15 @@ func exitCode(err error) int {
 
 // cli is one command's connection to the marketplace.
 type cli struct {
-	ctx    context.Context
-	base   string
-	key    string
-	json   bool
-	stdout io.Writer
-	http   *http.Client
+	ctx context.Context
+	// idempotency keys an order placement: a placement retried after a
+	// lost answer (below) is the same order, not a second one.
+	idempotency string
+	base        string
+	key         string
+	json        bool
+	stdout      io.Writer
+	http        *http.Client
 }
 
 // cliFlags is a command's flag set with the shared --url and --json.
@@ -117,10 +120,18 @@ type apiError struct {
 	hint   string
 }
 
+// flagOf names the flag that sets an API field.
+var flagOf = map[string]string{"max_price_per_gpu_hour": "max-price", "max_price": "max-price", "offer_id": "offer", "workload": "command",
+	"min_vram_gib": "min-vram-gib", "max_rtt_ms": "max-rtt-ms", "min_reliability_bps": "min-reliability-bps", "expires_at": "wait"}
+
 func (e *apiError) Error() string {
 	msg := e.Msg
 	if e.Field != "" {
-		msg += " (--" + strings.ReplaceAll(e.Field, "_", "-") + ")"
+		name, ok := flagOf[e.Field]
+		if !ok {
+			name = strings.ReplaceAll(e.Field, "_", "-")
+		}
+		msg += " (--" + name + ")"
 	}
 	if e.hint != "" {
 		msg += "\n" + e.hint
@@ -154,11 +165,8 @@ func (c *cli) call(method, path string, q url.Values, body any, out any) (raw []
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if method == http.MethodPost && path == "/orders" {
-		// A retried placement (a timeout, a lost answer) is the same order.
-		var id [16]byte
-		_, _ = rand.Read(id[:])
-		req.Header.Set("Idempotency-Key", hex.EncodeToString(id[:]))
+	if c.idempotency != "" && method == http.MethodPost && path == "/orders" {
+		req.Header.Set("Idempotency-Key", c.idempotency)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -371,7 +379,17 @@ func cliRent(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var placed struct {
 		Order cliOrder `json:"order"`
 	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	c.idempotency = hex.EncodeToString(id[:])
 	raw, err := c.call(http.MethodPost, "/orders", nil, body, &placed)
+	var apiErr *apiError
+	if err != nil && !errors.As(err, &apiErr) && ctx.Err() == nil {
+		// No answer (a timeout, a dropped connection): the order may or
+		// may not be placed. The same key asks again and gets the order
+		// it placed, if it did, rather than a second one.
+		raw, err = c.call(http.MethodPost, "/orders", nil, body, &placed)
+	}
 	if err != nil {
 		return err
 	}
@@ -455,6 +473,10 @@ func cliLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return c.table("LEASE\tSTATUS\tWORKLOAD\tGPUS\tHWY/GPU-H\tENDS\tESCROWED\tPAID", rows)
 }
 
+// logsPage is the most lines the API answers at once
+// (handlers.apiLeaseLogs).
+const logsPage = 1000
+
 type cliLine struct {
 	Seq    int64  `json:"seq"`
 	Time   string `json:"time"`
@@ -502,7 +524,9 @@ func cliLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		if len(page.Lines) > 0 {
 			lastLine = time.Now()
-			continue // a full page: there may be more at once
+		}
+		if len(page.Lines) >= logsPage {
+			continue // a full page: there is more at once
 		}
 		if !*follow {
 			return nil

@@ -77,13 +77,7 @@ func (b *Broker) Depth(ctx context.Context, model, region string) (Depth, error)
 	}
 	byPrice := map[int64]*DepthLevel{}
 	for _, o := range bids {
-		l := byPrice[o.MaxPrice]
-		if l == nil {
-			l = &DepthLevel{Price: o.MaxPrice}
-			byPrice[o.MaxPrice] = l
-		}
-		l.GPUs += o.GPUs
-		l.Count++
+		addLevel(byPrice, o.MaxPrice, o.GPUs)
 	}
 	d.Bids, d.HiddenBids = levels(byPrice, true)
 	if len(d.Bids) > 0 {
@@ -118,16 +112,21 @@ func (b *Broker) asks(model string, region int) ([]DepthLevel, int) {
 			if r.free == 0 || (region >= 0 && r.region != region) {
 				continue
 			}
-			l := byPrice[r.price]
-			if l == nil {
-				l = &DepthLevel{Price: r.price}
-				byPrice[r.price] = l
-			}
-			l.GPUs += r.free
-			l.Count++
+			addLevel(byPrice, r.price, r.free)
 		}
 	}
 	return levels(byPrice, false)
+}
+
+// addLevel counts one order or machine of gpus at price.
+func addLevel(byPrice map[int64]*DepthLevel, price, gpus int64) {
+	l := byPrice[price]
+	if l == nil {
+		l = &DepthLevel{Price: price}
+		byPrice[price] = l
+	}
+	l.GPUs += gpus
+	l.Count++
 }
 
 // levels orders price levels (highest first for bids) and keeps the

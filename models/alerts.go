@@ -118,16 +118,8 @@ func (s *Store) AddWebhook(ctx context.Context, h *Webhook, max int) error {
 	}
 	h.CreatedAt = time.Now().UTC()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// As for API keys: the user's row locked (PostgreSQL; SQLite's
-		// writers are serialised already), so two additions cannot both
-		// slip under the cap.
-		q := tx.Model(&User{}).Select("id").Where("id = ?", h.UserID)
-		if s.Dialect == DialectPostgres {
-			q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-		}
-		var owner User
-		if err := q.Take(&owner).Error; err != nil {
-			_, err = userResult(&owner, err)
+		// Two additions cannot both slip under the cap.
+		if err := s.lockUser(tx, h.UserID); err != nil {
 			return err
 		}
 		var n int64

@@ -32,6 +32,24 @@ func (APIKey) TableName() string { return "api_keys" }
 // Revoked reports whether the key was revoked.
 func (k *APIKey) Revoked() bool { return k.RevokedAt != nil }
 
+// lockUser locks a user's row for the rest of tx, so a count of what the
+// user holds and an insert under a cap cannot interleave with another's.
+// SQLite transactions are BEGIN IMMEDIATE (see sqliteDSN), which already
+// serialises writers; PostgreSQL needs the row lock. An unknown user is
+// ENOTFOUND.
+func (s *Store) lockUser(tx *gorm.DB, userID string) error {
+	q := tx.Model(&User{}).Select("id").Where("id = ?", userID)
+	if s.Dialect == DialectPostgres {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	var owner User
+	if err := q.Take(&owner).Error; err != nil {
+		_, err = userResult(&owner, err)
+		return err
+	}
+	return nil
+}
+
 // CreateAPIKey inserts k, assigning its ID, unless k's user already holds
 // maxLive unrevoked keys (ECONFLICT). The count and the insert share one
 // transaction with the user's row locked, so two concurrent creations cannot
@@ -41,15 +59,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey, maxLive int) error 
 		k.ID = NewID()
 	}
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// SQLite transactions are BEGIN IMMEDIATE (see sqliteDSN), which
-		// already serialises writers; PostgreSQL needs the row lock.
-		q := tx.Model(&User{}).Select("id").Where("id = ?", k.UserID)
-		if s.Dialect == DialectPostgres {
-			q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-		}
-		var owner User
-		if err := q.Take(&owner).Error; err != nil {
-			_, err = userResult(&owner, err)
+		if err := s.lockUser(tx, k.UserID); err != nil {
 			return err
 		}
 		var live int64

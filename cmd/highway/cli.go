@@ -211,6 +211,19 @@ func (c *cli) call(method, path string, q url.Values, body any, out any) (raw []
 	return raw, nil
 }
 
+// show GETs path into out; with --json it prints the answer itself and
+// reports that the command is done (as it is on an error).
+func (c *cli) show(path string, q url.Values, out any) (done bool, err error) {
+	raw, err := c.call(http.MethodGet, path, q, nil, out)
+	if err != nil {
+		return true, err
+	}
+	if c.json {
+		return true, c.emit(raw)
+	}
+	return false, nil
+}
+
 // emit prints an API answer as JSON for --json.
 func (c *cli) emit(raw []byte) error {
 	var buf bytes.Buffer
@@ -304,12 +317,8 @@ func cliOffers(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var page struct {
 		Offers []cliOffer `json:"offers"`
 	}
-	raw, err := c.call(http.MethodGet, "/offers", q, nil, &page)
-	if err != nil {
+	if done, err := c.show("/offers", q, &page); done {
 		return err
-	}
-	if c.json {
-		return c.emit(raw)
 	}
 	if len(page.Offers) == 0 {
 		_, err := fmt.Fprintln(stdout, "No offers match. Loosen the filters, or place a resting order: highway rent --type gtc …")
@@ -454,12 +463,8 @@ func cliLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var ls struct {
 		Leases []cliLease `json:"leases"`
 	}
-	raw, err := c.call(http.MethodGet, "/leases", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &ls)
-	if err != nil {
+	if done, err := c.show("/leases", url.Values{"limit": {strconv.Itoa(*limit)}}, &ls); done {
 		return err
-	}
-	if c.json {
-		return c.emit(raw)
 	}
 	if len(ls.Leases) == 0 {
 		_, err := fmt.Fprintln(stdout, "No leases yet. Find an offer: highway offers")
@@ -628,12 +633,8 @@ func cliWallet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			Amount string `json:"amount"`
 		} `json:"balances"`
 	}
-	raw, err := c.call(http.MethodGet, "/wallet", nil, nil, &w)
-	if err != nil {
+	if done, err := c.show("/wallet", nil, &w); done {
 		return err
-	}
-	if c.json {
-		return c.emit(raw)
 	}
 	fmt.Fprintf(stdout, "Address  %s\n", w.Address)
 	for _, b := range w.Balances {

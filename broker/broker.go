@@ -145,6 +145,9 @@ type Broker struct {
 	// generation counts the changes, so a page rendered at one generation
 	// can tell whether it missed any before its event stream opened.
 	generation atomic.Uint64
+	// depthCache holds the latest depth per model and region (depth.go).
+	depthMu    sync.Mutex
+	depthCache map[depthKey]depthEntry
 	// caughtUp is when a follower last caught up with the log;
 	// unannounced, since when it has replayed changes the leader's
 	// published count has not announced yet (zero: none).

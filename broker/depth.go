@@ -69,6 +69,44 @@ func (b *Broker) Depth(ctx context.Context, model, region string) (Depth, error)
 			return Depth{}, &highway.Error{Code: highway.EINVALID, Field: "region", Message: "Unknown region " + region + "."}
 		}
 	}
+	// A public endpoint and every open depth page's live refresh ask the
+	// same question: answer it once per market change (and at least every
+	// depthTTL, for the clock-driven clearing window). Models and regions
+	// are the catalog's, so the cache stays small.
+	key, gen, now := depthKey{model, region}, b.generation.Load(), b.now()
+	b.depthMu.Lock()
+	if e, ok := b.depthCache[key]; ok && e.gen == gen && now.Sub(e.at) < depthTTL && !now.Before(e.at) {
+		b.depthMu.Unlock()
+		return e.d, nil
+	}
+	b.depthMu.Unlock()
+	d, err := b.depth(ctx, model, region, regionIdx)
+	if err != nil {
+		return Depth{}, err
+	}
+	b.depthMu.Lock()
+	if b.depthCache == nil {
+		b.depthCache = map[depthKey]depthEntry{}
+	}
+	b.depthCache[key] = depthEntry{gen: gen, at: now, d: d}
+	b.depthMu.Unlock()
+	return d, nil
+}
+
+// depthTTL bounds how long a cached depth is served without a change.
+const depthTTL = 10 * time.Second
+
+type depthKey struct{ model, region string }
+
+type depthEntry struct {
+	gen uint64
+	at  time.Time
+	d   Depth
+}
+
+// depth computes a depth (Depth caches it). Its slices are shared by
+// every caller of the cached value: read them, never write.
+func (b *Broker) depth(ctx context.Context, model, region string, regionIdx int) (Depth, error) {
 	d := Depth{Model: model, Region: region}
 	d.Asks, d.HiddenAsks = b.asks(model, regionIdx)
 	bids, err := b.store.RestingBids(ctx, model, region, 10_000)

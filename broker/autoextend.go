@@ -92,6 +92,16 @@ func (b *Broker) extensionCost(l *models.Lease, hours int64) (math.Int, bool) {
 	return price.MulRaw((hours*3_600_000 + epochMs - 1) / epochMs), true
 }
 
+// autoDue is what an automatic extension of hours checks under the
+// lease's claim: auto-extend still adds those hours and the lease still
+// ends before the given time (neither extended by hand nor changed since
+// the pass read it).
+func autoDue(hours int64, before time.Time) func(*models.Lease) bool {
+	return func(cur *models.Lease) bool {
+		return cur.AutoExtendHours == hours && cur.EndsAt.Before(before)
+	}
+}
+
 // noteTime is how a note shows a time, as the pages do.
 const noteTime = "2006-01-02 15:04 UTC"
 
@@ -140,10 +150,7 @@ func (b *Broker) autoExtendDue(ctx context.Context, failedAt map[string]time.Tim
 			// top the wallet up or lower the floor at any moment.
 			note = "Not extended: " + why
 		default:
-			before := now.Add(b.cfg.AutoExtendBefore)
-			got, err := b.extendLease(ctx, l.BuyerID, l.ID, l.AutoExtendHours, func(cur *models.Lease) bool {
-				return cur.AutoExtendHours == l.AutoExtendHours && cur.EndsAt.Before(before)
-			})
+			got, err := b.extendLease(ctx, l.BuyerID, l.ID, l.AutoExtendHours, autoDue(l.AutoExtendHours, now.Add(b.cfg.AutoExtendBefore)))
 			if errors.Is(err, errNotDue) {
 				continue // extended by hand or changed meanwhile: the next pass sees it as it is
 			}

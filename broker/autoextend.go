@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"cosmossdk.io/math"
-	sdk "github.com/cosmos/cosmos-sdk/types"
 
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/models"
@@ -53,15 +52,7 @@ func (b *Broker) AutoExtendOutlook(ctx context.Context, l *models.Lease) (will b
 	if b.cfg.Chain == nil {
 		return false, "This marketplace is not connected to a chain.", nil
 	}
-	w, err := b.store.WalletOf(ctx, l.BuyerID)
-	if err != nil {
-		return false, "", err
-	}
-	addr, err := sdk.AccAddressFromBech32(w.Address)
-	if err != nil {
-		return false, "", err
-	}
-	bal, err := b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
+	bal, err := b.walletBalance(ctx, l.BuyerID)
 	if err != nil {
 		return false, "", err
 	}
@@ -88,8 +79,7 @@ func (b *Broker) extensionCost(l *models.Lease, hours int64) (math.Int, bool) {
 	if !ok {
 		return math.Int{}, false
 	}
-	epochMs := b.cfg.EpochDuration.Milliseconds()
-	return price.MulRaw((hours*3_600_000 + epochMs - 1) / epochMs), true
+	return price.MulRaw(b.epochsFor(hours)), true
 }
 
 // autoDue is what an automatic extension of hours checks under the

@@ -80,7 +80,7 @@ func (b *Broker) extendLease(ctx context.Context, userID, leaseID string, hours 
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease ends in under " + ExtendLead.String() + "; it is too late to extend it. Rent again instead."}
 	}
 	epochMs := b.cfg.EpochDuration.Milliseconds()
-	epochs := (hours*3_600_000 + epochMs - 1) / epochMs
+	epochs := b.epochsFor(hours)
 	cl, err := b.cfg.Chain.Lease(ctx, l.ChainLeaseID)
 	if err != nil {
 		return nil, err

@@ -71,13 +71,20 @@ var orderTypes = map[string]market.OrderType{"rent_now": market.RentNow, "fok": 
 // nothing per epoch.
 func (b *Broker) EscrowFor(price, count, hours int64) (perEpoch, epochs int64, total highway.Total, ok bool) {
 	epochMs := b.cfg.EpochDuration.Milliseconds()
-	epochs = (hours*3_600_000 + epochMs - 1) / epochMs
+	epochs = b.epochsFor(hours)
 	per := highway.TotalOf(highway.Amount(price)).Mul(count).Mul(epochMs).Quo(3_600_000)
 	p, fits := per.Amount()
 	if per.Sign() <= 0 || !fits {
 		return 0, epochs, highway.Total{}, false
 	}
 	return int64(p), epochs, per.Mul(epochs), true
+}
+
+// epochsFor is how many epochs cover hours: rounded up, so a lease (or
+// an extension) is never shorter than what the buyer asked for.
+func (b *Broker) epochsFor(hours int64) int64 {
+	epochMs := b.cfg.EpochDuration.Milliseconds()
+	return (hours*3_600_000 + epochMs - 1) / epochMs
 }
 
 // PlaceOrder validates and places an order. Errors a buyer can fix are

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
@@ -96,6 +97,20 @@ func (b *Broker) balance(ctx context.Context, address string) (highway.Total, er
 	}
 	bal, err := b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
 	return client.TotalFromChain(bal), err
+}
+
+// walletBalance is the balance of a user's managed wallet in the lease
+// denom; ENOTFOUND when the user has no wallet yet.
+func (b *Broker) walletBalance(ctx context.Context, userID string) (math.Int, error) {
+	w, err := b.store.WalletOf(ctx, userID)
+	if err != nil {
+		return math.Int{}, err
+	}
+	addr, err := sdk.AccAddressFromBech32(w.Address)
+	if err != nil {
+		return math.Int{}, err
+	}
+	return b.cfg.Chain.Balance(ctx, addr, b.cfg.Denom)
 }
 
 // WalletInfo is a wallet with its balance.

@@ -55,6 +55,9 @@ func (e *Engine) StateDigest() [32]byte {
 		flag(m.online)
 		flag(m.delisted)
 		flag(m.indexed)
+		u(uint64(m.spotFloor))
+		u(uint64(m.notice))
+		u(m.spot)
 	}
 	ps := slices.Clone(e.providers)
 	slices.SortFunc(ps, func(a, b provider) int { return strings.Compare(a.id, b.id) })
@@ -78,7 +81,8 @@ func (e *Engine) StateDigest() [32]byte {
 		flag(o.latencyFirst)
 		u(uint64(o.region))
 		u(uint64(o.model))
-		for _, v := range []int64{o.count, o.minVRAM, o.maxPrice, o.maxRTT, o.hours, o.expiresAt, int64(o.seq), int64(o.mask), o.price, o.resExpiry} {
+		flag(o.spot)
+		for _, v := range []int64{o.count, o.minVRAM, o.maxPrice, o.maxRTT, o.hours, o.expiresAt, int64(o.seq), int64(o.mask), o.price, o.resExpiry, o.startAt, o.notice} {
 			u(uint64(v))
 		}
 		if o.state != stResting {

@@ -42,6 +42,14 @@ type machine struct {
 	ixPrice  int64
 	listedAt int64
 	rtt      [MaxRegions]uint16
+	// Interruptible use (spot.go): the floor per GPU-hour (0: none), the
+	// preemption notice, the GPUs held by confirmed interruptible leases
+	// (a subset of held, and available to on-demand orders) and those
+	// leases' order slots.
+	spotFloor int64
+	notice    int64
+	spot      uint64
+	spots     []uint32
 }
 
 type rowHint struct {
@@ -83,6 +91,13 @@ type order struct {
 	mask      uint64
 	price     int64
 	resExpiry int64
+	// spot: an interruptible bid; startAt: when its GPUs are free of the
+	// interruptible leases it preempted (0: at once).
+	spot    bool
+	startAt int64
+	// notice is an interruptible lease's preemption notice, fixed when it
+	// matched: the provider's later changes apply to new leases only.
+	notice int64
 }
 
 // Engine is the order book, the resting orders, the reservations and the
@@ -133,8 +148,16 @@ type Engine struct {
 	// change: match consumes it, Apply clears it.
 	hint rowHint
 
+	// spotRest: resting interruptible bids in priority order;
+	// spotMachines: machines with a floor, by slot; spotDirty: something
+	// that can let a resting bid match changed since the last spot sweep.
+	spotRest     []uint32
+	spotMachines []uint32
+	spotDirty    bool
+
 	events    []Event
 	changed   []uint32
+	changed2  []uint32
 	cands     []uint32
 	bookCands []cursor
 	coll      []restKey
@@ -253,7 +276,7 @@ func (e *Engine) Apply(c *Command) ([]Event, error) {
 		e.now = prev
 		return nil, err
 	}
-	e.sweep()
+	e.settle()
 	return e.events, nil
 }
 
@@ -274,7 +297,12 @@ func allMask(n uint8) uint64 {
 	return 1<<n - 1
 }
 
-func (m *machine) avail() uint64 { return m.free &^ m.held }
+// avail is what an on-demand order may take: idle GPUs, and GPUs held by
+// interruptible leases (it preempts them).
+func (m *machine) avail() uint64 { return m.free&^m.held | m.spot }
+
+// idle is GPUs free and held by nothing.
+func (m *machine) idle() uint64 { return m.free &^ m.held }
 
 // listed says whether the machine's offer may be matched at all: it is a
 // live listing, its verification PoC cleared, its agent is beating and
@@ -448,6 +476,7 @@ func (e *Engine) upsert(c *Command) error {
 	m.model, m.region, m.gpus, m.vram, m.rel = model, region, gpus, uint16(c.VRAMGiB), uint16(c.ReliabilityBps)
 	m.price, m.verified = c.Price, c.Verified
 	copy(m.rtt[:], c.RTTms)
+	e.setSpot(s, c.SpotFloor, c.NoticeMs)
 	e.sync(s)
 	if !exists || e.improved(old, m) {
 		e.changed = append(e.changed, s)
@@ -498,6 +527,7 @@ func (e *Engine) deleteMachine(s uint32) {
 		p.machines = slices.Delete(p.machines, i, i+1)
 	}
 	e.machineIDs.delete(hashID(m.id), s)
+	e.setSpot(s, 0, 0)
 	*m = machine{}
 	e.freeMachine = append(e.freeMachine, s)
 }
@@ -540,6 +570,7 @@ func (e *Engine) heartbeat(c *Command) error {
 		return nil
 	}
 	old := e.snapOf(m)
+	e.spotDirty = true
 	m.free, m.healthy, m.lastBeat = c.Free, c.Healthy, e.now
 	if len(c.RTTms) != 0 {
 		copy(m.rtt[:], c.RTTms)
@@ -634,6 +665,7 @@ func (e *Engine) reinstate(c *Command) error {
 		return ErrNotSuspended
 	}
 	e.providers[p].suspended = false
+	e.spotDirty = true
 	for _, s := range e.providers[p].machines {
 		e.sync(s)
 		e.changed = append(e.changed, s)
@@ -646,6 +678,7 @@ func (e *Engine) reinstate(c *Command) error {
 func (e *Engine) releaseHold(s uint32, mask uint64) {
 	m := e.mach(s)
 	m.held &^= mask
+	e.spotDirty = true
 	if m.delisted && m.held == 0 {
 		e.deleteMachine(s)
 		return
@@ -689,8 +722,12 @@ func (e *Engine) restKeyOf(s uint32) (int, restKey) {
 }
 
 func (e *Engine) unrest(s uint32) {
-	l, k := e.restKeyOf(s)
-	e.rest[l].remove(k)
+	if e.ord(s).spot {
+		e.unrestSpot(s)
+	} else {
+		l, k := e.restKeyOf(s)
+		e.rest[l].remove(k)
+	}
 	e.gtc.remove(s)
 	e.resting--
 }
@@ -718,12 +755,17 @@ func (e *Engine) place(c *Command) error {
 	o := order{
 		id: c.Order, buyer: c.Buyer, typ: c.Type, latencyFirst: c.LatencyFirst, region: region, model: model,
 		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt,
-		alive: true,
+		alive: true, spot: c.Interruptible,
 	}
 	var ms uint32
 	var found bool
-	switch c.Type {
-	case RentNow:
+	switch {
+	case o.spot:
+		var err error
+		if ms, found, err = e.spotOffer(c, &o); err != nil {
+			return err
+		}
+	case c.Type == RentNow:
 		s, ok := e.machineSlot(c.Machine)
 		if !ok || !e.listed(e.mach(s)) {
 			return ErrOfferNotFound
@@ -749,8 +791,12 @@ func (e *Engine) place(c *Command) error {
 	}
 	o2 := e.ord(os)
 	o2.state = stResting
-	l, k := e.restKeyOf(os)
-	e.rest[l].insert(k)
+	if o2.spot {
+		e.restSpot(os)
+	} else {
+		l, k := e.restKeyOf(os)
+		e.rest[l].insert(k)
+	}
 	e.gtc.set(os, o2.expiresAt)
 	e.resting++
 	e.events = append(e.events, Event{Kind: EvOrderRested, Order: o2.id})
@@ -762,21 +808,25 @@ func (e *Engine) place(c *Command) error {
 func (e *Engine) match(os, ms uint32) {
 	o := e.ord(os)
 	m := e.mach(ms)
-	avail := m.avail()
-	var mask uint64
-	for i := int64(0); i < o.count; i++ {
-		low := avail & -avail
-		mask |= low
-		avail &^= low
+	price := m.price
+	if o.spot {
+		price = min(o.maxPrice, m.price) // a bid pays itself, never above the ask
 	}
+	mask, at := e.takeGPUs(os, ms, price)
 	m.held |= mask
-	o.state, o.machine, o.mask, o.price = stReserved, ms, mask, m.price
-	o.resExpiry = e.now + e.cfg.ReservationTTLms
+	o.state, o.machine, o.mask, o.price, o.startAt = stReserved, ms, mask, price, at
+	if o.spot {
+		o.notice = m.notice
+	}
+	// A reservation that waits for a preemption notice to run out lasts
+	// that much longer: the quote and the lease follow the notice.
+	o.resExpiry = max(e.now, at) + e.cfg.ReservationTTLms
 	e.reservations.set(os, o.resExpiry)
-	total, _ := orderTotal(m.price, o.count, o.hours) // price ≤ max price, whose total Validate bounded
+	total, _ := orderTotal(price, o.count, o.hours) // price ≤ max price, whose total Validate bounded
 	e.events = append(e.events, Event{
 		Kind: EvMatched, Order: o.id, Machine: m.id, Provider: e.providers[m.provider].id,
-		GPUs: mask, Count: o.count, Price: m.price, Total: total, RTTms: int64(m.rtt[o.region]), Expiry: o.resExpiry,
+		GPUs: mask, Count: o.count, Price: price, Total: total, RTTms: int64(m.rtt[o.region]), Expiry: o.resExpiry,
+		At: at, Interruptible: o.spot,
 	})
 	if h := e.hint; h.ok && h.slot == ms && e.listed(m) {
 		e.setAvail(m.ixBook, h.c, h.i, m) // still listed: only its free GPUs changed
@@ -821,6 +871,9 @@ func (e *Engine) confirm(c *Command) error {
 	}
 	o.state = stLeased
 	e.reservations.remove(s)
+	if o.spot {
+		e.spotLeased(s)
+	}
 	e.events = append(e.events, Event{Kind: EvLeaseConfirmed, Order: o.id, Machine: e.mach(o.machine).id, GPUs: o.mask, Count: o.count})
 	return nil
 }
@@ -835,6 +888,9 @@ func (e *Engine) release(c *Command) error {
 		return ErrWrongState
 	}
 	e.reservations.remove(s)
+	if o.spot && o.state == stLeased {
+		e.unspot(s)
+	}
 	e.events = append(e.events, Event{Kind: EvLeaseReleased, Order: o.id, Machine: e.mach(o.machine).id, GPUs: o.mask, Count: o.count})
 	e.releaseHold(o.machine, o.mask)
 	e.deleteOrder(s)

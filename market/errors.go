@@ -67,6 +67,15 @@ var (
 	ErrOfferNotFound = &highway.Error{Code: highway.ENOTFOUND, Field: "offer_id", Message: "offer not found or no longer listed"}
 	// ErrNoMatch: rent-now or fill-or-kill found no offer meeting every constraint.
 	ErrNoMatch = &highway.Error{Code: highway.ENOCAPACITY, Message: "no offer meets the order's constraints"}
+	// ErrBadFloor: an interruptible floor below zero or above the ask.
+	ErrBadFloor = &highway.Error{Code: highway.EINVALID, Field: "spot_floor_per_gpu_hour", Message: "interruptible floor must be between 0 and the ask"}
+	// ErrBadNotice: a preemption notice outside 10 s to 5 min, or one
+	// without an interruptible floor.
+	ErrBadNotice = &highway.Error{Code: highway.EINVALID, Field: "notice_s", Message: "preemption notice must be 10 to 300 seconds, with an interruptible floor"}
+	// ErrBelowFloor: an interruptible bid on a named offer below its floor.
+	ErrBelowFloor = &highway.Error{Code: highway.EINVALID, Field: "max_price_per_gpu_hour", Message: "bid is below the offer's interruptible floor"}
+	// ErrNotInterruptible: an interruptible bid on an offer that takes none.
+	ErrNotInterruptible = &highway.Error{Code: highway.EINVALID, Field: "offer_id", Message: "offer does not rent interruptible GPUs"}
 	// ErrMalformed: the bytes are not a version-1 command encoding.
 	ErrMalformed = &highway.Error{Code: highway.EINVALID, Message: "malformed command encoding"}
 	// ErrWrongState: the order is not in a state that allows the command

@@ -28,9 +28,12 @@ const (
 	EvMachineOffline
 	// EvMachineOnline: an offline machine beat again.
 	EvMachineOnline
+	// EvPreempted: an interruptible lease lost its GPUs to the order By;
+	// its workload has until At to checkpoint and stop (spot.go).
+	EvPreempted
 )
 
-var eventNames = [...]string{"", "matched", "rested", "expired", "cancelled", "reservation_expired", "lease_confirmed", "lease_released", "offline", "online"}
+var eventNames = [...]string{"", "matched", "rested", "expired", "cancelled", "reservation_expired", "lease_confirmed", "lease_released", "offline", "online", "preempted"}
 
 // String is the kind's name.
 func (k EventKind) String() string {
@@ -61,6 +64,14 @@ type Event struct {
 	RTTms int64
 	// Expiry is when the reservation lapses unless confirmed (Matched).
 	Expiry int64
+	// At: Matched, when the GPUs are the order's (0: now; later when they
+	// were taken from interruptible leases, which get notice until then);
+	// Preempted, when the preempted workload must have stopped.
+	At int64
+	// By is the order that preempted the lease (Preempted).
+	By string
+	// Interruptible: Matched, the order is an interruptible bid.
+	Interruptible bool
 }
 
 // String renders the event in the one-line form of the golden files; it is
@@ -92,5 +103,10 @@ func (e Event) String() string {
 	num("total", e.Total)
 	num("rtt", e.RTTms)
 	num("expiry", e.Expiry)
+	num("at", e.At)
+	kv("by", e.By)
+	if e.Interruptible {
+		kv("spot", "1")
+	}
 	return b.String()
 }

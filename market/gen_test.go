@@ -49,7 +49,7 @@ func (g *gen) observe(evs []Event) {
 		switch e.Kind {
 		case EvMatched:
 			g.held = append(g.held, e.Order)
-		case EvLeaseReleased, EvReservationExpired, EvOrderCancelled:
+		case EvLeaseReleased, EvReservationExpired, EvOrderCancelled, EvPreempted:
 			for i, id := range g.held {
 				if id == e.Order {
 					g.held = append(g.held[:i], g.held[i+1:]...)
@@ -123,7 +123,18 @@ func (g *gen) next() Command {
 		c.ReliabilityBps = int64(9000 + 500*g.r.IntN(3))
 		c.Verified = g.r.IntN(10) != 0
 		c.RTTms = g.rtts()
+		if g.r.IntN(3) == 0 { // interruptible GPUs too
+			c.SpotFloor = c.Price - int64(10*g.r.IntN(4))
+			c.NoticeMs = MinNoticeMs + int64(g.r.IntN(3))*1000
+		}
 		switch g.r.IntN(40) {
+		case 5:
+			c.SpotFloor = c.Price + 1
+			c.NoticeMs = MinNoticeMs
+		case 6:
+			c.SpotFloor, c.NoticeMs = 0, MinNoticeMs
+		case 7:
+			c.SpotFloor, c.NoticeMs = c.Price, MaxNoticeMs+1
 		case 0:
 			c.Model = "Z9"
 		case 1:
@@ -187,6 +198,10 @@ func (g *gen) next() Command {
 			c.ExpiresAt = g.now + 1 + int64(g.r.IntN(4000))
 		}
 		c.LatencyFirst = g.r.IntN(4) == 0
+		c.Interruptible = g.r.IntN(3) == 0
+		if c.Interruptible {
+			c.Price -= 10 // bids sit around the floors
+		}
 		switch g.r.IntN(40) {
 		case 0:
 			c.GPUs = -1

@@ -14,8 +14,11 @@ type Listing struct {
 	// in live reservations or leases (bit i: the machine's i-th offered
 	// GPU).
 	Free, Held uint64
-	Online     bool
-	Healthy    bool
+	// Spot is the held GPUs that run interruptible leases (on-demand
+	// orders may preempt them).
+	Spot    uint64
+	Online  bool
+	Healthy bool
 	// Delisted: the machine was removed but still has GPUs held, which
 	// stay until their leases end.
 	Delisted bool
@@ -35,7 +38,8 @@ func (e *Engine) Listing(id string) (Listing, bool) {
 	return Listing{
 		Upsert: Command{Kind: KindUpsertMachine, Machine: m.id, Provider: p.id, Model: e.cfg.Models[m.model],
 			GPUs: int64(m.gpus), VRAMGiB: int64(m.vram), Region: e.cfg.Regions[m.region], Price: m.price,
-			ReliabilityBps: int64(m.rel), Verified: m.verified, RTTms: slices.Clone(m.rtt[:e.nR])},
-		Free: m.free, Held: m.held, Online: m.online, Healthy: m.healthy, Delisted: m.delisted, Suspended: p.suspended,
+			ReliabilityBps: int64(m.rel), Verified: m.verified, RTTms: slices.Clone(m.rtt[:e.nR]),
+			SpotFloor: m.spotFloor, NoticeMs: m.notice},
+		Free: m.free, Held: m.held, Spot: m.spot, Online: m.online, Healthy: m.healthy, Delisted: m.delisted, Suspended: p.suspended,
 	}, true
 }

@@ -293,8 +293,8 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 	}
 }
 
-// sweep serves resting orders after a command that may have added or
-// improved capacity (e.changed lists those machines).
+// sweep serves resting on-demand orders after a command that may have
+// added or improved capacity on the changed machines.
 //
 // Invariant: after every command no resting order can match any listed
 // offer (it would have matched when placed, or in an earlier sweep). So
@@ -304,14 +304,14 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 // reaches the machines' asks, takes them in priority order (highest max
 // price, then earliest), and gives each the best changed machine that
 // still fits. Matching reduces capacity, which keeps the invariant.
-func (e *Engine) sweep() {
-	if len(e.changed) == 0 || e.resting == 0 {
+func (e *Engine) sweep(changed []uint32) {
+	if len(changed) == 0 || e.resting == 0 {
 		return
 	}
-	slices.Sort(e.changed)
+	slices.Sort(changed)
 	cands := e.cands[:0]
-	for i, s := range e.changed {
-		if i > 0 && e.changed[i-1] == s {
+	for i, s := range changed {
+		if i > 0 && changed[i-1] == s {
 			continue
 		}
 		if m := e.mach(s); m.alive && e.listed(m) {

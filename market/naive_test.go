@@ -29,6 +29,7 @@ type nMachine struct {
 	free, held                                 uint64
 	rtt                                        []uint16
 	verified, healthy, online, delisted        bool
+	spotFloor, notice                          int64
 }
 
 type nOrder struct {
@@ -40,6 +41,8 @@ type nOrder struct {
 	seq                                                uint64
 	mask                                               uint64
 	price, resExpiry                                   int64
+	spot                                               bool
+	notice                                             int64
 }
 
 func newNaive(cfg Config) *naive {
@@ -64,14 +67,85 @@ func nAll(g int64) uint64 {
 	return 1<<g - 1
 }
 
-func (n *naive) listed(m *nMachine) bool {
-	return !m.delisted && m.verified && m.online && m.healthy && !n.suspended[m.provider] && m.free&^m.held != 0
+func (n *naive) live(m *nMachine) bool {
+	return !m.delisted && m.verified && m.online && m.healthy && !n.suspended[m.provider]
 }
+
+// spotLeases are m's confirmed interruptible leases, in preemption order.
+func (n *naive) spotLeases(m *nMachine) []*nOrder {
+	var out []*nOrder
+	for _, id := range sortedKeys(n.orders) {
+		if o := n.orders[id]; o.spot && o.state == stLeased && o.machine == m.id {
+			out = append(out, o)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *nOrder) int {
+		if a.price != b.price {
+			return int(a.price - b.price)
+		}
+		return int(b.seq) - int(a.seq)
+	})
+	return out
+}
+
+// avail is what an on-demand order may take: idle GPUs and those of
+// interruptible leases.
+func (n *naive) avail(m *nMachine) uint64 {
+	a := m.free &^ m.held
+	for _, o := range n.spotLeases(m) {
+		a |= o.mask
+	}
+	return a
+}
+
+func (n *naive) listed(m *nMachine) bool { return n.live(m) && n.avail(m) != 0 }
 
 func (n *naive) fits(o *nOrder, m *nMachine) bool {
 	return n.listed(m) && (o.model == "" || o.model == m.model) && m.vram >= o.minVRAM &&
-		int64(bits.OnesCount64(m.free&^m.held)) >= o.count && m.price <= o.maxPrice &&
+		int64(bits.OnesCount64(n.avail(m))) >= o.count && m.price <= o.maxPrice &&
 		int64(m.rtt[n.regionIdx(o.region)]) <= o.maxRTT
+}
+
+// spotFits: bid o can have m, and whether only by preempting.
+func (n *naive) spotFits(o *nOrder, m *nMachine) (bool, bool) {
+	if m.spotFloor == 0 || o.maxPrice < m.spotFloor || !n.live(m) || (o.model != "" && o.model != m.model) ||
+		m.vram < o.minVRAM || int64(m.rtt[n.regionIdx(o.region)]) > o.maxRTT {
+		return false, false
+	}
+	have := int64(bits.OnesCount64(m.free &^ m.held))
+	if have >= o.count {
+		return true, false
+	}
+	for _, v := range n.spotLeases(m) {
+		if v.price < min(o.maxPrice, m.price) {
+			have += v.count
+		}
+	}
+	return have >= o.count, true
+}
+
+func (n *naive) bestSpot(o *nOrder) *nMachine {
+	var best *nMachine
+	var bestKey []int64
+	for _, id := range sortedKeys(n.machines) {
+		m := n.machines[id]
+		ok, pre := n.spotFits(o, m)
+		if !ok {
+			continue
+		}
+		p, rtt := min(o.maxPrice, m.price), int64(m.rtt[n.regionIdx(o.region)])
+		key := []int64{0, p, rtt, -m.rel, m.listedAt}
+		if o.lf {
+			key = []int64{0, rtt, p, -m.rel, m.listedAt}
+		}
+		if pre {
+			key[0] = 1
+		}
+		if best == nil || slices.Compare(key, bestKey) < 0 {
+			best, bestKey = m, key
+		}
+	}
+	return best
 }
 
 // rank is the rule as a tuple compared left to right.
@@ -187,22 +261,34 @@ func (n *naive) Apply(c *Command) ([]Event, error) {
 		n.now = prev
 		return nil, err
 	}
-	// Retry every resting order, highest max price first, then earliest.
-	var resting []*nOrder
-	for _, o := range n.orders { // sorted next by a total order (seq is unique)
-		if o.state == stResting {
-			resting = append(resting, o)
-		}
-	}
-	slices.SortFunc(resting, func(a, b *nOrder) int {
-		if a.maxPrice != b.maxPrice {
-			return int(b.maxPrice - a.maxPrice)
-		}
-		return int(a.seq) - int(b.seq)
-	})
-	for _, o := range resting {
-		if m := n.best(o); m != nil {
-			n.match(o, m)
+	// Retry every resting order, highest max price first, then earliest:
+	// on-demand orders, then interruptible bids, until a round matches
+	// nothing (a preemption can give GPUs back).
+	for progress := true; progress; {
+		progress = false
+		for _, spot := range []bool{false, true} {
+			var resting []*nOrder
+			for _, o := range n.orders { // sorted next by a total order (seq is unique)
+				if o.state == stResting && o.spot == spot {
+					resting = append(resting, o)
+				}
+			}
+			slices.SortFunc(resting, func(a, b *nOrder) int {
+				if a.maxPrice != b.maxPrice {
+					return int(b.maxPrice - a.maxPrice)
+				}
+				return int(a.seq) - int(b.seq)
+			})
+			for _, o := range resting {
+				m := n.best(o)
+				if spot {
+					m = n.bestSpot(o)
+				}
+				if m != nil {
+					n.match(o, m)
+					progress = true
+				}
+			}
 		}
 	}
 	return n.events, nil
@@ -245,6 +331,7 @@ func (n *naive) upsert(c *Command) error {
 		n.machines[m.id] = m
 	}
 	m.model, m.region, m.gpus, m.vram, m.rel, m.price, m.verified = c.Model, c.Region, c.GPUs, c.VRAMGiB, c.ReliabilityBps, c.Price, c.Verified
+	m.spotFloor, m.notice = c.SpotFloor, c.NoticeMs
 	m.rtt = slices.Clone(c.RTTms)
 	return nil
 }
@@ -333,10 +420,29 @@ func (n *naive) place(c *Command) error {
 		return ErrUnknownRegion
 	}
 	o := &nOrder{id: c.Order, buyer: c.Buyer, model: c.Model, region: c.Region, typ: c.Type, lf: c.LatencyFirst,
-		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt}
+		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt,
+		spot: c.Interruptible}
 	var m *nMachine
-	switch c.Type {
-	case RentNow:
+	switch {
+	case o.spot && c.Type == RentNow:
+		m = n.machines[c.Machine]
+		switch {
+		case m == nil || !n.live(m):
+			return ErrOfferNotFound
+		case m.spotFloor == 0:
+			return ErrNotInterruptible
+		case o.maxPrice < m.spotFloor:
+			return ErrBelowFloor
+		}
+		if ok, _ := n.spotFits(o, m); !ok {
+			return ErrNoMatch
+		}
+	case o.spot:
+		m = n.bestSpot(o)
+		if m == nil && c.Type == FillOrKill {
+			return ErrNoMatch
+		}
+	case c.Type == RentNow:
 		m = n.machines[c.Machine]
 		if m == nil || !n.listed(m) {
 			return ErrOfferNotFound
@@ -362,17 +468,55 @@ func (n *naive) place(c *Command) error {
 	return nil
 }
 
+// lowBits is the n lowest set bits of mask.
+func lowBits(mask uint64, n int64) uint64 {
+	var out uint64
+	for i := 0; i < 64 && int64(bits.OnesCount64(out)) < n; i++ {
+		if mask&(1<<i) != 0 {
+			out |= 1 << i
+		}
+	}
+	return out
+}
+
 func (n *naive) match(o *nOrder, m *nMachine) {
-	avail := m.free &^ m.held
-	var mask uint64
-	for i := 0; i < 64 && int64(bits.OnesCount64(mask)) < o.count; i++ {
-		if avail&(1<<i) != 0 {
-			mask |= 1 << i
+	price := m.price
+	if o.spot {
+		price = min(o.maxPrice, m.price)
+	}
+	idle := m.free &^ m.held
+	mask, at := lowBits(idle, o.count), int64(0)
+	if int64(bits.OnesCount64(mask)) < o.count {
+		// Preempt interruptible leases, lowest-paying first, then latest.
+		pool := idle
+		var victims []*nOrder
+		for _, v := range n.spotLeases(m) {
+			if int64(bits.OnesCount64(pool)) >= o.count {
+				break
+			}
+			if !o.spot || v.price < price {
+				pool |= v.mask
+				victims = append(victims, v)
+			}
+		}
+		mask = idle | lowBits(pool&^idle, o.count-int64(bits.OnesCount64(idle)))
+		for _, v := range victims {
+			at = max(at, v.notice)
+		}
+		at += n.now
+		for _, v := range victims {
+			n.events = append(n.events, Event{Kind: EvPreempted, Order: v.id, Machine: m.id, GPUs: v.mask, Count: v.count, At: at, By: o.id})
+			m.held &^= v.mask
+			delete(n.orders, v.id)
 		}
 	}
 	m.held |= mask
-	o.state, o.machine, o.mask, o.price = stReserved, m.id, mask, m.price
-	o.resExpiry = n.now + n.cfg.ReservationTTLms
+	o.state, o.machine, o.mask, o.price = stReserved, m.id, mask, price
+	if o.spot {
+		o.notice = m.notice
+	}
+	o.resExpiry = max(n.now, at) + n.cfg.ReservationTTLms
 	n.events = append(n.events, Event{Kind: EvMatched, Order: o.id, Machine: m.id, Provider: m.provider, GPUs: mask,
-		Count: o.count, Price: m.price, Total: m.price * o.count * o.hours, RTTms: int64(m.rtt[n.regionIdx(o.region)]), Expiry: o.resExpiry})
+		Count: o.count, Price: price, Total: price * o.count * o.hours, RTTms: int64(m.rtt[n.regionIdx(o.region)]), Expiry: o.resExpiry,
+		At: at, Interruptible: o.spot})
 }

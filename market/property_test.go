@@ -144,9 +144,12 @@ func checkInvariants(e *Engine) error {
 			return fmt.Errorf("machine %s: online %v, queued %v, deadline %d", id, m.online, inHeap, m.deadline)
 		}
 	}
+	if err := checkSpot(e, machines, orders); err != nil {
+		return err
+	}
 	for _, s := range orders {
 		o := e.ord(s)
-		if o.state != stResting {
+		if o.state != stResting || o.spot {
 			continue
 		}
 		for _, ms := range machines {

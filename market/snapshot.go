@@ -32,7 +32,7 @@ import (
 // version.
 const (
 	snapshotMagic   = "HWMS"
-	snapshotVersion = 1
+	snapshotVersion = 2 // 2: interruptible terms and bids (1 still restores)
 )
 
 // ErrBadSnapshot wraps every reason a snapshot cannot be restored.
@@ -87,6 +87,8 @@ func (e *Engine) Snapshot(dst []byte) []byte {
 		for r := 0; r < e.nR; r++ {
 			w.u(uint64(m.rtt[r]))
 		}
+		w.i(m.spotFloor)
+		w.i(m.notice)
 	}
 	w.slots(e.freeMachine)
 
@@ -108,11 +110,14 @@ func (e *Engine) Snapshot(dst []byte) []byte {
 			w.i(v)
 		}
 		w.u(o.seq)
+		w.flag(o.spot)
 		if o.state != stResting {
 			w.u(uint64(o.machine))
 			w.u(o.mask)
 			w.i(o.price)
 			w.i(o.resExpiry)
+			w.i(o.startAt)
+			w.i(o.notice)
 		}
 	}
 	w.slots(e.freeOrder)
@@ -139,8 +144,9 @@ func (e *Engine) restore(b []byte) error {
 	if len(b) < len(snapshotMagic)+1 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return errors.New("not a market snapshot")
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return fmt.Errorf("format version %d, this build reads %d", v, snapshotVersion)
+	v := b[len(snapshotMagic)]
+	if v < 1 || v > snapshotVersion {
+		return fmt.Errorf("format version %d, this build reads 1 to %d", v, snapshotVersion)
 	}
 	r := snapReader{b: b[len(snapshotMagic)+1:]}
 	regions := r.strs()
@@ -219,12 +225,18 @@ func (e *Engine) restore(b []byte) error {
 		for i := 0; i < e.nR; i++ {
 			m.rtt[i] = uint16(r.u())
 		}
+		if v >= 2 {
+			m.spotFloor, m.notice = r.i(), r.i()
+		}
 		switch {
 		case r.err != nil:
 		case int(m.provider) >= len(e.providers):
 			r.fail("machine %s: provider %d of %d", m.id, m.provider, len(e.providers))
 		case region >= uint64(e.nR):
 			r.fail("machine %s: region %d of %d", m.id, region, e.nR)
+		case m.spotFloor < 0 || m.spotFloor > m.price || (m.spotFloor == 0) != (m.notice == 0) ||
+			m.spotFloor > 0 && (m.notice < MinNoticeMs || m.notice > MaxNoticeMs):
+			r.fail("machine %s: interruptible floor %d, notice %d ms", m.id, m.spotFloor, m.notice)
 		case gpus == 0 || gpus > MaxGPUs || (m.free|m.held)&^allMask(m.gpus) != 0:
 			r.fail("machine %s: GPU masks outside its %d GPUs", m.id, gpus)
 		default:
@@ -265,11 +277,17 @@ func (e *Engine) restore(b []byte) error {
 		}
 		o.count, o.minVRAM, o.maxPrice, o.maxRTT, o.hours, o.expiresAt = r.i(), r.i(), r.i(), r.i(), r.i(), r.i()
 		o.seq = r.u()
+		if v >= 2 {
+			o.spot = r.flag()
+		}
 		if o.state != stResting {
 			o.machine = uint32(r.u())
 			o.mask = r.u()
 			o.price = r.i()
 			o.resExpiry = r.i()
+			if v >= 2 {
+				o.startAt, o.notice = r.i(), r.i()
+			}
 		}
 		switch {
 		case r.err != nil:
@@ -313,7 +331,21 @@ func (e *Engine) restore(b []byte) error {
 		}
 	}
 
-	// The derived structures, from the restored state.
+	// The derived structures, from the restored state: interruptible
+	// holds first, since the book counts them as available.
+	for s := range uint32(e.nOrders) {
+		if o := e.ord(s); o.alive && o.spot && o.state == stLeased {
+			m := e.mach(o.machine)
+			m.spot |= o.mask
+			m.spots = append(m.spots, s)
+		}
+	}
+	for s := 0; s < e.nMachines; s++ {
+		if e.mach(uint32(s)).spotFloor > 0 {
+			e.spotMachines = append(e.spotMachines, uint32(s))
+		}
+	}
+	e.spotDirty = true
 	for s := 0; s < e.nMachines; s++ {
 		m := e.mach(uint32(s))
 		if !m.alive {
@@ -331,8 +363,12 @@ func (e *Engine) restore(b []byte) error {
 		}
 		switch o.state {
 		case stResting:
-			l, k := e.restKeyOf(s)
-			e.rest[l].insert(k)
+			if o.spot {
+				e.restSpot(s)
+			} else {
+				l, k := e.restKeyOf(s)
+				e.rest[l].insert(k)
+			}
 			e.gtc.set(s, o.expiresAt)
 			e.resting++
 		case stReserved:

@@ -23,6 +23,11 @@ type Offer struct {
 	DriverVersion   string `json:"driver_version"`
 	Verified        bool   `json:"verified"`
 	Simulated       bool   `json:"simulated"`
+	// Interruptible terms (0: none): the floor a bid must reach, written
+	// as spot_floor_per_gpu_hour beside the price, and the preemption
+	// notice an interruptible lease gets.
+	SpotFloor Amount `json:"-"`
+	NoticeS   int64  `json:"notice_s,omitempty"`
 }
 
 // OfferFilter selects and orders offers; zero fields do not filter.

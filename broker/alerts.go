@@ -28,6 +28,7 @@ const (
 	AlertDisputeDecided     = "dispute_decided"
 	AlertMachineOffline     = "machine_offline"
 	AlertVerificationFailed = "verification_failed"
+	AlertPreempted          = "preempted"
 	AlertTest               = "test"
 )
 

@@ -128,9 +128,10 @@ type Broker struct {
 	// stats are the network figures of the last snapshot (stats.go).
 	stats    statsCache
 	machines map[string]*machineState
-	byModel  map[string]*modelIndex      // listed model → its browse rows
-	prices   map[string]map[string]int64 // provider → model → ask
-	flights  map[string]*flight          // order id → the live order's state (flight.go)
+	byModel  map[string]*modelIndex                   // listed model → its browse rows
+	prices   map[string]map[string]int64              // provider → model → ask
+	spot     map[string]map[string]InterruptibleTerms // provider → model → interruptible terms (spot.go)
+	flights  map[string]*flight                       // order id → the live order's state (flight.go)
 	// extensions are extension quote requests waiting for their agent's
 	// answer (request id →), extending the leases being extended now
 	// (extend.go).
@@ -228,7 +229,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
-		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{},
+		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{}, spot: map[string]map[string]InterruptibleTerms{},
 		flights: map[string]*flight{}, extensions: map[string]*extension{}, extending: map[string]bool{},
 		verifies: map[uint64]*challenge{}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), reported: map[string]string{}, mail: newMailbox(cfg.Store),
@@ -264,6 +265,7 @@ func (b *Broker) load(ctx context.Context) error {
 	}
 	for _, p := range prices {
 		b.setPriceLocked(p.ProviderID, p.Model, p.PricePerGPUHour)
+		b.setSpotLocked(p.ProviderID, p.Model, InterruptibleTerms{Floor: p.SpotFloor, NoticeMs: p.NoticeS * 1000})
 	}
 	ms, err := b.store.AllMachines(ctx)
 	if err != nil {
@@ -312,38 +314,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		return ErrFollower
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.tickLoop(ctx)
-	}()
+	loops := []func(context.Context){b.tickLoop, b.snapshotLoop, b.alertLoop}
 	if b.cfg.Chain != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.indexLoop(ctx)
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.autoExtendLoop(ctx)
-		}()
+		loops = append(loops, b.indexLoop, b.autoExtendLoop, b.preemptLoop)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.snapshotLoop(ctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.alertLoop(ctx)
-	}()
 	if b.cfg.PublishChanges {
+		loops = append(loops, b.publishLoop)
+	}
+	for _, loop := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.publishLoop(ctx)
+			loop(ctx)
 		}()
 	}
 	<-ctx.Done()

@@ -291,7 +291,7 @@ func (b *Broker) onEventLocked(ctx context.Context, ev market.Event) {
 		switch ev.Kind {
 		case market.EvMatched:
 			m.held |= ev.GPUs
-		case market.EvReservationExpired, market.EvLeaseReleased, market.EvOrderCancelled:
+		case market.EvReservationExpired, market.EvLeaseReleased, market.EvOrderCancelled, market.EvPreempted:
 			m.held &^= ev.GPUs
 		case market.EvMachineOffline:
 			m.online = false
@@ -310,6 +310,8 @@ func (b *Broker) onEventLocked(ctx context.Context, ev market.Event) {
 	switch ev.Kind {
 	case market.EvMatched:
 		b.startQuoteLocked(ctx, ev)
+	case market.EvPreempted:
+		b.preemptedLocked(ctx, ev)
 	case market.EvReservationExpired:
 		if f := b.flights[ev.Order]; f != nil && f.answered {
 			// The lease transaction is on its way (createLease): it ends

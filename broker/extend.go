@@ -73,6 +73,11 @@ func (b *Broker) extendLease(ctx context.Context, userID, leaseID string, hours 
 	if l.Status != models.LeaseActive {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "Only an active lease can be extended (this one is " + l.Status + ")."}
 	}
+	if l.PreemptAt != nil {
+		// Its GPUs are another order's already: more epochs would be
+		// escrowed for time it cannot run.
+		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease was preempted and ends at " + l.PreemptAt.UTC().Format(noteTime) + "; it cannot be extended."}
+	}
 	if due != nil && !due(l) {
 		return nil, errNotDue
 	}

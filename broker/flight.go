@@ -99,13 +99,29 @@ func (b *Broker) startQuoteLocked(ctx context.Context, ev market.Event) {
 		return
 	}
 	f.agentID = m.agentID
+	wait := quoteAt(ev, b.now())
 	f.quote = protocol.Quote{Provider: m.providerAddress, Buyer: w.Address, GPUClass: m.model, GPUs: uint32(ev.Count),
-		PricePerEpoch: strconv.FormatInt(per, 10), Epochs: uint64(epochs), ExpiresAt: b.now().Add(b.cfg.QuoteTTL).Unix(),
+		PricePerEpoch: strconv.FormatInt(per, 10), Epochs: uint64(epochs), ExpiresAt: b.now().Add(wait + b.cfg.QuoteTTL).Unix(),
 		Nonce: randomUint64() >> 1}
 	f.order.MachineID, f.order.Price = ev.Machine, ev.Price
-	if b.moveOrderLocked(ctx, f, models.OrderMatched, "") {
-		b.mail.ask(m.agentID, protocol.QuoteRequest{RequestID: ev.Order, ChainID: b.cfg.Chain.ChainID(), Quote: f.quote})
+	if !b.moveOrderLocked(ctx, f, models.OrderMatched, "") {
+		return
 	}
+	req := protocol.QuoteRequest{RequestID: ev.Order, ChainID: b.cfg.Chain.ChainID(), Quote: f.quote}
+	if wait == 0 {
+		b.mail.ask(m.agentID, req)
+		return
+	}
+	// The GPUs were taken from interruptible leases, which have until
+	// ev.At to stop: the lease (and its first epoch) starts after that.
+	agent := m.agentID
+	time.AfterFunc(wait, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if g := b.flights[ev.Order]; g == f && !f.answered {
+			b.mail.ask(agent, req)
+		}
+	})
 }
 
 // failFlightLocked ends an order that could not become a lease: its
@@ -230,7 +246,7 @@ func (b *Broker) createLease(ctx context.Context, f *flight, q protocol.Quote) {
 	l := &models.Lease{ID: models.NewID(), ChainLeaseID: chainID, OrderID: f.order.ID, BuyerID: f.order.BuyerID,
 		ProviderID: m.providerID, MachineID: m.id, AgentID: m.agentID, Model: q.GPUClass, GPUs: int64(q.GPUs),
 		GPUUUIDs: strings.Join(uuids, ","), PricePerHour: f.match.Price, PricePerEpoch: q.PricePerEpoch,
-		EpochsTotal: int64(q.Epochs), Status: models.LeaseActive, WorkloadStatus: protocol.LeaseStarting,
+		EpochsTotal: int64(q.Epochs), Status: models.LeaseActive, WorkloadStatus: protocol.LeaseStarting, Interruptible: f.order.Interruptible,
 		WorkloadJSON: f.order.WorkloadJSON, CreateTx: res.Hash, Remaining: cq.PricePerEpoch.MulRaw(int64(q.Epochs)).String(),
 		Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0",
 		EndsAt: now.Add(time.Duration(q.Epochs) * b.cfg.EpochDuration).UTC()}

@@ -303,8 +303,10 @@ func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: l.OrderID}); err != nil {
-		b.log.Warn("release lease in engine", "lease", l.ID, "err", err)
+	if l.PreemptAt == nil { // a preempted lease's GPUs left the engine with the preemption
+		if _, err := b.applyLocked(ctx, market.Command{Kind: market.KindReleaseLease, Order: l.OrderID}); err != nil {
+			b.log.Warn("release lease in engine", "lease", l.ID, "err", err)
+		}
 	}
 	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionStop}); err != nil {
 		b.log.Error("queue stop", "lease", l.ID, "err", err)

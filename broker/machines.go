@@ -229,9 +229,10 @@ func (b *Broker) relistLocked(ctx context.Context, m *machineState) {
 		return
 	}
 	rel := b.reliabilityBps(m)
+	floor, notice := b.spotListing(m.providerID, m.model, price)
 	want := market.Command{Kind: market.KindUpsertMachine, Machine: m.id, Provider: m.providerID, Model: m.model,
 		GPUs: int64(len(m.offered)), VRAMGiB: m.vramGiB, Region: m.region, Price: price, ReliabilityBps: rel,
-		Verified: m.verified, RTTms: m.rtts}
+		Verified: m.verified, RTTms: m.rtts, SpotFloor: floor, NoticeMs: notice}
 	if m.inEngine && sameListing(m.listed, want) {
 		return
 	}
@@ -251,7 +252,8 @@ func sameListing(a, b market.Command) bool {
 		d = -d
 	}
 	return a.Model == b.Model && a.GPUs == b.GPUs && a.VRAMGiB == b.VRAMGiB && a.Region == b.Region &&
-		a.Price == b.Price && a.Verified == b.Verified && a.Provider == b.Provider && d < 100 && slices.Equal(a.RTTms, b.RTTms)
+		a.Price == b.Price && a.Verified == b.Verified && a.Provider == b.Provider && d < 100 && slices.Equal(a.RTTms, b.RTTms) &&
+		a.SpotFloor == b.SpotFloor && a.NoticeMs == b.NoticeMs
 }
 
 // SetSuspended suspends or reinstates a provider: its offers stop (or

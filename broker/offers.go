@@ -159,7 +159,8 @@ func (b *Broker) offerLocked(m *machineState, order []int, backing *highway.RTTs
 	rtt := (*backing)[start:len(*backing):len(*backing)]
 	return highway.Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
 		GPUsFree: free, GPUsTotal: m.listed.GPUs, PricePerGPUHour: highway.Amount(m.listed.Price), Region: m.region, RTTms: rtt,
-		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated}
+		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated,
+		SpotFloor: highway.Amount(m.listed.SpotFloor), NoticeS: m.listed.NoticeMs / 1000}
 }
 
 // regionOrder appends the regions' indexes, by name, to order.

@@ -27,7 +27,9 @@ func (r OrderRequest) digest() string {
 		ExpiresAt                             int64
 		LatencyFirst                          bool
 		Workload                              protocol.Workload
-	}{r.Type, r.OfferID, r.Model, r.MinVRAMGiB, r.Count, r.MaxPrice, r.MaxRTTms, r.Region, r.Hours, r.ExpiresAt.UnixMilli(), r.LatencyFirst, withoutPassword(r.Workload)})
+		Interruptible                         bool `json:",omitempty"` // omitted when false: older keys keep their digest
+	}{r.Type, r.OfferID, r.Model, r.MinVRAMGiB, r.Count, r.MaxPrice, r.MaxRTTms, r.Region, r.Hours, r.ExpiresAt.UnixMilli(), r.LatencyFirst,
+		withoutPassword(r.Workload), r.Interruptible})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -47,18 +49,21 @@ const MaxOrderRest = 30 * 24 * time.Hour
 
 // OrderRequest is a buyer's order as pages and the API submit it.
 type OrderRequest struct {
-	BuyerID        string
-	Type           string // rent_now, fok, gtc
-	OfferID        string
-	Model          string
-	MinVRAMGiB     int64
-	Count          int64
-	MaxPrice       int64 // per GPU-hour; rent_now: 0 means the offer's ask
-	Region         string
-	MaxRTTms       int64
-	Hours          int64
-	ExpiresAt      time.Time
-	LatencyFirst   bool
+	BuyerID      string
+	Type         string // rent_now, fok, gtc
+	OfferID      string
+	Model        string
+	MinVRAMGiB   int64
+	Count        int64
+	MaxPrice     int64 // per GPU-hour; rent_now: 0 means the offer's ask
+	Region       string
+	MaxRTTms     int64
+	Hours        int64
+	ExpiresAt    time.Time
+	LatencyFirst bool
+	// Interruptible makes the order a bid for interruptible GPUs: MaxPrice
+	// is the bid (rent_now: 0 means the offer's floor).
+	Interruptible  bool
 	Workload       protocol.Workload
 	IdempotencyKey string
 }
@@ -135,6 +140,9 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 		if m != nil && m.inEngine {
 			if r.MaxPrice == 0 {
 				r.MaxPrice = m.listed.Price
+				if r.Interruptible && m.listed.SpotFloor > 0 {
+					r.MaxPrice = m.listed.SpotFloor
+				}
 			}
 			if r.Region == "" {
 				r.Region = m.region
@@ -153,7 +161,7 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	}
 	cmd := market.Command{Kind: market.KindPlaceOrder, Order: models.NewID(), Buyer: r.BuyerID, Type: typ, Model: r.Model,
 		GPUs: r.Count, VRAMGiB: r.MinVRAMGiB, Region: r.Region, Price: r.MaxPrice, MaxRTTms: r.MaxRTTms, Hours: r.Hours,
-		LatencyFirst: r.LatencyFirst}
+		LatencyFirst: r.LatencyFirst, Interruptible: r.Interruptible}
 	if typ == market.RentNow {
 		cmd.Machine = r.OfferID
 	}
@@ -197,7 +205,7 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	wl, _ := json.Marshal(stored)
 	o := &models.Order{RegistryLogin: login, ID: cmd.Order, BuyerID: r.BuyerID, Type: r.Type, OfferID: r.OfferID, Model: r.Model, MinVRAMGiB: r.MinVRAMGiB,
 		GPUs: r.Count, MaxPrice: r.MaxPrice, Region: r.Region, MaxRTTms: r.MaxRTTms, Hours: r.Hours, LatencyFirst: r.LatencyFirst,
-		WorkloadJSON: string(wl), Status: models.OrderOpen, IdempotencyKey: r.IdempotencyKey, IdempotencyHash: hash}
+		Interruptible: r.Interruptible, WorkloadJSON: string(wl), Status: models.OrderOpen, IdempotencyKey: r.IdempotencyKey, IdempotencyHash: hash}
 	if typ == market.GoodTilCancelled {
 		t := r.ExpiresAt.UTC()
 		o.ExpiresAt = &t
@@ -252,6 +260,10 @@ func plainFailure(err error) string {
 		return "Unknown GPU model."
 	case errors.Is(err, market.ErrUnknownRegion):
 		return "Unknown region."
+	case errors.Is(err, market.ErrBelowFloor):
+		return "Your bid is below this offer's interruptible floor."
+	case errors.Is(err, market.ErrNotInterruptible):
+		return "This offer does not rent interruptible GPUs."
 	}
 	msg := highway.ErrorMessage(err)
 	if msg == "" {

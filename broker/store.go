@@ -70,6 +70,8 @@ type leaseStore interface {
 	UpdateLease(ctx context.Context, id string, cols map[string]any) error
 	GrowLease(ctx context.Context, id string, from, to int64, endsAt time.Time) (bool, error)
 	AutoExtendDue(ctx context.Context, before time.Time, limit int) ([]models.Lease, error)
+	PreemptLease(ctx context.Context, orderID, by string, at time.Time) (*models.Lease, bool, error)
+	PreemptedDue(ctx context.Context, now time.Time, limit int) ([]models.Lease, error)
 }
 
 // indexerStore: the chain indexer (indexer.go).
@@ -103,6 +105,7 @@ type providerStore interface {
 	SetProviderSuspended(ctx context.Context, providerID, reason string, at *time.Time) error
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetPrice(ctx context.Context, p models.Price) error
+	SetSpotTerms(ctx context.Context, providerID, model string, floor, noticeS int64) (bool, error)
 }
 
 // walletStore: managed wallets (wallet.go).

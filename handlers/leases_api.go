@@ -51,12 +51,17 @@ func (s *Server) leaseJSON(c *gin.Context, l *models.Lease) (gin.H, error) {
 		auto = gin.H{"hours": l.AutoExtendHours, "floor": strconv.FormatInt(l.AutoExtendFloor, 10),
 			"next_at": s.broker.AutoExtendAt(l).UTC().Format(time.RFC3339), "will_extend": will, "why_not": why, "last_attempt": l.AutoExtendNote}
 	}
+	var preemptAt any // null unless preempted: then when the workload stops and the lease closes
+	if l.PreemptAt != nil {
+		preemptAt = l.PreemptAt.UTC().Format(time.RFC3339Nano)
+	}
 	return gin.H{"id": l.ID, "chain_lease_id": l.ChainLeaseID, "image_pull": pull, "auto_extend": auto, "order_id": l.OrderID, "status": l.Status, "buyer_id": l.BuyerID,
+		"interruptible": l.Interruptible, "preempt_at": preemptAt, "preempted_by": l.PreemptedBy,
 		"provider_id": l.ProviderID, "machine_id": l.MachineID, "model": l.Model, "gpus": l.GPUs, "gpu_uuids": gpus,
 		"price_per_gpu_hour": strconv.FormatInt(l.PricePerHour, 10), "price_per_epoch": l.PricePerEpoch, "epochs_total": l.EpochsTotal,
 		"epochs": epochs, "escrow": gin.H{"remaining": l.Remaining, "pending": l.Pending, "paid": l.Paid, "refunded": l.Refunded,
 			"frozen": l.Frozen, "fees": l.Fees}, "workload_status": l.WorkloadStatus, "create_tx": l.CreateTx,
-		"close_reason": l.CloseReason, "ends_at": l.EndsAt.UTC().Format(time.RFC3339), "created_at": l.CreatedAt.UTC().Format(time.RFC3339)}, nil
+		"close_reason": closeReason(l), "ends_at": l.EndsAt.UTC().Format(time.RFC3339), "created_at": l.CreatedAt.UTC().Format(time.RFC3339)}, nil
 }
 
 func (s *Server) apiLeases(c *gin.Context) {
@@ -180,4 +185,14 @@ func (s *Server) leaseResult(c *gin.Context, l *models.Lease, err error) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"lease": j})
+}
+
+// closeReason is the chain's reason for a lease's close, except that a
+// preempted lease, which the marketplace closes with the buyer's wallet,
+// says so.
+func closeReason(l *models.Lease) string {
+	if l.PreemptAt != nil && l.CloseReason != "" {
+		return "preempted"
+	}
+	return l.CloseReason
 }

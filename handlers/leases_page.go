@@ -64,7 +64,7 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 	v := web.LeaseView{ID: l.ID, OrderID: l.OrderID, Status: l.Status, Model: l.Model, GPUs: l.GPUs, MachineID: l.MachineID,
 		ChainLeaseID: l.ChainLeaseID, CreateTx: l.CreateTx, PricePerHour: l.PricePerHour, PricePerEpoch: l.PricePerEpoch,
 		EpochsTotal: l.EpochsTotal, Remaining: l.Remaining, Pending: l.Pending, Paid: l.Paid, Refunded: l.Refunded,
-		Frozen: l.Frozen, Fees: l.Fees, WorkloadStatus: l.WorkloadStatus, CloseReason: l.CloseReason,
+		Frozen: l.Frozen, Fees: l.Fees, WorkloadStatus: l.WorkloadStatus, CloseReason: l.CloseReason, Interruptible: l.Interruptible,
 		EndsAt: web.FormatTime(l.EndsAt), Created: web.FormatTime(l.CreatedAt), LogsFrom: from,
 		IsBuyer: l.BuyerID == u.ID, IsProvider: l.ProviderID == u.ID, CloseError: forms.closeErr, ExtendHours: forms.extendHours, ExtendError: forms.extendErr, Dispute: forms.dispute,
 		Statement: forms.statement, FragmentURL: "/leases/" + l.ID + "?fragment=1"}
@@ -72,6 +72,10 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		// The buyer's alone: the outlook tells the wallet's balance.
 		v.Auto = s.autoExtendView(ctx, l, forms.auto)
 	}
+	if l.PreemptAt != nil {
+		v.PreemptAt = l.PreemptAt.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	v.CloseReason = closeReason(l)
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}
 	}

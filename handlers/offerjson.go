@@ -77,9 +77,19 @@ func appendOffersJSON(buf []byte, offers []highway.Offer, next string) []byte {
 		buf = strconv.AppendBool(buf, o.Verified)
 		buf = append(buf, `,"simulated":`...)
 		buf = strconv.AppendBool(buf, o.Simulated)
+		if o.NoticeS != 0 {
+			buf = append(buf, `,"notice_s":`...)
+			buf = strconv.AppendInt(buf, o.NoticeS, 10)
+		}
 		buf = append(buf, `,"price_per_gpu_hour":"`...)
 		buf = strconv.AppendInt(buf, int64(o.PricePerGPUHour), 10)
-		buf = append(buf, `"}`...)
+		buf = append(buf, '"')
+		if o.SpotFloor != 0 {
+			buf = append(buf, `,"spot_floor_per_gpu_hour":"`...)
+			buf = strconv.AppendInt(buf, int64(o.SpotFloor), 10)
+			buf = append(buf, '"')
+		}
+		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
 }

@@ -14,7 +14,8 @@ import (
 // as the map from region to milliseconds it used to be).
 type apiOffer struct {
 	highway.Offer
-	Price string `json:"price_per_gpu_hour"`
+	Price     string `json:"price_per_gpu_hour"`
+	SpotFloor string `json:"spot_floor_per_gpu_hour,omitempty"`
 }
 
 func TestOffersJSONMatchesEncodingJSON(t *testing.T) {
@@ -23,7 +24,7 @@ func TestOffersJSONMatchesEncodingJSON(t *testing.T) {
 		{},
 		{{ID: "m-1", ProviderID: "p-1", MachineID: "m-1", Model: "H100", VRAMGiB: 80, GPUsFree: 3, GPUsTotal: 8,
 			PricePerGPUHour: 2_490_000, Region: "us-east", RTTms: highway.RTTs{{Region: "ap-south", Ms: 180}, {Region: "eu-west", Ms: 70}, {Region: "us-east", Ms: 4}},
-			ReliabilityBps: 9_950, CUDAVersion: "12.4", DriverVersion: "550.54.15", Verified: true}},
+			ReliabilityBps: 9_950, CUDAVersion: "12.4", DriverVersion: "550.54.15", Verified: true, SpotFloor: 1_200_000, NoticeS: 30}},
 		{{ID: `odd "id" <b>&\`, Model: "L4", RTTms: highway.RTTs{}, Simulated: true, CUDAVersion: "tab\there é 日本"},
 			{ID: "second", RTTms: nil, PricePerGPUHour: -1, GPUsFree: 1<<62 + 5, DriverVersion: "\u2028\x00"}},
 	}
@@ -32,6 +33,9 @@ func TestOffersJSONMatchesEncodingJSON(t *testing.T) {
 			out := make([]apiOffer, len(offers))
 			for j, o := range offers {
 				out[j] = apiOffer{Offer: o, Price: o.PricePerGPUHour.String()}
+				if o.SpotFloor != 0 {
+					out[j].SpotFloor = o.SpotFloor.String()
+				}
 			}
 			want, err := json.Marshal(gin.H{"offers": out, "next_cursor": next})
 			if err != nil {

@@ -28,17 +28,20 @@ type orderBody struct {
 	ExpiresAt    string            `json:"expires_at"`
 	Workload     protocol.Workload `json:"workload"`
 	LatencyFirst bool              `json:"latency_first"`
+	// Interruptible makes the order a bid for interruptible GPUs
+	// (docs/matching.md): max_price_per_gpu_hour is the bid.
+	Interruptible bool `json:"interruptible"`
 }
 
 // orderRequest checks an order body (API or form) and builds the broker's request.
 func orderRequest(buyerID string, b orderBody) (broker.OrderRequest, error) {
-	price, err := amount("max_price_per_gpu_hour", b.MaxPrice, b.Type == "rent_now")
+	price, err := amount("max_price_per_gpu_hour", b.MaxPrice, b.Type == "rent_now") // rent now: the ask, or the floor of a bid
 	if err != nil {
 		return broker.OrderRequest{}, err
 	}
 	r := broker.OrderRequest{BuyerID: buyerID, Type: b.Type, OfferID: b.OfferID, Model: b.Model, MinVRAMGiB: b.MinVRAMGiB,
 		Count: b.Count, MaxPrice: int64(price), Region: b.Region, MaxRTTms: b.MaxRTTms, Hours: b.Hours, LatencyFirst: b.LatencyFirst,
-		Workload: b.Workload}
+		Interruptible: b.Interruptible, Workload: b.Workload}
 	if b.Hours <= 0 {
 		return r, &highway.Error{Code: highway.EINVALID, Field: "hours", Message: "Hours must be at least 1."}
 	}
@@ -75,7 +78,8 @@ func (s *Server) apiPlaceOrder(c *gin.Context) {
 func orderJSON(o *models.Order) gin.H {
 	h := gin.H{"id": o.ID, "type": o.Type, "status": o.Status, "lease_id": o.LeaseID, "failure": o.Failure,
 		"model": o.Model, "count": o.GPUs, "max_price_per_gpu_hour": strconv.FormatInt(o.MaxPrice, 10), "region": o.Region,
-		"max_rtt_ms": o.MaxRTTms, "hours": o.Hours, "machine_id": o.MachineID, "created_at": o.CreatedAt.UTC().Format(time.RFC3339)}
+		"max_rtt_ms": o.MaxRTTms, "hours": o.Hours, "machine_id": o.MachineID, "interruptible": o.Interruptible,
+		"created_at": o.CreatedAt.UTC().Format(time.RFC3339)}
 	if o.Price > 0 {
 		h["price_per_gpu_hour"] = strconv.FormatInt(o.Price, 10)
 	}

@@ -141,7 +141,7 @@ func (s *Server) orderCreate(c *gin.Context) {
 // uhwy, times in RFC 3339), so orderRequest checks both alike.
 func orderBodyOf(f *web.OrderForm) orderBody {
 	b := orderBody{Type: f.Type, OfferID: f.OfferID, Model: f.Model, Count: f.Count, Region: f.Region, MaxRTTms: f.MaxRTTms,
-		Hours: f.Hours, Workload: protocol.Workload{Command: f.Command, Image: f.Image}}
+		Hours: f.Hours, Workload: protocol.Workload{Command: f.Command, Image: f.Image}, Interruptible: f.Interruptible}
 	if f.RegistryUser != "" || f.RegistryPassword != "" {
 		b.Workload.RegistryAuth = &protocol.RegistryAuth{Username: f.RegistryUser, Password: f.RegistryPassword}
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/highway-compute/highway"
 )
 
 // The provider's API: machines and asks.
@@ -36,11 +38,16 @@ func (s *Server) apiMachines(c *gin.Context) {
 
 func (s *Server) apiPrices(c *gin.Context) {
 	ps := s.broker.Prices(currentUser(c).ID)
+	spot := s.broker.SpotTerms(currentUser(c).ID)
 	out := []gin.H{}
 	models, _ := s.broker.Catalog()
 	for _, m := range models {
 		if p, ok := ps[m]; ok {
-			out = append(out, gin.H{"model": m, "price_per_gpu_hour": strconv.FormatInt(p, 10)})
+			var terms any // null: no interruptible use
+			if t, ok := spot[m]; ok {
+				terms = gin.H{"floor_per_gpu_hour": strconv.FormatInt(t.Floor, 10), "notice_s": t.NoticeMs / 1000}
+			}
+			out = append(out, gin.H{"model": m, "price_per_gpu_hour": strconv.FormatInt(p, 10), "interruptible": terms})
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"prices": out})
@@ -50,18 +57,32 @@ func (s *Server) apiSetPrice(c *gin.Context) {
 	var b struct {
 		Model string `json:"model"`
 		Price string `json:"price_per_gpu_hour"`
+		// Interruptible terms; absent: unchanged, "0": off.
+		SpotFloor *string `json:"spot_floor_per_gpu_hour"`
+		NoticeS   int64   `json:"notice_s"`
 	}
 	if err := bindJSON(c, &b); err != nil {
 		s.fail(c, err)
 		return
 	}
 	p, err := amount("price_per_gpu_hour", b.Price, false)
-	if err == nil {
+	switch {
+	case err != nil:
+	case b.SpotFloor == nil:
 		err = s.broker.SetPrice(c.Request.Context(), currentUser(c).ID, b.Model, p)
+	default:
+		var floor highway.Amount
+		if floor, err = amount("spot_floor_per_gpu_hour", *b.SpotFloor, true); err == nil {
+			err = s.broker.SetPriceTerms(c.Request.Context(), currentUser(c).ID, b.Model, p, floor, b.NoticeS)
+		}
 	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"model": b.Model, "price_per_gpu_hour": b.Price})
+	out := gin.H{"model": b.Model, "price_per_gpu_hour": b.Price}
+	if t, ok := s.broker.SpotTerms(currentUser(c).ID)[b.Model]; ok {
+		out["interruptible"] = gin.H{"floor_per_gpu_hour": strconv.FormatInt(t.Floor, 10), "notice_s": t.NoticeMs / 1000}
+	}
+	c.JSON(http.StatusOK, out)
 }

@@ -208,15 +208,19 @@ func (s *Server) providerSetPrice(c *gin.Context) {
 	f.Bind(c.PostForm)
 	err := f.Validate()
 	if err == nil {
-		err = s.broker.SetPrice(c.Request.Context(), currentUser(c).ID, f.Model, f.Price)
+		err = s.broker.SetPriceTerms(c.Request.Context(), currentUser(c).ID, f.Model, f.Price, f.SpotFloor, f.NoticeS)
 	}
 	if err != nil {
 		s.formError(c, &f.Form, err, func(*web.Page) {
-			fieldOrForm(&f.Form, []string{"model", "price_per_gpu_hour"})
+			fieldOrForm(&f.Form, []string{"model", "price_per_gpu_hour", "spot_floor_per_gpu_hour", "notice_s"})
 			s.renderConsole(c, statusOf(highway.ErrorCode(err)), "", f)
 		})
 		return
 	}
-	s.setFlash(c, "success", "Price for "+f.Model+" set to "+f.Price.HWY()+" HWY per GPU-hour.")
+	msg := "Price for " + f.Model + " set to " + f.Price.HWY() + " HWY per GPU-hour"
+	if f.SpotFloor > 0 {
+		msg += "; idle GPUs rent as interruptible from " + f.SpotFloor.HWY() + " HWY"
+	}
+	s.setFlash(c, "success", msg+".")
 	c.Redirect(http.StatusSeeOther, "/provider")
 }

@@ -1,6 +1,7 @@
 package market
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -168,7 +169,7 @@ func TestPreemptionScenario(t *testing.T) {
 	below := Command{Kind: KindPlaceOrder, Now: 2, Order: "low", Buyer: "b", Type: RentNow, Machine: "m1", GPUs: 1, Region: "eu",
 		Price: 99, MaxRTTms: 100, Hours: 1, Interruptible: true}
 	d := e.StateDigest()
-	if _, err := e.Apply(&below); err != ErrBelowFloor || e.StateDigest() != d {
+	if _, err := e.Apply(&below); !errors.Is(err, ErrBelowFloor) || e.StateDigest() != d {
 		t.Fatalf("bid below the floor: %v", err)
 	}
 	want(bid(3, "s1", 120, 1), "matched order=s1 machine=m1 provider=p gpus=0x1 count=1 price=120 total=120 rtt=5 expiry=5003 spot=1")

@@ -17,7 +17,11 @@ type Price struct {
 	ProviderID      string `gorm:"primaryKey"`
 	Model           string `gorm:"primaryKey"`
 	PricePerGPUHour int64  `gorm:"column:price_per_gpu_hour"`
-	UpdatedAt       time.Time
+	// SpotFloor is the least per GPU-hour for interruptible use of idle
+	// GPUs (0: none); NoticeS the preemption notice, in seconds.
+	SpotFloor int64 `gorm:"column:spot_floor_per_gpu_hour"`
+	NoticeS   int64 `gorm:"column:notice_s"`
+	UpdatedAt time.Time
 }
 
 // MarketLogEntry is one command of the matching engine's input log.
@@ -60,6 +64,14 @@ func (s *Store) SetPrice(ctx context.Context, p Price) error {
 		Columns:   []clause.Column{{Name: "provider_id"}, {Name: "model"}},
 		DoUpdates: clause.AssignmentColumns([]string{"price_per_gpu_hour", "updated_at"}),
 	}).Create(&p).Error
+}
+
+// SetSpotTerms stores a provider's interruptible floor and notice for a
+// model it has an ask for (false when it has none).
+func (s *Store) SetSpotTerms(ctx context.Context, providerID, model string, floor, noticeS int64) (bool, error) {
+	res := s.DB.WithContext(ctx).Model(&Price{}).Where("provider_id = ? AND model = ?", providerID, model).
+		Updates(map[string]any{"spot_floor_per_gpu_hour": floor, "notice_s": noticeS, "updated_at": time.Now().UTC()})
+	return res.RowsAffected == 1, res.Error
 }
 
 // Prices lists every provider's asks (the broker caches them).

@@ -61,9 +61,15 @@ type Lease struct {
 	AutoExtendHours int64
 	AutoExtendFloor int64
 	AutoExtendNote  string
-	EndsAt          time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Interruptible: the lease may be preempted. PreemptAt is when its
+	// notice ends (nil: not preempted); PreemptedBy the order that took
+	// its GPUs.
+	Interruptible bool
+	PreemptAt     *time.Time
+	PreemptedBy   string
+	EndsAt        time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // LeaseLog is one line of workload output.
@@ -120,7 +126,7 @@ func (s *Store) GrowLease(ctx context.Context, id string, from, to int64, endsAt
 // before the given time, soonest first.
 func (s *Store) AutoExtendDue(ctx context.Context, before time.Time, limit int) ([]Lease, error) {
 	var ls []Lease
-	err := s.DB.WithContext(ctx).Where("status = ? AND auto_extend_hours > 0 AND ends_at < ?", LeaseActive, before.UTC()).
+	err := s.DB.WithContext(ctx).Where("status = ? AND auto_extend_hours > 0 AND preempt_at IS NULL AND ends_at < ?", LeaseActive, before.UTC()).
 		Order("ends_at, id").Limit(limit).Find(&ls).Error
 	return ls, err
 }

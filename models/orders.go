@@ -39,7 +39,9 @@ type Order struct {
 	Hours        int64
 	ExpiresAt    *time.Time
 	LatencyFirst bool
-	WorkloadJSON string `gorm:"column:workload_json"`
+	// Interruptible: a bid for interruptible GPUs (MaxPrice is the bid).
+	Interruptible bool
+	WorkloadJSON  string `gorm:"column:workload_json"`
 	// RegistryLogin is the buyer's login for a private image, sealed
 	// (broker/registry.go); empty once the order or its lease has ended.
 	RegistryLogin string `gorm:"column:registry_login"`

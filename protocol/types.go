@@ -165,6 +165,9 @@ const (
 	// ActionVerify asks for the machine's verification PoC (Verify set):
 	// a machine is listed only after one clears.
 	ActionVerify = "verify"
+	// ActionPreempt is an interruptible lease's preemption notice: the
+	// workload gets SIGTERM now, to checkpoint, and is killed at PreemptAt.
+	ActionPreempt = "preempt"
 )
 
 // VerifyChallenge is a Proof-of-Compute challenge the marketplace checks
@@ -231,6 +234,9 @@ type Assignment struct {
 	// ChainLeaseID is the lease's id on chain (start): the agent proves
 	// only leases it was assigned or signed the quote for.
 	ChainLeaseID uint64 `json:"chain_lease_id,omitempty"`
+	// PreemptAt is when a preempted workload must have stopped (unix ms;
+	// preempt only).
+	PreemptAt int64 `json:"preempt_at,omitempty"`
 }
 
 // AssignmentsResponse is the long-poll answer: work for the agent, possibly

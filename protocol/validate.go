@@ -427,9 +427,14 @@ func (a *Assignment) Validate() error {
 	switch a.Action {
 	case ActionStop:
 		return nil
+	case ActionPreempt:
+		if a.PreemptAt <= 0 {
+			return fieldErr("preempt_at", "must be a time (unix ms)")
+		}
+		return nil
 	case ActionStart:
 	default:
-		return fieldErr("action", "must be %q, %q or %q", ActionStart, ActionStop, ActionVerify)
+		return fieldErr("action", "must be %q, %q, %q or %q", ActionStart, ActionStop, ActionPreempt, ActionVerify)
 	}
 	if len(a.GPUs) == 0 || len(a.GPUs) > MaxGPUs {
 		return fieldErr("gpus", "must name 1..%d GPUs", MaxGPUs)

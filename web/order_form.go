@@ -37,12 +37,14 @@ type OrderForm struct {
 	// IdempotencyKey tags one rendering of the form, so a double submit
 	// places one order.
 	IdempotencyKey string
+	// Interruptible: a bid for interruptible GPUs (cheaper, preemptible).
+	Interruptible bool
 }
 
 // orderFields are the inputs the order form posts (and the query a link
 // to it may prefill).
 var orderFields = []string{"type", "offer_id", "model", "count", "max_price_per_gpu_hour", "region", "max_rtt_ms", "hours",
-	"expires_at", "command", "image", "registry_username", "registry_password", "idempotency_key"}
+	"expires_at", "command", "image", "registry_username", "registry_password", "idempotency_key", "interruptible"}
 
 // Bind keeps each input as typed: the page shows it again unchanged.
 func (f *OrderForm) Bind(get func(field string) string) { f.bind(get, orderFields...) }
@@ -93,6 +95,7 @@ func (f *OrderForm) Validate() error {
 	f.Count = f.wholeNumber("count")
 	f.MaxRTTms = f.wholeNumber("max_rtt_ms")
 	f.Hours = f.wholeNumber("hours")
+	f.Interruptible = f.Checked("interruptible")
 	f.ExpiresAt = time.Time{}
 	if f.Type == "gtc" {
 		f.ExpiresAt = f.utcTime("expires_at", "Give the date and time (UTC) until which the order may wait.")

@@ -248,7 +248,10 @@ func startDevFleet(ctx context.Context, m *Main, chain *devChain, dataDir, secre
 	}
 	for model, price := range devPrices {
 		if _, ok := m.Market.Prices(prov.ID)[model]; !ok {
-			if err := m.Market.SetPrice(ctx, prov.ID, model, price); err != nil {
+			// Idle demo GPUs also rent as interruptible at half the ask,
+			// with the default 30 s notice, so bids and preemption can be
+			// tried in dev.
+			if err := m.Market.SetPriceTerms(ctx, prov.ID, model, price, price/2, 0); err != nil {
 				return nil, err
 			}
 		}

@@ -487,6 +487,10 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		if err := a.runner.Stop(as.LeaseID); err != nil {
 			a.log.Error("stop lease", "lease", as.LeaseID, "err", err)
 		}
+	case protocol.ActionPreempt:
+		at := time.UnixMilli(as.PreemptAt)
+		a.log.Info("preemption notice", "lease", as.LeaseID, "stop_at", at)
+		a.runner.Preempt(as.LeaseID, at)
 	case protocol.ActionStart:
 		spec := runner.Spec{LeaseID: as.LeaseID, GPUs: as.GPUs, Workload: as.Workload}
 		if err := a.checkGPUs(as.GPUs); err != nil {

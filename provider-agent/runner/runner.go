@@ -330,7 +330,10 @@ func (m *Manager) Fail(spec Spec, reason error) error {
 
 // Stop stops a lease's workload and waits for it to end. Unknown or
 // finished leases are a no-op, so a repeated stop is harmless.
-func (m *Manager) Stop(leaseID string) error {
+func (m *Manager) Stop(leaseID string) error { return m.stopWith(leaseID, m.grace) }
+
+// stopWith is Stop with the time between SIGTERM and SIGKILL.
+func (m *Manager) stopWith(leaseID string, grace time.Duration) error {
 	m.mu.Lock()
 	l, ok := m.leases[leaseID]
 	m.mu.Unlock()
@@ -357,7 +360,7 @@ func (m *Manager) Stop(leaseID string) error {
 	}
 	l.status.State = protocol.LeaseStopped
 	l.mu.Unlock()
-	err := proc.Stop(m.grace)
+	err := proc.Stop(grace)
 	<-l.done
 	if err != nil {
 		return fmt.Errorf("stop lease %s: %w", leaseID, err)

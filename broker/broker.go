@@ -313,6 +313,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	if b.cfg.Follower {
 		return ErrFollower
 	}
+	b.recoverPreemptions(ctx)
 	var wg sync.WaitGroup
 	loops := []func(context.Context){b.tickLoop, b.snapshotLoop, b.alertLoop}
 	if b.cfg.Chain != nil {

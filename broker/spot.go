@@ -133,6 +133,28 @@ func (b *Broker) preempt(ctx context.Context, ev market.Event) {
 	b.mu.Unlock()
 }
 
+// recoverPreemptions finds the preemptions a previous leader applied but
+// did not record (it stopped between the engine's command and the
+// database): an active interruptible lease the rebuilt engine no longer
+// holds lost its GPUs. Its original notice is in the lost event; it gets
+// the default notice from now, and the usual notice, alert and close.
+func (b *Broker) recoverPreemptions(ctx context.Context) {
+	ls, err := b.store.UnpreemptedInterruptible(ctx)
+	if err != nil {
+		b.log.Error("list interruptible leases", "err", err)
+		return
+	}
+	for i := range ls {
+		b.mu.RLock()
+		held := b.w.engine.HoldsLease(ls[i].OrderID)
+		b.mu.RUnlock()
+		if !held {
+			b.log.Warn("interruptible lease lost its GPUs without a record; preempting it now", "lease", ls[i].ID)
+			b.preempt(ctx, market.Event{Kind: market.EvPreempted, Order: ls[i].OrderID, At: b.now().Add(market.DefaultNoticeMs * time.Millisecond).UnixMilli()})
+		}
+	}
+}
+
 // preemptEvery is how often the leader closes preempted leases whose
 // notice ended: the close lands at most this long after the notice.
 const preemptEvery = time.Second

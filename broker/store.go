@@ -72,6 +72,7 @@ type leaseStore interface {
 	AutoExtendDue(ctx context.Context, before time.Time, limit int) ([]models.Lease, error)
 	PreemptLease(ctx context.Context, orderID, by string, at time.Time) (*models.Lease, bool, error)
 	PreemptedDue(ctx context.Context, now time.Time, limit int) ([]models.Lease, error)
+	UnpreemptedInterruptible(ctx context.Context) ([]models.Lease, error)
 }
 
 // indexerStore: the chain indexer (indexer.go).

@@ -43,3 +43,10 @@ func (e *Engine) Listing(id string) (Listing, bool) {
 		Free: m.free, Held: m.held, Spot: m.spot, Online: m.online, Healthy: m.healthy, Delisted: m.delisted, Suspended: p.suspended,
 	}, true
 }
+
+// HoldsLease says whether the engine holds GPUs for order id as a
+// confirmed lease (false once it was released or preempted).
+func (e *Engine) HoldsLease(id string) bool {
+	s, ok := e.orderSlot(id)
+	return ok && e.ord(s).state == stLeased
+}

@@ -37,3 +37,11 @@ func (s *Store) PreemptedDue(ctx context.Context, now time.Time, limit int) ([]L
 		Order("preempt_at, id").Limit(limit).Find(&ls).Error
 	return ls, err
 }
+
+// UnpreemptedInterruptible lists the active interruptible leases not
+// marked preempted.
+func (s *Store) UnpreemptedInterruptible(ctx context.Context) ([]Lease, error) {
+	var ls []Lease
+	err := s.DB.WithContext(ctx).Where("status = ? AND interruptible AND preempt_at IS NULL", LeaseActive).Order("id").Find(&ls).Error
+	return ls, err
+}

@@ -73,12 +73,16 @@ func TestDepthQueries(t *testing.T) {
 		if err := s.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
-		for i, o := range []struct{ id, typ, region, status string }{
-			{"o1", "gtc", "us-east", models.OrderOpen}, {"o2", "gtc", "eu-west", models.OrderOpen},
-			{"o3", "fok", "us-east", models.OrderLeased}, {"o4", "gtc", "us-east", models.OrderCancelled},
+		for i, o := range []struct {
+			id, typ, region, status string
+			spot                    bool
+		}{
+			{"o1", "gtc", "us-east", models.OrderOpen, false}, {"o2", "gtc", "eu-west", models.OrderOpen, false},
+			{"o3", "fok", "us-east", models.OrderLeased, false}, {"o4", "gtc", "us-east", models.OrderCancelled, false},
+			{"o5", "gtc", "us-east", models.OrderOpen, true}, // an interruptible bid: not in the depth
 		} {
 			if _, err := s.CreateOrder(ctx, &models.Order{ID: o.id, BuyerID: u.ID, Type: o.typ, Model: "H100", GPUs: 1, MaxPrice: int64(100 * (i + 1)),
-				Region: o.region, Hours: 1, WorkloadJSON: "{}", Status: o.status, IdempotencyKey: o.id}); err != nil {
+				Region: o.region, Hours: 1, WorkloadJSON: "{}", Status: o.status, IdempotencyKey: o.id, Interruptible: o.spot}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -89,9 +93,9 @@ func TestDepthQueries(t *testing.T) {
 		if all, err := s.RestingBids(ctx, "H100", "", 10); err != nil || len(all) != 2 || all[0].ID != "o2" {
 			t.Fatalf("all bids %+v %v, want o2 (higher) then o1", all, err)
 		}
-		for i, orderID := range []string{"o3", "o2"} {
+		for i, orderID := range []string{"o3", "o2", "o5"} {
 			l := &models.Lease{ID: "l" + orderID, ChainLeaseID: uint64(i + 1), OrderID: orderID, BuyerID: u.ID, ProviderID: u.ID, MachineID: "m",
-				Model: "H100", GPUs: int64(i + 1), PricePerHour: int64(1000 * (i + 1)), PricePerEpoch: "1", Status: models.LeaseActive,
+				Model: "H100", GPUs: int64(i + 1), PricePerHour: int64(1000 * (i + 1)), PricePerEpoch: "1", Status: models.LeaseActive, Interruptible: orderID == "o5",
 				Remaining: "0", Pending: "0", Frozen: "0", Paid: "0", Refunded: "0", Fees: "0", EndsAt: time.Now()}
 			if err := s.CreateLease(ctx, l); err != nil {
 				t.Fatal(err)

@@ -142,11 +142,13 @@ func (s *Store) Volumes(ctx context.Context) (escrowed, paid highway.Total, err 
 	return escrowed, paid, nil
 }
 
-// RestingBids lists the open resting (gtc) orders for a model, in one
-// region when region is set: the bid side of the market's depth.
+// RestingBids lists the open resting (gtc) on-demand orders for a model,
+// in one region when region is set: the bid side of the market's depth
+// (resting interruptible bids are a side market: they take idle GPUs at
+// the providers' floors, not the asks).
 func (s *Store) RestingBids(ctx context.Context, model, region string, limit int) ([]Order, error) {
 	q := s.DB.WithContext(ctx).Select("id", "gpus", "max_price", "region").
-		Where("status = ? AND type = ? AND model = ?", OrderOpen, "gtc", model)
+		Where("status = ? AND type = ? AND model = ? AND NOT interruptible", OrderOpen, "gtc", model)
 	if region != "" {
 		q = q.Where("region = ?", region)
 	}
@@ -163,11 +165,12 @@ type Match struct {
 	PricePerHour int64     `gorm:"column:price_per_hour"`
 }
 
-// Matches lists the leases of a model made since a time, newest first;
+// Matches lists the on-demand leases of a model made since a time
+// (interruptible ones price a different product), newest first;
 // region, when set, is the region their orders asked for.
 func (s *Store) Matches(ctx context.Context, model, region string, since time.Time, limit int) ([]Match, error) {
 	q := s.DB.WithContext(ctx).Table("leases").Select("leases.created_at, leases.gpus, leases.price_per_hour").
-		Where("leases.model = ? AND leases.created_at >= ?", model, since.UTC())
+		Where("leases.model = ? AND leases.created_at >= ? AND NOT leases.interruptible", model, since.UTC())
 	if region != "" {
 		q = q.Joins("JOIN orders ON orders.id = leases.order_id").Where("orders.region = ?", region)
 	}

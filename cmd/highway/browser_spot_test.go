@@ -29,6 +29,12 @@ func TestBrowserInterruptible(t *testing.T) {
 	buyer.submit("faucet", chromedp.Click(chromedp.CSS(`[data-testid="wallet-faucet"]`)))
 	buyer.waitText("the faucet's funds", `[data-testid="wallet-balance"]`, "100", 30*time.Second)
 
+	// The market shows the offer's floor beside its price.
+	buyer.do("the market", chromedp.Navigate(base+"/market"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-spot"]`)))
+	if floor := buyer.text(`[data-testid="offer-spot"]`); !strings.Contains(floor, "1.8") {
+		t.Fatalf("offer's floor %q", floor)
+	}
+
 	// A bid under the 1.8 HWY floor: refused beside the price, nothing placed.
 	buyer.do("the order form", chromedp.Navigate(base+"/orders/new?type=rent_now&offer_id="+w.offer),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-offer"]`)),

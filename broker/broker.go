@@ -138,6 +138,7 @@ type Broker struct {
 	extensions map[string]*extension
 	extending  map[string]bool
 	verifies   map[uint64]*challenge
+	shells     shellHub      // open shell sessions (shell.go)
 	changed    chan struct{} // closed and replaced on every market change
 	// uptimeDirty are the machines with online time credited since the
 	// last flush; uptimePruned is the day old uptime rows were last pruned.
@@ -231,7 +232,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{}, spot: map[string]map[string]InterruptibleTerms{},
 		flights: map[string]*flight{}, extensions: map[string]*extension{}, extending: map[string]bool{},
-		verifies: map[uint64]*challenge{}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
+		verifies: map[uint64]*challenge{}, shells: shellHub{sessions: map[string]*ShellSession{}}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), reported: map[string]string{}, mail: newMailbox(cfg.Store),
 	}
 	b.agents = newAgentCache(cfg.Store, cfg.Now)

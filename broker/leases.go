@@ -298,6 +298,7 @@ func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
 // endLease frees the lease's GPUs in the engine, stops its workload and
 // erases the buyer's registry login.
 func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
+	b.endShellsOf(l.ID)
 	if err := b.store.ClearRegistryLogin(ctx, l.OrderID); err != nil {
 		b.log.Warn("erase registry login", "lease", l.ID, "err", err)
 	}

@@ -124,6 +124,7 @@ func (b *Broker) preempt(ctx context.Context, ev market.Event) {
 	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionPreempt, PreemptAt: ev.At}); err != nil {
 		b.log.Error("queue preemption notice", "lease", l.ID, "err", err)
 	}
+	b.endShellsOf(l.ID)
 	b.log.Info("lease preempted", "lease", l.ID, "by", ev.By, "stop_at", at)
 	b.alert(ctx, l.BuyerID, AlertPreempted, l.ID, "Your interruptible lease "+l.ID+" was preempted by an on-demand order or a higher bid. "+
 		"Its workload got SIGTERM and stops at "+at.UTC().Format("15:04:05 UTC")+"; the lease closes then and the epoch cut short is refunded.",

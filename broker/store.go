@@ -73,6 +73,8 @@ type leaseStore interface {
 	PreemptLease(ctx context.Context, orderID, by string, at time.Time) (*models.Lease, bool, error)
 	PreemptedDue(ctx context.Context, now time.Time, limit int) ([]models.Lease, error)
 	UnpreemptedInterruptible(ctx context.Context) ([]models.Lease, error)
+	CreateShellSession(ctx context.Context, ss *models.ShellSession) error
+	EndShellSession(ctx context.Context, id string, bytesIn, bytesOut int64, reason string) error
 }
 
 // indexerStore: the chain indexer (indexer.go).

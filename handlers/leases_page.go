@@ -55,6 +55,11 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		s.fail(c, err)
 		return
 	}
+	shells, err := s.store.ShellSessions(ctx, l.ID, 50)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	logs, from, err := s.logTail(ctx, l.ID)
 	if err != nil {
 		s.fail(c, err)
@@ -75,6 +80,7 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 	if l.PreemptAt != nil {
 		v.PreemptAt = l.PreemptAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	}
+	v.Shells = shellRows(shells, l.BuyerID)
 	v.CloseReason = closeReason(l)
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}

@@ -31,6 +31,7 @@ func (s *Server) routes(e *gin.Engine) {
 	agents.POST("/logs", agentPost(s, protocol.DecodeLogBatch, s.broker.Logs))
 	agents.POST("/quotes", agentPost(s, protocol.DecodeQuoteResponse, s.broker.QuoteAnswer))
 	agents.POST("/verifications", agentPost(s, protocol.DecodeVerificationResponse, s.broker.Verification))
+	agents.GET("/shells/:session", s.agentShell)
 
 	// Public JSON API (shared/API.md, docs/api.md). Built on the engine,
 	// not on pages: it authenticates by API key only, never by the session
@@ -58,6 +59,7 @@ func (s *Server) routes(e *gin.Engine) {
 		api.GET("/leases/:id", s.apiLease)
 		api.GET("/leases/:id/logs", s.apiLeaseLogs)
 		api.POST("/leases/:id/close", s.apiCloseLease)
+		api.GET("/leases/:id/shell", s.buyerShell)
 		api.POST("/leases/:id/extend", s.apiExtendLease)
 		api.PUT("/leases/:id/auto-extend", s.apiAutoExtend)
 		api.POST("/leases/:id/disputes", s.apiStatement(http.StatusCreated, s.broker.OpenDispute))
@@ -115,6 +117,8 @@ func (s *Server) routes(e *gin.Engine) {
 		member.GET("/orders/:id", s.liveGeneration, s.orderPage)
 		member.GET("/leases/:id", s.liveGeneration, s.leasePage)
 		member.POST("/leases/:id/close", s.leaseClose)
+		member.GET("/leases/:id/shell", s.leaseShellPage)
+		member.GET("/leases/:id/shell/ws", s.buyerShell)
 		member.POST("/leases/:id/extend", s.leaseExtend)
 		member.POST("/leases/:id/auto-extend", s.leaseAutoExtend)
 		member.POST("/leases/:id/disputes", s.leaseDispute)

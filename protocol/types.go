@@ -237,6 +237,8 @@ type Assignment struct {
 	// PreemptAt is when a preempted workload must have stopped (unix ms;
 	// preempt only).
 	PreemptAt int64 `json:"preempt_at,omitempty"`
+	// Shell is the session to dial back for (shell only; shell.go).
+	Shell *ShellRequest `json:"shell,omitempty"`
 }
 
 // AssignmentsResponse is the long-poll answer: work for the agent, possibly

@@ -432,9 +432,14 @@ func (a *Assignment) Validate() error {
 			return fieldErr("preempt_at", "must be a time (unix ms)")
 		}
 		return nil
+	case ActionShell:
+		if a.Shell == nil || !(ShellSize{Cols: a.Shell.Cols, Rows: a.Shell.Rows}).Valid() {
+			return fieldErr("shell", "needs a session and a size of 1..1000 cells each way")
+		}
+		return checkID("shell.session", a.Shell.Session, true).orNil()
 	case ActionStart:
 	default:
-		return fieldErr("action", "must be %q, %q, %q or %q", ActionStart, ActionStop, ActionPreempt, ActionVerify)
+		return fieldErr("action", "must be %q, %q, %q, %q or %q", ActionStart, ActionStop, ActionPreempt, ActionShell, ActionVerify)
 	}
 	if len(a.GPUs) == 0 || len(a.GPUs) > MaxGPUs {
 		return fieldErr("gpus", "must name 1..%d GPUs", MaxGPUs)

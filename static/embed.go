@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-//go:embed css img js
+//go:embed css img js vendor
 var files embed.FS
 
 // Asset is one embedded file.

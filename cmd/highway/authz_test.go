@@ -42,6 +42,7 @@ var routeRules = map[string]string{
 	"GET /account": member, "POST /account/api-keys": member, "POST /account/api-keys/:id/revoke": owner,
 	"GET /orders/new": member, "POST /orders/estimate": member, "POST /orders": member, "GET /orders/:id": owner,
 	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/extend": owner, "POST /leases/:id/auto-extend": owner, "POST /leases/:id/disputes": owner,
+	"GET /leases/:id/shell": owner, "GET /leases/:id/shell/ws": owner, "GET /api/v1/leases/:id/shell": owner,
 	"POST /disputes/:id/statement": leaseProv,
 	"GET /alerts":                  member, "POST /alerts/balance": member, "POST /alerts/webhooks": member,
 	"POST /alerts/webhooks/:id/test": owner, "POST /alerts/webhooks/:id/delete": owner,

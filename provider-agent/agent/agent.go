@@ -487,6 +487,8 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		if err := a.runner.Stop(as.LeaseID); err != nil {
 			a.log.Error("stop lease", "lease", as.LeaseID, "err", err)
 		}
+	case protocol.ActionShell:
+		go a.shell(ctx, as)
 	case protocol.ActionPreempt:
 		at := time.UnixMilli(as.PreemptAt)
 		a.log.Info("preemption notice", "lease", as.LeaseID, "stop_at", at)

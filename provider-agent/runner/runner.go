@@ -85,6 +85,11 @@ type lease struct {
 	endsAt time.Time          // when timer stops the lease (zero: never)
 	cancel context.CancelFunc // ends a preparation (Preparer)
 	done   chan struct{}
+	// spec and drv are what runs, once launched; shells are the open
+	// terminals into it (shell.go), ended with it.
+	spec   Spec
+	drv    Driver
+	shells map[*shell]struct{}
 }
 
 // extend moves a running lease's end to endsAt when that is later.
@@ -274,7 +279,7 @@ func (m *Manager) launch(l *lease, drv Driver, spec Spec) error {
 		return m.failed(l, err)
 	}
 	l.mu.Lock()
-	l.proc = proc
+	l.proc, l.spec, l.drv = proc, spec, drv
 	stopped = l.status.State == protocol.LeaseStopped
 	if !stopped {
 		l.status.State = protocol.LeaseRunning
@@ -360,6 +365,7 @@ func (m *Manager) stopWith(leaseID string, grace time.Duration) error {
 	}
 	l.status.State = protocol.LeaseStopped
 	l.mu.Unlock()
+	l.endShells()
 	err := proc.Stop(grace)
 	<-l.done
 	if err != nil {

@@ -32,6 +32,7 @@ const cliUsage = `Buyer commands (HIGHWAY_API_KEY holds an API key from the Acco
   logs LEASE     print a lease's workload output (-f follows it)
   extend LEASE   add hours to a running lease (--hours)
   close LEASE    close a lease; unearned escrow comes back
+  shell LEASE    an interactive terminal into the lease's running workload
   wallet         your wallet's address and balance
 Each takes --url (HIGHWAY_URL) and --json.
 `
@@ -264,5 +265,5 @@ func priceFlag(name, v string) (string, error) {
 // cliCommands are the buyer's commands by name.
 var cliCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	"offers": cliOffers, "rent": cliRent, "leases": cliLeases, "logs": cliLogs,
-	"extend": cliLeaseAction("extend"), "close": cliLeaseAction("close"), "wallet": cliWallet,
+	"extend": cliLeaseAction("extend"), "close": cliLeaseAction("close"), "wallet": cliWallet, "shell": cliShell,
 }

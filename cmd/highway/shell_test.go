@@ -5,7 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,14 +91,14 @@ func dialShell(ctx context.Context, base string, c apiClient, path string) (*web
 	return conn, http.StatusSwitchingProtocols, nil
 }
 
-// term reads a shell's output.
-type term struct {
+// termConn reads a shell's output.
+type termConn struct {
 	t    testing.TB
 	conn *websocket.Conn
 	out  bytes.Buffer
 }
 
-func (s *term) send(text string) {
+func (s *termConn) send(text string) {
 	s.t.Helper()
 	if err := s.conn.Write(context.Background(), websocket.MessageBinary, []byte(text)); err != nil {
 		s.t.Fatalf("type %q: %v", text, err)
@@ -105,7 +107,7 @@ func (s *term) send(text string) {
 
 // until reads until the output holds want and returns how many bytes it
 // read meanwhile.
-func (s *term) until(want string, within time.Duration) int {
+func (s *termConn) until(want string, within time.Duration) int {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -161,7 +163,7 @@ func TestShellEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the buyer's shell: %d %v", code, err)
 	}
-	s := &term{t: t, conn: conn}
+	s := &termConn{t: t, conn: conn}
 	s.send("echo gpus=$CUDA_VISIBLE_DEVICES sum=$((6*7)) \u00e9t\u00e9\r")
 	s.until("sum=42 \u00e9t\u00e9", 20*time.Second)
 	if !strings.Contains(s.out.String(), "gpus=GPU-") {
@@ -186,7 +188,19 @@ func TestShellEndToEnd(t *testing.T) {
 		t.Fatal("Ctrl-C did not interrupt the command")
 	}
 
-	// The session is on the lease's record.
+	// From a terminal: highway shell LEASE (here typing from a pipe).
+	t.Setenv("HIGHWAY_API_KEY", w.buyer.key)
+	shellStdin = strings.NewReader("echo cli-$((6*7))\nexit 3\n")
+	defer func() { shellStdin = os.Stdin }()
+	var cliOut bytes.Buffer
+	if err := cliShell(ctx, []string{w.lease, "--url", base}, &cliOut, io.Discard); err == nil || !strings.Contains(err.Error(), "status 3") {
+		t.Fatalf("highway shell: %v, want the shell's exit status 3", err)
+	}
+	if !strings.Contains(cliOut.String(), "cli-42") {
+		t.Fatalf("highway shell printed:\n%s", tail(cliOut.String()))
+	}
+
+	// The sessions are on the lease's record.
 	var sessions []struct {
 		UserID   string
 		EndedAt  *time.Time
@@ -196,7 +210,7 @@ func TestShellEndToEnd(t *testing.T) {
 	waitFor(t, "the session's record", 10*time.Second, func() bool {
 		sessions = sessions[:0]
 		w.e.srv.Store.DB.Table("shell_sessions").Where("lease_id = ?", w.lease).Find(&sessions)
-		return len(sessions) == 1 && sessions[0].EndedAt != nil
+		return len(sessions) == 2 && sessions[0].EndedAt != nil && sessions[1].EndedAt != nil
 	})
 	if sessions[0].BytesIn == 0 || sessions[0].BytesOut == 0 {
 		t.Fatalf("session recorded without its traffic: %+v", sessions[0])
@@ -212,7 +226,7 @@ func BenchmarkShell(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &term{t: b, conn: conn}
+	s := &termConn{t: b, conn: conn}
 	s.send("stty -echoctl; echo ready-''mark\r")
 	s.until("ready-mark", 20*time.Second)
 	const keys = 100

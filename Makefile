@@ -30,7 +30,7 @@ ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# build runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
 	$(GO) test -count=1 -run 'TestEndToEnd|TestPreemptionEndToEnd|TestBrowserInterruptible|TestShellEndToEnd|TestBrowserShell|TestBrowserRentAndDispute|TestBuyerCLI|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy|TestFailoverWithLeasesInFlight|TestPrivateImageEndToEnd' ./cmd/highway/
-	$(GO) test -count=1 -run TestEscrowSimulation ./chain/app/
+	$(GO) test -count=1 -timeout 30m -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz
 

@@ -138,7 +138,10 @@ type Broker struct {
 	extensions map[string]*extension
 	extending  map[string]bool
 	verifies   map[uint64]*challenge
-	shells     shellHub      // open shell sessions (shell.go)
+	shells     shellHub // open shell sessions (shell.go)
+	// preempting are the orders whose preemption is being recorded now
+	// (spot.go).
+	preempting sync.Map
 	changed    chan struct{} // closed and replaced on every market change
 	// uptimeDirty are the machines with online time credited since the
 	// last flush; uptimePruned is the day old uptime rows were last pruned.

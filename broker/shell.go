@@ -59,26 +59,33 @@ func (b *Broker) OpenShell(ctx context.Context, userID, leaseID string, size pro
 	case l.WorkloadStatus != protocol.LeaseRunning:
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "The workload is not running (it is " + l.WorkloadStatus + ")."}
 	}
+	id := models.NewID()
+	done, end := context.WithCancel(context.Background())
+	s := &ShellSession{ID: id, LeaseID: l.ID, UserID: userID, agentID: l.AgentID, Agent: make(chan *websocket.Conn, 1), Done: done.Done(), end: end}
+	// Counted and reserved under one lock: opens racing for the last slot
+	// get one each, not all.
 	b.shells.mu.Lock()
 	open := 0
-	for _, s := range b.shells.sessions {
-		if s.LeaseID == l.ID {
+	for _, o := range b.shells.sessions {
+		if o.LeaseID == l.ID {
 			open++
 		}
 	}
+	if open < maxShellsPerLease {
+		b.shells.sessions[id] = s
+	}
 	b.shells.mu.Unlock()
 	if open >= maxShellsPerLease {
+		end()
 		return nil, &highway.Error{Code: highway.ECONFLICT, Message: "This lease already has 4 shells open; close one first."}
 	}
-	id := models.NewID()
 	if err := b.store.CreateShellSession(ctx, &models.ShellSession{ID: id, LeaseID: l.ID, UserID: userID, StartedAt: b.now().UTC()}); err != nil {
+		end()
+		b.shells.mu.Lock()
+		delete(b.shells.sessions, id)
+		b.shells.mu.Unlock()
 		return nil, err
 	}
-	done, end := context.WithCancel(context.Background())
-	s := &ShellSession{ID: id, LeaseID: l.ID, UserID: userID, agentID: l.AgentID, Agent: make(chan *websocket.Conn, 1), Done: done.Done(), end: end}
-	b.shells.mu.Lock()
-	b.shells.sessions[id] = s
-	b.shells.mu.Unlock()
 	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionShell,
 		Shell: &protocol.ShellRequest{Session: id, Cols: size.Cols, Rows: size.Rows}}); err != nil {
 		b.EndShell(ctx, s, 0, 0, "the agent could not be asked")

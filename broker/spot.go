@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/highway-compute/highway"
@@ -112,14 +113,36 @@ func (b *Broker) preemptedLocked(ctx context.Context, ev market.Event) {
 // the buyer. Recording first makes it happen once, however often the
 // event is seen; the close at the notice's end is preemptLoop's.
 func (b *Broker) preempt(ctx context.Context, ev market.Event) {
+	// Recovery leaves a preemption being recorded here alone: its own
+	// (default) notice would be the wrong one.
+	b.preempting.Store(ev.Order, true)
+	defer b.preempting.Delete(ev.Order)
 	at := time.UnixMilli(ev.At)
-	l, first, err := b.store.PreemptLease(ctx, ev.Order, ev.By, at)
-	if err != nil {
-		b.log.Error("record preemption", "order", ev.Order, "err", err)
-		return
-	}
-	if !first {
-		return
+	// The lease may be preempted in the very command that confirmed it
+	// (its GPUs became available to a resting on-demand order), before
+	// createLease, holding the broker's lock, has written its row: wait
+	// for the row, as long as a lease's creation may take. A row that
+	// never comes means the lease was not recorded (and was closed).
+	var l *models.Lease
+	for waited := time.Duration(0); ; waited += 50 * time.Millisecond {
+		cur, first, err := b.store.PreemptLease(ctx, ev.Order, ev.By, at)
+		switch {
+		case err == nil && first:
+			l = cur
+		case err == nil && cur.PreemptAt != nil:
+			return // recorded already (a repeated event, or recovery)
+		case err != nil && highway.ErrorCode(err) != highway.ENOTFOUND:
+			b.log.Error("record preemption; the next recovery pass retries", "order", ev.Order, "err", err)
+			return
+		}
+		if l != nil {
+			break
+		}
+		if waited > leaseTxTimeout+5*time.Second || ctx.Err() != nil {
+			b.log.Warn("preempted lease never recorded", "order", ev.Order)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionPreempt, PreemptAt: ev.At}); err != nil {
 		b.log.Error("queue preemption notice", "lease", l.ID, "err", err)
@@ -146,6 +169,9 @@ func (b *Broker) recoverPreemptions(ctx context.Context) {
 		return
 	}
 	for i := range ls {
+		if _, busy := b.preempting.Load(ls[i].OrderID); busy {
+			continue
+		}
 		b.mu.RLock()
 		held := b.w.engine.HoldsLease(ls[i].OrderID)
 		b.mu.RUnlock()
@@ -160,19 +186,32 @@ func (b *Broker) recoverPreemptions(ctx context.Context) {
 // notice ended: the close lands at most this long after the notice.
 const preemptEvery = time.Second
 
-// preemptLoop closes preempted leases as their notice ends. It reads the
-// database, so a leader that took over closes what its predecessor could
-// not.
+// preemptRecoverEvery is how often the leader looks for preemptions the
+// engine applied but the database does not show (recoverPreemptions).
+const preemptRecoverEvery = 10 * time.Second
+
+// preemptLoop closes preempted leases as their notice ends, and now and
+// then records preemptions that were applied but not recorded. It reads
+// the database, so a leader that took over closes what its predecessor
+// could not. A close that fails is retried a minute later, so a few
+// stuck leases do not hold up the rest.
 func (b *Broker) preemptLoop(ctx context.Context) {
 	t := time.NewTicker(preemptEvery)
 	defer t.Stop()
+	failedAt := map[string]time.Time{}
+	lastRecover := b.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		due, err := b.store.PreemptedDue(ctx, b.now(), 50)
+		now := b.now()
+		if now.Sub(lastRecover) >= preemptRecoverEvery {
+			b.recoverPreemptions(ctx)
+			lastRecover = now
+		}
+		due, err := b.store.PreemptedDue(ctx, now, 500)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Error("list preempted leases", "err", err)
@@ -180,8 +219,14 @@ func (b *Broker) preemptLoop(ctx context.Context) {
 			continue
 		}
 		for i := range due {
+			if at, ok := failedAt[due[i].ID]; ok && now.Sub(at) < time.Minute {
+				continue
+			}
 			if err := b.closePreempted(ctx, &due[i]); err != nil && ctx.Err() == nil {
+				failedAt[due[i].ID] = now
 				b.log.Warn("close preempted lease", "lease", due[i].ID, "err", err)
+			} else {
+				delete(failedAt, due[i].ID)
 			}
 		}
 	}
@@ -192,17 +237,30 @@ func (b *Broker) preemptLoop(ctx context.Context) {
 // included, so the buyer pays only for epochs served and proven.
 func (b *Broker) closePreempted(ctx context.Context, l *models.Lease) error {
 	if _, err := b.CloseLease(ctx, l.BuyerID, l.ID); err != nil {
+		// Perhaps closed on chain already (a close whose recording
+		// failed): the chain's record ends the row's turn here.
+		if rerr := b.refreshLease(ctx, l.ChainLeaseID); rerr != nil {
+			return errors.Join(err, rerr)
+		}
 		return err
 	}
 	return b.store.UpdateLease(ctx, l.ID, map[string]any{"auto_extend_hours": 0, "auto_extend_note": "Preempted at " +
 		l.PreemptAt.UTC().Format(noteTime) + " by order " + l.PreemptedBy + "; closed on chain, the epoch cut short refunded."})
 }
 
+// quoteAfterNotice is how long after a preemption's notice the
+// preempting order's quote is asked for: the agent kills the preempted
+// workload when the notice ends and counts its GPUs free once it has
+// exited (a container's stop takes a moment), and a quote asked sooner
+// would be refused. Within the reservation, which lasts its TTL after
+// the notice.
+const quoteAfterNotice = 3 * time.Second
+
 // quoteAt is when a match's quote may be asked for: at once, or once the
-// interruptible leases it preempted have had their notice.
+// interruptible leases it preempted have had their notice and stopped.
 func quoteAt(ev market.Event, now time.Time) time.Duration {
 	if ev.At == 0 {
 		return 0
 	}
-	return max(time.UnixMilli(ev.At).Sub(now), 0)
+	return max(time.UnixMilli(ev.At).Sub(now)+quoteAfterNotice, 0)
 }

@@ -86,8 +86,9 @@ func TestPreemptionRecordedOnceAndRecovered(t *testing.T) {
 			t.Fatalf("%d alerts (%v), want 1", n, err)
 		}
 
-		// Applied but not recorded (the lease row lands after the event,
-		// as if the leader stopped in between), then a takeover.
+		// Preempted before its row was written (in the command that
+		// confirmed it, say): recorded, with its own notice, once the row
+		// lands.
 		machine("m2")
 		machine("m3")
 		order("spot-2", true, 1_500_000)
@@ -99,15 +100,28 @@ func TestPreemptionRecordedOnceAndRecovered(t *testing.T) {
 		if evs = order("od-2", false, 2_000_000); evs[0].Kind != market.EvPreempted || evs[0].Order != "spot-2" {
 			t.Fatalf("events %v", evs)
 		}
-		time.Sleep(200 * time.Millisecond) // the record finds no lease row yet
+		time.Sleep(200 * time.Millisecond)
 		lease("l2", "spot-2")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if l = read("l2"); l.PreemptAt != nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if l.PreemptAt == nil || l.PreemptAt.UnixMilli() != evs[0].At || l.PreemptedBy != "od-2" {
+			t.Fatalf("a preemption before the row: recorded %v by %q, want %d by od-2", l.PreemptAt, l.PreemptedBy, evs[0].At)
+		}
+
+		// Applied but never recorded (the leader stopped in between): an
+		// active interruptible lease the engine does not hold. The next
+		// leader preempts it with the default notice; a held lease stays.
+		lease("l4", "spot-gone")
 		next, err := New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := time.Now()
 		next.recoverPreemptions(ctx)
-		if p := read("l2"); p.PreemptAt == nil || p.PreemptAt.Before(before.Add(market.DefaultNoticeMs*time.Millisecond-time.Second)) {
+		if p := read("l4"); p.PreemptAt == nil || p.PreemptAt.Before(before.Add(market.DefaultNoticeMs*time.Millisecond-time.Second)) {
 			t.Fatalf("the unrecorded preemption was not recovered with a full notice: %v", p.PreemptAt)
 		}
 		if p := read("l3"); p.PreemptAt != nil {

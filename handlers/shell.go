@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -42,6 +44,15 @@ func shellSize(c *gin.Context) protocol.ShellSize {
 // one (the upgrade checks Origin against Host).
 func (s *Server) buyerShell(c *gin.Context) {
 	ctx := c.Request.Context()
+	// A browser always names the page it comes from: one on another site
+	// is refused before anything happens (the upgrade would refuse it too,
+	// but only after the agent was asked to dial back).
+	if o := c.GetHeader("Origin"); o != "" {
+		if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, c.Request.Host) {
+			s.fail(c, &highway.Error{Code: highway.EFORBIDDEN, Message: "A shell opens only from this marketplace's own pages."})
+			return
+		}
+	}
 	sess, err := s.broker.OpenShell(ctx, currentUser(c).ID, c.Param("id"), shellSize(c))
 	if err != nil {
 		s.fail(c, err)

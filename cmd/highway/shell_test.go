@@ -155,6 +155,14 @@ func TestShellEndToEnd(t *testing.T) {
 	if _, code, _ := dialShell(ctx, base, apiClient{}, "/api/v1/leases/"+w.lease+"/shell"); code != http.StatusUnauthorized {
 		t.Fatalf("an anonymous shell: %d, want 401", code)
 	}
+	evil := http.Header{"Authorization": {"Bearer " + w.buyer.key}, "Origin": {"http://evil.example"}}
+	_, resp, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/api/v1/leases/"+w.lease+"/shell", &websocket.DialOptions{HTTPHeader: evil})
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site page's shell: %v, want 403", err)
+	}
 	if _, code, _ := dialShell(ctx, base, apiClient{}, protocol.PathShells+"01a00000-0000-7000-8000-000000000000"); code != http.StatusUnauthorized {
 		t.Fatalf("an unsigned agent dial: %d, want 401", code)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -33,6 +34,9 @@ var ErrNoShell = errors.New("no running workload to open a shell into")
 type shell struct {
 	cmd *exec.Cmd
 	pty *os.File
+	// reaped: Wait returned, so the pid may belong to someone else now.
+	mu     sync.Mutex
+	reaped bool
 }
 
 // Shell is an open terminal: read its output and write its input through
@@ -55,6 +59,13 @@ func (s *Shell) Resize(size protocol.ShellSize) error {
 // the end (an error), then Close.
 func (s *Shell) Wait() int {
 	_ = s.s.cmd.Wait()
+	s.s.mu.Lock()
+	// What the shell left running in its group goes with it (a job put
+	// in the background must not outlive the session, or the lease);
+	// right after the reap, before the pid can be reused.
+	_ = syscall.Kill(-s.s.cmd.Process.Pid, syscall.SIGKILL)
+	s.s.reaped = true
+	s.s.mu.Unlock()
 	s.l.mu.Lock()
 	delete(s.l.shells, s.s)
 	s.l.mu.Unlock()
@@ -71,7 +82,9 @@ func (s *Shell) Close() {
 }
 
 func (s *shell) kill() {
-	if s.cmd.Process != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd.Process != nil && !s.reaped {
 		// The shell leads its own session and process group (the PTY's
 		// setsid): the group goes, whatever the buyer started in it.
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)

@@ -42,16 +42,9 @@ func TestBrowserRentAndDispute(t *testing.T) {
 	}
 	e.runAgent(provBrowser, provKey, "h100x2", "browser-flow", nil)
 
-	// Sign up through the form.
-	buyer.do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "renter@example.com"),
-		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
-	buyer.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
-
-	// Fund the wallet from the dev faucet.
-	buyer.do("wallet", chromedp.Navigate(base+"/wallet"))
-	buyer.submit("faucet", chromedp.Click(chromedp.CSS(`[data-testid="wallet-faucet"]`)))
-	buyer.waitText("the faucet's funds", `[data-testid="wallet-balance"]`, "100", 30*time.Second)
+	// Sign up through the form; fund the wallet from the dev faucet.
+	buyer.signUp(base, "renter@example.com")
+	buyer.fund(base)
 
 	// Browse, filter by model, wait for the verified offer (the page
 	// updates itself when the machine's verification clears).

@@ -22,10 +22,7 @@ func TestBrowserShell(t *testing.T) {
 	buyer := tab{t, newChrome(t, 3*time.Minute)}
 	w := startShellProvider(t)
 	base := w.e.srv.URL()
-	buyer.do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "shell@example.com"),
-		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
-	buyer.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
+	buyer.signUp(base, "shell@example.com")
 	// The same user's API key rents (the browser flows of renting are
 	// TestBrowserRentAndDispute's).
 	u, err := w.e.srv.Store.UserByEmail(context.Background(), "shell@example.com")

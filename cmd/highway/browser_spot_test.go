@@ -21,13 +21,8 @@ func TestBrowserInterruptible(t *testing.T) {
 	w := startPreemptWorld(t)
 	base := w.e.srv.URL()
 
-	buyer.do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), "bidder@example.com"),
-		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
-	buyer.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
-	buyer.do("wallet", chromedp.Navigate(base+"/wallet"))
-	buyer.submit("faucet", chromedp.Click(chromedp.CSS(`[data-testid="wallet-faucet"]`)))
-	buyer.waitText("the faucet's funds", `[data-testid="wallet-balance"]`, "100", 30*time.Second)
+	buyer.signUp(base, "bidder@example.com")
+	buyer.fund(base)
 
 	// The market shows the offer's floor beside its price.
 	buyer.do("the market", chromedp.Navigate(base+"/market"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="offer-spot"]`)))

@@ -117,6 +117,23 @@ func (b tab) waitText(what, sel, want string, within time.Duration) {
 	})
 }
 
+// signUp creates an account through the form; the tab stays logged in.
+func (b tab) signUp(base, email string) {
+	b.t.Helper()
+	b.do("sign up", chromedp.Navigate(base+"/signup"), chromedp.SetValue(chromedp.ID("email"), email),
+		chromedp.SetValue(chromedp.ID("password"), "a long passphrase"))
+	b.submit("sign up", chromedp.Click(chromedp.CSS(`[data-testid="signup-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="account-email"]`)))
+}
+
+// fund funds the account's wallet from the dev faucet.
+func (b tab) fund(base string) {
+	b.t.Helper()
+	b.do("wallet", chromedp.Navigate(base+"/wallet"))
+	b.submit("faucet", chromedp.Click(chromedp.CSS(`[data-testid="wallet-faucet"]`)))
+	b.waitText("the faucet's funds", `[data-testid="wallet-balance"]`, "100", 30*time.Second)
+}
+
 // screenshot saves the whole page as a test artifact (HIGHWAY_ARTIFACTS,
 // default a temporary directory; CI keeps it).
 func (b tab) screenshot(name string) {

@@ -241,8 +241,36 @@ func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Hea
 			Free: g.Free, LeaseID: g.LeaseID,
 		})
 	}
-	// Stored behind (flushed once a second): the request path touches no
-	// database.
-	b.mail.queueBeat(u, hb.Leases)
+	if b.gpusStored(e.machineID, hb.GPUs) {
+		// Stored behind (flushed once a second): the request path
+		// touches no database.
+		b.mail.queueBeat(u, hb.Leases)
+	} else {
+		// A machine's first beat, or one whose GPUs changed, is stored
+		// before the engine lists its GPUs: a leader that took over
+		// between the two would otherwise know the offer but not which
+		// GPUs a lease on it runs on.
+		if err := b.store.ApplyHeartbeat(ctx, u); err != nil && highway.ErrorField(err) != "seq" {
+			return err
+		}
+		b.leaseReports(ctx, agentID, hb.Leases)
+	}
 	return b.MachineBeat(ctx, Beat{MachineID: e.machineID, AgentID: agentID, ProviderID: e.providerID, Heartbeat: hb})
+}
+
+// gpusStored says whether machine id's stored GPUs are the beat's (by
+// index and UUID), as far as this broker knows them.
+func (b *Broker) gpusStored(id string, gpus []protocol.GPU) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	m := b.machines[id]
+	if m == nil || len(m.gpus) != len(gpus) {
+		return false
+	}
+	for i := range gpus {
+		if m.gpus[i].Index != gpus[i].Index || m.gpus[i].UUID != gpus[i].UUID {
+			return false
+		}
+	}
+	return true
 }

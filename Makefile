@@ -29,7 +29,7 @@ ifneq (,$(findstring -race,$(TESTFLAGS)))
 	@# mid-lease, and the full 20-seed × 500-block escrow simulation (the race
 	@# build runs a shorter one).
 	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
-	$(GO) test -count=1 -run 'TestEndToEnd|TestPreemptionEndToEnd|TestBrowserInterruptible|TestShellEndToEnd|TestBrowserShell|TestBrowserRentAndDispute|TestBuyerCLI|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy|TestFailoverWithLeasesInFlight|TestPrivateImageEndToEnd' ./cmd/highway/
+	$(GO) test -count=1 -run 'TestEndToEnd|TestPreemptionEndToEnd|TestBrowserInterruptible|TestShellEndToEnd|TestPortForwardEndToEnd|TestBrowserPortForward|TestBrowserShell|TestBrowserRentAndDispute|TestBuyerCLI|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy|TestFailoverWithLeasesInFlight|TestPrivateImageEndToEnd' ./cmd/highway/
 	$(GO) test -count=1 -timeout 30m -run TestEscrowSimulation ./chain/app/
 endif
 	$(MAKE) --no-print-directory fuzz

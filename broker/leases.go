@@ -299,6 +299,7 @@ func (b *Broker) refreshLease(ctx context.Context, chainID uint64) error {
 // erases the buyer's registry login.
 func (b *Broker) endLease(ctx context.Context, l *models.Lease) {
 	b.endShellsOf(l.ID)
+	b.closeForwardsOf(ctx, l.ID, "the lease ended")
 	if err := b.store.ClearRegistryLogin(ctx, l.OrderID); err != nil {
 		b.log.Warn("erase registry login", "lease", l.ID, "err", err)
 	}

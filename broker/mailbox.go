@@ -231,6 +231,12 @@ func (b *Broker) stillDue(ctx context.Context, as *protocol.Assignment) bool {
 		as.EndsAt = l.EndsAt.UnixMilli()
 		b.withLogin(ctx, l, as)
 		return true
+	case protocol.ActionShell:
+		// A dial-back is wanted while its session waits: an agent that
+		// restarts is not sent every tunnel it was ever asked for.
+		return as.Shell != nil && b.waiting(as.Shell.Session)
+	case protocol.ActionForward:
+		return as.Forward != nil && b.waiting(as.Forward.Session)
 	}
 	return true
 }

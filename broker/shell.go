@@ -25,9 +25,11 @@ const ShellDialBack = 15 * time.Second
 const maxShellsPerLease = 4
 
 // ShellSession is an open session, between its buyer's socket and the
-// agent's.
+// agent's. A forwarded port's tunnel (forward.go) is one too, with its
+// port set: both are dialled back the same way and end with the lease.
 type ShellSession struct {
 	ID, LeaseID, UserID, agentID string
+	port                         uint16 // a tunnel's workload port; 0 for a shell
 	// Agent delivers the agent's socket once it dialed back.
 	Agent chan *websocket.Conn
 	// Done ends the session (the lease ended, or the relay finished).
@@ -67,7 +69,7 @@ func (b *Broker) OpenShell(ctx context.Context, userID, leaseID string, size pro
 	b.shells.mu.Lock()
 	open := 0
 	for _, o := range b.shells.sessions {
-		if o.LeaseID == l.ID {
+		if o.LeaseID == l.ID && o.port == 0 {
 			open++
 		}
 	}
@@ -95,12 +97,13 @@ func (b *Broker) OpenShell(ctx context.Context, userID, leaseID string, size pro
 }
 
 // ClaimShell gives session id to the agent that dials back for it: only
-// the lease's own agent, only once.
-func (b *Broker) ClaimShell(agentID, id string) (*ShellSession, error) {
+// the lease's own agent, only once, and only as what it was asked for (a
+// shell, or a tunnel: tunnel says which the agent dialled).
+func (b *Broker) ClaimShell(agentID, id string, tunnel bool) (*ShellSession, error) {
 	b.shells.mu.Lock()
 	defer b.shells.mu.Unlock()
 	s := b.shells.sessions[id]
-	if s == nil || s.agentID != agentID || s.claimed {
+	if s == nil || s.agentID != agentID || s.claimed || (s.port != 0) != tunnel {
 		return nil, &highway.Error{Code: highway.ENOTFOUND, Field: "session", Message: "No shell session " + id + " is waiting for this agent."}
 	}
 	s.claimed = true
@@ -116,6 +119,15 @@ func (b *Broker) EndShell(ctx context.Context, s *ShellSession, bytesIn, bytesOu
 	if err := b.store.EndShellSession(context.WithoutCancel(ctx), s.ID, bytesIn, bytesOut, reason); err != nil {
 		b.log.Error("record shell session end", "session", s.ID, "err", err)
 	}
+}
+
+// waiting says whether session id still waits for its agent to dial
+// back: an assignment for one that does not is not worth delivering.
+func (b *Broker) waiting(id string) bool {
+	b.shells.mu.Lock()
+	defer b.shells.mu.Unlock()
+	s := b.shells.sessions[id]
+	return s != nil && !s.claimed
 }
 
 // endShellsOf ends a lease's open sessions: it closed, expired or was

@@ -148,6 +148,7 @@ func (b *Broker) preempt(ctx context.Context, ev market.Event) {
 		b.log.Error("queue preemption notice", "lease", l.ID, "err", err)
 	}
 	b.endShellsOf(l.ID)
+	b.closeForwardsOf(ctx, l.ID, "the lease was preempted")
 	b.log.Info("lease preempted", "lease", l.ID, "by", ev.By, "stop_at", at)
 	b.alert(ctx, l.BuyerID, AlertPreempted, l.ID, "Your interruptible lease "+l.ID+" was preempted by an on-demand order or a higher bid. "+
 		"Its workload got SIGTERM and stops at "+at.UTC().Format("15:04:05 UTC")+"; the lease closes then and the epoch cut short is refunded.",

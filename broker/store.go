@@ -75,6 +75,9 @@ type leaseStore interface {
 	UnpreemptedInterruptible(ctx context.Context) ([]models.Lease, error)
 	CreateShellSession(ctx context.Context, ss *models.ShellSession) error
 	EndShellSession(ctx context.Context, id string, bytesIn, bytesOut int64, reason string) error
+	CreatePortForward(ctx context.Context, f *models.PortForward) error
+	PortForwards(ctx context.Context, leaseID string, limit int) ([]models.PortForward, error)
+	ClosePortForwards(ctx context.Context, leaseID string, port int, reason string) ([]string, error)
 }
 
 // indexerStore: the chain indexer (indexer.go).

@@ -32,6 +32,7 @@ type leaseForms struct {
 	extendErr          string
 	auto               *web.AutoExtendView // the auto-extend form as sent, with its errors
 	dispute, statement *web.StatementForm
+	port, portErr      string // the forward-a-port form as sent, and its error
 }
 
 // logTail is how many of the latest log lines the lease page shows.
@@ -81,6 +82,14 @@ func (s *Server) renderLease(c *gin.Context, status int, l *models.Lease, forms 
 		v.PreemptAt = l.PreemptAt.UTC().Format("2006-01-02 15:04:05 UTC")
 	}
 	v.Shells = shellRows(shells, l.BuyerID)
+	if v.IsBuyer {
+		fwd, err := s.store.PortForwards(ctx, l.ID, 20)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		v.Ports = web.PortsView{Rows: s.portRows(fwd), Enabled: s.portsDomain != "", Port: forms.port, Error: forms.portErr}
+	}
 	v.CloseReason = closeReason(l)
 	if l.PullTotal > 0 {
 		v.Pull = &web.PullView{Done: l.PullDone, Total: l.PullTotal, Cached: l.PullCached, Digest: l.ImageDigest}

@@ -32,6 +32,7 @@ func (s *Server) routes(e *gin.Engine) {
 	agents.POST("/quotes", agentPost(s, protocol.DecodeQuoteResponse, s.broker.QuoteAnswer))
 	agents.POST("/verifications", agentPost(s, protocol.DecodeVerificationResponse, s.broker.Verification))
 	agents.GET("/shells/:session", s.agentShell)
+	agents.GET("/tunnels/:session", s.agentTunnel)
 
 	// Public JSON API (shared/API.md, docs/api.md). Built on the engine,
 	// not on pages: it authenticates by API key only, never by the session
@@ -60,6 +61,9 @@ func (s *Server) routes(e *gin.Engine) {
 		api.GET("/leases/:id/logs", s.apiLeaseLogs)
 		api.POST("/leases/:id/close", s.apiCloseLease)
 		api.GET("/leases/:id/shell", s.buyerShell)
+		api.GET("/leases/:id/ports", s.apiPorts)
+		api.POST("/leases/:id/ports", s.apiOpenPort)
+		api.DELETE("/leases/:id/ports/:port", s.apiClosePort)
 		api.POST("/leases/:id/extend", s.apiExtendLease)
 		api.PUT("/leases/:id/auto-extend", s.apiAutoExtend)
 		api.POST("/leases/:id/disputes", s.apiStatement(http.StatusCreated, s.broker.OpenDispute))
@@ -119,6 +123,9 @@ func (s *Server) routes(e *gin.Engine) {
 		member.POST("/leases/:id/close", s.leaseClose)
 		member.GET("/leases/:id/shell", s.leaseShellPage)
 		member.GET("/leases/:id/shell/ws", s.buyerShell)
+		member.POST("/leases/:id/ports", s.leasePortOpen)
+		member.POST("/leases/:id/ports/:port/close", s.leasePortClose)
+		member.GET("/ports/:slug/open", s.portOpen)
 		member.POST("/leases/:id/extend", s.leaseExtend)
 		member.POST("/leases/:id/auto-extend", s.leaseAutoExtend)
 		member.POST("/leases/:id/disputes", s.leaseDispute)

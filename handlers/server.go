@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ type Config struct {
 	Broker *broker.Broker
 	// References are list prices drawn on the price charts.
 	References []ReferencePrice
+	// PortsDomain is the domain whose subdomains serve forwarded ports
+	// (<slug>.<PortsDomain>, ports.go); "" forwards none.
+	PortsDomain string
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -77,6 +81,8 @@ type Server struct {
 	api                apiLimiters
 	streams            *streamCaps
 	now                func() time.Time
+	portsDomain        string
+	portProxy          *httputil.ReverseProxy
 }
 
 // New builds the HTTP handler with every route.
@@ -116,8 +122,9 @@ func New(cfg Config) (http.Handler, error) {
 		agentRegisterLimit: accounts.NewLimiter(30, time.Minute),
 		faucetLimit:        accounts.NewLimiter(1, time.Hour),
 		// 16 live pages per address, 4096 in all.
-		streams: newStreamCaps(16, 4096),
-		now:     cfg.Now,
+		streams:     newStreamCaps(16, 4096),
+		now:         cfg.Now,
+		portsDomain: strings.TrimSuffix(strings.ToLower(strings.TrimSpace(cfg.PortsDomain)), "."),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -139,5 +146,12 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s.routes(e)
-	return e, nil
+	if s.portsDomain == "" {
+		return e, nil
+	}
+	s.portProxy = s.newPortProxy()
+	// The ports domain's hosts never reach the marketplace's routes and
+	// middleware: its security headers and body limit are the workload's
+	// business there.
+	return &hostSplit{s: s, site: e}, nil
 }

@@ -91,7 +91,7 @@ func (s *Server) agentShell(c *gin.Context) {
 	if !ok {
 		return
 	}
-	sess, err := s.broker.ClaimShell(vr.AgentID, c.Param("session"))
+	sess, err := s.broker.ClaimShell(vr.AgentID, c.Param("session"), false)
 	if err != nil {
 		s.agentFail(c, err)
 		return

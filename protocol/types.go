@@ -239,6 +239,8 @@ type Assignment struct {
 	PreemptAt int64 `json:"preempt_at,omitempty"`
 	// Shell is the session to dial back for (shell only; shell.go).
 	Shell *ShellRequest `json:"shell,omitempty"`
+	// Forward is the tunnel to dial back for (forward only; forward.go).
+	Forward *ForwardRequest `json:"forward,omitempty"`
 }
 
 // AssignmentsResponse is the long-poll answer: work for the agent, possibly

@@ -437,9 +437,14 @@ func (a *Assignment) Validate() error {
 			return fieldErr("shell", "needs a session and a size of 1..1000 cells each way")
 		}
 		return checkID("shell.session", a.Shell.Session, true).orNil()
+	case ActionForward:
+		if a.Forward == nil || !ValidPort(int(a.Forward.Port)) {
+			return fieldErr("forward", "needs a session and a port of 1..65535")
+		}
+		return checkID("forward.session", a.Forward.Session, true).orNil()
 	case ActionStart:
 	default:
-		return fieldErr("action", "must be %q, %q, %q, %q or %q", ActionStart, ActionStop, ActionPreempt, ActionShell, ActionVerify)
+		return fieldErr("action", "must be %q, %q, %q, %q, %q or %q", ActionStart, ActionStop, ActionPreempt, ActionShell, ActionForward, ActionVerify)
 	}
 	if len(a.GPUs) == 0 || len(a.GPUs) > MaxGPUs {
 		return fieldErr("gpus", "must name 1..%d GPUs", MaxGPUs)

@@ -43,6 +43,11 @@ var routeRules = map[string]string{
 	"GET /orders/new": member, "POST /orders/estimate": member, "POST /orders": member, "GET /orders/:id": owner,
 	"GET /leases/:id": viewer, "POST /leases/:id/close": owner, "POST /leases/:id/extend": owner, "POST /leases/:id/auto-extend": owner, "POST /leases/:id/disputes": owner,
 	"GET /leases/:id/shell": owner, "GET /leases/:id/shell/ws": owner, "GET /api/v1/leases/:id/shell": owner,
+	"POST /leases/:id/ports": owner, "POST /leases/:id/ports/:port/close": owner,
+	"GET /api/v1/leases/:id/ports": owner, "POST /api/v1/leases/:id/ports": owner, "DELETE /api/v1/leases/:id/ports/:port": owner,
+	// A forward's slug, not a lease: TestPortForwardEndToEnd covers who
+	// may open one.
+	"GET /ports/:slug/open":        skip,
 	"POST /disputes/:id/statement": leaseProv,
 	"GET /alerts":                  member, "POST /alerts/balance": member, "POST /alerts/webhooks": member,
 	"POST /alerts/webhooks/:id/test": owner, "POST /alerts/webhooks/:id/delete": owner,

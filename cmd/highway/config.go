@@ -28,6 +28,7 @@ func envOr(key, def string) string {
 // commonFlags registers the flags serve and dev share.
 func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.BaseURL, "base-url", envOr("HIGHWAY_BASE_URL", ""), "public URL of the marketplace; https makes cookies Secure (env HIGHWAY_BASE_URL; default http://<listen>)")
+	fs.StringVar(&c.PortsDomain, "ports-domain", envOr("HIGHWAY_PORTS_DOMAIN", ""), "domain whose subdomains serve buyers' forwarded ports, with wildcard DNS to this server; in production a different registrable domain from the marketplace's (env HIGHWAY_PORTS_DOMAIN; dev default ports.localhost; empty: no forwarded ports)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HIGHWAY_LOG_LEVEL", "info"), "debug, info, warn or error (env HIGHWAY_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("HIGHWAY_LOG_FORMAT", "text"), "text or json (env HIGHWAY_LOG_FORMAT)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", envOr("HIGHWAY_TRUSTED_PROXIES", ""), "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted (env HIGHWAY_TRUSTED_PROXIES)")
@@ -149,6 +150,7 @@ type Config struct {
 	LogFormat      string
 	TrustedProxies string
 	DevMode        bool
+	PortsDomain    string
 	// Regions, HeartbeatInterval and OfflineMisses configure the agent API.
 	Regions           string
 	HeartbeatInterval time.Duration

@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if addr := os.Getenv("HIGHWAY_TEST_SERVE_HTTP"); addr != "" {
+		serveTestWorkload(addr) // a lease's workload (ports_test.go)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

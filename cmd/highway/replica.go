@@ -137,6 +137,7 @@ func (m *Main) routes(b *broker.Broker, role string) (http.Handler, error) {
 		Secret:         []byte(c.SessionSecret),
 		BaseURL:        c.BaseURL,
 		DevMode:        c.DevMode,
+		PortsDomain:    c.PortsDomain,
 		Registry:       m.registry,
 		TrustedProxies: proxies,
 		Agents:         m.Agents,
@@ -274,7 +275,9 @@ func (m *Main) standbyHandler(role string) http.Handler {
 			metrics.ServeHTTP(w, r)
 			return
 		}
-		if role == "standby" && localRead(r) {
+		// A forwarded port's tunnels are the leader's (its broker asks the
+		// agents), so its requests always go there.
+		if role == "standby" && localRead(r) && !m.Config.onPortsHost(r.Host) {
 			if h := m.view.current(); h != nil {
 				w.Header().Set(viewHeader, "standby")
 				h.ServeHTTP(w, r)

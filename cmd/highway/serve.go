@@ -98,6 +98,10 @@ func (m *Main) Open(ctx context.Context) error {
 		c.BaseURL = "http://" + withHost(ln.Addr(), func() string { return "localhost" })
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if err := c.checkPortsDomain(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if c.AdvertiseURL == "" {
 		c.AdvertiseURL = "http://" + withHost(ln.Addr(), hostname)
 	}

@@ -489,6 +489,8 @@ func (a *Agent) assign(ctx context.Context, as protocol.Assignment) {
 		}
 	case protocol.ActionShell:
 		go a.shell(ctx, as)
+	case protocol.ActionForward:
+		go a.forward(ctx, as)
 	case protocol.ActionPreempt:
 		at := time.UnixMilli(as.PreemptAt)
 		a.log.Info("preemption notice", "lease", as.LeaseID, "stop_at", at)

@@ -16,13 +16,25 @@ import (
 // marketplace, signed like every agent request (the upgrade is a GET with
 // an empty body).
 func (c *Client) DialShell(ctx context.Context, session string) (*websocket.Conn, error) {
+	conn, err := c.dialSigned(ctx, protocol.PathShells, "shell", session)
+	if err != nil {
+		return nil, err
+	}
+	// Terminal output can come in bursts larger than the default 32 KiB
+	// read limit the other way; keystrokes and controls are small.
+	conn.SetReadLimit(64 << 10)
+	return conn, nil
+}
+
+// dialSigned opens a signed WebSocket to path+session.
+func (c *Client) dialSigned(ctx context.Context, path, what, session string) (*websocket.Conn, error) {
 	if c.Signer == nil {
 		return nil, errors.New("not enrolled: no signing key")
 	}
-	u := strings.TrimRight(c.BaseURL, "/") + protocol.PathShells + session
+	u := strings.TrimRight(c.BaseURL, "/") + path + session
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("shell %s: %w", session, err)
+		return nil, fmt.Errorf("%s %s: %w", what, session, err)
 	}
 	if err := c.Signer.Sign(req); err != nil {
 		return nil, err
@@ -40,12 +52,9 @@ func (c *Client) DialShell(ctx context.Context, session string) (*websocket.Conn
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("shell %s: %s: %w", session, resp.Status, err)
+			return nil, fmt.Errorf("%s %s: %s: %w", what, session, resp.Status, err)
 		}
-		return nil, fmt.Errorf("shell %s: %w", session, err)
+		return nil, fmt.Errorf("%s %s: %w", what, session, err)
 	}
-	// Terminal output can come in bursts larger than the default 32 KiB
-	// read limit the other way; keystrokes and controls are small.
-	conn.SetReadLimit(64 << 10)
 	return conn, nil
 }

@@ -30,12 +30,13 @@ func TestProveDevParams(t *testing.T) {
 func TestProveDeadlineAndInsufficient(t *testing.T) {
 	p := poc.DevParams()
 	l := &Local{Backend: poc.CPUBackend{Workers: 1}, Chunk: 128}
-	// Impossible requirement: the deadline ends proving, and the result
+	// Impossible requirement (4096 nonces at 1 in 2^20 is ~4·10^9
+	// evaluations, an hour of a fast core): the deadline ends proving, and the result
 	// says not to submit.
 	start := time.Now()
-	res, err := l.Prove(context.Background(), Job{Seed: poc.Seed{9}, Target: poc.Target{Difficulty: 16, Required: 4096}, Params: p, Deadline: start.Add(150 * time.Millisecond)})
+	res, err := l.Prove(context.Background(), Job{Seed: poc.Seed{9}, Target: poc.Target{Difficulty: 1 << 20, Required: 4096}, Params: p, Deadline: start.Add(150 * time.Millisecond)})
 	if !errors.Is(err, ErrInsufficient) || !errors.Is(err, poc.ErrInsufficientWork) {
-		t.Fatalf("want ErrInsufficient, got %v", err)
+		t.Fatalf("want ErrInsufficient, got %v (%+v)", err, res)
 	}
 	if time.Since(start) > 3*time.Second || res.Evaluated == 0 {
 		t.Fatalf("deadline not honoured: %v, %+v", time.Since(start), res)

@@ -90,6 +90,7 @@ type lease struct {
 	spec   Spec
 	drv    Driver
 	shells map[*shell]struct{}
+	conns  map[*portConn]struct{} // connections into its ports (ports.go)
 }
 
 // extend moves a running lease's end to endsAt when that is later.
@@ -366,6 +367,7 @@ func (m *Manager) stopWith(leaseID string, grace time.Duration) error {
 	l.status.State = protocol.LeaseStopped
 	l.mu.Unlock()
 	l.endShells()
+	l.endConns()
 	err := proc.Stop(grace)
 	<-l.done
 	if err != nil {

@@ -1,0 +1,118 @@
+package handlers
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/highway-compute/highway/accounts"
+	"github.com/highway-compute/highway/broker"
+	"github.com/highway-compute/highway/models"
+	"github.com/highway-compute/highway/models/dbtest"
+)
+
+// TestPortsHostRefuses tries the ports host as a stranger would: made-up
+// hosts, forged, expired and borrowed tokens and cookies, another user's
+// cookie, a closed forward, an open redirect. Each is refused before
+// anything is dialled (TestPortForwardEndToEnd in cmd/highway covers the
+// forward that works).
+func TestPortsHostRefuses(t *testing.T) {
+	store := dbtest.SQLite(t)
+	b, err := broker.New(context.Background(), broker.Config{Store: store, Regions: []string{"local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	h, err := New(Config{Broker: b, Store: store, Accounts: accounts.New(store, accounts.Config{}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte(strings.Repeat("s", 32)),
+		BaseURL: "https://highway.test", PortsDomain: "Ports.Test.", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := h.(*hostSplit).s
+	const slugA, slugB = "aaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbb"
+	// The forwards stand alone here: no lease or user rows behind them.
+	sqlDB, err := store.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	if err := store.DB.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
+		t.Fatal(err)
+	}
+	closed := now
+	for _, f := range []models.PortForward{
+		{ID: models.NewID(), LeaseID: "l1", UserID: "u1", Port: 8888, Slug: slugA, CreatedAt: now},
+		{ID: models.NewID(), LeaseID: "l1", UserID: "u1", Port: 9999, Slug: slugB, CreatedAt: now, ClosedAt: &closed, CloseReason: "closed by the buyer"},
+	} {
+		if err := store.CreatePortForward(context.Background(), &f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.PortURL(slugA); got != "https://"+slugA+".ports.test" {
+		t.Fatalf("PortURL: %q", got)
+	}
+	do := func(host, target string, hdr http.Header) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, target, nil)
+		req.Host = host
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	cookie := func(v string) http.Header { return http.Header{"Cookie": {portCookie + "=" + v}} }
+	hostA, hostB := slugA+".ports.test", slugB+".ports.test:443"
+	login := s.portToken("login", slugA, "u1", portLoginTTL)
+	cases := []struct {
+		name, host, target string
+		hdr                http.Header
+		want               int
+	}{
+		{"a host that is no slug", "evil.ports.test", "/", nil, http.StatusNotFound},
+		{"a slug with a dot", "a." + slugA + ".ports.test", "/", nil, http.StatusNotFound},
+		{"an unknown forward", "cccccccccccccccccccccccccc.ports.test", "/", cookie(s.portToken("cookie", "cccccccccccccccccccccccccc", "u1", time.Hour)), http.StatusNotFound},
+		{"no credentials", hostA, "/", nil, http.StatusUnauthorized},
+		{"a forged cookie", hostA, "/", cookie("u1.9999999999.AAAA"), http.StatusUnauthorized},
+		{"a login token as cookie", hostA, "/", cookie(login), http.StatusUnauthorized},
+		{"another forward's cookie", hostA, "/", cookie(s.portToken("cookie", slugB, "u1", time.Hour)), http.StatusUnauthorized},
+		{"an expired cookie", hostA, "/", cookie(s.portToken("cookie", slugA, "u1", -time.Second)), http.StatusUnauthorized},
+		{"another user's cookie", hostA, "/", cookie(s.portToken("cookie", slugA, "u2", time.Hour)), http.StatusNotFound},
+		{"a dead API key", hostA, "/", http.Header{"Authorization": {"Bearer " + accounts.APIKeyPrefix + "nope"}}, http.StatusUnauthorized},
+		{"a closed forward", hostB, "/", cookie(s.portToken("cookie", slugB, "u1", time.Hour)), http.StatusGone},
+		{"a cookie token as login", hostA, portLoginPath + "?t=" + s.portToken("cookie", slugA, "u1", time.Hour), nil, http.StatusUnauthorized},
+		{"another forward's login", hostB, portLoginPath + "?t=" + login, nil, http.StatusUnauthorized},
+		{"an expired login", hostA, portLoginPath + "?t=" + s.portToken("login", slugA, "u1", -time.Second), nil, http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		if rec := do(c.host, c.target, c.hdr); rec.Code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, rec.Code, rec.Body.String(), c.want)
+		}
+	}
+	// A browser without the cookie is sent through the marketplace.
+	rec := do(hostA, "/lab?x=1", http.Header{"Accept": {"text/html"}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "https://highway.test/ports/"+slugA+"/open?next=%2Flab%3Fx%3D1" {
+		t.Fatalf("browser without cookie: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	// The login sets the forward's cookie and goes on, never off-site.
+	for next, want := range map[string]string{"%2Flab": "/lab", "%2F%2Fevil.example": "/", "https%3A%2F%2Fevil.example": "/"} {
+		rec := do(hostA, portLoginPath+"?t="+login+"&next="+next, nil)
+		if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != want {
+			t.Fatalf("login next=%s: %d %q, want %q", next, rec.Code, rec.Header().Get("Location"), want)
+		}
+		sc := rec.Header().Get("Set-Cookie")
+		if !strings.Contains(sc, portCookie+"=u1.") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "Secure") || strings.Contains(strings.ToLower(sc), "domain=") {
+			t.Fatalf("the ports cookie: %q", sc)
+		}
+	}
+	// The marketplace's own host is untouched by the ports routing.
+	if rec := do("highway.test", "/healthz", nil); rec.Code != http.StatusOK {
+		t.Fatalf("marketplace host: %d", rec.Code)
+	}
+}

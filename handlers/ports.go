@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gin-gonic/gin"
 
 	"github.com/highway-compute/highway"
@@ -484,24 +483,5 @@ func (s *Server) portRows(fs []models.PortForward) []web.PortRow {
 const tunnelReadLimit = 1 << 20
 
 // agentTunnel is the agent's end of a forwarded port's connection: GET
-// /api/agent/v1/tunnels/:session, signed. It holds the socket until the
-// connection ends (broker.DialForward owns it meanwhile).
-func (s *Server) agentTunnel(c *gin.Context) {
-	vr, ok := s.verifyAgent(c)
-	if !ok {
-		return
-	}
-	sess, err := s.broker.ClaimShell(vr.AgentID, c.Param("session"), true)
-	if err != nil {
-		s.agentFail(c, err)
-		return
-	}
-	conn, err := websocket.Accept(c.Writer, c.Request, nil)
-	if err != nil {
-		return
-	}
-	conn.SetReadLimit(tunnelReadLimit)
-	sess.Agent <- conn // buffered: DialForward takes it, or has given up
-	<-sess.Done
-	_ = conn.CloseNow()
-}
+// /api/agent/v1/tunnels/:session, signed (broker.DialForward owns it).
+func (s *Server) agentTunnel(c *gin.Context) { s.agentDialBack(c, true, tunnelReadLimit) }

@@ -86,12 +86,17 @@ func (s *Server) buyerShell(c *gin.Context) {
 }
 
 // agentShell is the agent's end: GET /api/agent/v1/shells/:session, signed.
-func (s *Server) agentShell(c *gin.Context) {
+func (s *Server) agentShell(c *gin.Context) { s.agentDialBack(c, false, shellReadLimit) }
+
+// agentDialBack takes the socket of an agent dialling back for a shell
+// or a tunnel (which one the route says) and holds it until the session
+// ends; the buyer's side owns it meanwhile.
+func (s *Server) agentDialBack(c *gin.Context, tunnel bool, readLimit int64) {
 	vr, ok := s.verifyAgent(c)
 	if !ok {
 		return
 	}
-	sess, err := s.broker.ClaimShell(vr.AgentID, c.Param("session"), false)
+	sess, err := s.broker.ClaimShell(vr.AgentID, c.Param("session"), tunnel)
 	if err != nil {
 		s.agentFail(c, err)
 		return
@@ -100,8 +105,8 @@ func (s *Server) agentShell(c *gin.Context) {
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(shellReadLimit)
-	sess.Agent <- conn // buffered: the buyer's handler takes it, or has left
+	conn.SetReadLimit(readLimit)
+	sess.Agent <- conn // buffered: the buyer's side takes it, or has left
 	<-sess.Done
 	_ = conn.CloseNow()
 }

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/highway-compute/highway/protocol"
 )
 
 // portsClient reaches the ports domain as a browser would: every
@@ -78,24 +76,12 @@ func startPortWorld(t testing.TB) (w *shellWorld, buyerBrowser *browser, port in
 // rentServer rents the GPU to buyer for a workload serving HTTP on the
 // port it returns, once it runs.
 func (w *shellWorld) rentServer(t testing.TB, buyer apiClient) int {
-	buyer.do(http.MethodPost, "/wallet/faucet", nil, nil)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	lease := (&preemptWorld{e: w.e}).rent(t, buyer, map[string]any{"type": "rent_now", "offer_id": w.offer, "hours": 1,
-		"workload": map[string]string{"command": "echo workload up; HIGHWAY_TEST_SERVE_HTTP=127.0.0.1:" + strconv.Itoa(port) + " exec " + self}}, "workload up")
-	var l struct {
-		Lease struct {
-			WorkloadStatus string `json:"workload_status"`
-		}
-	}
-	waitFor(t, "the workload running", 30*time.Second, func() bool {
-		buyer.do(http.MethodGet, "/leases/"+lease, nil, &l)
-		return l.Lease.WorkloadStatus == protocol.LeaseRunning
-	})
-	w.buyer, w.lease = buyer, lease
+	w.rentRunning(t, buyer, "echo workload up; HIGHWAY_TEST_SERVE_HTTP=127.0.0.1:"+strconv.Itoa(port)+" exec "+self)
 	return port
 }
 

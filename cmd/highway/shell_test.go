@@ -54,9 +54,15 @@ func startShellProvider(t testing.TB) *shellWorld {
 
 // rentFor funds buyer and rents the GPU for it, until its workload runs.
 func (w *shellWorld) rentFor(t testing.TB, buyer apiClient) {
+	w.rentRunning(t, buyer, "echo workload up; sleep 600")
+}
+
+// rentRunning funds buyer and rents the GPU for it to run command (which
+// first prints "workload up"), until the workload runs.
+func (w *shellWorld) rentRunning(t testing.TB, buyer apiClient, command string) {
 	buyer.do(http.MethodPost, "/wallet/faucet", nil, nil)
 	lease := (&preemptWorld{e: w.e}).rent(t, buyer, map[string]any{"type": "rent_now", "offer_id": w.offer, "hours": 1,
-		"workload": map[string]string{"command": "echo workload up; sleep 600"}}, "workload up")
+		"workload": map[string]string{"command": command}}, "workload up")
 	var l struct {
 		Lease struct {
 			WorkloadStatus string `json:"workload_status"`

@@ -218,6 +218,10 @@ func (b *Broker) AgentKey(ctx context.Context, agentID string) (ed25519.PublicKe
 // so two racing beats of one agent reach it in seq order.
 func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Heartbeat) error {
 	for i := range hb.GPUs {
+		if i > 0 && hb.GPUs[i].Name == hb.GPUs[i-1].Name {
+			hb.GPUs[i].Class = hb.GPUs[i-1].Class // a machine's GPUs are mostly one model
+			continue
+		}
 		hb.GPUs[i].Class = protocol.NormalizeClass(hb.GPUs[i].Name)
 	}
 	e, err := b.agents.lockCurrent(ctx, agentID)
@@ -231,6 +235,7 @@ func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Hea
 	u := models.HeartbeatUpdate{
 		AgentID: agentID, MachineID: e.machineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
 		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: b.now(),
+		GPUs: make([]models.GPU, 0, len(hb.GPUs)),
 	}
 	for _, g := range hb.GPUs {
 		u.GPUs = append(u.GPUs, models.GPU{

@@ -136,7 +136,8 @@ func New(cfg Config) (http.Handler, error) {
 	if nonces == nil {
 		nonces = protocol.NewMemoryNonceStore(1 << 20)
 	}
-	s.agentVerifier = &protocol.Verifier{Keys: protocol.KeyStoreFunc(cfg.Broker.AgentKey), Nonces: nonces}
+	s.agentVerifier = &protocol.Verifier{Keys: protocol.KeyStoreFunc(cfg.Broker.AgentKey), Nonces: nonces,
+		Batch: protocol.SharedSigBatcher()}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true

@@ -43,6 +43,13 @@ func decode(data []byte, v validator) error {
 // ErrTooLarge, ErrMalformed or ErrInvalid and names the field.
 func DecodeHeartbeat(data []byte) (Heartbeat, error) {
 	var h Heartbeat
+	if len(data) <= DefaultMaxBody && fastHeartbeat(data, &h) {
+		if err := h.Validate(); err != nil {
+			return Heartbeat{}, err
+		}
+		return h, nil
+	}
+	h = Heartbeat{}
 	if err := decode(data, &h); err != nil {
 		return Heartbeat{}, err
 	}

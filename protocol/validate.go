@@ -89,14 +89,14 @@ func checkClass(field, s string) *Error {
 }
 
 // DecodePublicKey parses RegisterRequest.PublicKey: base64 (standard, padded)
-// of a 32-byte ed25519 public key.
+// of a 32-byte ed25519 public key that CheckPublicKey accepts.
 func DecodePublicKey(s string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, fieldErr("public_key", "not base64: %v", err)
 	}
-	if len(b) != 32 {
-		return nil, fieldErr("public_key", "must be 32 bytes, got %d", len(b))
+	if err := CheckPublicKey(b); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -158,69 +158,74 @@ func validateRegions(field string, rs []Region) error {
 }
 
 // Validate checks one GPU entry; field is its JSON path.
-func (g *GPU) validate(field string) error {
+// validate checks one GPU. Its errors name the field relative to the GPU
+// (".uuid"); validateGPUs puts "gpus[i]" in front, only when there is an
+// error: building every field's name up front was most of a beat's
+// validation cost.
+func (g *GPU) validate() *Error {
 	if g.Index < 0 || g.Index >= MaxGPUs {
-		return fieldErr(field+".index", "must be 0..%d", MaxGPUs-1)
+		return fieldErr(".index", "must be 0..%d", MaxGPUs-1)
 	}
-	if err := checkID(field+".uuid", g.UUID, true); err != nil {
+	if err := checkID(".uuid", g.UUID, true); err != nil {
 		return err
 	}
-	if err := checkString(field+".name", g.Name, MaxNameLen, true); err != nil {
+	if err := checkString(".name", g.Name, MaxNameLen, true); err != nil {
 		return err
 	}
-	if err := checkClass(field+".class", g.Class); err != nil {
+	if err := checkClass(".class", g.Class); err != nil {
 		return err
 	}
 	switch {
 	case g.MemoryTotalMiB > MaxMemoryMiB:
-		return fieldErr(field+".memory_total_mib", "above %d", MaxMemoryMiB)
+		return fieldErr(".memory_total_mib", "above %d", MaxMemoryMiB)
 	case g.MemoryUsedMiB > g.MemoryTotalMiB:
-		return fieldErr(field+".memory_used_mib", "above memory_total_mib")
+		return fieldErr(".memory_used_mib", "above memory_total_mib")
 	case g.UtilizationPct > 100:
-		return fieldErr(field+".utilization_pct", "above 100")
+		return fieldErr(".utilization_pct", "above 100")
 	case g.TemperatureC > MaxTemperatureC:
-		return fieldErr(field+".temperature_c", "above %d", MaxTemperatureC)
+		return fieldErr(".temperature_c", "above %d", MaxTemperatureC)
 	case g.PowerMW > MaxPowerMW:
-		return fieldErr(field+".power_mw", "above %d", MaxPowerMW)
+		return fieldErr(".power_mw", "above %d", MaxPowerMW)
 	case g.PowerLimitMW > MaxPowerMW:
-		return fieldErr(field+".power_limit_mw", "above %d", MaxPowerMW)
+		return fieldErr(".power_limit_mw", "above %d", MaxPowerMW)
 	case g.PCIeGen < 0 || g.PCIeGen > MaxPCIeGen:
-		return fieldErr(field+".pcie_gen", "must be 0..%d", MaxPCIeGen)
+		return fieldErr(".pcie_gen", "must be 0..%d", MaxPCIeGen)
 	case g.PCIeWidth < 0 || g.PCIeWidth > MaxPCIeWidth:
-		return fieldErr(field+".pcie_width", "must be 0..%d", MaxPCIeWidth)
+		return fieldErr(".pcie_width", "must be 0..%d", MaxPCIeWidth)
 	case len(g.Unsupported) > MaxUnsupported:
-		return fieldErr(field+".unsupported", "more than %d entries", MaxUnsupported)
+		return fieldErr(".unsupported", "more than %d entries", MaxUnsupported)
 	case g.Free && g.LeaseID != "":
-		return fieldErr(field+".free", "a GPU with a lease_id cannot be free")
+		return fieldErr(".free", "a GPU with a lease_id cannot be free")
 	}
 	for i, u := range g.Unsupported {
-		if err := checkID(fmt.Sprintf("%s.unsupported[%d]", field, i), u, true); err != nil {
+		if err := checkID("", u, true); err != nil {
+			err.Field = fmt.Sprintf(".unsupported[%d]", i)
 			return err
 		}
 	}
-	return checkID(field+".lease_id", g.LeaseID, false).orNil()
+	return checkID(".lease_id", g.LeaseID, false)
 }
 
-// validateGPUs checks the list and that indexes and UUIDs are unique.
 func validateGPUs(gpus []GPU) error {
 	if len(gpus) > MaxGPUs {
 		return fieldErr("gpus", "more than %d GPUs", MaxGPUs)
 	}
-	seenIdx := make(map[int]bool, len(gpus))
-	seenUUID := make(map[string]bool, len(gpus))
+	// Duplicates by comparing with the GPUs before: a machine has at most
+	// MaxGPUs, and two sets of maps cost more than these few comparisons.
 	for i := range gpus {
 		g := &gpus[i]
-		field := fmt.Sprintf("gpus[%d]", i)
-		if err := g.validate(field); err != nil {
+		if err := g.validate(); err != nil {
+			err.Field = fmt.Sprintf("gpus[%d]", i) + err.Field
 			return err
 		}
-		if seenIdx[g.Index] {
-			return fieldErr(field+".index", "duplicate index %d", g.Index)
+		for j := range i {
+			if gpus[j].Index == g.Index {
+				return fieldErr(fmt.Sprintf("gpus[%d].index", i), "duplicate index %d", g.Index)
+			}
+			if gpus[j].UUID == g.UUID {
+				return fieldErr(fmt.Sprintf("gpus[%d].uuid", i), "duplicate UUID")
+			}
 		}
-		if seenUUID[g.UUID] {
-			return fieldErr(field+".uuid", "duplicate UUID")
-		}
-		seenIdx[g.Index], seenUUID[g.UUID] = true, true
 	}
 	return nil
 }

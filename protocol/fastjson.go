@@ -1,0 +1,508 @@
+package protocol
+
+import (
+	"math"
+	"unicode/utf8"
+)
+
+// fastHeartbeat decodes a heartbeat body without reflection, for the form
+// agents send (what encoding/json.Marshal writes, whitespace allowed): the
+// known keys spelled exactly, each once; strings without escapes; integers
+// as plain digits. Anything else (an unknown or differently cased key, an
+// escape, a fraction or exponent, a duplicate key, trailing data, bad
+// input of any kind) returns false, and the caller decodes the body with
+// encoding/json, which then decides: the fast path never accepts what
+// encoding/json would refuse, nor reads anything differently
+// (FuzzFastHeartbeat checks both). It exists because reflection-driven
+// decoding of an 8-GPU beat cost as much as its signature check.
+func fastHeartbeat(data []byte, h *Heartbeat) bool {
+	s := scanner{b: data}
+	var seen uint32
+	ok := s.object(func(key []byte) bool {
+		var bit uint32
+		var ok bool
+		switch string(key) {
+		case "agent_id":
+			bit, ok = 1<<0, s.str(&h.AgentID)
+		case "seq":
+			bit, ok = 1<<1, s.uint(&h.Seq, math.MaxUint64)
+		case "boot_id":
+			bit, ok = 1<<2, s.str(&h.BootID)
+		case "sent_at":
+			bit, ok = 1<<3, s.int(&h.SentAt)
+		case "agent_version":
+			bit, ok = 1<<4, s.str(&h.AgentVersion)
+		case "driver_version":
+			bit, ok = 1<<5, s.str(&h.DriverVersion)
+		case "cuda_version":
+			bit, ok = 1<<6, s.str(&h.CUDAVersion)
+		case "simulated":
+			bit, ok = 1<<7, s.bool(&h.Simulated)
+		case "gpus":
+			bit, ok = 1<<8, s.gpus(&h.GPUs)
+		case "rtt_ms":
+			bit, ok = 1<<9, s.rtts(&h.RTTms)
+		case "running_leases":
+			bit, ok = 1<<10, s.leases(&h.Leases)
+		case "provider_address":
+			bit, ok = 1<<11, s.str(&h.ProviderAddress)
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// scanner reads JSON from b at i. Every method skips leading whitespace
+// and returns false on anything outside the fast path's subset.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte (0 at the end).
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// null consumes a null and reports whether there was one. encoding/json
+// leaves a field alone on null (a slice, map or pointer becomes nil): with
+// every field zero to begin with and seen once, leaving it alone is that.
+func (s *scanner) null() bool {
+	if s.peek() == 'n' && len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+		s.i += 4
+		return true
+	}
+	return false
+}
+
+// object reads {"key": value, ...}, calling field with each key's raw
+// bytes positioned before its value; field must consume the value.
+func (s *scanner) object(field func(key []byte) bool) bool {
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	for {
+		key, ok := s.rawString()
+		if !ok || s.peek() != ':' {
+			return false
+		}
+		s.i++
+		if !field(key) {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array reads [v, ...], calling elem for each element (it must consume
+// it); empty reports whether there were none.
+func (s *scanner) array(elem func() bool) (empty, ok bool) {
+	if s.peek() != '[' {
+		return false, false
+	}
+	s.i++
+	if s.peek() == ']' {
+		s.i++
+		return true, true
+	}
+	for {
+		if !elem() {
+			return false, false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return false, true
+		default:
+			return false, false
+		}
+	}
+}
+
+// rawString reads a string without escapes or control characters, valid
+// UTF-8, and returns its bytes (aliasing the input).
+func (s *scanner) rawString() ([]byte, bool) {
+	if s.peek() != '"' {
+		return nil, false
+	}
+	start := s.i + 1
+	ascii := true
+	for j := start; j < len(s.b); j++ {
+		c := s.b[j]
+		switch {
+		case c == '"':
+			s.i = j + 1
+			raw := s.b[start:j]
+			if !ascii && !utf8.Valid(raw) {
+				return nil, false // encoding/json substitutes U+FFFD: its call
+			}
+			return raw, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+func (s *scanner) str(dst *string) bool {
+	if s.null() {
+		return true
+	}
+	raw, ok := s.rawString()
+	if ok {
+		*dst = string(raw)
+	}
+	return ok
+}
+
+func (s *scanner) bool(dst *bool) bool {
+	if s.null() {
+		return true
+	}
+	rest := s.b[s.i:]
+	switch {
+	case len(rest) >= 4 && string(rest[:4]) == "true":
+		*dst = true
+		s.i += 4
+	case len(rest) >= 5 && string(rest[:5]) == "false":
+		*dst = false
+		s.i += 5
+	default:
+		return false
+	}
+	return s.endOfLiteral()
+}
+
+// endOfLiteral: a number or literal must not run into letters or digits
+// ("truex", "01", "1e3", "1.5" are for encoding/json to judge).
+func (s *scanner) endOfLiteral() bool {
+	if s.i == len(s.b) {
+		return true
+	}
+	switch c := s.b[s.i]; {
+	case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.', c == '-', c == '+':
+		return false
+	}
+	return true
+}
+
+// digits reads an unsigned decimal integer no greater than max: "0" or
+// [1-9][0-9]*.
+func (s *scanner) digits(max uint64) (uint64, bool) {
+	start := s.i
+	var v uint64
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		d := uint64(s.b[s.i] - '0')
+		if v > (max-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+		s.i++
+	}
+	n := s.i - start
+	if n == 0 || (n > 1 && s.b[start] == '0') {
+		return 0, false
+	}
+	return v, s.endOfLiteral()
+}
+
+func (s *scanner) uint(dst *uint64, max uint64) bool {
+	if s.null() {
+		return true
+	}
+	s.ws()
+	v, ok := s.digits(max)
+	if ok {
+		*dst = v
+	}
+	return ok
+}
+
+func (s *scanner) uint32(dst *uint32) bool {
+	var v uint64
+	if !s.uint(&v, math.MaxUint32) {
+		return false
+	}
+	*dst = uint32(v)
+	return true
+}
+
+func (s *scanner) int(dst *int64) bool {
+	if s.null() {
+		return true
+	}
+	s.ws()
+	neg := s.i < len(s.b) && s.b[s.i] == '-'
+	if neg {
+		s.i++
+	}
+	var max uint64 = math.MaxInt64
+	if neg {
+		max++
+	}
+	v, ok := s.digits(max)
+	if !ok {
+		return false
+	}
+	if neg {
+		*dst = int64(-v) // two's complement: -(1<<63) maps to MinInt64
+	} else {
+		*dst = int64(v)
+	}
+	return true
+}
+
+func (s *scanner) goInt(dst *int) bool {
+	var v int64
+	if !s.int(&v) || int64(int(v)) != v {
+		return false
+	}
+	*dst = int(v)
+	return true
+}
+
+func (s *scanner) strings(dst *[]string) bool {
+	if s.null() {
+		return true
+	}
+	var out []string
+	empty, ok := s.array(func() bool {
+		var v string
+		if s.null() {
+			out = append(out, "")
+			return true
+		}
+		if !s.str(&v) {
+			return false
+		}
+		out = append(out, v)
+		return true
+	})
+	if empty {
+		out = []string{}
+	}
+	*dst = out
+	return ok
+}
+
+func (s *scanner) rtts(dst *map[string]int64) bool {
+	if s.null() {
+		return true
+	}
+	m := make(map[string]int64, 8)
+	ok := s.object(func(key []byte) bool {
+		var v int64
+		if s.null() {
+			// encoding/json stores the zero value for a null map element.
+			m[string(key)] = 0
+			return true
+		}
+		if !s.int(&v) {
+			return false
+		}
+		m[string(key)] = v
+		return true
+	})
+	*dst = m
+	return ok
+}
+
+func (s *scanner) gpus(dst *[]GPU) bool {
+	if s.null() {
+		return true
+	}
+	out := make([]GPU, 0, 8)
+	_, ok := s.array(func() bool {
+		out = append(out, GPU{})
+		if s.null() {
+			return true
+		}
+		return s.gpu(&out[len(out)-1])
+	})
+	*dst = out
+	return ok
+}
+
+func (s *scanner) gpu(g *GPU) bool {
+	var seen uint32
+	return s.object(func(key []byte) bool {
+		var bit uint32
+		var ok bool
+		switch string(key) {
+		case "index":
+			bit, ok = 1<<0, s.goInt(&g.Index)
+		case "uuid":
+			bit, ok = 1<<1, s.str(&g.UUID)
+		case "name":
+			bit, ok = 1<<2, s.str(&g.Name)
+		case "class":
+			bit, ok = 1<<3, s.str(&g.Class)
+		case "memory_total_mib":
+			bit, ok = 1<<4, s.uint(&g.MemoryTotalMiB, math.MaxUint64)
+		case "memory_used_mib":
+			bit, ok = 1<<5, s.uint(&g.MemoryUsedMiB, math.MaxUint64)
+		case "utilization_pct":
+			bit, ok = 1<<6, s.uint32(&g.UtilizationPct)
+		case "temperature_c":
+			bit, ok = 1<<7, s.uint32(&g.TemperatureC)
+		case "power_mw":
+			bit, ok = 1<<8, s.uint32(&g.PowerMW)
+		case "power_limit_mw":
+			bit, ok = 1<<9, s.uint32(&g.PowerLimitMW)
+		case "ecc_uncorrected":
+			bit, ok = 1<<10, s.uint(&g.ECCUncorrected, math.MaxUint64)
+		case "pcie_gen":
+			bit, ok = 1<<11, s.goInt(&g.PCIeGen)
+		case "pcie_width":
+			bit, ok = 1<<12, s.goInt(&g.PCIeWidth)
+		case "mig_enabled":
+			bit, ok = 1<<13, s.bool(&g.MIGEnabled)
+		case "unsupported":
+			bit, ok = 1<<14, s.strings(&g.Unsupported)
+		case "free":
+			bit, ok = 1<<15, s.bool(&g.Free)
+		case "lease_id":
+			bit, ok = 1<<16, s.str(&g.LeaseID)
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return ok
+	})
+}
+
+func (s *scanner) leases(dst *[]RunningLease) bool {
+	if s.null() {
+		return true
+	}
+	var out []RunningLease
+	empty, ok := s.array(func() bool {
+		out = append(out, RunningLease{})
+		if s.null() {
+			return true
+		}
+		return s.lease(&out[len(out)-1])
+	})
+	if empty {
+		out = []RunningLease{}
+	}
+	*dst = out
+	return ok
+}
+
+func (s *scanner) lease(l *RunningLease) bool {
+	var seen uint32
+	return s.object(func(key []byte) bool {
+		var bit uint32
+		var ok bool
+		switch string(key) {
+		case "lease_id":
+			bit, ok = 1<<0, s.str(&l.LeaseID)
+		case "state":
+			bit, ok = 1<<1, s.str(&l.State)
+		case "gpus":
+			bit, ok = 1<<2, s.strings(&l.GPUs)
+		case "driver":
+			bit, ok = 1<<3, s.str(&l.Driver)
+		case "started_at":
+			bit, ok = 1<<4, s.int(&l.StartedAt)
+		case "exit_code":
+			bit = 1 << 5
+			if ok = s.null(); !ok {
+				var v int
+				if ok = s.goInt(&v); ok {
+					l.ExitCode = &v
+				}
+			}
+		case "error":
+			bit, ok = 1<<6, s.str(&l.Error)
+		case "pull":
+			bit = 1 << 7
+			if ok = s.null(); !ok {
+				p := new(PullProgress)
+				if ok = s.pull(p); ok {
+					l.Pull = p
+				}
+			}
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return ok
+	})
+}
+
+func (s *scanner) pull(p *PullProgress) bool {
+	var seen uint32
+	return s.object(func(key []byte) bool {
+		var bit uint32
+		var ok bool
+		switch string(key) {
+		case "image":
+			bit, ok = 1<<0, s.str(&p.Image)
+		case "digest":
+			bit, ok = 1<<1, s.str(&p.Digest)
+		case "done_bytes":
+			bit, ok = 1<<2, s.int(&p.Done)
+		case "total_bytes":
+			bit, ok = 1<<3, s.int(&p.Total)
+		case "cached":
+			bit, ok = 1<<4, s.bool(&p.Cached)
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return ok
+	})
+}

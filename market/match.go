@@ -337,6 +337,7 @@ func (e *Engine) sweep(changed []uint32) {
 		return int(a) - int(b)
 	})
 	coll := e.coll[:0]
+	runs := 0
 	minAll := e.mach(cands[0]).price
 	for i := 0; i < len(cands); {
 		md := e.mach(cands[i]).model
@@ -348,20 +349,36 @@ func (e *Engine) sweep(changed []uint32) {
 		if p := e.mach(group[0]).price; p < minAll {
 			minAll = p
 		}
+		n := len(coll)
 		coll = e.collect(coll, &e.rest[md], e.mach(group[0]).price, group)
+		if len(coll) > n {
+			runs++
+		}
 		i = j
 	}
+	n := len(coll)
 	coll = e.collect(coll, &e.rest[e.nM], minAll, cands)
-	slices.SortFunc(coll, func(a, b restKey) int {
-		if restLess(a, b) {
-			return -1
-		}
-		if restLess(b, a) {
-			return 1
-		}
-		return 0
-	})
+	if len(coll) > n {
+		runs++
+	}
+	// Each list is read in priority order, so one run needs no sort (the
+	// usual case: one model's orders, none for any model).
+	if runs > 1 {
+		slices.SortFunc(coll, func(a, b restKey) int {
+			if restLess(a, b) {
+				return -1
+			}
+			if restLess(b, a) {
+				return 1
+			}
+			return 0
+		})
+	}
+	listed := len(cands)
 	for _, k := range coll {
+		if listed == 0 {
+			break // every candidate is taken: no later order can match
+		}
 		o := e.ord(k.slot)
 		var (
 			found bool
@@ -379,6 +396,9 @@ func (e *Engine) sweep(changed []uint32) {
 		if found {
 			e.unrest(k.slot)
 			e.match(k.slot, bs)
+			if !e.listed(e.mach(bs)) {
+				listed--
+			}
 		}
 	}
 	e.cands, e.coll = cands, coll[:0]

@@ -3,7 +3,9 @@ package protocol
 import (
 	"bytes"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -118,5 +120,64 @@ func TestCheckPublicKeyRefusesWeakKeys(t *testing.T) {
 		if err := CheckPublicKey(priv.Public().(ed25519.PublicKey)); err != nil {
 			t.Fatalf("random key refused: %v", err)
 		}
+	}
+}
+
+// TestReadLimited: a body of its declared length, of an unknown length,
+// longer than declared, and over the limit by declaration or in fact.
+func TestReadLimited(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 100)
+	for _, c := range []struct {
+		name      string
+		declared  int64
+		limit     int64
+		want      int
+		wantError error
+	}{
+		{"declared", 100, 1000, 100, nil},
+		{"unknown length", -1, 1000, 100, nil},
+		{"shorter than declared", 150, 1000, 100, nil},
+		{"longer than declared", 40, 1000, 100, nil},
+		{"declared over the limit", 2000, 1000, 0, ErrTooLarge},
+		{"over the limit, undeclared", -1, 50, 0, ErrTooLarge},
+		{"over the limit, declared under it", 40, 50, 0, ErrTooLarge},
+		{"exactly the limit", 100, 100, 100, nil},
+	} {
+		got, err := readLimited(bytes.NewReader(body), c.declared, c.limit)
+		if c.wantError != nil {
+			if !errors.Is(err, c.wantError) {
+				t.Errorf("%s: err %v, want %v", c.name, err, c.wantError)
+			}
+			continue
+		}
+		if err != nil || len(got) != c.want {
+			t.Errorf("%s: %d bytes, %v; want %d", c.name, len(got), err, c.want)
+		}
+	}
+}
+
+// TestReleasedBodyLeavesBeatIntact: the heartbeat handler gives the body's
+// buffer back as soon as the beat is decoded; the beat must not share a
+// byte with it (the next request overwrites the buffer).
+func TestReleasedBodyLeavesBeatIntact(t *testing.T) {
+	k := newKey(t, "agent-1")
+	v := &Verifier{Keys: keyStore(map[string]ed25519.PublicKey{k.id: k.pub}, nil), Nonces: NewMemoryNonceStore(16), Batch: NewSigBatcher(1, 8)}
+	defer v.Batch.Close()
+	sent := sampleHeartbeat(k.id, 8)
+	r := signedRequest(t, &Signer{AgentID: k.id, Key: k.priv}, PathHeartbeat, sent)
+	vr, got, err := v.VerifyHeartbeat(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(vr.Body)
+	vr.Release()
+	for range 4 {
+		buf := getBody(n)
+		for i := range buf {
+			buf[i] = 'z'
+		}
+	}
+	if !reflect.DeepEqual(got, sent) {
+		t.Fatalf("the beat changed with its released body:\n got %#v\nsent %#v", got, sent)
 	}
 }

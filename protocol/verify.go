@@ -185,7 +185,7 @@ func readLimited(body io.Reader, declared, limit int64) ([]byte, error) {
 		buf := getBody(int(declared) + 1) // one more, to see a body longer than declared
 		n, err := io.ReadFull(body, buf)
 		switch {
-		case err == io.ErrUnexpectedEOF || err == io.EOF:
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 			return buf[:n], nil // net/http reports a short body as its own error
 		case err != nil:
 			return nil, errf(ErrMalformed, "", "reading body: %v", err)

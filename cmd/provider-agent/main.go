@@ -318,11 +318,13 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 	if hb == 0 && st.HeartbeatIntervalS > 0 {
 		hb = time.Duration(st.HeartbeatIntervalS) * time.Second
 	}
+	backend, why := prover.Choose()
+	logger.Info("prover backend", "choice", why)
 	cfg := agent.Config{
 		AgentID: st.AgentID, Version: version, GPUs: sess, Drivers: drivers, Regions: st.Regions,
 		API:    &client.Client{BaseURL: st.ServerURL, Signer: &protocol.Signer{AgentID: st.AgentID, Key: key}, UserAgent: userAgent()},
 		Prober: &probe.Prober{}, Metrics: met, Logger: logger, HeartbeatInterval: hb, StopGrace: *grace,
-		Prover:     &prover.Local{},
+		Prover:     &prover.Local{Backend: backend},
 		Extensions: agent.ExtendPolicy{Refuse: !*extensions, MaxEpochs: maxExtendEpochs},
 	}
 	if *chainGRPC != "" {

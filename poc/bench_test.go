@@ -19,34 +19,41 @@ const proveBenchNonces = 16384
 var (
 	verifyOnce    sync.Once
 	verifyFixture devFixture
+	verifyOnceV2  sync.Once
+	verifyFixV2   devFixture
 )
 
 // defaultVerifyFixture finds SampleSize valid nonces at the default shape
 // and the minimum difficulty (≈ 82,000 nonces scanned), so the verifier
 // recomputes k nonces and accepts: the worst case it allows on-chain.
 func defaultVerifyFixture(b *testing.B) devFixture {
-	verifyOnce.Do(func() {
-		p := DefaultParams()
-		p.MaxProofNonces = p.SampleSize // stop once k are found
-		p.ExpectedValid = uint64(p.SampleSize)
-		seed := DeriveSeed([]byte("bench-block"), 1, 1, []byte("bench-provider"))
-		tg := Target{Difficulty: p.MinDifficulty, Required: uint64(p.SampleSize)}
-		proof, err := Prove(context.Background(), CPUBackend{}, p, seed, tg, ProveOptions{})
-		if err != nil {
-			panic(err)
-		}
-		verifyFixture = devFixture{p: DefaultParams(), seed: seed, t: tg, proof: proof, sample: []byte("bench-sample")}
-	})
+	verifyOnce.Do(func() { verifyFixture = verifyFixtureFor(DefaultParams()) })
 	if len(verifyFixture.proof.Nonces) != int(verifyFixture.p.SampleSize) {
 		b.Fatalf("fixture has %d nonces", len(verifyFixture.proof.Nonces))
 	}
 	return verifyFixture
 }
 
+func verifyFixtureFor(params Params) devFixture {
+	p := params
+	p.MaxProofNonces = p.SampleSize // stop once k are found
+	p.ExpectedValid = uint64(p.SampleSize)
+	seed := DeriveSeed([]byte("bench-block"), 1, 1, []byte("bench-provider"))
+	tg := Target{Difficulty: p.MinDifficulty, Required: uint64(p.SampleSize)}
+	proof, err := Prove(context.Background(), CPUBackend{}, p, seed, tg, ProveOptions{})
+	if err != nil {
+		panic(err)
+	}
+	return devFixture{p: params, seed: seed, t: tg, proof: proof, sample: []byte("bench-sample")}
+}
+
 // proveRate returns the prover's nonces/s over a fixed range of nonces
 // (workers 0 = all cores).
 func proveRate(b *testing.B, workers int, nonces uint64) float64 {
-	p := DefaultParams()
+	return proveRateFor(b, DefaultParams(), workers, nonces)
+}
+
+func proveRateFor(b *testing.B, p Params, workers int, nonces uint64) float64 {
 	seed := testSeed(9)
 	m, err := NewModel(p, seed)
 	if err != nil {
@@ -132,6 +139,38 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportMetric(float64(best.Microseconds())/1000, "BENCH:poc_verify_ms:ms")
 	b.ReportMetric(best.Seconds()/epoch, "BENCH:poc_verify_to_prove_ratio:ratio")
 	b.ReportMetric(float64(VerifyCost(f.p)), "BENCH:poc_verify_cost_macs:MAC")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkV2 measures work function v2 on the CPU at the default shape:
+// the prover's rate beside v1's in the same run (v2 spends ~1 SHA-256
+// compression a nonce where v1 spends ~14), and one verification, which
+// must stay within 5 ms.
+func BenchmarkV2(b *testing.B) {
+	var v1, v2rate float64
+	for i := 0; i < b.N; i++ {
+		v1 = proveRateFor(b, DefaultParams(), 0, proveBenchNonces)
+		v2rate = proveRateFor(b, v2(DefaultParams()), 0, proveBenchNonces)
+	}
+	verifyOnceV2.Do(func() { verifyFixV2 = verifyFixtureFor(v2(DefaultParams())) })
+	f := verifyFixV2
+	data, err := f.proof.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var best time.Duration
+	for r := 0; r < 20; r++ {
+		start := time.Now()
+		if err := VerifyBytes(f.p, f.seed, f.t, data, f.sample); err != nil {
+			b.Fatal(err)
+		}
+		if d := time.Since(start); best == 0 || d < best {
+			best = d
+		}
+	}
+	b.ReportMetric(v2rate, "BENCH:poc_prove_v2_nonces_per_s:nonces/s")
+	b.ReportMetric(v2rate/v1, "BENCH:poc_prove_v2_vs_v1:x")
+	b.ReportMetric(float64(best.Microseconds())/1000, "BENCH:poc_verify_v2_ms:ms")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -79,7 +79,9 @@ func TestParamsValidate(t *testing.T) {
 	}{
 		{"default", DefaultParams(), nil},
 		{"dev", DevParams(), nil},
-		{"version", mod(func(p *Params) { p.Version = 2 }), ErrWrongVersion},
+		{"version", mod(func(p *Params) { p.Version = 3 }), ErrWrongVersion},
+		{"version 0", mod(func(p *Params) { p.Version = 0 }), ErrWrongVersion},
+		{"version 2", mod(func(p *Params) { p.Version = Version2 }), nil},
 		{"dim", mod(func(p *Params) { p.Dim = 48 }), ErrBadParams},
 		{"dim big", mod(func(p *Params) { p.Dim = MaxDim + 32 }), ErrBadParams},
 		{"layers", mod(func(p *Params) { p.Layers = 0 }), ErrBadParams},

@@ -1,7 +1,6 @@
 package poc
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 )
 
@@ -42,7 +41,8 @@ type workspace struct {
 	a, b    []uint8 // biased activations, rows × dim
 	sx      []int32 // Σ x' per row
 	in      []int8  // one nonce's input
-	hbuf    []byte  // output prefix ‖ activations, hashed per nonce
+	act     []byte  // one row's last activations as int8 bytes
+	hbuf    []byte  // the digest's message, hashed per nonce
 	nonces  []uint64
 	digests [][32]byte
 }
@@ -57,7 +57,8 @@ func newWorkspace(dim, rows int) *workspace {
 		b:       make([]uint8, rows*dim),
 		sx:      make([]int32, rows),
 		in:      make([]int8, dim),
-		hbuf:    make([]byte, outputPrefixLen+dim),
+		act:     make([]byte, dim),
+		hbuf:    make([]byte, digestBufLen(dim)),
 		nonces:  make([]uint64, rows),
 		digests: make([][32]byte, rows),
 	}
@@ -84,12 +85,10 @@ func (m *Model) evalBatch(ws *workspace, nonces []uint64, out [][32]byte) {
 		cur, nxt = nxt, cur
 	}
 	for r := 0; r < n; r++ {
-		m.putOutputPrefix(ws.hbuf, nonces[r])
-		act := ws.hbuf[outputPrefixLen:]
 		for i, v := range cur[r*d : (r+1)*d] {
-			act[i] = v ^ 0x80 // back to int8 bytes
+			ws.act[i] = v ^ 0x80 // back to int8 bytes
 		}
-		out[r] = sha256.Sum256(ws.hbuf)
+		out[r] = m.digest(nonces[r], ws.act, ws.hbuf)
 	}
 }
 

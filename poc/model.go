@@ -35,9 +35,14 @@ import (
 // concurrent use.
 type Model struct {
 	dim, layers int
+	version     uint32
 	seed        Seed
-	// inputKey = SHA-256(tagInput‖seed) keys the per-nonce input stream.
-	inputKey [32]byte
+	// inputKey = SHA-256(tagInput‖seed) keys the per-nonce input stream;
+	// v2 keys Philox with its first 8 bytes (philoxKey).
+	inputKey  [32]byte
+	philoxKey [2]uint32
+	// outputKey is v2's: the first 24 bytes of SHA-256(tagOutputV2‖seed).
+	outputKey [24]byte
 	// w holds the weights row-major, w[l·Dim² + i·Dim + j] = Wₗ[i][j].
 	w []int8
 	// packed holds the weights biased to uint8 (w+128) three columns to a
@@ -56,7 +61,7 @@ func NewModel(p Params, seed Seed) (*Model, error) {
 	d, L := int(p.Dim), int(p.Layers)
 	T := triples(d)
 	m := &Model{
-		dim: d, layers: L, seed: seed,
+		dim: d, layers: L, version: p.Version, seed: seed,
 		w:      make([]int8, L*d*d),
 		packed: make([]uint64, L*T*d),
 		colSum: make([]int32, L*d),
@@ -65,17 +70,39 @@ func NewModel(p Params, seed Seed) (*Model, error) {
 	// (key, layer, block) fits one compression (≤ 55 bytes) and yields 32
 	// weights, half the cost of hashing the tag and seed every time.
 	var msg [32 + 4 + 8]byte
-	wk := sha256.Sum256(append([]byte(tagWeights), seed[:]...))
+	tw, ti := tagWeights, tagInput
+	if m.version == Version2 {
+		tw, ti = tagWeightsV2, tagInputV2
+		ok := sha256.Sum256(append([]byte(tagOutputV2), seed[:]...))
+		copy(m.outputKey[:], ok[:])
+	}
+	wk := sha256.Sum256(append([]byte(tw), seed[:]...))
 	copy(msg[:], wk[:])
-	m.inputKey = sha256.Sum256(append([]byte(tagInput), seed[:]...))
+	m.inputKey = sha256.Sum256(append([]byte(ti), seed[:]...))
+	m.philoxKey = [2]uint32{binary.LittleEndian.Uint32(m.inputKey[0:]), binary.LittleEndian.Uint32(m.inputKey[4:])}
+	// v2 draws the weights from Philox too, under its own key and tag:
+	// building the model is most of a verification, and Philox makes it
+	// ~4× cheaper than SHA-256 counter mode.
+	wkey := [2]uint32{binary.LittleEndian.Uint32(wk[0:]), binary.LittleEndian.Uint32(wk[4:])}
 	for l := 0; l < L; l++ {
 		binary.BigEndian.PutUint32(msg[32:], uint32(l))
 		lw := m.w[l*d*d : (l+1)*d*d]
-		for blk := 0; blk*32 < len(lw); blk++ {
-			binary.BigEndian.PutUint64(msg[36:], uint64(blk))
-			out := sha256.Sum256(msg[:])
-			for k := 0; k < 32 && blk*32+k < len(lw); k++ {
-				lw[blk*32+k] = int8(out[k])
+		if m.version == Version2 {
+			for blk := 0; blk*16 < len(lw); blk++ {
+				out := philox4x32([4]uint32{uint32(blk), uint32(l), 0, philoxWeightTag}, wkey)
+				for k, w := range out {
+					for b := 0; b < 4; b++ {
+						lw[blk*16+4*k+b] = int8(w >> (8 * b))
+					}
+				}
+			}
+		} else {
+			for blk := 0; blk*32 < len(lw); blk++ {
+				binary.BigEndian.PutUint64(msg[36:], uint64(blk))
+				out := sha256.Sum256(msg[:])
+				for k := 0; k < 32 && blk*32+k < len(lw); k++ {
+					lw[blk*32+k] = int8(out[k])
+				}
 			}
 		}
 		cs := m.colSum[l*d : (l+1)*d]
@@ -111,9 +138,32 @@ func requant(y int32) int8 {
 	return int8(q ^ q>>8)
 }
 
-// input fills dst with the nonce's input vector: SHA-256(inputKey‖nonce‖
-// block) in counter mode, one compression per 32 values.
+// philoxTag fills the counter's last word: with it and the block index
+// fixed, running Philox backwards from an output the prover would like (it
+// is a bijection, and its key is public once the seed is) lands on a
+// usable counter with probability 2⁻⁶⁰ or less.
+const philoxTag = 0x68777632 // "hwv2"
+
+// philoxWeightTag is the weights' counter tag (counter: block, layer, 0,
+// tag), so no weight block shares a counter with an input block.
+const philoxWeightTag = 0x68777757 // "hwwW"
+
+// input fills dst with the nonce's input vector. v1: SHA-256(inputKey‖
+// nonce‖block) in counter mode, one compression per 32 values. v2:
+// Philox4x32-10 under philoxKey of the counter (nonce low, nonce high,
+// block, philoxTag), 16 values per block, little-endian.
 func (m *Model) input(nonce uint64, dst []int8) {
+	if m.version == Version2 {
+		for blk := 0; blk*16 < len(dst); blk++ {
+			out := philox4x32([4]uint32{uint32(nonce), uint32(nonce >> 32), uint32(blk), philoxTag}, m.philoxKey)
+			for k, w := range out {
+				for b := 0; b < 4 && blk*16+4*k+b < len(dst); b++ {
+					dst[blk*16+4*k+b] = int8(w >> (8 * b))
+				}
+			}
+		}
+		return
+	}
 	var msg [32 + 8 + 4]byte
 	copy(msg[:], m.inputKey[:])
 	binary.BigEndian.PutUint64(msg[32:], nonce)
@@ -128,6 +178,40 @@ func (m *Model) input(nonce uint64, dst []int8) {
 
 // outputPrefixLen is the length of tagOutput‖seed‖nonce.
 const outputPrefixLen = len(tagOutput) + 32 + 8
+
+// v2Fold is how many bytes v2 folds the last activations into, and
+// v2DigestLen its digest's message: outputKey‖u64(nonce)‖fold, 48 bytes,
+// one SHA-256 compression (a block holds 55 bytes of message).
+const (
+	v2Fold      = 16
+	v2DigestLen = 24 + 8 + v2Fold
+)
+
+// digestBufLen is the scratch a digest needs for a Dim-wide network.
+func digestBufLen(dim int) int { return max(outputPrefixLen+dim, v2DigestLen) }
+
+// digest hashes the last layer's activations act (int8 values as bytes)
+// into the nonce's digest, using buf (digestBufLen) as scratch. v1:
+// SHA-256(tagOutput‖seed‖nonce‖act). v2: SHA-256(outputKey‖nonce‖fold),
+// fold[i mod 16] ^= act[i]: every activation counts, so the whole last
+// layer must be computed, at the cost of one compression.
+func (m *Model) digest(nonce uint64, act []byte, buf []byte) [32]byte {
+	if m.version == Version2 {
+		b := buf[:v2DigestLen]
+		copy(b, m.outputKey[:])
+		binary.BigEndian.PutUint64(b[24:], nonce)
+		fold := b[32:]
+		clear(fold)
+		for i, v := range act {
+			fold[i%v2Fold] ^= v
+		}
+		return sha256.Sum256(b)
+	}
+	b := buf[:outputPrefixLen+len(act)]
+	m.putOutputPrefix(b, nonce)
+	copy(b[outputPrefixLen:], act)
+	return sha256.Sum256(b)
+}
 
 // putOutputPrefix writes tagOutput‖seed‖nonce at the start of buf.
 func (m *Model) putOutputPrefix(buf []byte, nonce uint64) {
@@ -155,12 +239,11 @@ func (m *Model) Compute(nonce uint64) [32]byte {
 		}
 		x, y = y, x
 	}
-	buf := make([]byte, outputPrefixLen+d)
-	m.putOutputPrefix(buf, nonce)
+	act := make([]byte, d)
 	for i, v := range x {
-		buf[outputPrefixLen+i] = byte(v)
+		act[i] = byte(v)
 	}
-	return sha256.Sum256(buf)
+	return m.digest(nonce, act, make([]byte, digestBufLen(d)))
 }
 
 // Compute builds the model for seed and evaluates one nonce with the

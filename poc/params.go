@@ -5,8 +5,20 @@ import (
 	"fmt"
 )
 
-// Version1 is the only work-function version this package implements.
-const Version1 uint32 = 1
+// Work-function versions. A proof carries its version and must match the
+// chain's params; switching the params' version (a governance change, all
+// validators at one height) refuses the other version's proofs from then
+// on.
+const (
+	// Version1 expands inputs and hashes outputs with SHA-256: ~14
+	// compressions a nonce, which bound a GPU's rate before its tensor
+	// cores do.
+	Version1 uint32 = 1
+	// Version2 expands inputs with Philox4x32-10 and hashes one 48-byte
+	// block (a 24-byte key, the nonce, the activations folded to 16
+	// bytes): the int8 matrix work dominates on every listed class.
+	Version2 uint32 = 2
+)
 
 // Hard limits on Params. They bound the work any single call can be asked
 // to do (the verifier runs on-chain, so a hostile parameter set must not be
@@ -127,8 +139,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrBadParams}, a...)...)
 	}
 	switch {
-	case p.Version != Version1:
-		return fmt.Errorf("%w: params version %d, want %d", ErrWrongVersion, p.Version, Version1)
+	case p.Version != Version1 && p.Version != Version2:
+		return fmt.Errorf("%w: params version %d, want %d or %d", ErrWrongVersion, p.Version, Version1, Version2)
 	case p.Dim == 0 || p.Dim%32 != 0 || p.Dim > MaxDim:
 		return bad("dim %d not a multiple of 32 in [32, %d]", p.Dim, MaxDim)
 	case p.Layers == 0 || p.Layers > MaxLayers:
@@ -164,7 +176,8 @@ func (p Params) maxNonce() uint64 {
 var (
 	// ErrBadParams: Params.Validate failed.
 	ErrBadParams = errors.New("poc: invalid params")
-	// ErrWrongVersion: proof or params version is not Version1 / not equal.
+	// ErrWrongVersion: a params version this package does not implement, or
+	// a proof's version other than the params'.
 	ErrWrongVersion = errors.New("poc: wrong version")
 	// ErrEmptyProof: the proof has no nonces.
 	ErrEmptyProof = errors.New("poc: empty proof")

@@ -15,6 +15,12 @@ const (
 	tagInput   = "highway/poc/v1/input"
 	tagOutput  = "highway/poc/v1/output"
 	tagSample  = "highway/poc/v1/sample"
+
+	// Work function v2's own domains: its networks and digests never
+	// coincide with v1's for the same seed.
+	tagWeightsV2 = "highway/poc/v2/weights"
+	tagInputV2   = "highway/poc/v2/input"
+	tagOutputV2  = "highway/poc/v2/output"
 )
 
 // Seed is the 32-byte challenge an epoch's work is bound to.

@@ -24,6 +24,12 @@ func smallParams(dim, layers uint32) Params {
 	return p
 }
 
+// v2 is p with work function v2.
+func v2(p Params) Params {
+	p.Version = Version2
+	return p
+}
+
 func testSeed(i int) Seed {
 	return DeriveSeed([]byte(fmt.Sprintf("block-%d", i)), uint64(i), 7, []byte("provider"))
 }
@@ -40,6 +46,9 @@ func TestKernelMatchesReference(t *testing.T) {
 		{"d128l3", smallParams(128, 3)}, // 128 = 3·42 + 2: partial triple
 		{"d160l5", smallParams(160, 5)},
 		{"default", DefaultParams()},
+		{"dev-v2", v2(DevParams())},
+		{"d128l3-v2", v2(smallParams(128, 3))},
+		{"default-v2", v2(DefaultParams())},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,8 +153,9 @@ func TestActivationsStayUniform(t *testing.T) {
 // TestGolden pins the work function: seed, nonce → digest. Run with
 // -update to regenerate after an intentional, versioned change.
 func TestGolden(t *testing.T) {
-	shapes := map[string]Params{"dev": DevParams(), "default": DefaultParams(), "d96l3": smallParams(96, 3)}
-	order := []string{"dev", "d96l3", "default"}
+	shapes := map[string]Params{"dev": DevParams(), "default": DefaultParams(), "d96l3": smallParams(96, 3),
+		"dev-v2": v2(DevParams()), "default-v2": v2(DefaultParams()), "d96l3-v2": v2(smallParams(96, 3))}
+	order := []string{"dev", "d96l3", "default", "dev-v2", "d96l3-v2", "default-v2"}
 	path := filepath.Join("testdata", "golden.txt")
 	if *update {
 		var b strings.Builder

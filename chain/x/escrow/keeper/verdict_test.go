@@ -547,3 +547,52 @@ func TestCloseGasIgnoresProofBodies(t *testing.T) {
 	}
 	t.Logf("close gas with one epoch under judgment: %d", small)
 }
+
+// TestWorkFunctionVersionByParams: governance moves the work function to
+// v2 through the params' version. A lease created after carries v2 (its
+// proof task says so): a v1 proof of that task is missed as the wrong
+// version, an honest v2 proof clears. A lease created before keeps v1, the
+// version its provider quoted for, to its end.
+func TestWorkFunctionVersionByParams(t *testing.T) {
+	f := newFixture(t)
+	before := f.createLease(1, price, 3)
+	p := f.params
+	p.Poc.Version = poc.Version2
+	if _, err := deliver(f, f.ms.UpdateParams, &types.MsgUpdateParams{Authority: f.gov, Params: p}); err != nil {
+		t.Fatalf("params to v2: %v", err)
+	}
+	after := f.createLease(1, price, 3)
+	f.advanceTo(max(epochStart(before, 0), epochStart(after, 0)))
+	if v := f.task(before, 0).Poc.Version; v != poc.Version1 {
+		t.Fatalf("the earlier lease's task is v%d", v)
+	}
+	task := f.task(after, 0)
+	if task.Poc.Version != poc.Version2 {
+		t.Fatalf("the later lease's task is v%d", task.Poc.Version)
+	}
+
+	if err := f.submit(before, 0, f.prove(before, 0)); err != nil {
+		t.Fatalf("v1 proof for the v1 lease: %v", err)
+	}
+	asV1 := *task
+	asV1.Poc.Version = poc.Version1
+	res, err := deliver(f, f.ms.SubmitProof, &types.MsgSubmitProof{Provider: after.Provider, LeaseId: after.Id, Epoch: 0, Proof: f.proveTask(&asV1, 0)})
+	if err != nil {
+		t.Fatalf("the attempt itself failed: %v", err)
+	}
+	if res.Verdict != keeper.VerdictMissed || !strings.Contains(res.Reason, poc.ErrWrongVersion.Error()) {
+		t.Fatalf("a v1 proof under v2: %+v", res)
+	}
+	if rec := f.judged(before, 0); rec.Status != types.EPOCH_STATUS_CLEARED && rec.Status != types.EPOCH_STATUS_PAID {
+		t.Fatalf("the v1 lease's epoch: %+v", rec)
+	}
+
+	f.advanceTo(epochStart(after, 1))
+	if err := f.submit(after, 1, f.prove(after, 1)); err != nil {
+		t.Fatalf("v2 proof: %v", err)
+	}
+	if rec := f.judged(after, 1); rec.Status != types.EPOCH_STATUS_CLEARED && rec.Status != types.EPOCH_STATUS_PAID {
+		t.Fatalf("the v2 lease's epoch: %+v", rec)
+	}
+	f.checkInvariant()
+}

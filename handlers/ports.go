@@ -72,8 +72,12 @@ func hostName(host string) string {
 	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
+// onPortsHost: a forward's host, or the bare ports domain, which nothing
+// serves (the marketplace answering there would make its pages same-site
+// with every workload).
 func (s *Server) onPortsHost(host string) bool {
-	return s.portsDomain != "" && strings.HasSuffix(hostName(host), "."+s.portsDomain)
+	h := hostName(host)
+	return s.portsDomain != "" && (h == s.portsDomain || strings.HasSuffix(h, "."+s.portsDomain))
 }
 
 // portSlug is the forward a ports host names: one label, as newSlug makes.
@@ -194,13 +198,18 @@ func (s *Server) servePort(w http.ResponseWriter, r *http.Request) {
 	case f.ClosedAt != nil:
 		portFail(w, http.StatusGone, highway.ECONFLICT, "This forward was closed ("+f.CloseReason+"); forward the port again from the lease page.")
 		return
+	case !byKey && !sameOriginUse(r):
+		// Every forward shares the ports domain, so to a browser they are
+		// one site: the cookie alone would let a page on another forward
+		// (or anywhere) post to this one. It counts for this forward's own
+		// pages and for plain navigations to it.
+		portFail(w, http.StatusForbidden, highway.EFORBIDDEN, "A request from another site cannot use this forward's login; open the port from its lease page.")
+		return
 	}
 	// Nothing of the marketplace's credentials travels to the provider's
-	// machine: the API key used here, any other Highway key, and the
-	// ports cookie.
-	if byKey || strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer")), accounts.APIKeyPrefix) {
-		r.Header.Del("Authorization")
-	}
+	// machine: any Highway key in any Authorization header, and the ports
+	// cookie.
+	stripKeys(r)
 	stripCookie(r, portCookie)
 	s.portProxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, forwardKey{}, f)))
 }
@@ -216,7 +225,7 @@ func (s *Server) portStoreFail(w http.ResponseWriter, err error) {
 // portUser is who the request comes from: a Bearer API key (byKey), the
 // forward's cookie, or nobody ("").
 func (s *Server) portUser(r *http.Request, slug string) (userID string, byKey bool, err error) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	for _, h := range r.Header.Values("Authorization") {
 		if scheme, key, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") &&
 			strings.HasPrefix(strings.TrimSpace(key), accounts.APIKeyPrefix) {
 			u, err := s.accounts.AuthenticateAPIKey(r.Context(), strings.TrimSpace(key))
@@ -230,10 +239,71 @@ func (s *Server) portUser(r *http.Request, slug string) (userID string, byKey bo
 		}
 		// Any other Authorization is the workload's own (a Jupyter token).
 	}
-	if c, err := r.Cookie(portCookie); err == nil {
-		return s.portTokenUser("cookie", slug, c.Value), false, nil
+	// Every hw_port cookie is tried: a page on another forward can set one
+	// for the whole ports domain with a longer path, which the browser
+	// then sends first, to lock the buyer out.
+	for _, c := range r.Cookies() {
+		if c.Name == portCookie {
+			if u := s.portTokenUser("cookie", slug, c.Value); u != "" {
+				return u, false, nil
+			}
+		}
 	}
 	return "", false, nil
+}
+
+// sameOriginUse reports whether a cookie-authenticated request may act for
+// the buyer: one from the forward's own pages (Sec-Fetch-Site same-origin,
+// and for a WebSocket an Origin equal to the host), a GET or HEAD
+// navigation from anywhere (a link to the forward, the marketplace's
+// redirect), or a client that sends no fetch metadata (not a browser, so
+// no other site's page can have made it).
+func sameOriginUse(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && r.Header.Get("Upgrade") != "" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return false
+		}
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Upgrade") == ""
+}
+
+// stripKeys removes every Authorization header that carries a Highway API
+// key, as a Bearer token or inside Basic credentials, and keeps the
+// workload's own.
+func stripKeys(r *http.Request) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return
+	}
+	var keep []string
+	for _, v := range vals {
+		if !carriesKey(v) {
+			keep = append(keep, v)
+		}
+	}
+	r.Header.Del("Authorization")
+	for _, v := range keep {
+		r.Header.Add("Authorization", v)
+	}
+}
+
+func carriesKey(v string) bool {
+	prefix := strings.ToLower(accounts.APIKeyPrefix)
+	if strings.Contains(strings.ToLower(v), prefix) {
+		return true
+	}
+	if scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok && strings.EqualFold(scheme, "Basic") {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred)); err == nil {
+			return strings.Contains(strings.ToLower(string(b)), prefix)
+		}
+	}
+	return false
 }
 
 // portLogin trades the marketplace's one-minute token for the forward's
@@ -299,6 +369,9 @@ func (s *Server) newPortProxy() *httputil.ReverseProxy {
 			// check Origin against Host (Jupyter) accept its WebSockets.
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			// A standby's note of which replica it was: the workload has no
+			// business knowing the marketplace's internal addresses.
+			pr.Out.Header.Del("X-Highway-Forwarded-By")
 		},
 		Transport: tr,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

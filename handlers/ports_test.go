@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,8 +112,60 @@ func TestPortsHostRefuses(t *testing.T) {
 			t.Fatalf("the ports cookie: %q", sc)
 		}
 	}
+	// Another site's page (every forward is one site to a browser) cannot
+	// act with the buyer's cookie; a plain navigation can.
+	good := s.portToken("cookie", slugA, "u1", time.Hour)
+	for _, c := range []struct {
+		name, method string
+		hdr          http.Header
+	}{
+		{"a form posted from another forward", http.MethodPost, http.Header{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Mode": {"navigate"}}},
+		{"a fetch from another forward", http.MethodGet, http.Header{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Mode": {"cors"}}},
+		{"a fetch from anywhere", http.MethodPut, http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"cors"}}},
+		{"a WebSocket from another forward", http.MethodGet, http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Origin": {"https://" + slugB + ".ports.test"}}},
+	} {
+		req := httptest.NewRequest(c.method, "/api", nil)
+		req.Host = hostA
+		for k, v := range c.hdr {
+			req.Header[k] = v
+		}
+		req.Header.Set("Cookie", portCookie+"="+good)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("%s: %d %s, want 403", c.name, rec.Code, rec.Body.String())
+		}
+	}
+	// A cookie another forward's page set for the whole domain, sent
+	// first, does not lock the buyer out: the valid one still counts (the
+	// closed forward answers 410 only to its buyer).
+	tossed := http.Header{"Cookie": {portCookie + "=u2.9999999999.AAAA; " + portCookie + "=" + s.portToken("cookie", slugB, "u1", time.Hour)}}
+	if rec := do(hostB, "/", tossed); rec.Code != http.StatusGone {
+		t.Fatalf("a tossed cookie first: %d %s", rec.Code, rec.Body.String())
+	}
+	// The bare ports domain is nobody's, the marketplace's least of all.
+	if rec := do("ports.test", "/healthz", nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("the bare ports domain: %d", rec.Code)
+	}
 	// The marketplace's own host is untouched by the ports routing.
 	if rec := do("highway.test", "/healthz", nil); rec.Code != http.StatusOK {
 		t.Fatalf("marketplace host: %d", rec.Code)
+	}
+}
+
+// TestStripKeys: every Authorization header carrying a Highway key goes,
+// however it is spelled or wrapped; the workload's own stay.
+func TestStripKeys(t *testing.T) {
+	key := accounts.APIKeyPrefix + "secret"
+	basic := base64.StdEncoding.EncodeToString([]byte("user:" + key))
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, v := range []string{"token jupyter-abc", "Bearer " + key, "bearer " + strings.ToUpper(key), "Basic " + basic, "Token x, Bearer " + key, "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p"))} {
+		r.Header.Add("Authorization", v)
+	}
+	stripKeys(r)
+	got := r.Header.Values("Authorization")
+	want := []string{"token jupyter-abc", "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p"))}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("kept %q, want %q", got, want)
 	}
 }

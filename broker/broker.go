@@ -120,6 +120,11 @@ type Broker struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	// The chain's proof window, read once a minute for the order page.
+	paramsMu  sync.Mutex
+	paramsAt  time.Time
+	proofWork time.Duration
+
 	// mu guards everything below; browsing takes it for reading only, so
 	// page and API reads run in parallel between writes.
 	mu sync.RWMutex

@@ -293,3 +293,24 @@ func (b *Broker) CancelOrder(ctx context.Context, buyerID, orderID string) (*mod
 	b.moveOrderLocked(ctx, f, models.OrderCancelled, "")
 	return &f.order, nil
 }
+
+// ProvingWindow is the part of each epoch a lease's machine spends on
+// Proof-of-Compute: the chain's proof window and the epoch it is taken
+// from. A GPU prover pauses the buyer's workload for it; the CPU prover
+// leaves the workload running. ok is false without a chain or when its
+// params cannot be read.
+func (b *Broker) ProvingWindow(ctx context.Context) (work, epoch time.Duration, ok bool) {
+	if b.cfg.Chain == nil {
+		return 0, 0, false
+	}
+	b.paramsMu.Lock()
+	defer b.paramsMu.Unlock()
+	if b.paramsAt.IsZero() || b.now().Sub(b.paramsAt) > time.Minute {
+		p, err := b.cfg.Chain.EscrowParams(ctx)
+		if err != nil {
+			return 0, 0, false
+		}
+		b.proofWork, b.paramsAt = time.Duration(p.ProofWorkSeconds)*time.Second, b.now()
+	}
+	return b.proofWork, b.cfg.EpochDuration, b.proofWork > 0 && b.cfg.EpochDuration > 0
+}

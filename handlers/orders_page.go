@@ -81,6 +81,7 @@ func (s *Server) renderOrderForm(c *gin.Context, status int, f *web.OrderForm) {
 		price = int64(o.PricePerGPUHour)
 	}
 	e := &v.Escrow
+	e.ProofWork, e.Epoch, _ = s.broker.ProvingWindow(c.Request.Context())
 	var balance highway.Total
 	if e.Unavailable, balance = s.walletBalance(c); e.Unavailable == "" {
 		e.Balance = balance.String()

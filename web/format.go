@@ -3,6 +3,7 @@ package web
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/highway-compute/highway"
 )
@@ -44,3 +45,33 @@ func pad3(n uint64) string {
 }
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// fmtDuration writes a whole duration plainly: "15 s", "10 min", "1 h 30 min".
+func fmtDuration(d time.Duration) string {
+	s := int64(d / time.Second)
+	switch {
+	case s < 120 && s%60 != 0:
+		return strconv.FormatInt(s, 10) + " s"
+	case s < 3600:
+		if s%60 != 0 {
+			return strconv.FormatInt(s/60, 10) + " min " + strconv.FormatInt(s%60, 10) + " s"
+		}
+		return strconv.FormatInt(s/60, 10) + " min"
+	default:
+		out := strconv.FormatInt(s/3600, 10) + " h"
+		if m := s % 3600 / 60; m != 0 {
+			out += " " + strconv.FormatInt(m, 10) + " min"
+		}
+		return out
+	}
+}
+
+// permille writes part/whole as a percentage with one decimal, rounded
+// up (a share shown to a buyer never understates).
+func permille(part, whole time.Duration) string {
+	if whole <= 0 {
+		return "?"
+	}
+	pm := (int64(part)*1000 + int64(whole) - 1) / int64(whole)
+	return strconv.FormatInt(pm/10, 10) + "." + strconv.FormatInt(pm%10, 10) + " %"
+}

@@ -210,3 +210,22 @@ func TestOrderFormRegistryLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestProvingShareFormat: durations read plainly and the share never
+// rounds down.
+func TestProvingShareFormat(t *testing.T) {
+	for d, want := range map[time.Duration]string{15 * time.Second: "15 s", time.Minute: "1 min", 10 * time.Minute: "10 min",
+		90 * time.Second: "90 s", 150 * time.Second: "2 min 30 s", 2*time.Hour + 5*time.Minute: "2 h 5 min"} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("fmtDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+	for _, c := range []struct {
+		part, whole time.Duration
+		want        string
+	}{{time.Minute, 10 * time.Minute, "10.0 %"}, {15 * time.Second, 10 * time.Minute, "2.5 %"}, {time.Second, 3 * time.Second, "33.4 %"}, {1, 0, "?"}} {
+		if got := permille(c.part, c.whole); got != c.want {
+			t.Errorf("permille(%s, %s) = %q, want %q", c.part, c.whole, got, c.want)
+		}
+	}
+}

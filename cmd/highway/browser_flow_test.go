@@ -95,6 +95,10 @@ func TestBrowserRentAndDispute(t *testing.T) {
 	if needed := buyer.text(`[data-testid="escrow-needed"]`); !strings.Contains(needed, "3.6") {
 		t.Fatalf("escrow needed for 1 GPU × 1 hour at 3.6 HWY: %q", needed)
 	}
+	// The chain's proof window, as a share of the epoch, before the buyer commits.
+	if share := buyer.text(`[data-testid="proving-share"]`); !strings.Contains(share, "Proof-of-Compute takes") || !strings.Contains(share, "% of the lease's GPU time") {
+		t.Fatalf("proving share: %q", share)
+	}
 	buyer.submit("place the order", chromedp.Click(chromedp.CSS(`[data-testid="order-submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="order-status"]`)))
 

@@ -604,3 +604,65 @@ func TestProvesOnlyOwnLeases(t *testing.T) {
 		t.Fatalf("proved leases %q, want 7,9", got)
 	}
 }
+
+// gpuProver proves "on the GPUs": while it runs, it records what the
+// lease's log says about its workload.
+type gpuProver struct {
+	a      *Agent
+	during string
+}
+
+func (p *gpuProver) UsesGPUs() bool { return true }
+
+func (p *gpuProver) Prove(context.Context, prover.Job) (prover.Result, error) {
+	p.during = logText(p.a)
+	return prover.Result{Proof: []byte{1}}, nil
+}
+
+func logText(a *Agent) string {
+	var b strings.Builder
+	for _, batch := range a.logs.batches() {
+		for _, ln := range batch.Lines {
+			b.WriteString(ln.Text + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestGPUProverPausesTheWorkload: a prover on the GPUs proves with the
+// lease's workload paused, and the workload resumes after; the CPU prover
+// (TestProvesOnlyOwnLeases) leaves it alone.
+func TestGPUProverPausesTheWorkload(t *testing.T) {
+	fake, err := gpu.FakeProfile("h100x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := gpu.Open(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sess.Close() }()
+	p := &gpuProver{}
+	a, err := New(Config{AgentID: "a", API: &client.Client{BaseURL: "http://127.0.0.1:1"}, GPUs: sess, Prover: p, Submitter: nopSubmitter{},
+		Drivers: []runner.Driver{&runner.Exec{}}, Proofs: jobList{{LeaseID: "9", Epoch: 3, Deadline: time.Now().Add(time.Minute)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.a = a
+	inv, _ := sess.Snapshot()
+	a.assign(context.Background(), protocol.Assignment{ID: 2, LeaseID: "m-9", Action: protocol.ActionStart, ChainLeaseID: 9,
+		GPUs: []string{inv.GPUs[0].UUID}, Workload: protocol.Workload{Command: "echo started; sleep 30"}})
+	defer a.runner.StopAll()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logText(a), "started"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("workload never started: %q", logText(a))
+		}
+	}
+	a.proofLoop(context.Background())
+	if !strings.Contains(p.during, "workload paused: Proof-of-Compute for epoch 3") || strings.Contains(p.during, "workload resumed") {
+		t.Fatalf("log while proving:\n%s", p.during)
+	}
+	if after := logText(a); !strings.Contains(after, "workload resumed") {
+		t.Fatalf("log after proving:\n%s", after)
+	}
+}

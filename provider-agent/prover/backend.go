@@ -30,3 +30,18 @@ func Choose() (poc.Backend, string) {
 	return poc.CPUBackend{}, fmt.Sprintf("cpu: CUDA driver %d.%d with %d GPU(s) (%s, sm_%d%d), but no GPU kernel for work function v%d",
 		v/1000, v%1000/10, len(devs), devs[0].Name, devs[0].Major, devs[0].Minor, poc.Version1)
 }
+
+// GPUBackend is a poc.Backend that computes on the machine's GPUs. While
+// one proves a lease's epoch, the agent pauses the lease's workload, so
+// the proof has the GPUs to itself and the buyer's job is not slowed by
+// it in ways that are hard to see; the CPU backend leaves it running.
+type GPUBackend interface {
+	poc.Backend
+	OnGPUs() bool
+}
+
+// UsesGPUs reports whether l proves on the GPUs (a GPUBackend).
+func (l *Local) UsesGPUs() bool {
+	b, ok := l.Backend.(GPUBackend)
+	return ok && b.OnGPUs()
+}

@@ -24,3 +24,17 @@ func TestChooseSaysWhy(t *testing.T) {
 		t.Fatalf("reason %q, want it to start %q", why, want)
 	}
 }
+
+type onGPUs struct{ poc.CPUBackend }
+
+func (onGPUs) OnGPUs() bool { return true }
+
+// TestUsesGPUs: only a GPU backend makes the agent pause the workload.
+func TestUsesGPUs(t *testing.T) {
+	if (&Local{}).UsesGPUs() || (&Local{Backend: poc.CPUBackend{}}).UsesGPUs() {
+		t.Fatal("the CPU prover claims the GPUs")
+	}
+	if !(&Local{Backend: onGPUs{}}).UsesGPUs() {
+		t.Fatal("a GPU backend not seen")
+	}
+}

@@ -206,6 +206,9 @@ func (p *proc) Stop(grace time.Duration) error {
 		p.onStop(grace)
 	}
 	killGroup(p.cmd.Process.Pid, false)
+	// A workload paused for a proof window gets its SIGTERM only once it
+	// runs again: continue it, so it can still exit in its grace.
+	_ = signalGroup(p.cmd.Process.Pid, sigCont)
 	select {
 	case <-p.done:
 		return nil

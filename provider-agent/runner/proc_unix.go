@@ -21,3 +21,11 @@ func killGroup(pgid int, hard bool) {
 	}
 	_ = syscall.Kill(-pgid, sig)
 }
+
+const (
+	sigStop = syscall.SIGSTOP
+	sigCont = syscall.SIGCONT
+)
+
+// signalGroup sends sig to the process group pgid.
+func signalGroup(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }

@@ -25,6 +25,7 @@ import (
 	sdk "github.com/cosmos/cosmos-sdk/types"
 
 	"github.com/highway-compute/highway"
+	"github.com/highway-compute/highway/accounts"
 	"github.com/highway-compute/highway/chain/client"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
 	"github.com/highway-compute/highway/market"
@@ -143,7 +144,8 @@ type Broker struct {
 	extensions map[string]*extension
 	extending  map[string]bool
 	verifies   map[uint64]*challenge
-	shells     shellHub // open shell sessions (shell.go)
+	shells     shellHub          // open shell sessions (shell.go)
+	dials      *accounts.Limiter // new port tunnels per lease (forward.go)
 	// preempting are the orders whose preemption is being recorded now
 	// (spot.go).
 	preempting sync.Map
@@ -240,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		machines: map[string]*machineState{}, byModel: map[string]*modelIndex{}, prices: map[string]map[string]int64{}, spot: map[string]map[string]InterruptibleTerms{},
 		flights: map[string]*flight{}, extensions: map[string]*extension{}, extending: map[string]bool{},
-		verifies: map[uint64]*challenge{}, shells: shellHub{sessions: map[string]*ShellSession{}}, uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
+		verifies: map[uint64]*challenge{}, shells: shellHub{sessions: map[string]*ShellSession{}}, dials: accounts.NewLimiter(maxDialsPerMinute, time.Minute), uptimeDirty: map[string]struct{}{}, changed: make(chan struct{}),
 		stopping: make(chan struct{}), reported: map[string]string{}, mail: newMailbox(cfg.Store),
 	}
 	b.agents = newAgentCache(cfg.Store, cfg.Now)

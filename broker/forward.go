@@ -34,6 +34,10 @@ const maxForwardsPerLease = 8
 // WebSockets, not a flood the provider's link carries for free.
 const maxTunnelsPerLease = 64
 
+// maxDialsPerMinute caps new tunnels a lease opens a minute (10 a second
+// sustained; a page's first burst of parallel requests fits many times).
+const maxDialsPerMinute = 600
+
 // OpenForward forwards port of lease leaseID's workload for its buyer. A
 // port already forwarded is answered with its forward.
 func (b *Broker) OpenForward(ctx context.Context, userID, leaseID string, port int) (*models.PortForward, error) {
@@ -151,6 +155,13 @@ func (b *Broker) DialForward(ctx context.Context, f *models.PortForward) (net.Co
 	if err := forwardable(l); err != nil {
 		return nil, err
 	}
+	// Each tunnel is an assignment stored for the agent: a workload that
+	// closes every connection would otherwise turn each request into a
+	// database write.
+	if ok, retry := b.dials.Allow(l.ID, b.now()); !ok {
+		return nil, &TunnelError{Message: fmt.Sprintf("This lease opened %d connections into its ports in the last minute; try again in %s.",
+			maxDialsPerMinute, retry.Round(time.Second))}
+	}
 	id := models.NewID()
 	done, end := context.WithCancel(context.Background())
 	s := &ShellSession{ID: id, LeaseID: l.ID, UserID: f.UserID, agentID: l.AgentID, port: uint16(f.Port),
@@ -175,6 +186,12 @@ func (b *Broker) DialForward(ctx context.Context, f *models.PortForward) (net.Co
 		b.shells.mu.Lock()
 		delete(b.shells.sessions, id)
 		b.shells.mu.Unlock()
+	}
+	// A close that ran between the caller's read of the forward and this
+	// session's registration ended the tunnels it saw, not this one.
+	if cur, err := b.store.PortForwardBySlug(ctx, f.Slug); err != nil || cur.ClosedAt != nil {
+		forget()
+		return nil, &TunnelError{Message: "This forward was closed."}
 	}
 	if _, err := b.mail.post(ctx, l.AgentID, protocol.Assignment{LeaseID: l.ID, Action: protocol.ActionForward,
 		Forward: &protocol.ForwardRequest{Session: id, Port: uint16(f.Port)}}); err != nil {

@@ -78,6 +78,7 @@ type leaseStore interface {
 	CreatePortForward(ctx context.Context, f *models.PortForward) error
 	PortForwards(ctx context.Context, leaseID string, limit int) ([]models.PortForward, error)
 	ClosePortForwards(ctx context.Context, leaseID string, port int, reason string) ([]string, error)
+	PortForwardBySlug(ctx context.Context, slug string) (*models.PortForward, error)
 }
 
 // indexerStore: the chain indexer (indexer.go).

@@ -245,6 +245,15 @@ func (s *Server) portUser(r *http.Request, slug string) (userID string, byKey bo
 	for _, c := range r.Cookies() {
 		if c.Name == portCookie {
 			if u := s.portTokenUser("cookie", slug, c.Value); u != "" {
+				// The cookie lasts hours; an account disabled meanwhile
+				// loses the forward now, as its session and keys do.
+				usr, err := s.store.UserByID(r.Context(), u)
+				if highway.ErrorCode(err) == highway.ENOTFOUND || err == nil && usr.Disabled() {
+					return "", false, nil
+				}
+				if err != nil {
+					return "", false, err
+				}
 				return u, false, nil
 			}
 		}

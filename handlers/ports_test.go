@@ -46,6 +46,11 @@ func TestPortsHostRefuses(t *testing.T) {
 	if err := store.DB.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
 		t.Fatal(err)
 	}
+	for _, id := range []string{"u1", "u2"} {
+		if err := store.CreateUser(context.Background(), &models.User{ID: id, Email: id + "@example.com", PasswordHash: "x", IsBuyer: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	closed := now
 	for _, f := range []models.PortForward{
 		{ID: models.NewID(), LeaseID: "l1", UserID: "u1", Port: 8888, Slug: slugA, CreatedAt: now},
@@ -142,6 +147,13 @@ func TestPortsHostRefuses(t *testing.T) {
 	tossed := http.Header{"Cookie": {portCookie + "=u2.9999999999.AAAA; " + portCookie + "=" + s.portToken("cookie", slugB, "u1", time.Hour)}}
 	if rec := do(hostB, "/", tossed); rec.Code != http.StatusGone {
 		t.Fatalf("a tossed cookie first: %d %s", rec.Code, rec.Body.String())
+	}
+	// An account disabled meanwhile loses the forward, cookie or not.
+	if err := store.DB.Model(&models.User{}).Where("id = ?", "u1").Update("disabled_at", now).Error; err != nil {
+		t.Fatal(err)
+	}
+	if rec := do(hostB, "/", cookie(s.portToken("cookie", slugB, "u1", time.Hour))); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a disabled account's cookie: %d %s", rec.Code, rec.Body.String())
 	}
 	// The bare ports domain is nobody's, the marketplace's least of all.
 	if rec := do("ports.test", "/healthz", nil); rec.Code != http.StatusNotFound {

@@ -22,4 +22,6 @@ const (
 )
 
 // signalGroup cannot signal a group here.
-func signalGroup(int, signal) error { return errors.New("process groups are not supported on this system") }
+func signalGroup(int, signal) error {
+	return errors.New("process groups are not supported on this system")
+}

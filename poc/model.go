@@ -229,14 +229,7 @@ func (m *Model) Compute(nonce uint64) [32]byte {
 	y := make([]int8, d)
 	m.input(nonce, x)
 	for l := 0; l < m.layers; l++ {
-		w := m.w[l*d*d : (l+1)*d*d]
-		for j := 0; j < d; j++ {
-			var acc int32
-			for i := 0; i < d; i++ {
-				acc += int32(x[i]) * int32(w[i*d+j])
-			}
-			y[j] = requant(acc)
-		}
+		m.layerRef(l, x, y)
 		x, y = y, x
 	}
 	act := make([]byte, d)
@@ -244,6 +237,19 @@ func (m *Model) Compute(nonce uint64) [32]byte {
 		act[i] = byte(v)
 	}
 	return m.digest(nonce, act, make([]byte, digestBufLen(d)))
+}
+
+// layerRef is one layer by the plain loop: y = requant(x · Wₗ).
+func (m *Model) layerRef(l int, x, y []int8) {
+	d := m.dim
+	w := m.w[l*d*d : (l+1)*d*d]
+	for j := 0; j < d; j++ {
+		var acc int32
+		for i := 0; i < d; i++ {
+			acc += int32(x[i]) * int32(w[i*d+j])
+		}
+		y[j] = requant(acc)
+	}
 }
 
 // Compute builds the model for seed and evaluates one nonce with the

@@ -120,14 +120,7 @@ func TestV2InputsStayUniform(t *testing.T) {
 			counts[0][uint8(v)]++
 		}
 		for l := 0; l < m.layers; l++ {
-			w := m.w[l*d*d : (l+1)*d*d]
-			for j := 0; j < d; j++ {
-				var acc int32
-				for i := 0; i < d; i++ {
-					acc += int32(x[i]) * int32(w[i*d+j])
-				}
-				y[j] = requant(acc)
-			}
+			m.layerRef(l, x, y)
 			x, y = y, x
 			for _, v := range x {
 				counts[l+1][uint8(v)]++

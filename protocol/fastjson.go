@@ -17,7 +17,7 @@ import (
 // decoding of an 8-GPU beat cost as much as its signature check.
 func fastHeartbeat(data []byte, h *Heartbeat) bool {
 	s := scanner{b: data}
-	var seen uint32
+	var seen fieldSet
 	ok := s.object(func(key []byte) bool {
 		var bit uint32
 		var ok bool
@@ -49,17 +49,27 @@ func fastHeartbeat(data []byte, h *Heartbeat) bool {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return seen.once(bit, ok)
 	})
 	if !ok {
 		return false
 	}
 	s.ws()
 	return s.i == len(s.b)
+}
+
+// fieldSet is the fields an object has had, one bit each: a key seen
+// twice declines the fast path (encoding/json would keep the last value
+// of a scalar but merge a map's, not a distinction worth copying here).
+type fieldSet uint32
+
+// once records bit and passes ok on, or declines a repeated field.
+func (f *fieldSet) once(bit uint32, ok bool) bool {
+	if uint32(*f)&bit != 0 {
+		return false
+	}
+	*f |= fieldSet(bit)
+	return ok
 }
 
 // scanner reads JSON from b at i. Every method skips leading whitespace
@@ -366,7 +376,7 @@ func (s *scanner) gpus(dst *[]GPU) bool {
 }
 
 func (s *scanner) gpu(g *GPU) bool {
-	var seen uint32
+	var seen fieldSet
 	return s.object(func(key []byte) bool {
 		var bit uint32
 		var ok bool
@@ -408,11 +418,7 @@ func (s *scanner) gpu(g *GPU) bool {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return seen.once(bit, ok)
 	})
 }
 
@@ -436,7 +442,7 @@ func (s *scanner) leases(dst *[]RunningLease) bool {
 }
 
 func (s *scanner) lease(l *RunningLease) bool {
-	var seen uint32
+	var seen fieldSet
 	return s.object(func(key []byte) bool {
 		var bit uint32
 		var ok bool
@@ -472,16 +478,12 @@ func (s *scanner) lease(l *RunningLease) bool {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return seen.once(bit, ok)
 	})
 }
 
 func (s *scanner) pull(p *PullProgress) bool {
-	var seen uint32
+	var seen fieldSet
 	return s.object(func(key []byte) bool {
 		var bit uint32
 		var ok bool
@@ -499,10 +501,6 @@ func (s *scanner) pull(p *PullProgress) bool {
 		default:
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return seen.once(bit, ok)
 	})
 }

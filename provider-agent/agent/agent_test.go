@@ -575,15 +575,7 @@ func (nopSubmitter) Verdict(context.Context, prover.Job, prover.Submitted) (prov
 // The chain follower reports every lease of the provider's address; the
 // agent proves only those it signed the quote for or was assigned.
 func TestProvesOnlyOwnLeases(t *testing.T) {
-	fake, err := gpu.FakeProfile("h100x1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sess.Close() }()
+	sess := fakeGPUs(t, "h100x1")
 	rec := &recordingProver{}
 	a, err := New(Config{AgentID: "a", API: &client.Client{BaseURL: "http://127.0.0.1:1"}, GPUs: sess, Prover: rec, Submitter: nopSubmitter{},
 		Proofs: jobList{{LeaseID: "7", QuoteNonce: 70}, {LeaseID: "8", QuoteNonce: 80}, {LeaseID: "9", QuoteNonce: 90}}})
@@ -633,15 +625,7 @@ func logText(a *Agent) string {
 // lease's workload paused, and the workload resumes after; the CPU prover
 // (TestProvesOnlyOwnLeases) leaves it alone.
 func TestGPUProverPausesTheWorkload(t *testing.T) {
-	fake, err := gpu.FakeProfile("h100x1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sess.Close() }()
+	sess := fakeGPUs(t, "h100x1")
 	p := &gpuProver{}
 	a, err := New(Config{AgentID: "a", API: &client.Client{BaseURL: "http://127.0.0.1:1"}, GPUs: sess, Prover: p, Submitter: nopSubmitter{},
 		Drivers: []runner.Driver{&runner.Exec{}}, Proofs: jobList{{LeaseID: "9", Epoch: 3, Deadline: time.Now().Add(time.Minute)}}})
@@ -666,3 +650,4 @@ func TestGPUProverPausesTheWorkload(t *testing.T) {
 		t.Fatalf("log after proving:\n%s", after)
 	}
 }
+

@@ -650,4 +650,3 @@ func TestGPUProverPausesTheWorkload(t *testing.T) {
 		t.Fatalf("log after proving:\n%s", after)
 	}
 }
-

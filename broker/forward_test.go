@@ -18,19 +18,10 @@ import (
 // close of the forward is refused once registered, so no tunnel outlives
 // the close. Neither reaches the agent.
 func TestDialForwardRefusals(t *testing.T) {
-	store := dbtest.SQLite(t)
+	store := dbtest.SQLiteLoose(t)
 	ctx := context.Background()
 	b, err := New(ctx, Config{Store: store, Regions: []string{"local"}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	// The rows stand alone: no user, agent or order behind them.
-	sqlDB, err := store.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB.SetMaxOpenConns(1)
-	if err := store.DB.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
 		t.Fatal(err)
 	}
 	l := &models.Lease{ID: "l1", OrderID: "o1", BuyerID: "u1", ProviderID: "p1", MachineID: "m1", AgentID: "a1", Model: "H100", GPUs: 1,

@@ -23,7 +23,7 @@ import (
 // anything is dialled (TestPortForwardEndToEnd in cmd/highway covers the
 // forward that works).
 func TestPortsHostRefuses(t *testing.T) {
-	store := dbtest.SQLite(t)
+	store := dbtest.SQLiteLoose(t)
 	b, err := broker.New(context.Background(), broker.Config{Store: store, Regions: []string{"local"}})
 	if err != nil {
 		t.Fatal(err)
@@ -37,15 +37,6 @@ func TestPortsHostRefuses(t *testing.T) {
 	}
 	s := h.(*hostSplit).s
 	const slugA, slugB = "aaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbb"
-	// The forwards stand alone here: no lease or user rows behind them.
-	sqlDB, err := store.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB.SetMaxOpenConns(1)
-	if err := store.DB.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
-		t.Fatal(err)
-	}
 	for _, id := range []string{"u1", "u2"} {
 		if err := store.CreateUser(context.Background(), &models.User{ID: id, Email: id + "@example.com", PasswordHash: "x", IsBuyer: true}); err != nil {
 			t.Fatal(err)

@@ -136,3 +136,20 @@ func EndLeaderSession(t testing.TB, s *models.Store) {
 		t.Fatalf("end the leader's session: %d sessions, %v", n, err)
 	}
 }
+
+// SQLiteLoose is SQLite with foreign keys off, on one connection (the
+// pragma is per connection): for tests whose rows stand alone, without
+// the users, agents or orders they would point at.
+func SQLiteLoose(t *testing.T) *models.Store {
+	t.Helper()
+	s := SQLite(t)
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	if err := s.DB.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

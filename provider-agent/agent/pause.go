@@ -1,0 +1,35 @@
+package agent
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/highway-compute/highway/provider-agent/prover"
+)
+
+// pauseFor pauses the lease's workload while a prover that uses the GPUs
+// proves its epoch, and returns what resumes it. With the CPU prover the
+// workload runs on: the proof does not touch its GPUs.
+func (a *Agent) pauseFor(job prover.Job) (resume func()) {
+	g, ok := a.cfg.Prover.(interface{ UsesGPUs() bool })
+	if !ok || !g.UsesGPUs() {
+		return func() {}
+	}
+	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
+	a.ownMu.Lock()
+	leaseID := a.leaseOf[id]
+	a.ownMu.Unlock()
+	if err != nil || leaseID == "" {
+		return func() {}
+	}
+	if err := a.runner.Pause(leaseID, fmt.Sprintf("Proof-of-Compute for epoch %d uses the GPUs until %s", job.Epoch, job.Deadline.UTC().Format(time.RFC3339))); err != nil {
+		a.log.Warn("proving beside the running workload", "lease", leaseID, "epoch", job.Epoch, "err", err)
+		return func() {}
+	}
+	return func() {
+		if err := a.runner.Resume(leaseID); err != nil {
+			a.log.Error("resume workload after the proof", "lease", leaseID, "err", err)
+		}
+	}
+}

@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 # ARGS are passed to `highway dev` (e.g. make dev ARGS=--reset).
 ARGS ?=
 
-.PHONY: dev test fuzz lint generate check-generate bench build chain clean
+.PHONY: dev test fuzz lint generate check-generate bench build chain clean ptx
 
 ## dev: run the whole marketplace on embedded defaults under ./.highway/
 dev:
@@ -62,10 +62,22 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
 
-## generate: regenerate committed code (templ, protobuf)
+## generate: regenerate committed code (templ, protobuf; the GPU prover's PTX where nvcc is installed)
 generate:
 	$(GO) tool templ generate -path . -log-level warn
 	./scripts/protogen.sh
+	@if command -v nvcc >/dev/null; then $(MAKE) --no-print-directory ptx; else echo "nvcc not found: keeping the committed PTX (make ptx rebuilds it on a machine with the CUDA toolkit)"; fi
+
+## ptx: rebuild the GPU prover's PTX from its CUDA source. It needs nvcc
+## (a GPU machine has it; CI does not and uses the committed file). The
+## output is byte-identical only with the same nvcc (13.0 made the
+## committed one); .version is lowered to 7.8 so drivers from CUDA 11.8
+## on load it (the kernel uses nothing newer than PTX 7.0).
+PTX_SRC := provider-agent/gpuprover/kernels/poc_v2.cu
+ptx:
+	nvcc -arch=compute_80 -ptx -O3 $(PTX_SRC) -o $(PTX_SRC:.cu=.ptx).tmp
+	sed 's/^\.version .*/.version 7.8/' $(PTX_SRC:.cu=.ptx).tmp > $(PTX_SRC:.cu=.ptx)
+	rm -f $(PTX_SRC:.cu=.ptx).tmp
 
 ## check-generate: fail if generated code is stale
 check-generate: generate

@@ -709,6 +709,7 @@ func (a *Agent) proofLoop(ctx context.Context) {
 
 // proveEpoch proves one epoch, submits it and waits for its verdict.
 func (a *Agent) proveEpoch(ctx context.Context, job prover.Job) {
+	job.GPUs = a.leaseGPUs(job)
 	resume := a.pauseFor(job)
 	res, err := a.cfg.Prover.Prove(ctx, job)
 	resume()

@@ -602,12 +602,14 @@ func TestProvesOnlyOwnLeases(t *testing.T) {
 type gpuProver struct {
 	a      *Agent
 	during string
+	gpus   []string // the job's GPUs
 }
 
 func (p *gpuProver) UsesGPUs() bool { return true }
 
-func (p *gpuProver) Prove(context.Context, prover.Job) (prover.Result, error) {
+func (p *gpuProver) Prove(_ context.Context, job prover.Job) (prover.Result, error) {
 	p.during = logText(p.a)
+	p.gpus = job.GPUs
 	return prover.Result{Proof: []byte{1}}, nil
 }
 
@@ -648,5 +650,9 @@ func TestGPUProverPausesTheWorkload(t *testing.T) {
 	}
 	if after := logText(a); !strings.Contains(after, "workload resumed") {
 		t.Fatalf("log after proving:\n%s", after)
+	}
+	// The proof runs on the lease's GPUs, not on the machine's others.
+	if !slices.Equal(p.gpus, []string{inv.GPUs[0].UUID}) {
+		t.Fatalf("proved on %v, the lease has %s", p.gpus, inv.GPUs[0].UUID)
 	}
 }

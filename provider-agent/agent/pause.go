@@ -8,6 +8,27 @@ import (
 	"github.com/highway-compute/highway/provider-agent/prover"
 )
 
+// leaseGPUs returns the UUIDs of the GPUs the job's lease runs on, so a
+// GPU prover proves there and nowhere else; nil when the lease is not
+// running here (the prover then uses every GPU).
+func (a *Agent) leaseGPUs(job prover.Job) []string {
+	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
+	if err != nil {
+		return nil
+	}
+	a.ownMu.Lock()
+	leaseID := a.leaseOf[id]
+	a.ownMu.Unlock()
+	if leaseID == "" {
+		return nil
+	}
+	_, gpus, ok := a.runner.Live(leaseID)
+	if !ok {
+		return nil
+	}
+	return gpus
+}
+
 // pauseFor pauses the lease's workload while a prover that uses the GPUs
 // proves its epoch, and returns what resumes it. With the CPU prover the
 // workload runs on: the proof does not touch its GPUs.

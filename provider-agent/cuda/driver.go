@@ -48,6 +48,7 @@ type Driver struct {
 	cuDeviceGetName           func(name *byte, n int32, dev int32) int32
 	cuDeviceGetAttribute      func(v *int32, attr int32, dev int32) int32
 	cuDeviceTotalMem          func(bytes *uint64, dev int32) int32
+	cuDeviceGetUuid           func(uuid *[16]byte, dev int32) int32
 	cuDevicePrimaryCtxRetain  func(ctx *uintptr, dev int32) int32
 	cuDevicePrimaryCtxRelease func(dev int32) int32
 	cuCtxSetCurrent           func(ctx uintptr) int32
@@ -60,6 +61,7 @@ type Driver struct {
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, bytes uint64) int32
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, bytes uint64) int32
 	cuLaunchKernel            func(fn uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params *unsafe.Pointer, extra *unsafe.Pointer) int32
+	cuFuncSetAttribute        func(fn uintptr, attr int32, v int32) int32
 	cuGetErrorName            func(code int32, name **byte) int32
 
 	initOnce sync.Once
@@ -86,6 +88,7 @@ func Load() (*Driver, error) {
 		{&d.cuDeviceGetName, "cuDeviceGetName"},
 		{&d.cuDeviceGetAttribute, "cuDeviceGetAttribute"},
 		{&d.cuDeviceTotalMem, "cuDeviceTotalMem_v2"},
+		{&d.cuDeviceGetUuid, "cuDeviceGetUuid_v2"},
 		{&d.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"},
 		{&d.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"},
 		{&d.cuCtxSetCurrent, "cuCtxSetCurrent"},
@@ -98,6 +101,7 @@ func Load() (*Driver, error) {
 		{&d.cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
 		{&d.cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
 		{&d.cuLaunchKernel, "cuLaunchKernel"},
+		{&d.cuFuncSetAttribute, "cuFuncSetAttribute"},
 		{&d.cuGetErrorName, "cuGetErrorName"},
 	} {
 		sym, err := purego.Dlsym(lib, s.name)
@@ -154,6 +158,9 @@ type Device struct {
 	Major, Minor int // compute capability
 	MemoryBytes  uint64
 	SMs          int
+	// UUID is the GPU's identity as NVML prints it (GPU-8-4-4-4-12 hex),
+	// so a lease's GPUs, known to the agent by NVML UUID, map to ordinals.
+	UUID string
 }
 
 // Attribute numbers from cuda.h (CUdevice_attribute).
@@ -196,6 +203,11 @@ func (d *Driver) Devices() ([]Device, error) {
 		if err := d.check("cuDeviceTotalMem", d.cuDeviceTotalMem(&x.MemoryBytes, dev)); err != nil {
 			return nil, err
 		}
+		var u [16]byte
+		if err := d.check("cuDeviceGetUuid", d.cuDeviceGetUuid(&u, dev)); err != nil {
+			return nil, err
+		}
+		x.UUID = fmt.Sprintf("GPU-%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 		out = append(out, x)
 	}
 	return out, nil
@@ -278,86 +290,4 @@ func (m *Module) Function(name string) (*Function, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// Buffer is device memory.
-type Buffer struct {
-	c    *Context
-	ptr  uint64
-	size uint64
-}
-
-// Alloc allocates n bytes of device memory.
-func (c *Context) Alloc(n int) (*Buffer, error) {
-	b := &Buffer{c: c, size: uint64(n)}
-	if err := c.do(func() error { return c.d.check("cuMemAlloc", c.d.cuMemAlloc(&b.ptr, b.size)) }); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// Free releases the buffer.
-func (b *Buffer) Free() error {
-	return b.c.do(func() error { return b.c.d.check("cuMemFree", b.c.d.cuMemFree(b.ptr)) })
-}
-
-// Write copies src to the start of the buffer.
-func (b *Buffer) Write(src []byte) error {
-	if uint64(len(src)) > b.size {
-		return fmt.Errorf("cuda: write of %d bytes into a %d-byte buffer", len(src), b.size)
-	}
-	if len(src) == 0 {
-		return nil
-	}
-	return b.c.do(func() error {
-		return b.c.d.check("cuMemcpyHtoD", b.c.d.cuMemcpyHtoD(b.ptr, unsafe.Pointer(&src[0]), uint64(len(src))))
-	})
-}
-
-// Read copies the start of the buffer into dst.
-func (b *Buffer) Read(dst []byte) error {
-	if uint64(len(dst)) > b.size {
-		return fmt.Errorf("cuda: read of %d bytes from a %d-byte buffer", len(dst), b.size)
-	}
-	if len(dst) == 0 {
-		return nil
-	}
-	return b.c.do(func() error {
-		return b.c.d.check("cuMemcpyDtoH", b.c.d.cuMemcpyDtoH(unsafe.Pointer(&dst[0]), b.ptr, uint64(len(dst))))
-	})
-}
-
-// Arg is a kernel argument: a device buffer's address or a 32- or 64-bit
-// value, laid out as the kernel's .param list declares it.
-type Arg struct{ v uint64 }
-
-// Ptr passes the buffer's device address.
-func Ptr(b *Buffer) Arg { return Arg{b.ptr} }
-
-// U32 passes a 32-bit value.
-func U32(v uint32) Arg { return Arg{uint64(v)} }
-
-// U64 passes a 64-bit value.
-func U64(v uint64) Arg { return Arg{v} }
-
-// Launch runs the kernel on grid × block threads and waits for it. Each
-// argument is passed by address, as cuLaunchKernel wants; little-endian
-// storage makes a U32 argument's first four bytes its value.
-func (f *Function) Launch(grid, block [3]uint32, shared uint32, args ...Arg) error {
-	vals := make([]uint64, len(args)) // heap: the driver reads them during the call
-	ptrs := make([]unsafe.Pointer, len(args)+1)
-	for i, a := range args {
-		vals[i] = a.v
-		ptrs[i] = unsafe.Pointer(&vals[i])
-	}
-	c := f.m.c
-	err := c.do(func() error {
-		if err := c.d.check("cuLaunchKernel", c.d.cuLaunchKernel(f.fn, grid[0], grid[1], grid[2], block[0], block[1], block[2], shared, 0, &ptrs[0], nil)); err != nil {
-			return err
-		}
-		return c.d.check("cuCtxSynchronize", c.d.cuCtxSynchronize())
-	})
-	runtime.KeepAlive(vals)
-	runtime.KeepAlive(ptrs)
-	return err
 }

@@ -5,15 +5,14 @@ import (
 
 	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/provider-agent/cuda"
+	"github.com/highway-compute/highway/provider-agent/gpuprover"
 )
 
 // Choose returns the backend this machine proves with and why, for the
-// agent's startup log. A GPU backend needs the CUDA driver and a kernel
-// for the chain's work function; the driver is looked for here (through
-// libcuda.so.1, no toolkit), and the kernel for work function v1 does not
-// exist (v1 is SHA-256-bound, issue #14 replaces it with a tensor-bound
-// v2), so every machine proves on the CPU for now, and its log says
-// whether a driver and which GPUs were found.
+// agent's startup log: the GPU prover on every GPU the CUDA driver lists
+// (through libcuda.so.1, no toolkit), or the CPU with the reason there is
+// no GPU prover. The GPU prover covers work function v2; v1 models go to
+// the CPU inside it.
 func Choose() (poc.Backend, string) {
 	d, err := cuda.Load()
 	if err != nil {
@@ -27,8 +26,12 @@ func Choose() (poc.Backend, string) {
 		return poc.CPUBackend{}, "cpu: the CUDA driver lists no GPU"
 	}
 	v, _ := d.Version()
-	return poc.CPUBackend{}, fmt.Sprintf("cpu: CUDA driver %d.%d with %d GPU(s) (%s, sm_%d%d), but no GPU kernel for work function v%d",
-		v/1000, v%1000/10, len(devs), devs[0].Name, devs[0].Major, devs[0].Minor, poc.Version1)
+	pool, err := gpuprover.OpenAll(d, gpuprover.PTX)
+	if err != nil {
+		return poc.CPUBackend{}, fmt.Sprintf("cpu: CUDA driver %d.%d with %d GPU(s) (%s, sm_%d%d), but the GPU prover did not start: %v",
+			v/1000, v%1000/10, len(devs), devs[0].Name, devs[0].Major, devs[0].Minor, err)
+	}
+	return pool, fmt.Sprintf("%s (CUDA driver %d.%d)", pool.Describe(), v/1000, v%1000/10)
 }
 
 // GPUBackend is a poc.Backend that computes on the machine's GPUs. While

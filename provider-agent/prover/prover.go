@@ -26,6 +26,9 @@ type Job struct {
 	// QuoteNonce is the nonce of the quote the lease was created under:
 	// it tells an agent whether the lease is one it signed for.
 	QuoteNonce uint64
+	// GPUs are the UUIDs of the lease's GPUs: a GPU backend proves on
+	// these alone, so other leases' workloads on the machine run on.
+	GPUs []string
 }
 
 // Result is a finished proving run.
@@ -89,6 +92,14 @@ func (l *Local) Prove(ctx context.Context, job Job) (Result, error) {
 	if backend == nil {
 		backend = poc.CPUBackend{}
 	}
+	if f, ok := backend.(interface{ ForGPUs([]string) poc.Backend }); ok && len(job.GPUs) > 0 {
+		backend = f.ForGPUs(job.GPUs)
+	}
+	chunk := l.Chunk
+	if c, ok := backend.(interface{ PreferredChunk() uint64 }); ok && chunk == 0 {
+		// A GPU wants millions of nonces a call, not the CPU's thousands.
+		chunk = c.PreferredChunk()
+	}
 	if job.Deadline.IsZero() {
 		return Result{}, errors.New("prover: job has no deadline")
 	}
@@ -98,7 +109,7 @@ func (l *Local) Prove(ctx context.Context, job Job) (Result, error) {
 	start := now()
 	proof, err := poc.Prove(pctx, backend, job.Params, job.Seed, job.Target, poc.ProveOptions{
 		Limit: l.Limit,
-		Chunk: l.Chunk,
+		Chunk: chunk,
 		Progress: func(done uint64) {
 			evaluated = done
 			if l.Progress != nil {
@@ -142,7 +153,12 @@ type Rate struct {
 func Measure(ctx context.Context, backend poc.Backend, p poc.Params, d time.Duration, progress func(done uint64)) (Rate, error) {
 	// Small chunks: the rate counts only whole chunks, and a slow machine
 	// (or the race detector) must still report something in a short run.
+	// A GPU backend keeps its own (millions of nonces, ~20 ms a chunk):
+	// 256 nonces a launch would measure the launches, not the GPU.
 	l := &Local{Backend: backend, Progress: progress, Chunk: 256}
+	if _, ok := backend.(interface{ PreferredChunk() uint64 }); ok {
+		l.Chunk = 0
+	}
 	start := time.Now()
 	res, err := l.Prove(ctx, Job{LeaseID: "selftest", Seed: poc.Seed{1}, Params: p,
 		Target: poc.Target{Difficulty: max(p.MinDifficulty, 1<<20), Required: 1}, Deadline: start.Add(d)})

@@ -28,6 +28,13 @@ type Offer struct {
 	// notice an interruptible lease gets.
 	SpotFloor Amount `json:"-"`
 	NoticeS   int64  `json:"notice_s,omitempty"`
+	// MeasuredMilliH100 is the machine's measured Proof-of-Compute rate per
+	// GPU in thousandths of an H100 (its verification proof; 0: not
+	// measured), and PricePerH100Hour the price of one measured
+	// H100-hour at it (price × 1000 / measured; 0: not measured), written
+	// as price_per_h100_hour.
+	MeasuredMilliH100 int64  `json:"measured_milli_h100,omitempty"`
+	PricePerH100Hour  Amount `json:"-"`
 }
 
 // OfferFilter selects and orders offers; zero fields do not filter.
@@ -39,7 +46,7 @@ type OfferFilter struct {
 	Region         string // RTTs are measured to it; MaxRTTms applies to it
 	MaxRTTms       int64
 	MinReliability int64
-	Sort           string // price (default), rtt, reliability
+	Sort           string // price (default), rtt, reliability, price_per_h100
 	Offset, Limit  int
 }
 

@@ -3,9 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +119,11 @@ func TestOffersMatchReference(t *testing.T) {
 		// Prices and reliabilities repeat, so the views have groups
 		// sharing a first key (skipped over by a bound on the second).
 		m.listed = market.Command{Price: int64(1000 + 20*((i*37)%10)), ReliabilityBps: int64(9000 + 100*((i*13)%11))}
+		// Measured rates repeat too, and a fifth are unmeasured (last in
+		// the price-per-measured-H100 order).
+		if i%5 != 0 {
+			m.measured = int64(300 + 50*((i*29)%9))
+		}
 		b.machines[m.id] = m
 		b.indexLocked(m)
 		all = append(all, m)
@@ -131,6 +134,7 @@ func TestOffersMatchReference(t *testing.T) {
 		{Model: "L40S", Sort: "price"}, {Sort: "rtt", Region: "eu-west", MaxPrice: 1100, MaxRTTms: 80},
 		{Sort: "reliability", Region: "ap-south", MaxRTTms: 150, MinReliability: 9200},
 		{Region: "us-east", MaxRTTms: 20, MaxPrice: 1120, Count: 1},
+		{Sort: "price_per_h100"}, {Sort: "price_per_h100", Model: "H100", MaxPrice: 1100, Region: "eu-west", MaxRTTms: 60},
 	}
 	check := func(round int) {
 		t.Helper()
@@ -166,7 +170,7 @@ func TestOffersMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for round := 1; round <= 300; round++ {
 		m := all[rng.IntN(len(all))]
-		switch rng.IntN(8) {
+		switch rng.IntN(9) {
 		case 0:
 			m.held ^= 1 << uint(rng.IntN(4))
 		case 1:
@@ -183,69 +187,14 @@ func TestOffersMatchReference(t *testing.T) {
 			m.suspended = !m.suspended
 		case 7:
 			m.free = uint64(rng.IntN(16))
+		case 8:
+			m.measured = int64(rng.IntN(4) * 400) // 0: unmeasured
 		}
 		b.indexLocked(m)
 		if round%10 == 0 {
 			check(round)
 		}
 	}
-}
-
-// referenceOffers is the browse rule restated over the machines' own
-// state: filter each machine, sort everything.
-func referenceOffers(b *Broker, f highway.OfferFilter) []string {
-	var out []highway.Offer
-	for _, m := range b.machines {
-		free := int64(bits.OnesCount64(m.free &^ m.held))
-		if m.model == "" || !m.inEngine || !m.verified || !m.online || m.suspended || free == 0 || free < f.Count ||
-			(f.Model != "" && m.model != f.Model) || m.vramGiB < f.MinVRAMGiB ||
-			(f.MaxPrice > 0 && m.listed.Price > f.MaxPrice) || m.listed.ReliabilityBps < f.MinReliability {
-			continue
-		}
-		var backing highway.RTTs
-		o := b.offerLocked(m, b.regionOrder(nil), &backing)
-		if f.MaxRTTms > 0 && offerRTT(f, o) > f.MaxRTTms {
-			continue
-		}
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return offerKeyLess(f, out[i], out[j]) })
-	ids := make([]string, len(out))
-	for i, o := range out {
-		ids[i] = o.ID
-	}
-	return ids
-}
-
-func offerRTT(f highway.OfferFilter, o highway.Offer) int64 {
-	r := f.Region
-	if r == "" {
-		r = o.Region
-	}
-	if v, ok := o.RTTms.Get(r); ok {
-		return v
-	}
-	return market.MaxRTTms
-}
-
-// offerKeyLess is the rule's order restated for the test.
-func offerKeyLess(f highway.OfferFilter, a, c highway.Offer) bool {
-	rtt := func(o highway.Offer) int64 { return offerRTT(f, o) }
-	ka := []int64{int64(a.PricePerGPUHour), rtt(a), -a.ReliabilityBps}
-	kc := []int64{int64(c.PricePerGPUHour), rtt(c), -c.ReliabilityBps}
-	switch f.Sort {
-	case "rtt":
-		ka[0], ka[1], kc[0], kc[1] = ka[1], ka[0], kc[1], kc[0]
-	case "reliability":
-		ka = []int64{-a.ReliabilityBps, rtt(a), int64(a.PricePerGPUHour)}
-		kc = []int64{-c.ReliabilityBps, rtt(c), int64(c.PricePerGPUHour)}
-	}
-	for i := range ka {
-		if ka[i] != kc[i] {
-			return ka[i] < kc[i]
-		}
-	}
-	return a.ID < c.ID
 }
 
 // Missed epochs lower a machine's reliability: full uptime × cleared /

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"sort"
@@ -47,6 +48,9 @@ const (
 	sortPrice uint8 = iota
 	sortRTT
 	sortReliability
+	// sortPricePerH100 is the price of a measured H100-hour: what a GPU
+	// hour buys, by the machine's own proof rather than its class.
+	sortPricePerH100
 )
 
 // key is row s's sort key in order k: the matching rule's price, RTT,
@@ -67,6 +71,8 @@ func (ix *modelIndex) key(s int32, k viewKey, regions int) [3]int64 {
 		return [3]int64{rtt, r.price, -r.rel}
 	case sortReliability:
 		return [3]int64{-r.rel, rtt, r.price}
+	case sortPricePerH100:
+		return [3]int64{r.pph, rtt, -r.rel}
 	}
 	return [3]int64{r.price, rtt, -r.rel}
 }
@@ -138,7 +144,9 @@ func (ix *modelIndex) enview(s int32, regions int) {
 type browseRow struct {
 	m          *machineState
 	price, rel int64
-	vramGiB    int64
+	// pph is the price per measured H100-hour (unmeasured: the most).
+	pph     int64
+	vramGiB int64
 	// free is the GPUs a buyer could rent now; 0 when the machine is not
 	// rentable (unverified, offline, suspended, not in the engine).
 	free int64
@@ -174,7 +182,7 @@ func (b *Broker) indexLocked(m *machineState) {
 	ix, n := b.byModel[m.indexed], len(b.cfg.Regions)
 	row := b.rowFor(m)
 	old := ix.rows[m.slot]
-	moved := row.price != old.price || row.rel != old.rel || row.region != old.region
+	moved := row.price != old.price || row.rel != old.rel || row.region != old.region || row.pph != old.pph
 	for i := 0; i < n && !moved; i++ {
 		moved = ix.rtts[m.slot*n+i] != rttOf(m, i)
 	}
@@ -186,6 +194,24 @@ func (b *Broker) indexLocked(m *machineState) {
 	if moved {
 		ix.enview(int32(m.slot), n)
 	}
+}
+
+// pricePerH100 is the price of one measured H100-hour on a machine whose
+// GPU hour costs price and measures milli thousandths of an H100: price ×
+// 1000 / milli, rounded down; 0 when unmeasured or out of range.
+func pricePerH100(price, milli int64) int64 {
+	if milli <= 0 || price < 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(price), 1000)
+	if hi >= uint64(milli) {
+		return 0
+	}
+	q, _ := bits.Div64(hi, lo, uint64(milli))
+	if q > math.MaxInt64 {
+		return 0
+	}
+	return int64(q)
 }
 
 func rttOf(m *machineState, region int) uint16 {
@@ -204,7 +230,10 @@ func (b *Broker) setRTTs(ix *modelIndex, m *machineState) {
 
 func (b *Broker) rowFor(m *machineState) browseRow {
 	r := browseRow{m: m, price: m.listed.Price, rel: m.listed.ReliabilityBps, vramGiB: m.vramGiB,
-		region: slices.Index(b.cfg.Regions, m.region)}
+		region: slices.Index(b.cfg.Regions, m.region), pph: math.MaxInt64}
+	if p := pricePerH100(m.listed.Price, m.measured); p > 0 {
+		r.pph = p
+	}
 	if m.inEngine && m.verified && m.online && !m.suspended {
 		r.free = int64(bits.OnesCount64(m.free &^ m.held))
 	}

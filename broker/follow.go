@@ -140,8 +140,10 @@ func (b *Broker) catchUp(ctx context.Context, published *models.LeaderRecord) er
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for _, r := range rows {
-			if b.machines[r.ID] == nil {
+			if m := b.machines[r.ID]; m == nil {
 				b.addMachineLocked(r)
+			} else {
+				m.measured = r.MeasuredMilliH100 // adopted, and indexed, by the replay below
 			}
 		}
 		c, err := b.replayLocked(page, cmds)
@@ -173,13 +175,22 @@ func (b *Broker) catchUp(ctx context.Context, published *models.LeaderRecord) er
 }
 
 // newMachineRows reads the rows of machines the entries list that the
-// view does not know yet (registered after it loaded), before the lock is
-// taken, so a page's database reads never hold up the view's readers.
+// view does not know yet (registered after it loaded), and of machines an
+// entry lists verified that the view holds unmeasured (the leader stores
+// a verification's measured rate before it relists the machine verified,
+// and the log does not carry it), before the lock is taken, so a page's
+// database reads never hold up the view's readers. A machine verified
+// before rates were measured is read again at each of its upserts, which
+// follow listing changes, not heartbeats.
 func (b *Broker) newMachineRows(ctx context.Context, cmds []market.Command) []*models.Machine {
 	var ids []string
 	b.mu.RLock()
 	for i := range cmds {
-		if c := &cmds[i]; c.Kind == market.KindUpsertMachine && b.machines[c.Machine] == nil && !slices.Contains(ids, c.Machine) {
+		c := &cmds[i]
+		if c.Kind != market.KindUpsertMachine || slices.Contains(ids, c.Machine) {
+			continue
+		}
+		if m := b.machines[c.Machine]; m == nil || (c.Verified && m.measured == 0) {
 			ids = append(ids, c.Machine)
 		}
 	}
@@ -315,6 +326,7 @@ func (b *Broker) syncMachineRowsLocked(rows []models.Machine) {
 			fresh := machineFromRow(r)
 			m.providerID, m.hostname, m.cuda, m.driver, m.simulated, m.gpus = fresh.providerID, fresh.hostname, fresh.cuda, fresh.driver, fresh.simulated, fresh.gpus
 			m.firstSeen, m.verified = fresh.firstSeen, fresh.verified // the engine's word, when it lists m (adoptListing)
+			m.measured = fresh.measured
 			b.shapeLocked(m, nil)
 		}
 		b.adoptListingLocked(m)

@@ -29,6 +29,9 @@ type machineState struct {
 	region   string
 	rtts     []uint16
 	verified bool
+	// measured is the verification proof's rate per GPU, milli-H100 (0:
+	// not measured).
+	measured int64
 	// listed is what the engine holds for this machine (zero: not there).
 	listed   market.Command
 	inEngine bool
@@ -60,7 +63,7 @@ type machineState struct {
 func machineFromRow(m *models.Machine) *machineState {
 	st := &machineState{id: m.ID, providerID: m.ProviderID, providerAddress: m.ProviderAddress, hostname: m.Hostname,
 		cuda: m.CUDAVersion, driver: m.DriverVersion, simulated: m.Simulated, verified: m.VerifiedAt != nil,
-		suspended: m.SuspendedAt != nil, firstSeen: m.CreatedAt}
+		measured: m.MeasuredMilliH100, suspended: m.SuspendedAt != nil, firstSeen: m.CreatedAt}
 	for _, g := range m.GPUs {
 		st.gpus = append(st.gpus, protocol.GPU{Index: g.Idx, UUID: g.UUID, Name: g.Name, Class: g.Class,
 			MemoryTotalMiB: g.MemoryTotalMiB, Free: g.Free})

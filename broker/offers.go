@@ -57,6 +57,8 @@ func (b *Broker) OffersInto(p *OfferPage, f highway.OfferFilter) string {
 		k.sort = sortRTT
 	case "reliability":
 		k.sort = sortReliability
+	case "price_per_h100":
+		k.sort = sortPricePerH100
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -93,6 +95,8 @@ func (b *Broker) OffersInto(p *OfferPage, f highway.OfferFilter) string {
 			case sortReliability:
 				rel, rtt, price = -key[0], key[1], key[2]
 				first, second = rel < f.MinReliability, f.MaxRTTms > 0 && rtt > f.MaxRTTms
+			case sortPricePerH100:
+				price = ix.rows[s].price
 			}
 			if first {
 				return
@@ -160,7 +164,8 @@ func (b *Broker) offerLocked(m *machineState, order []int, backing *highway.RTTs
 	return highway.Offer{ID: m.id, ProviderID: m.providerID, MachineID: m.id, Model: m.model, VRAMGiB: m.vramGiB,
 		GPUsFree: free, GPUsTotal: m.listed.GPUs, PricePerGPUHour: highway.Amount(m.listed.Price), Region: m.region, RTTms: rtt,
 		ReliabilityBps: m.listed.ReliabilityBps, CUDAVersion: m.cuda, DriverVersion: m.driver, Verified: m.verified, Simulated: m.simulated,
-		SpotFloor: highway.Amount(m.listed.SpotFloor), NoticeS: m.listed.NoticeMs / 1000}
+		SpotFloor: highway.Amount(m.listed.SpotFloor), NoticeS: m.listed.NoticeMs / 1000,
+		MeasuredMilliH100: m.measured, PricePerH100Hour: highway.Amount(pricePerH100(m.listed.Price, m.measured))}
 }
 
 // regionOrder appends the regions' indexes, by name, to order.

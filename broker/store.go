@@ -97,7 +97,7 @@ type indexerStore interface {
 type machineStore interface {
 	MachineByID(ctx context.Context, id string) (*models.Machine, error)
 	SetMachineListing(ctx context.Context, machineID, providerAddress, region string) error
-	SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string) error
+	SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string, measuredMilliH100 int64) error
 	DeleteUptimeBefore(ctx context.Context, day int32) error
 	EpochCounts(ctx context.Context, since time.Time, machineID string) ([]models.EpochCount, error)
 	PutUptime(ctx context.Context, rows []models.MachineUptime) error

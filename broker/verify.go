@@ -22,6 +22,7 @@ type challenge struct {
 	seed      poc.Seed
 	target    poc.Target
 	params    poc.Params
+	workS     uint64
 	issued    time.Time
 	// checking: its proof is being checked (Verification); a second
 	// answer to it is refused meanwhile.
@@ -69,7 +70,7 @@ func (b *Broker) maybeVerifyLocked(ctx context.Context, m *machineState) {
 		return
 	}
 	m.verifying = id
-	b.verifies[id] = &challenge{machineID: m.id, agentID: m.agentID, seed: seed, target: target, params: params, issued: now}
+	b.verifies[id] = &challenge{machineID: m.id, agentID: m.agentID, seed: seed, target: target, params: params, workS: uint64(secs), issued: now}
 	b.log.Info("verification challenge issued", "machine", m.id, "model", m.model, "required", target.Required, "work_s", secs)
 }
 
@@ -95,17 +96,24 @@ func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.Ve
 		b.mu.Unlock()
 	}
 	var verr error
+	var measured int64
 	if r.Error != "" {
 		verr = errors.New(r.Error)
 	} else {
 		sample := make([]byte, 32)
 		_, _ = rand.Read(sample)
 		verr = poc.VerifyBytes(c.params, c.seed, c.target, r.Proof, sample)
+		// The proof's count over the window is the machine's measured
+		// rate for one GPU (the agent proves the challenge on one): what
+		// the offer shows beside its class's nominal figure.
+		if pr, err := poc.DecodeProof(c.params, r.Proof); verr == nil && err == nil {
+			measured = int64(min(poc.MeasuredMilliH100(c.params, c.target, len(pr.Nonces), c.workS), 1<<40))
+		}
 	}
 	now := b.now().UTC()
 	if verr != nil {
-		_ = b.store.SetMachineVerified(ctx, c.machineID, nil, verr.Error())
-	} else if err := b.store.SetMachineVerified(ctx, c.machineID, &now, ""); err != nil {
+		_ = b.store.SetMachineVerified(ctx, c.machineID, nil, verr.Error(), 0)
+	} else if err := b.store.SetMachineVerified(ctx, c.machineID, &now, "", measured); err != nil {
 		done()
 		return err
 	}
@@ -126,8 +134,8 @@ func (b *Broker) Verification(ctx context.Context, agentID string, r protocol.Ve
 			"Machine "+m.hostname+" ("+m.id+") failed its verification proof, so it is not listed: "+verr.Error(), "/provider")
 		return &highway.Error{Code: highway.EINVALID, Field: "proof", Message: "Verification proof rejected: " + verr.Error()}
 	}
-	m.verified = true
-	b.log.Info("machine verified", "machine", c.machineID)
+	m.verified, m.measured = true, measured
+	b.log.Info("machine verified", "machine", c.machineID, "measured_milli_h100", measured)
 	b.relistLocked(ctx, m)
 	b.indexLocked(m)
 	b.notifyLocked()

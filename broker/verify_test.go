@@ -7,6 +7,7 @@ import (
 
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
+	"github.com/highway-compute/highway/poc"
 	"github.com/highway-compute/highway/protocol"
 )
 
@@ -16,10 +17,10 @@ type slowVerdicts struct {
 	entered, gate chan struct{}
 }
 
-func (s *slowVerdicts) SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string) error {
+func (s *slowVerdicts) SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string, measured int64) error {
 	close(s.entered)
 	<-s.gate
-	return s.Store.SetMachineVerified(ctx, machineID, at, verifyErr)
+	return s.Store.SetMachineVerified(ctx, machineID, at, verifyErr, measured)
 }
 
 // TestNoSecondChallengeWhileAProofIsChecked: while an answer to a
@@ -68,4 +69,55 @@ func TestNoSecondChallengeWhileAProofIsChecked(t *testing.T) {
 	if m.verifying != 0 || len(b.verifies) != 0 || m.verified {
 		t.Fatalf("after the verdict: verifying %d, %d outstanding, verified %v", m.verifying, len(b.verifies), m.verified)
 	}
+}
+
+// TestVerificationMeasuresRate: a verification proof measures what it
+// evaluated against its class's rate: 1.2 × D·λ = 57 600 nonces in the
+// 1 s window of a CPU-SIM (50 000 nonces a second at D = 16) read as
+// 1 152 milli-H100. A proof that found too few is refused and measures
+// nothing.
+func TestVerificationMeasuresRate(t *testing.T) {
+	ctx := context.Background()
+	b, err := New(ctx, Config{Store: dbtest.SQLite(t), Regions: []string{"us-east"}, VerifyParams: poc.DevParams(), VerifyWork: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &machineState{id: "m1", agentID: "a1", model: "CPU-SIM", providerAddress: "hwy1provider"}
+	issue := func() (uint64, *challenge) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.machines[m.id] = m
+		m.verifyAfter = time.Time{}
+		b.maybeVerifyLocked(ctx, m)
+		return m.verifying, b.verifies[m.verifying]
+	}
+	prove := func(c *challenge, evaluations uint64) []byte {
+		pr, err := poc.Prove(ctx, poc.CPUBackend{}, c.params, c.seed, c.target, poc.ProveOptions{Limit: evaluations})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := pr.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	// Too little work: 80 % of the expected evaluations.
+	id, c := issue()
+	expected := c.target.Difficulty * c.params.ExpectedValid
+	if err := b.Verification(ctx, "a1", protocol.VerificationResponse{AssignmentID: id, Proof: prove(c, expected*8/10)}); err == nil {
+		t.Fatal("a proof short of the target was accepted")
+	}
+	if m.verified || m.measured != 0 {
+		t.Fatalf("after a short proof: verified %v, measured %d", m.verified, m.measured)
+	}
+	id, c = issue()
+	if err := b.Verification(ctx, "a1", protocol.VerificationResponse{AssignmentID: id, Proof: prove(c, expected*12/10)}); err != nil {
+		t.Fatal(err)
+	}
+	// Poisson(3600): ±5σ is ±8 %.
+	if !m.verified || m.measured < 1060 || m.measured > 1245 {
+		t.Fatalf("verified %v, measured %d milli-H100, want about 1152", m.verified, m.measured)
+	}
+	t.Logf("measured %d milli-H100 for 57 600 nonces in a CPU-SIM's second", m.measured)
 }

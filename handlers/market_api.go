@@ -26,9 +26,9 @@ func (s *Server) offerFilter(c *gin.Context) (highway.OfferFilter, error) {
 		}
 	}
 	switch f.Sort {
-	case "", "price", "rtt", "reliability":
+	case "", "price", "rtt", "reliability", "price_per_h100":
 	default:
-		return f, &highway.Error{Code: highway.EINVALID, Field: "sort", Message: "sort is price, rtt or reliability."}
+		return f, &highway.Error{Code: highway.EINVALID, Field: "sort", Message: "sort is price, rtt, reliability or price_per_h100."}
 	}
 	models, regions := s.broker.Catalog()
 	if f.Model != "" && !contains(models, f.Model) {

@@ -98,7 +98,8 @@ func offerRow(o highway.Offer, rttRegion string) web.OfferRow {
 	rtt, has := o.RTTms.Get(rttRegion)
 	return web.OfferRow{ID: o.ID, Model: o.Model, GPUsFree: o.GPUsFree, GPUsTotal: o.GPUsTotal, VRAMGiB: o.VRAMGiB,
 		Price: int64(o.PricePerGPUHour), Region: o.Region, RTTms: rtt, HasRTT: has, ReliabilityBps: o.ReliabilityBps,
-		CUDA: o.CUDAVersion, Driver: o.DriverVersion, Provider: shortID(o.ProviderID), Simulated: o.Simulated, SpotFloor: int64(o.SpotFloor)}
+		CUDA: o.CUDAVersion, Driver: o.DriverVersion, Provider: shortID(o.ProviderID), Simulated: o.Simulated, SpotFloor: int64(o.SpotFloor),
+		MeasuredMilli: o.MeasuredMilliH100, PricePerH100: int64(o.PricePerH100Hour)}
 }
 
 // shortID names a provider on the public market without exposing who

@@ -81,12 +81,21 @@ func appendOffersJSON(buf []byte, offers []highway.Offer, next string) []byte {
 			buf = append(buf, `,"notice_s":`...)
 			buf = strconv.AppendInt(buf, o.NoticeS, 10)
 		}
+		if o.MeasuredMilliH100 != 0 {
+			buf = append(buf, `,"measured_milli_h100":`...)
+			buf = strconv.AppendInt(buf, o.MeasuredMilliH100, 10)
+		}
 		buf = append(buf, `,"price_per_gpu_hour":"`...)
 		buf = strconv.AppendInt(buf, int64(o.PricePerGPUHour), 10)
 		buf = append(buf, '"')
 		if o.SpotFloor != 0 {
 			buf = append(buf, `,"spot_floor_per_gpu_hour":"`...)
 			buf = strconv.AppendInt(buf, int64(o.SpotFloor), 10)
+			buf = append(buf, '"')
+		}
+		if o.PricePerH100Hour != 0 {
+			buf = append(buf, `,"price_per_h100_hour":"`...)
+			buf = strconv.AppendInt(buf, int64(o.PricePerH100Hour), 10)
 			buf = append(buf, '"')
 		}
 		buf = append(buf, '}')

@@ -43,9 +43,12 @@ type Machine struct {
 	ProviderAddress string
 	Region          string
 	VerifyError     string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	GPUs            []GPU `gorm:"foreignKey:MachineID"`
+	// MeasuredMilliH100 is what the verification proof measured, per GPU,
+	// in thousandths of an H100 (0: not measured).
+	MeasuredMilliH100 int64 `gorm:"column:measured_milli_h100"`
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	GPUs              []GPU `gorm:"foreignKey:MachineID"`
 }
 
 // RTTs decodes the machine's region round-trip times (ms).

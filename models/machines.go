@@ -10,10 +10,14 @@ import (
 	"github.com/highway-compute/highway"
 )
 
-// SetMachineVerified records the outcome of a machine's verification PoC.
-func (s *Store) SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string) error {
-	return s.DB.WithContext(ctx).Model(&Machine{}).Where("id = ?", machineID).
-		Updates(map[string]any{"verified_at": at, "verify_error": verifyErr}).Error
+// SetMachineVerified records the outcome of a machine's verification PoC
+// and, when it cleared, the rate it measured (milli-H100 per GPU).
+func (s *Store) SetMachineVerified(ctx context.Context, machineID string, at *time.Time, verifyErr string, measuredMilliH100 int64) error {
+	u := map[string]any{"verified_at": at, "verify_error": verifyErr}
+	if at != nil {
+		u["measured_milli_h100"] = measuredMilliH100
+	}
+	return s.DB.WithContext(ctx).Model(&Machine{}).Where("id = ?", machineID).Updates(u).Error
 }
 
 // SetMachineListing stores the chain address and listing region an agent reported.

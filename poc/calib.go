@@ -7,41 +7,50 @@ import (
 	"strings"
 )
 
-// ClassRate is one GPU class's throughput relative to an H100 SXM, in
-// milli-H100 (1000 = one H100), from NVIDIA's published dense (no
-// sparsity) INT8 tensor-core TOPS. The work function is a batched int8
-// GEMM, so peak dense INT8 throughput is the right first-order ratio; a
-// GPU backend benchmark per class replaces these when it exists.
+// ClassRate is one GPU class's expected work-function throughput relative
+// to an H100 SXM, in milli-H100 (1000 = one H100). The basis is the rate
+// of the instruction the GPU prover is built on, int8 mma.sync, not the
+// datasheet's headline: on Hopper the datasheet's dense INT8 figure needs
+// wgmma, and mma.sync reaches 1,297 TOPS of its 1,979 (measured on an
+// H200, docs/poc.md §14), while Ampere and Ada reach their datasheet rate
+// with mma.sync. A datasheet ratio would so price an A100 at 315 when the
+// kernel runs it at about 480. Hopper is measured; the other classes are
+// estimates that assume the kernel reaches the same share of each card's
+// mma.sync rate; the verification PoC's measured rate (Offer's measured
+// H100-equivalents) is what buyers see per machine.
 type ClassRate struct {
 	// Class is the GPU model name as the agent reports it.
 	Class string
-	// DenseInt8TOPS is the datasheet figure the ratio is computed from.
-	DenseInt8TOPS uint32
-	// MilliH100 = round(1000 × DenseInt8TOPS / 1979).
+	// MmaTOPS is the card's int8 mma.sync rate in TOPS (dense): SMs ×
+	// boost clock × ops per SM per clock (Ampere 4,096, Ada 2,048, Hopper
+	// 4,963 as measured).
+	MmaTOPS uint32
+	// MilliH100 = round(1000 × MmaTOPS / 1297).
 	MilliH100 uint64
 }
 
-// h100DenseInt8TOPS is the H100 SXM5 datasheet figure: 3,958 INT8 TOPS
-// with 2:4 sparsity, 1,979 dense.
-const h100DenseInt8TOPS = 1979
+// h100MmaTOPS is the H100 SXM's int8 mma.sync rate: 1,297 TOPS measured
+// on an H200 SXM (same 132 SMs at 1.98 GHz) on 2026-12-04.
+const h100MmaTOPS = 1297
 
 // classRates is sorted by Class so lookup is a binary search and the
-// order never depends on a map. Sources (dense = half the "with sparsity"
-// figure NVIDIA headlines): H100 SXM / H200 SXM datasheets 1,979; H100
-// PCIe 1,513; A100 SXM/PCIe 80GB 624; L40S 733; L4 242; RTX 4090 (Ada
-// whitepaper) 660; B200 (DGX/HGX B200: 72 POPS INT8 sparse for 8 GPUs →
-// 4,500 dense each). CPU-SIM is the dev fleet's simulated GPU: one
+// order never depends on a map. MmaTOPS per class (SMs × GHz × ops/clk):
+// A100 108 × 1.41 × 4,096 = 624; B200 148 × 1.965 × 4,963 = 1,443
+// (Blackwell's mma.sync per SM assumed Hopper's: unmeasured); H100 and
+// H200 SXM 1,297 (measured); H100 PCIe 114 × 1.755 × 4,963 = 993; L4
+// 58 × 2.04 × 2,048 = 242; L40S 142 × 2.52 × 2,048 = 733; RTX 4090
+// 128 × 2.52 × 2,048 = 660. CPU-SIM is the dev fleet's simulated GPU: one
 // H100-equivalent of DevParams.
 var classRates = []ClassRate{
-	{"A100", 624, 315},
-	{"B200", 4500, 2274},
-	{"CPU-SIM", h100DenseInt8TOPS, 1000},
-	{"H100", 1979, 1000},
-	{"H100-PCIE", 1513, 765},
-	{"H200", 1979, 1000},
-	{"L4", 242, 122},
-	{"L40S", 733, 370},
-	{"RTX4090", 660, 334},
+	{"A100", 624, 481},
+	{"B200", 1443, 1113},
+	{"CPU-SIM", h100MmaTOPS, 1000},
+	{"H100", 1297, 1000},
+	{"H100-PCIE", 993, 766},
+	{"H200", 1297, 1000},
+	{"L4", 242, 187},
+	{"L40S", 733, 565},
+	{"RTX4090", 660, 509},
 }
 
 // ClassRates returns the rate table, sorted by class name (a copy).
@@ -134,4 +143,30 @@ func EpochTargetMilli(p Params, milliH100, windowSeconds uint64) (Target, error)
 	}
 	q, _ := bits.Div64(hi, lo, d)
 	return Target{Difficulty: d, Required: q / BasisPoints}, nil
+}
+
+// MeasuredMilliH100 is the rate a proof of nonces valid nonces, found in
+// windowSeconds at target t, shows in milli-H100 under p: each nonce is
+// valid with probability about 1/D, so n of them stand for about n·D
+// evaluations, and n·D·1000 / (H100NoncesPerSecond · window) is the
+// prover's rate in thousandths of an H100. The figure's noise is √n / n
+// (1.8 % at λ = 3000), and a proof holds at most MaxProofNonces nonces, so
+// it reads at most MaxProofNonces/λ (1.37× at the defaults) the rate it was
+// challenged for. 0 when the rate or window is 0; saturates rather than
+// overflowing.
+func MeasuredMilliH100(p Params, t Target, nonces int, windowSeconds uint64) uint64 {
+	hi, per := bits.Mul64(p.H100NoncesPerSecond, windowSeconds)
+	if per == 0 || hi != 0 || nonces <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(nonces), t.Difficulty)
+	if hi != 0 {
+		return ^uint64(0)
+	}
+	hi, lo = bits.Mul64(lo, 1000)
+	if hi >= per {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, per)
+	return q
 }

@@ -13,8 +13,8 @@ func TestClassTable(t *testing.T) {
 		t.Fatal("class table not sorted")
 	}
 	for _, c := range rates {
-		// MilliH100 is round(1000 × TOPS / 1979).
-		if want := (uint64(c.DenseInt8TOPS)*1000 + h100DenseInt8TOPS/2) / h100DenseInt8TOPS; c.MilliH100 != want {
+		// MilliH100 is round(1000 × MmaTOPS / 1297).
+		if want := (uint64(c.MmaTOPS)*1000 + h100MmaTOPS/2) / h100MmaTOPS; c.MilliH100 != want {
 			t.Errorf("%s: milli %d, want %d", c.Class, c.MilliH100, want)
 		}
 	}
@@ -24,7 +24,7 @@ func TestClassTable(t *testing.T) {
 	if _, err := LookupClass("Voodoo2"); !errors.Is(err, ErrUnknownClass) {
 		t.Fatal(err)
 	}
-	if m, _ := H100Equivalents("A100", 8); m != 2520 {
+	if m, _ := H100Equivalents("A100", 8); m != 3848 {
 		t.Fatalf("8×A100 = %d milli-H100", m)
 	}
 }
@@ -41,10 +41,10 @@ func TestEpochTarget(t *testing.T) {
 		wantR   uint64
 		wantErr error
 	}{
-		// N = 1.5e9 × 60 = 9e10; D = 9e10/3000 = 30,000,000; R = 2730.
-		{"1×H100 60s", p, "H100", 1, 60, 30_000_000, 2730, nil},
-		// 8 × 2274 milli × 1.5e9 /1000 × 600 = 1.63728e13 → D = 5,457,600,000.
-		{"8×B200 600s", p, "B200", 8, 600, 5_457_600_000, 2730, nil},
+		// N = 8.5e8 × 60 = 5.1e10; D = 5.1e10/3000 = 17,000,000; R = 2730.
+		{"1×H100 60s", p, "H100", 1, 60, 17_000_000, 2730, nil},
+		// 8 × 1113 milli × 8.5e8 /1000 × 600 = 4.54104e12 → D = 1,513,680,000.
+		{"8×B200 600s", p, "B200", 8, 600, 1_513_680_000, 2730, nil},
 		{"unknown", p, "Voodoo2", 1, 60, 0, 0, ErrUnknownClass},
 		{"too short", p, "L4", 1, 0, 0, 0, ErrEpochTooSmall},
 		{"overflow", p, "B200", 1 << 31, 1 << 40, 0, 0, ErrOverflow},
@@ -99,5 +99,40 @@ func TestParamsValidate(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMeasuredMilliH100: a proof at a class's epoch target that finds the
+// expected count reads as the class's rate; twice as many as twice; and
+// degenerate inputs neither panic nor overflow.
+func TestMeasuredMilliH100(t *testing.T) {
+	p := DefaultParams()
+	tg, err := EpochTarget(p, "A100", 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The expected count is N/D ≥ λ = 3000.
+	if got := MeasuredMilliH100(p, tg, 3000, 5); got < 480 || got > 481 {
+		t.Fatalf("an A100 at its expected count measures %d milli, want 481", got)
+	}
+	if got := MeasuredMilliH100(p, tg, 6000, 5); got < 961 || got > 962 {
+		t.Fatalf("twice the count measures %d", got)
+	}
+	for _, c := range []struct {
+		p     Params
+		t     Target
+		n     int
+		w     uint64
+		want  uint64
+		label string
+	}{
+		{p, tg, 0, 5, 0, "no nonces"},
+		{p, tg, 100, 0, 0, "no window"},
+		{Params{}, tg, 100, 5, 0, "no rate"},
+		{p, Target{Difficulty: ^uint64(0)}, 1 << 20, 5, ^uint64(0), "saturates"},
+	} {
+		if got := MeasuredMilliH100(c.p, c.t, c.n, c.w); got != c.want {
+			t.Errorf("%s: %d, want %d", c.label, got, c.want)
+		}
 	}
 }

@@ -149,7 +149,7 @@ func errName(err error) string {
 // CheckProof against a target, for valid encodings and for each rejection
 // in the documented order.
 func TestGoldenProofEncoding(t *testing.T) {
-	p := DefaultParams()
+	p := v1(DefaultParams()) // the file's proofs are v1's (version byte 01)
 	maxCount := func(n uint64) string { return hex.EncodeToString(appendUvarints(nil, 1, n)) }
 	cases := []struct {
 		label, data string

@@ -93,7 +93,7 @@ func TestV2MatchesSpec(t *testing.T) {
 // v1 proof is refused under v2 params.
 func TestV1AndV2Differ(t *testing.T) {
 	s := testSeed(4)
-	a, _ := Compute(DevParams(), s, 5)
+	a, _ := Compute(v1(DevParams()), s, 5)
 	b, _ := Compute(v2(DevParams()), s, 5)
 	if a == b {
 		t.Fatal("v1 and v2 agree")

@@ -102,7 +102,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"duplicate", f.p, f.seed, f.t, withNonces(f.proof, dup), f.sample, ErrDuplicateNonce},
 		{"unsorted", f.p, f.seed, f.t, withNonces(f.proof, unsorted), f.sample, ErrUnsortedNonces},
 		{"out of range", f.p, f.seed, f.t, withNonces(f.proof, oor), f.sample, ErrNonceOutOfRange},
-		{"wrong version", f.p, f.seed, f.t, Proof{Version: 2, Nonces: ns}, f.sample, ErrWrongVersion},
+		{"wrong version", f.p, f.seed, f.t, Proof{Version: f.p.Version ^ 3, Nonces: ns}, f.sample, ErrWrongVersion},
 		{"params version", func() Params { p := f.p; p.Version = 9; return p }(), f.seed, f.t, f.proof, f.sample, ErrWrongVersion},
 		{"insufficient", f.p, f.seed, Target{Difficulty: 16, Required: uint64(len(ns)) + 1}, f.proof, f.sample, ErrInsufficientWork},
 		{"fabricated", f.p, f.seed, f.t, withNonces(f.proof, fabricated), f.sample, ErrInvalidNonce},
@@ -170,7 +170,7 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	})
 	t.Run("version", func(t *testing.T) {
-		data, _ := Proof{Version: 2, Nonces: []uint64{1}}.MarshalBinary()
+		data, _ := Proof{Version: p.Version ^ 3, Nonces: []uint64{1}}.MarshalBinary() // 1 ↔ 2: the other version
 		if err := VerifyBytes(p, Seed{}, Target{Difficulty: 16, Required: 1}, data, []byte{1}); !errors.Is(err, ErrWrongVersion) {
 			t.Fatal(err)
 		}

@@ -24,6 +24,12 @@ func smallParams(dim, layers uint32) Params {
 	return p
 }
 
+// v1 is p with work function v1 (the default before issue #14).
+func v1(p Params) Params {
+	p.Version = Version1
+	return p
+}
+
 // v2 is p with work function v2.
 func v2(p Params) Params {
 	p.Version = Version2
@@ -153,7 +159,7 @@ func TestActivationsStayUniform(t *testing.T) {
 // TestGolden pins the work function: seed, nonce → digest. Run with
 // -update to regenerate after an intentional, versioned change.
 func TestGolden(t *testing.T) {
-	shapes := map[string]Params{"dev": DevParams(), "default": DefaultParams(), "d96l3": smallParams(96, 3),
+	shapes := map[string]Params{"dev": v1(DevParams()), "default": v1(DefaultParams()), "d96l3": v1(smallParams(96, 3)),
 		"dev-v2": v2(DevParams()), "default-v2": v2(DefaultParams()), "d96l3-v2": v2(smallParams(96, 3))}
 	order := []string{"dev", "d96l3", "default", "dev-v2", "d96l3-v2", "default-v2"}
 	path := filepath.Join("testdata", "golden.txt")

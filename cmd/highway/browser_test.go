@@ -199,6 +199,11 @@ func TestBrowserLiveMarket(t *testing.T) {
 	if price := text(`[data-testid="offer-price"]`); !strings.Contains(price, "2.49") {
 		t.Fatalf("offer price = %q", price)
 	}
+	// Its verification proof measured it: the rate per GPU and the price
+	// of a measured H100-hour stand beside the class's price.
+	if m := text(`[data-testid="offer-measured"]`); !strings.Contains(m, " H100") || !strings.Contains(m, "/ H100-hour") {
+		t.Fatalf("offer's measured rate = %q", m)
+	}
 	// The summary above the table follows too.
 	do("live summary", chromedp.WaitVisible(chromedp.CSS(`[data-testid="market-summary"] [data-testid="machines-online"]`)))
 	waitFor(t, "the live summary", 10*time.Second, func() bool { return text(`[data-testid="machines-online"]`) == "1" })

@@ -60,7 +60,7 @@ func TestMarketFilter(t *testing.T) {
 			{"count=-1", "count", "non-negative integer"},
 			{"model=NOPE", "model", "Unknown GPU model"},
 			{"region=mars", "region", "Unknown region"},
-			{"sort=cheapest", "sort", "price, rtt or reliability"},
+			{"sort=cheapest", "sort", "price, rtt, reliability or price_per_h100"},
 		}
 		for _, tc := range cases {
 			p := b.get("/market?" + tc.query)

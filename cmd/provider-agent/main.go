@@ -367,7 +367,7 @@ func cmdRun(ctx context.Context, args []string, e env) error {
 }
 
 func cmdSelftest(ctx context.Context, args []string, e env) error {
-	f := newFlags("selftest", "Runs the Proof-of-Compute prover for a while on this machine's CPU backend and prints\nthe nonces evaluated per second and the equivalent number of H100s.", e)
+	f := newFlags("selftest", "Runs the Proof-of-Compute prover for a while on the backend the agent would use (the\nGPUs through the CUDA driver, else the CPU) and prints the nonces evaluated per second\nand the equivalent number of H100s.", e)
 	d := f.duration("duration", "HIGHWAY_SELFTEST_DURATION", 10*time.Second, "how long to prove")
 	dev := f.boolean("dev-params", "HIGHWAY_SELFTEST_DEV", false, "use the small dev-chain parameters instead of production ones")
 	if err := f.parse(args); err != nil {
@@ -378,7 +378,8 @@ func cmdSelftest(ctx context.Context, args []string, e env) error {
 	if *dev {
 		p, name = poc.DevParams(), "dev"
 	}
-	fmt.Fprintf(e.stdout, "Proving for %s with %s parameters (%d-wide, %d layers) on the CPU backend...\n", *d, name, p.Dim, p.Layers)
+	backend, why := prover.Choose()
+	fmt.Fprintf(e.stdout, "Backend: %s\nProving for %s with %s parameters (v%d, %d-wide, %d layers)...\n", why, *d, name, p.Version, p.Dim, p.Layers)
 	start := time.Now()
 	bar := func(done uint64) {
 		frac := min(float64(time.Since(start))/float64(*d), 1)
@@ -386,7 +387,7 @@ func cmdSelftest(ctx context.Context, args []string, e env) error {
 		rate := float64(done) / max(time.Since(start).Seconds(), 1e-9)
 		fmt.Fprintf(e.stdout, "\r[%s%s] %3.0f%% %12.0f nonces/s", strings.Repeat("#", n), strings.Repeat(" ", 30-n), frac*100, rate)
 	}
-	r, err := prover.Measure(ctx, poc.CPUBackend{}, p, *d, bar)
+	r, err := prover.Measure(ctx, backend, p, *d, bar)
 	if err != nil {
 		fmt.Fprintln(e.stdout)
 		return err

@@ -93,7 +93,8 @@ func TestSelftest(t *testing.T) {
 	if code := run(context.Background(), []string{"selftest", "--duration", "200ms", "--dev-params"}, e); code != 0 {
 		t.Fatalf("code %d: %s", code, errb)
 	}
-	if !strings.Contains(out.String(), "nonces/s =") || !strings.Contains(out.String(), "H100-equivalents") || !strings.Contains(out.String(), "100%") {
+	if !strings.Contains(out.String(), "nonces/s =") || !strings.Contains(out.String(), "H100-equivalents") || !strings.Contains(out.String(), "100%") ||
+		!strings.Contains(out.String(), "Backend: cpu: ") {
 		t.Fatalf("output %q", out)
 	}
 }

@@ -534,6 +534,11 @@ func (a *Agent) verify(ctx context.Context, as protocol.Assignment) {
 	job := prover.Job{LeaseID: "verify", Params: v.Params, Target: poc.Target{Difficulty: v.Difficulty, Required: v.Required},
 		Deadline: a.cfg.Now().Add(time.Duration(v.WorkSeconds) * time.Second)}
 	copy(job.Seed[:], seed)
+	// The challenge is one GPU's work, and what the proof finds is the
+	// machine's measured rate per GPU: a GPU prover proves it on one.
+	if inv, err := a.snapshot(); err == nil && len(inv.GPUs) > 0 {
+		job.GPUs = []string{inv.GPUs[0].UUID}
+	}
 	a.log.Info("proving verification challenge", "assignment", as.ID, "work_seconds", v.WorkSeconds)
 	res, err := p.Prove(ctx, job)
 	if ctx.Err() != nil {

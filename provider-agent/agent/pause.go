@@ -8,9 +8,11 @@ import (
 	"github.com/highway-compute/highway/provider-agent/prover"
 )
 
-// leaseGPUs returns the UUIDs of the GPUs the job's lease runs on, so a
-// GPU prover proves there and nowhere else; nil when the lease is not
-// running here (the prover then uses every GPU).
+// leaseGPUs returns the UUIDs of the GPUs the job's lease was assigned
+// here, running or not, so a GPU prover proves there and nowhere else (a
+// lease whose workload exited is still proved, on its own GPUs, and
+// other leases' GPUs are never touched); nil when the lease is unknown
+// here (the prover then uses every GPU).
 func (a *Agent) leaseGPUs(job prover.Job) []string {
 	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
 	if err != nil {
@@ -22,11 +24,12 @@ func (a *Agent) leaseGPUs(job prover.Job) []string {
 	if leaseID == "" {
 		return nil
 	}
-	_, gpus, ok := a.runner.Live(leaseID)
-	if !ok {
-		return nil
+	for _, l := range a.runner.Leases() {
+		if l.LeaseID == leaseID {
+			return l.GPUs
+		}
 	}
-	return gpus
+	return nil
 }
 
 // pauseFor pauses the lease's workload while a prover that uses the GPUs

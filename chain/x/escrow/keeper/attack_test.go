@@ -56,12 +56,12 @@ var measuredLateness = []int64{-993, -990, -987, -985, -984, -983, -982, -982, -
 // attackParams are the default escrow timing with the small work network.
 func attackParams() types.Params {
 	p := types.DefaultParams()
-	p.EpochBlocks = 100 // only needs to hold the 62 s window at 1 s blocks
+	p.EpochBlocks = 100 // only needs to hold the 54 s window at 1 s blocks
 	p.DisputeWindowBlocks = 2
 	p.MaxEpochsPerLease = 10
 	pp := poc.DefaultParams()
 	pp.Dim, pp.Layers, pp.MinDifficulty = 32, 1, 2
-	pp.H100NoncesPerSecond = 2 * pp.ExpectedValid / p.ProofWorkSeconds // D = 2 for one H100
+	pp.H100NoncesPerSecond = (2*pp.ExpectedValid + p.ProofWorkSeconds - 1) / p.ProofWorkSeconds // D = 2 for one H100
 	p.Poc = types.PoCParamsFrom(pp)
 	return p
 }

@@ -555,8 +555,12 @@ func TestCloseGasIgnoresProofBodies(t *testing.T) {
 // version its provider quoted for, to its end.
 func TestWorkFunctionVersionByParams(t *testing.T) {
 	f := newFixture(t)
-	before := f.createLease(1, price, 3)
 	p := f.params
+	p.Poc.Version = poc.Version1 // a chain started before v2 was the default
+	if _, err := deliver(f, f.ms.UpdateParams, &types.MsgUpdateParams{Authority: f.gov, Params: p}); err != nil {
+		t.Fatalf("params to v1: %v", err)
+	}
+	before := f.createLease(1, price, 3)
 	p.Poc.Version = poc.Version2
 	if _, err := deliver(f, f.ms.UpdateParams, &types.MsgUpdateParams{Authority: f.gov, Params: p}); err != nil {
 		t.Fatalf("params to v2: %v", err)

@@ -49,22 +49,24 @@ const (
 	maxProofWorkSeconds = 7 * 24 * 3600
 )
 
-// DefaultParams are production-shaped: 10-minute epochs at 1 s blocks, a
-// minute of proving per epoch plus the measured grace, verdicts up to 30
-// blocks after a proof lands, an hour to dispute, 1 % fee. The arbiter
-// defaults to the governance account until genesis names one.
+// DefaultParams are production-shaped: 30-minute epochs at 1 s blocks, 52 s
+// of proving per epoch plus the measured grace (54 s: 3.0 % of the
+// lease's GPU time, paused for the proof; docs/poc.md §15 says why the
+// epoch grew rather than the window shrank), verdicts up to 30 blocks
+// after a proof lands, an hour to dispute, 1 % fee. The arbiter defaults
+// to the governance account until genesis names one.
 func DefaultParams() Params {
 	return Params{
 		Denom:               DefaultDenom,
-		EpochBlocks:         600,
-		ProofWorkSeconds:    60,
+		EpochBlocks:         1800,
+		ProofWorkSeconds:    52,
 		ProofGraceMs:        DefaultProofGraceMs,
 		JudgeSpreadBlocks:   30,
 		DisputeWindowBlocks: 3600,
 		MaxMissedEpochs:     3,
 		FeeBps:              100,
 		Arbiter:             "",
-		MaxEpochsPerLease:   24 * 6 * 30, // 30 days of 10-minute epochs
+		MaxEpochsPerLease:   24 * 2 * 30, // 30 days of 30-minute epochs
 		MaxQuoteTtlSeconds:  600,
 		Poc:                 PoCParamsFrom(poc.DefaultParams()),
 		ClassRates:          DefaultClassRates(),

@@ -100,7 +100,9 @@ func (b tab) liveText(sel string) string {
 		defer cancel()
 		var err error
 		v, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		return err == nil
+		// A live region is swapped in whole: caught mid-swap under load
+		// it reads empty (a CI-load failure of TestBrowserRentAndDispute).
+		return err == nil && strings.TrimSpace(v) != ""
 	})
 	return v
 }

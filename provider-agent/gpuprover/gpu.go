@@ -41,6 +41,9 @@ type Variant struct {
 // Name is the entry point's name in the PTX.
 func (v Variant) Name() string { return fmt.Sprintf("poc_v2_d%d_r%d_w%d", v.Dim, v.RM, v.WM) }
 
+// The shape's sizes, as the source computes them: TILE_M, THREADS, and
+// the dynamic shared memory (two activation buffers of TILE_M rows and
+// STAGES = 3 weight chunks of Dim rows, every row padded by PAD = 16).
 func (v Variant) tile() int    { return 16 * v.RM * v.WM }
 func (v Variant) threads() int { return 32 * v.WM * v.Dim / 64 }
 func (v Variant) shared() int  { return 2*v.tile()*(v.Dim+16) + 3*v.Dim*(v.kc()+16) }

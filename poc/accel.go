@@ -19,9 +19,6 @@ type AccelInputs struct {
 	Weights []int8
 }
 
-// PhiloxInputTag is the last word of v2's input counter.
-const PhiloxInputTag = philoxTag
-
 // AccelInputs returns the model's inputs for an accelerator, without
 // copying.
 func (m *Model) AccelInputs() AccelInputs {

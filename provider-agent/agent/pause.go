@@ -8,19 +8,25 @@ import (
 	"github.com/highway-compute/highway/provider-agent/prover"
 )
 
+// localLease is the marketplace's id of the job's chain lease, as its
+// start assignment recorded it ("" when it was not assigned here).
+func (a *Agent) localLease(job prover.Job) string {
+	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
+	if err != nil {
+		return ""
+	}
+	a.ownMu.Lock()
+	defer a.ownMu.Unlock()
+	return a.leaseOf[id]
+}
+
 // leaseGPUs returns the UUIDs of the GPUs the job's lease was assigned
 // here, running or not, so a GPU prover proves there and nowhere else (a
 // lease whose workload exited is still proved, on its own GPUs, and
 // other leases' GPUs are never touched); nil when the lease is unknown
 // here (the prover then uses every GPU).
 func (a *Agent) leaseGPUs(job prover.Job) []string {
-	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
-	if err != nil {
-		return nil
-	}
-	a.ownMu.Lock()
-	leaseID := a.leaseOf[id]
-	a.ownMu.Unlock()
+	leaseID := a.localLease(job)
 	if leaseID == "" {
 		return nil
 	}
@@ -40,11 +46,8 @@ func (a *Agent) pauseFor(job prover.Job) (resume func()) {
 	if !ok || !g.UsesGPUs() {
 		return func() {}
 	}
-	id, err := strconv.ParseUint(job.LeaseID, 10, 64)
-	a.ownMu.Lock()
-	leaseID := a.leaseOf[id]
-	a.ownMu.Unlock()
-	if err != nil || leaseID == "" {
+	leaseID := a.localLease(job)
+	if leaseID == "" {
 		return func() {}
 	}
 	if err := a.runner.Pause(leaseID, fmt.Sprintf("Proof-of-Compute for epoch %d uses the GPUs until %s", job.Epoch, job.Deadline.UTC().Format(time.RFC3339))); err != nil {

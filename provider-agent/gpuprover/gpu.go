@@ -83,27 +83,20 @@ type kernel struct {
 	fn *cuda.Function
 }
 
-// New opens GPU ordinal on the driver and loads the kernels. prefer
+// New opens dev (one of d.Devices()) and loads the kernels. prefer
 // overrides the default variant per Dim (benchmarks); nil keeps it.
-func New(d *cuda.Driver, ordinal int, ptx []byte, prefer map[int]Variant) (*Backend, error) {
+func New(d *cuda.Driver, dev cuda.Device, ptx []byte, prefer map[int]Variant) (*Backend, error) {
 	if !strings.Contains(string(ptx), ".entry") {
 		return nil, ErrNoKernel
 	}
-	devs, err := d.Devices()
+	if dev.Major < 8 {
+		return nil, fmt.Errorf("gpuprover: %s is sm_%d%d; the kernel needs int8 mma.sync (sm_80 or newer)", dev.Name, dev.Major, dev.Minor)
+	}
+	c, err := d.Open(dev.Ordinal)
 	if err != nil {
 		return nil, err
 	}
-	if ordinal >= len(devs) {
-		return nil, fmt.Errorf("gpuprover: no GPU %d (the driver lists %d)", ordinal, len(devs))
-	}
-	if devs[ordinal].Major < 8 {
-		return nil, fmt.Errorf("gpuprover: %s is sm_%d%d; the kernel needs int8 mma.sync (sm_80 or newer)", devs[ordinal].Name, devs[ordinal].Major, devs[ordinal].Minor)
-	}
-	c, err := d.Open(ordinal)
-	if err != nil {
-		return nil, err
-	}
-	b := &Backend{Device: devs[ordinal], ctx: c, kernels: map[int]*kernel{}, bufs: map[string]*cuda.Buffer{}}
+	b := &Backend{Device: dev, ctx: c, kernels: map[int]*kernel{}, bufs: map[string]*cuda.Buffer{}}
 	if b.mod, err = c.LoadPTX(ptx); err != nil {
 		_ = c.Close()
 		return nil, err

@@ -21,9 +21,10 @@ import (
 // where these tests must run the kernel rather than skip.
 var realGPU = os.Getenv("HIGHWAY_REAL_GPU") == "1"
 
-// open returns the backend on GPU 0, from HIGHWAY_POC_PTX when set (a
-// freshly built kernel) or the embedded PTX; it skips without a GPU.
-func open(t testing.TB, prefer map[int]Variant) *Backend {
+// gpu0 loads the driver and lists its GPUs, and returns the PTX to run:
+// HIGHWAY_POC_PTX when set (a freshly built kernel), else the embedded
+// one. It skips without a GPU.
+func gpu0(t testing.TB) (*cuda.Driver, []cuda.Device, []byte) {
 	t.Helper()
 	if !realGPU {
 		t.Skip("HIGHWAY_REAL_GPU=1 runs the kernel on a real GPU; without one the agent proves on the CPU (TestNoKernel)")
@@ -32,13 +33,24 @@ func open(t testing.TB, prefer map[int]Variant) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	devs, err := d.Devices()
+	if err != nil || len(devs) == 0 {
+		t.Fatalf("the driver lists no GPU (%v)", err)
+	}
 	ptx := PTX
 	if f := os.Getenv("HIGHWAY_POC_PTX"); f != "" {
 		if ptx, err = os.ReadFile(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b, err := New(d, 0, ptx, prefer)
+	return d, devs, ptx
+}
+
+// open returns the backend on GPU 0 (see gpu0).
+func open(t testing.TB, prefer map[int]Variant) *Backend {
+	t.Helper()
+	d, devs, ptx := gpu0(t)
+	b, err := New(d, devs[0], ptx, prefer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +66,7 @@ func v2(p poc.Params) poc.Params {
 // TestNoKernel: a build whose PTX holds no kernel refuses to start, so the
 // agent falls back to the CPU with this reason.
 func TestNoKernel(t *testing.T) {
-	_, err := New(nil, 0, []byte("// nothing\n"), nil)
+	_, err := New(nil, cuda.Device{}, []byte("// nothing\n"), nil)
 	if !errors.Is(err, ErrNoKernel) {
 		t.Fatalf("New with empty PTX: %v, want ErrNoKernel", err)
 	}
@@ -226,19 +238,12 @@ func TestGPUVariantsAgree(t *testing.T) {
 // TestPoolPerLease: the pool proves a lease on that lease's GPU (found by
 // its NVML UUID) and agrees with the CPU; unknown UUIDs mean every GPU.
 func TestPoolPerLease(t *testing.T) {
-	if !realGPU {
-		t.Skip("HIGHWAY_REAL_GPU=1 runs the pool on a real GPU")
-	}
-	d, err := cuda.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := OpenAll(d, PTX)
+	d, devs, ptx := gpu0(t)
+	pool, err := OpenAll(d, devs, ptx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	devs, _ := d.Devices()
 	if one := pool.ForGPUs([]string{devs[0].UUID}).(*Pool); len(one.devs) != 1 || one.devs[0].Device.UUID != devs[0].UUID {
 		t.Fatalf("ForGPUs(%s) chose %d GPUs", devs[0].UUID, len(one.devs))
 	}

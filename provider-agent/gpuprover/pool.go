@@ -19,19 +19,16 @@ type Pool struct {
 	devs []*Backend
 }
 
-// OpenAll opens every GPU the driver lists that can run the kernel.
-func OpenAll(d *cuda.Driver, ptx []byte) (*Pool, error) {
-	devs, err := d.Devices()
-	if err != nil {
-		return nil, err
-	}
+// OpenAll opens every GPU of devs (the driver's list) that can run the
+// kernel.
+func OpenAll(d *cuda.Driver, devs []cuda.Device, ptx []byte) (*Pool, error) {
 	if len(devs) == 0 {
 		return nil, errors.New("gpuprover: the CUDA driver lists no GPU")
 	}
 	p := &Pool{}
 	var why []string
 	for _, x := range devs {
-		b, err := New(d, x.Ordinal, ptx, nil)
+		b, err := New(d, x, ptx, nil)
 		if err != nil {
 			if errors.Is(err, ErrNoKernel) {
 				p.Close()
@@ -93,6 +90,9 @@ func (p *Pool) Evaluate(ctx context.Context, m *poc.Model, nonces []uint64, out 
 	if len(out) < len(nonces) {
 		return poc.ErrMalformed
 	}
+	if !p.devs[0].Covers(m) {
+		return p.devs[0].CPU.Evaluate(ctx, m, nonces, out)
+	}
 	n := len(p.devs)
 	return p.each(func(i int, b *Backend) error {
 		lo, hi := len(nonces)*i/n, len(nonces)*(i+1)/n
@@ -104,6 +104,11 @@ func (p *Pool) Evaluate(ctx context.Context, m *poc.Model, nonces []uint64, out 
 func (p *Pool) Scan(ctx context.Context, m *poc.Model, difficulty, start, count uint64, dst []uint64) ([]uint64, error) {
 	if difficulty == 0 || start+count < start {
 		return dst, poc.ErrBadTarget
+	}
+	// A model no kernel covers goes to the CPU once: one backend per GPU
+	// would each start a worker per core on its share.
+	if !p.devs[0].Covers(m) {
+		return p.devs[0].CPU.Scan(ctx, m, difficulty, start, count, dst)
 	}
 	n := uint64(len(p.devs))
 	found := make([][]uint64, n)

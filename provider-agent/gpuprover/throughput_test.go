@@ -81,25 +81,12 @@ func TestGPUThroughput(t *testing.T) {
 // mmaPeak runs the PTX's mma_peak kernel: register-only int8 mma.sync on
 // every SM, the most the prover's instruction could give.
 func mmaPeak(t *testing.T) float64 {
-	d, err := cuda.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	devs, err := d.Devices()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, devs, ptx := gpu0(t)
 	c, err := d.Open(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.Close() }()
-	ptx := PTX
-	if f := os.Getenv("HIGHWAY_POC_PTX"); f != "" {
-		if ptx, err = os.ReadFile(f); err != nil {
-			t.Fatal(err)
-		}
-	}
 	mod, err := c.LoadPTX(ptx)
 	if err != nil {
 		t.Fatal(err)

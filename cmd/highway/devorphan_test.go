@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +27,13 @@ func TestStopOrphanChain(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	go func() { _ = orphan.Wait(); close(exited) }()
+	// Between fork and exec the child's command line is still this test
+	// binary's; under CI load stopOrphan once read it then (and left the
+	// orphan alone, rightly). Wait for the shell's.
+	waitFor(t, "the orphan's command line", 5*time.Second, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", orphan.Process.Pid))
+		return err == nil && strings.Contains(string(b), home)
+	})
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(orphan.Process.Pid)), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -227,23 +227,31 @@ func (b *Broker) rebuild(ctx context.Context) (rebuilt, error) {
 		return rebuilt{}, fmt.Errorf("the market log resumes at entry %d, but the engine could only be restored to entry %d: refusing to rebuild from a gap", first, r.checkpoint)
 	}
 	r.seq = r.checkpoint
+	var cmds []market.Command
 	err = b.store.MarketLog(ctx, r.seq, func(page []models.MarketLogEntry) error {
+		cmds = cmds[:0]
 		for _, en := range page {
 			c, err := decodeEntry(en)
 			if err != nil {
 				return err
 			}
-			if _, err := r.engine.Apply(&c); err != nil {
+			cmds = append(cmds, c)
+		}
+		var failed error
+		r.engine.ApplyBatch(cmds, func(i int, _ []market.Event, err error) bool {
+			if err != nil {
 				// The log holds only commands that applied; one that no
 				// longer does means the catalog (regions, models) changed
 				// under it. Refuse to guess: GPUs held by live leases
 				// could be rented twice.
-				return fmt.Errorf("market log entry %d (%s) no longer applies: %w; was the region or model catalog changed?", en.Seq, c.Kind, err)
+				failed = fmt.Errorf("market log entry %d (%s) no longer applies: %w; was the region or model catalog changed?", page[i].Seq, cmds[i].Kind, err)
+				return false
 			}
-			r.seq = en.Seq
+			r.seq = page[i].Seq
 			r.replayed++
-		}
-		return nil
+			return true
+		})
+		return failed
 	})
 	if err != nil {
 		return rebuilt{}, fmt.Errorf("replay: %w", err)

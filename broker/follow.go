@@ -213,12 +213,16 @@ func (b *Broker) newMachineRows(ctx context.Context, cmds []market.Command) []*m
 func (b *Broker) replayLocked(page []models.MarketLogEntry, cmds []market.Command) (bool, error) {
 	touched := map[string]struct{}{}
 	changed := false
-	for i := range cmds {
-		c := &cmds[i]
-		evs, err := b.w.engine.Apply(c)
+	var gap error
+	// A page in one batch: the engine starts each group's lookups together
+	// (market.Engine.ApplyBatch), which is what keeps a follower's replay
+	// ahead of a leader that is busy.
+	b.w.engine.ApplyBatch(cmds, func(i int, evs []market.Event, err error) bool {
 		if err != nil {
-			return changed, errors.Join(errLogGap, err)
+			gap = errors.Join(errLogGap, err)
+			return false
 		}
+		c := &cmds[i]
 		b.w.seq = page[i].Seq
 		if c.Machine != "" {
 			touched[c.Machine] = struct{}{}
@@ -240,6 +244,10 @@ func (b *Broker) replayLocked(page []models.MarketLogEntry, cmds []market.Comman
 			changed = true
 		}
 		changed = changed || len(evs) > 0
+		return true
+	})
+	if gap != nil {
+		return changed, gap
 	}
 	for id := range touched {
 		m := b.machines[id]

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,6 +191,25 @@ func (w *benchWorld) observe(evs []Event) {
 	}
 }
 
+// profileRun starts a CPU profile of the op run alone when
+// HIGHWAY_BENCH_CPUPROFILE names a file: -cpuprofile would also record
+// the build of the million-offer book, which is most of the samples and
+// none of what the figures measure.
+func profileRun(b *testing.B) (stop func()) {
+	path := os.Getenv("HIGHWAY_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
+}
+
 func percentileUs(ns []int64, p int) float64 {
 	if len(ns) == 0 {
 		return 0
@@ -215,8 +235,9 @@ func vmRSSMB() float64 {
 }
 
 // BenchmarkMarket builds the 1M-offer book and runs benchOps commands of
-// the mix above on one goroutine: half of them timed in bulk for ops/s, half
-// timed one by one for the latency percentiles.
+// the mix above on one goroutine: a third of them timed in bulk through
+// ApplyBatch, a third in bulk through Apply (for the two ops/s figures), a
+// third timed one by one for the latency percentiles.
 func BenchmarkMarket(b *testing.B) {
 	for it := 0; it < b.N; it++ {
 		w := newBenchWorld()
@@ -230,6 +251,7 @@ func BenchmarkMarket(b *testing.B) {
 		runtime.GC()
 		var ms0 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
+		stopProfile := profileRun(b)
 
 		const batch = 10_000
 		cmds := make([]Command, batch)
@@ -239,37 +261,54 @@ func BenchmarkMarket(b *testing.B) {
 		var total time.Duration
 		byClass := map[string][]int64{}
 		matched, failed := 0, 0
-		// Batches alternate between two roles. A throughput batch runs its
+		// Batches take three roles in turn. A throughput batch runs its
 		// commands back to back under one timer: a clock read costs a few
 		// hundred ns on some VMs, so timing each command would charge the
-		// clock to the engine. A latency batch times each command alone, for
-		// the percentiles. Both draw from the same op stream, so the mix is
-		// the same; ops/s is the throughput batches' commands over their time
-		// (which includes the few ns a command of counting its events).
-		var thrTime time.Duration
-		thrOps := 0
+		// clock to the engine. The first kind goes through ApplyBatch (how
+		// a follower or a takeover replays the log), the second through
+		// Apply one command at a time (how the leader applies what arrives).
+		// A latency batch times each command alone, for the percentiles.
+		// All draw from the same op stream, so the mix is the same; ops/s is
+		// a role's commands over its time (which includes the few ns a
+		// command of counting its events).
+		count := func(evs []Event, err error) {
+			if err != nil {
+				failed++
+			}
+			for _, ev := range evs {
+				if ev.Kind == EvMatched {
+					matched++
+				}
+			}
+			w.observe(evs)
+		}
+		var thrTime, oneTime time.Duration
+		thrOps, oneOps := 0, 0
 		for done := 0; done < benchOps; done += batch {
 			for i := range cmds {
 				kinds[i] = w.nextOp(&cmds[i], done+i)
 			}
-			if (done/batch)%2 == 0 {
+			switch (done / batch) % 3 {
+			case 0:
 				t0 := time.Now()
-				for i := range cmds {
-					evs, err := e.Apply(&cmds[i])
-					if err != nil {
-						failed++
-					}
-					for _, ev := range evs {
-						if ev.Kind == EvMatched {
-							matched++
-						}
-					}
-					w.observe(evs)
-				}
+				e.ApplyBatch(cmds, func(_ int, evs []Event, err error) bool {
+					count(evs, err)
+					return true
+				})
 				d := time.Since(t0)
 				thrTime += d
 				total += d
 				thrOps += batch
+				continue
+			case 1:
+				t0 := time.Now()
+				for i := range cmds {
+					count(e.Apply(&cmds[i]))
+				}
+				d := time.Since(t0)
+				oneTime += d
+				total += d
+				oneOps += batch
 				continue
 			}
 			for i := range cmds {
@@ -293,17 +332,10 @@ func BenchmarkMarket(b *testing.B) {
 				case opInsert:
 					insertNs = append(insertNs, d.Nanoseconds())
 				}
-				if err != nil {
-					failed++
-				}
-				for _, ev := range evs {
-					if ev.Kind == EvMatched {
-						matched++
-					}
-				}
-				w.observe(evs)
+				count(evs, err)
 			}
 		}
+		stopProfile()
 		var ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms1)
 
@@ -333,6 +365,7 @@ func BenchmarkMarket(b *testing.B) {
 			b.Logf("%s orders: %d, p50 %.2f µs, p99 %.2f µs, max %.2f µs", cl, len(ns), percentileUs(ns, 50), percentileUs(ns, 99), percentileUs(ns, 100))
 		}
 		b.ReportMetric(float64(thrOps)/thrTime.Seconds(), "BENCH:market_ops_per_s:ops/s")
+		b.ReportMetric(float64(oneOps)/oneTime.Seconds(), "BENCH:market_apply_ops_per_s:ops/s")
 		b.ReportMetric(percentileUs(matchNs, 99), "BENCH:market_match_p99_us:us")
 		b.ReportMetric(percentileUs(matchNs, 50), "BENCH:market_match_p50_us:us")
 		b.ReportMetric(percentileUs(searchNs, 99), "BENCH:market_search_p99_us:us")

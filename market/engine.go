@@ -41,7 +41,11 @@ type machine struct {
 	price    int64
 	ixPrice  int64
 	listedAt int64
-	rtt      [MaxRegions]uint16
+	// idHash is hashID(id), kept so that forgetting the machine does not
+	// read the id's bytes again: they lie in their own allocation, and at
+	// scale that read was a cache miss in every removal.
+	idHash uint64
+	rtt    [MaxRegions]uint16
 	// Interruptible use (spot.go): the floor per GPU-hour (0: none), the
 	// preemption notice, the GPUs held by confirmed interruptible leases
 	// (a subset of held, and available to on-demand orders) and those
@@ -127,6 +131,9 @@ type Engine struct {
 	nOrders    int
 	freeOrder  []uint32
 	orderIDs   idTable
+	// warmSink receives what ApplyBatch's warm-up loads, so they are not
+	// optimised away; nothing reads it.
+	warmSink uint64
 
 	books []book // index model*nR + machine region
 	// bookMin and bookRTT mirror the book headers (cheapest ask, lowest RTT
@@ -138,6 +145,12 @@ type Engine struct {
 	bookRTT []uint16
 	// bookAsk mirrors book.ask, count-major: bookAsk[(k-2)*len(books)+book].
 	bookAsk []int64
+	// modelAsk[(k-1)*nM+model] is the cheapest of the model's books' asks
+	// for k GPUs (bookMin for k = 1, bookAsk above), exact: an any-model
+	// order skips every book of a model that cannot beat its max price or
+	// the best found so far from this one entry, instead of reading its
+	// nR book entries (priceFirstWide).
+	modelAsk []int64
 	rest    []restList // index model; nM is "any model"
 	resting int
 
@@ -195,6 +208,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e.bookAsk = make([]int64, (askMaxK-1)*len(e.books))
 	for i := range e.bookAsk {
 		e.bookAsk[i] = 1<<63 - 1
+	}
+	e.modelAsk = make([]int64, askMaxK*e.nM)
+	for i := range e.modelAsk {
+		e.modelAsk[i] = 1<<63 - 1
 	}
 	for i := range e.books {
 		for k := range e.books[i].ask {
@@ -366,7 +383,30 @@ func (e *Engine) mirrorAsks(bi uint32) {
 	b.askMoved = false
 	nb := len(e.books)
 	for k, v := range b.ask {
-		e.bookAsk[k*nb+int(bi)] = v
+		row := e.bookAsk[k*nb : (k+1)*nb]
+		if old := row[bi]; old != v {
+			row[bi] = v
+			e.modelAskMoved(k+1, bi, row, old, v)
+		}
+	}
+}
+
+// modelAskMoved keeps modelAsk exact when book bi's ask for row k (k+1
+// GPUs; row is that count's mirror, already holding v) moved from old to
+// v: a cheaper ask is the new minimum at once, and only when the model's
+// minimum itself rose are its books read again.
+func (e *Engine) modelAskMoved(k int, bi uint32, row []int64, old, v int64) {
+	m := int(bi) / e.nR
+	p := &e.modelAsk[k*e.nM+m]
+	switch {
+	case v < *p:
+		*p = v
+	case old == *p && v > old:
+		lo := int64(1<<63 - 1)
+		for _, a := range row[m*e.nR : (m+1)*e.nR] {
+			lo = min(lo, a)
+		}
+		*p = lo
 	}
 }
 
@@ -380,8 +420,9 @@ func (e *Engine) bookOp(bi uint32, op func(*book)) {
 	if b.n > 0 {
 		minP = b.minPrice
 	}
-	if e.bookMin[bi] != minP {
+	if old := e.bookMin[bi]; old != minP {
 		e.bookMin[bi] = minP
+		e.modelAskMoved(0, bi, e.bookMin, old, minP)
 	}
 	nb := len(e.books)
 	for r := 0; r < e.nR; r++ {
@@ -499,7 +540,7 @@ func (e *Engine) newMachine(id, prov string) uint32 {
 	p := e.providerOf(prov)
 	*e.mach(s) = machine{id: id, provider: p, alive: true}
 	e.providers[p].machines = append(e.providers[p].machines, s)
-	e.machineIDs.add(id, s)
+	e.mach(s).idHash = e.machineIDs.add(id, s)
 	return s
 }
 
@@ -526,7 +567,7 @@ func (e *Engine) deleteMachine(s uint32) {
 	if i := slices.Index(p.machines, s); i >= 0 {
 		p.machines = slices.Delete(p.machines, i, i+1)
 	}
-	e.machineIDs.delete(hashID(m.id), s)
+	e.machineIDs.delete(m.idHash, s)
 	e.setSpot(s, 0, 0)
 	*m = machine{}
 	e.freeMachine = append(e.freeMachine, s)

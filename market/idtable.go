@@ -128,8 +128,13 @@ func (t *idTable) grow() {
 // insert adds (h, v); the id must not be present.
 func (t *idTable) insert(h uint64, v uint32) { t.insertLoc(h, v, 0) }
 
-// add inserts id (not present) for slot v, with the table's own copy.
-func (t *idTable) add(id string, v uint32) { t.insertLoc(hashID(id), v, t.ids.put(id)) }
+// add inserts id (not present) for slot v, with the table's own copy, and
+// returns its hash.
+func (t *idTable) add(id string, v uint32) uint64 {
+	h := hashID(id)
+	t.insertLoc(h, v, t.ids.put(id))
+	return h
+}
 
 func (t *idTable) insertLoc(h uint64, v, loc uint32) {
 	if 2*(t.n+1) > len(t.e) {

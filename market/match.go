@@ -103,16 +103,21 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 	if o.count >= 2 {
 		asks = e.bookAsk[int(min(o.count, askMaxK)-2)*len(e.books):]
 	}
-	for bi := lo * e.nR; bi < hi*e.nR; bi++ {
-		if p := asks[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
-			cands = append(cands, cursor{book: uint32(bi), head: p, bound: rtts[bi]})
-		}
-	}
 	var best scanBest
-	if o.latencyFirst {
-		e.latencyFirst(cands, o, &best)
+	if hi-lo > 1 && !o.latencyFirst {
+		modelAsks := e.modelAsk[int(min(max(o.count, 1), askMaxK)-1)*e.nM:]
+		cands = e.priceFirstWide(lo, hi, asks, modelAsks, rtts, o, &best)
 	} else {
-		e.priceFirst(cands, o, &best)
+		for bi := lo * e.nR; bi < hi*e.nR; bi++ {
+			if p := asks[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
+				cands = append(cands, cursor{book: uint32(bi), head: p, bound: rtts[bi]})
+			}
+		}
+		if o.latencyFirst {
+			e.latencyFirst(cands, o, &best)
+		} else {
+			e.priceFirst(cands, o, &best)
+		}
 	}
 	e.bookCands = cands[:0]
 	if best.found {
@@ -224,7 +229,7 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 	scan:
 		for ; cur.ci < len(b.chunks); cur.ci, cur.i = cur.ci+1, 0 {
 			c := b.chunks[cur.ci]
-			row := c.row(br)
+			row := c.rttRow(br)
 			for ; cur.i < c.n; cur.i++ {
 				i := cur.i
 				p := c.price[i]
@@ -240,7 +245,7 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 				if c.avail[i] < cnt {
 					continue
 				}
-				rt := row[i]
+				rt := row[c.cell[i]]
 				if rt > maxRTT || c.vram[i] < minV || best.found && p == best.price && rt > best.rtt {
 					continue
 				}
@@ -254,6 +259,56 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 			h.down(0)
 		}
 	}
+}
+
+// priceFirstWide is the price-first search over the books of models [lo,
+// hi) (an order for any model: a thousand books in a large catalog, most
+// of them within its max price). Building and heapifying them all was
+// most of such an order's time, so it reads the book with the cheapest
+// ask first, alone, and then merges only the books that can still beat or
+// tie what that found: usually none. A model whose cheapest ask (modelAsks,
+// exact) is above the max price or the best so far is passed over whole.
+// The answer is the same: the first read resolves its book entirely
+// (priceFirst reads a book up to and including the best's ask), and the
+// books left out are those priceFirst itself would stop before. It
+// returns the candidate slice for reuse.
+func (e *Engine) priceFirstWide(lo, hi int, asks, modelAsks []int64, rtts []uint16, o *order, best *scanBest) []cursor {
+	maxRTT := uint16(o.maxRTT)
+	first, fp, fb := -1, int64(0), uint16(0)
+	for m := lo; m < hi; m++ {
+		if ma := modelAsks[m]; ma > o.maxPrice || first >= 0 && ma > fp {
+			continue
+		}
+		for bi := m * e.nR; bi < (m+1)*e.nR; bi++ {
+			p, r := asks[bi], rtts[bi]
+			if p <= o.maxPrice && r <= maxRTT && (first < 0 || p < fp || p == fp && r < fb) {
+				first, fp, fb = bi, p, r
+			}
+		}
+	}
+	cands := e.bookCands[:0]
+	if first < 0 {
+		return cands
+	}
+	cands = append(cands, cursor{book: uint32(first), head: fp, bound: fb})
+	e.priceFirst(cands, o, best)
+	cands = cands[:0]
+	for m := lo; m < hi; m++ {
+		if ma := modelAsks[m]; ma > o.maxPrice || best.found && ma > best.price {
+			continue
+		}
+		for bi := m * e.nR; bi < (m+1)*e.nR; bi++ {
+			p, r := asks[bi], rtts[bi]
+			if bi == first || p > o.maxPrice || r > maxRTT || best.found && (p > best.price || p == best.price && r > best.rtt) {
+				continue
+			}
+			cands = append(cands, cursor{book: uint32(bi), head: p, bound: r})
+		}
+	}
+	if len(cands) > 0 {
+		e.priceFirst(cands, o, best)
+	}
+	return cands
 }
 
 func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
@@ -276,7 +331,9 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 			if c.price[0] > o.maxPrice {
 				break
 			}
-			for i, rt := range c.row(br) {
+			row := c.rttRow(br)
+			for i, at := range c.cell[:c.n] {
+				rt := row[at]
 				if best.found && best.rtt == floor && c.price[i] > best.price {
 					// The best already has the book's lowest RTT and every
 					// later offer asks more: nothing after it can win.

@@ -54,8 +54,8 @@ func checkInvariants(e *Engine) error {
 	listed := 0
 	for id, s := range machines {
 		m := e.mach(s)
-		if m.id != id || !m.alive {
-			return fmt.Errorf("machine %s: slot holds %q", id, m.id)
+		if m.id != id || !m.alive || m.idHash != hashID(id) {
+			return fmt.Errorf("machine %s: slot holds %q (hash %#x)", id, m.id, m.idHash)
 		}
 		if m.held != union[s] {
 			return fmt.Errorf("machine %s: held %#x, live orders hold %#x", id, m.held, union[s])
@@ -75,7 +75,7 @@ func checkInvariants(e *Engine) error {
 			stale := c.price[i] != m.price || c.vram[i] != m.vram || c.rel[i] != m.rel ||
 				int(c.avail[i]) != bits.OnesCount64(m.avail())
 			for r := 0; r < e.nR; r++ {
-				stale = stale || c.rtt[r*chunkMax+i] != m.rtt[r]
+				stale = stale || c.rttAt(r, i) != m.rtt[r]
 			}
 			if stale || m.ixPrice != m.price || int(m.ixBook) != int(m.model)*e.nR+int(m.region) {
 				return fmt.Errorf("machine %s: stale book row", id)
@@ -92,6 +92,13 @@ func checkInvariants(e *Engine) error {
 		for ci, c := range b.chunks {
 			if c.n == 0 || c.n > chunkMax || b.lastPrice[ci] != c.price[c.n-1] || b.lastSlot[ci] != c.slot[c.n-1] {
 				return fmt.Errorf("book %d chunk %d: bad shape or last key", bi, ci)
+			}
+			var seen [chunkMax]bool
+			for _, at := range c.cell {
+				if seen[at] {
+					return fmt.Errorf("book %d chunk %d: RTT cell %d used twice", bi, ci, at)
+				}
+				seen[at] = true
 			}
 			for i := 0; i < c.n; i++ {
 				if i > 0 && !keyLess(c.price[i-1], c.slot[i-1], c.price[i], c.slot[i]) ||
@@ -123,7 +130,8 @@ func checkInvariants(e *Engine) error {
 		for r := 0; n > 0 && r < e.nR; r++ {
 			lo, cnt := uint16(0xFFFF), uint32(0)
 			for _, c := range b.chunks {
-				for _, v := range c.row(r) {
+				for i := 0; i < c.n; i++ {
+					v := c.rttAt(r, i)
 					if v < lo {
 						lo, cnt = v, 0
 					}
@@ -134,6 +142,29 @@ func checkInvariants(e *Engine) error {
 			}
 			if b.minRTT[r] != lo || b.minCnt[r] != cnt {
 				return fmt.Errorf("book %d region %d: min RTT %d×%d, want %d×%d", bi, r, b.minRTT[r], b.minCnt[r], lo, cnt)
+			}
+		}
+	}
+	nb := len(e.books)
+	for bi := range e.books {
+		for k, v := range e.books[bi].ask {
+			if e.bookAsk[k*nb+bi] != v {
+				return fmt.Errorf("book %d: mirrored ask for %d GPUs %d, want %d", bi, k+2, e.bookAsk[k*nb+bi], v)
+			}
+		}
+	}
+	for k := 1; k <= askMaxK; k++ {
+		row := e.bookMin
+		if k >= 2 {
+			row = e.bookAsk[(k-2)*nb:]
+		}
+		for m := 0; m < e.nM; m++ {
+			want := int64(1<<63 - 1)
+			for _, a := range row[m*e.nR : (m+1)*e.nR] {
+				want = min(want, a)
+			}
+			if got := e.modelAsk[(k-1)*e.nM+m]; got != want {
+				return fmt.Errorf("model %d: cheapest ask for %d GPUs %d, want %d", m, k, got, want)
 			}
 		}
 	}

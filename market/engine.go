@@ -151,8 +151,8 @@ type Engine struct {
 	// the best found so far from this one entry, instead of reading its
 	// nR book entries (priceFirstWide).
 	modelAsk []int64
-	rest    []restList // index model; nM is "any model"
-	resting int
+	rest     []restList // index model; nM is "any model"
+	resting  int
 
 	beats, reservations, gtc deadlines
 

@@ -76,7 +76,15 @@ const (
 )
 
 type order struct {
-	id, buyer    string
+	id string
+	// key is a copy of id's first bytes (all of a UUID's 36) and idHash
+	// its hash, beside the id's header: looking an order up by id, and
+	// forgetting it, then read this line of the order alone, not the id's
+	// bytes, which lie in their own allocation (a cache miss at scale, on
+	// every confirmation, release and cancel).
+	key          [orderKeyLen]byte
+	idHash       uint64
+	buyer        string
 	typ          OrderType
 	state        uint8
 	latencyFirst bool
@@ -352,7 +360,13 @@ func (e *Engine) syncRow(s uint32, rtts bool) {
 			}
 			return
 		}
-		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR) })
+		// The row holds the machine's RTTs unless this command changed
+		// them.
+		var held []uint16
+		if !rtts {
+			held = m.rtt[:e.nR]
+		}
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, held) })
 		m.indexed = false
 	}
 	if want {
@@ -558,7 +572,7 @@ func (e *Engine) providerOf(id string) uint32 {
 func (e *Engine) deleteMachine(s uint32) {
 	m := e.mach(s)
 	if m.indexed {
-		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR) })
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, m.rtt[:e.nR]) }) // unchanged since written
 	}
 	// The beats entry stays: removing it from the middle of a million-entry
 	// heap costs several cache misses, while Tick drops it for free when it
@@ -746,8 +760,29 @@ func (e *Engine) appendOrder() uint32 {
 	return uint32(e.nOrders - 1)
 }
 
+// orderKeyLen is how many bytes of an order id its record copies.
+const orderKeyLen = 40
+
+// setID names order o.
+func (o *order) setID(id string) {
+	o.id, o.idHash = id, hashID(id)
+	copy(o.key[:], id)
+}
+
+// is reports whether o's id is id, from the copy where it holds all of it.
+func (o *order) is(id string) bool {
+	n := len(id)
+	if len(o.id) != n {
+		return false
+	}
+	if n <= orderKeyLen {
+		return string(o.key[:n]) == id
+	}
+	return string(o.key[:]) == id[:orderKeyLen] && o.id[orderKeyLen:] == id[orderKeyLen:]
+}
+
 func (e *Engine) deleteOrder(s uint32) {
-	e.orderIDs.delete(hashID(e.ord(s).id), s)
+	e.orderIDs.delete(e.ord(s).idHash, s)
 	*e.ord(s) = order{}
 	e.freeOrder = append(e.freeOrder, s)
 }
@@ -794,10 +829,11 @@ func (e *Engine) place(c *Command) error {
 		return ErrUnknownRegion
 	}
 	o := order{
-		id: c.Order, buyer: c.Buyer, typ: c.Type, latencyFirst: c.LatencyFirst, region: region, model: model,
+		buyer: c.Buyer, typ: c.Type, latencyFirst: c.LatencyFirst, region: region, model: model,
 		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt,
 		alive: true, spot: c.Interruptible,
 	}
+	o.setID(c.Order)
 	var ms uint32
 	var found bool
 	switch {
@@ -825,7 +861,7 @@ func (e *Engine) place(c *Command) error {
 	o.seq = e.seq
 	os := e.newOrder()
 	*e.ord(os) = o
-	e.orderIDs.insert(hashID(o.id), os)
+	e.orderIDs.insert(o.idHash, os)
 	if found {
 		e.match(os, ms)
 		return nil

@@ -197,12 +197,13 @@ func (e *Engine) orderSlot(id string) (uint32, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	// No copies here: an order id is written once and looked up about
-	// once, so a copy would move a cache miss from lookup to placement,
-	// where it lands on match latency.
+	// No copies in the table: an order id is written once and looked up
+	// about once, so an arena copy would move a cache miss from lookup to
+	// placement, where it lands on match latency. The order record keeps
+	// its own copy instead (order.key), written with the record.
 	h := hashID(id)
 	for i := h & t.mask; t.e[i].h != 0; i = (i + 1) & t.mask {
-		if t.e[i].h == h && e.ord(t.e[i].v).id == id {
+		if t.e[i].h == h && e.ord(t.e[i].v).is(id) {
 			return t.e[i].v, true
 		}
 	}

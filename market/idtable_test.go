@@ -2,6 +2,7 @@ package market
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -92,5 +93,23 @@ func TestIDArena(t *testing.T) {
 	// the arena within a few.
 	if len(a.blocks) > 3 {
 		t.Fatalf("%d blocks for at most 300 live ids", len(a.blocks))
+	}
+}
+
+// TestOrderIs checks an order's id comparison on both sides of the copy's
+// length: ids that differ only past the copy, or only in length, are
+// told apart.
+func TestOrderIs(t *testing.T) {
+	long := strings.Repeat("x", orderKeyLen)
+	ids := []string{"", "a", "ab", "order-1", "018f3c2e-7b1a-7c3d-9e4f-0123456789ab",
+		long[:orderKeyLen-1], long, long + "y", long + "z", long + "yy", strings.Repeat("y", MaxIDLen)}
+	for _, a := range ids {
+		var o order
+		o.setID(a)
+		for _, b := range ids {
+			if got := o.is(b); got != (a == b) {
+				t.Errorf("order %q is %q: %v", a, b, got)
+			}
+		}
 	}
 }

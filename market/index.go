@@ -310,9 +310,22 @@ func (b *book) addRTTs(m *machine, nR int) {
 
 // dropRTTs uncounts row i of c and returns the regions whose minimum it
 // was the last holder of: the caller rescans them (fixMins) once the row
-// is gone or rewritten.
-func (b *book) dropRTTs(c *chunk, i, nR int) uint64 {
+// is gone or rewritten. held, when not nil, is a copy of the row's RTTs
+// (the machine's own, when they have not changed since the row was
+// written): one cache line instead of the row's nR cells, which lie in nR
+// lines of the chunk.
+func (b *book) dropRTTs(c *chunk, i, nR int, held []uint16) uint64 {
 	var stale uint64
+	if held != nil {
+		for r, v := range held[:nR] {
+			if v == b.minRTT[r] {
+				if b.minCnt[r]--; b.minCnt[r] == 0 {
+					stale |= 1 << r
+				}
+			}
+		}
+		return stale
+	}
 	at := int(c.cell[i])
 	for r := 0; r < nR; r++ {
 		if c.rtt[r*chunkMax+at] == b.minRTT[r] {
@@ -349,7 +362,7 @@ func (b *book) fixMins(stale uint64) {
 // update rewrites the row of machine m (slot s, same ask) in place.
 func (b *book) update(m *machine, s uint32, nR int) {
 	c, i := b.find(m.price, s)
-	stale := b.dropRTTs(c, i, nR)
+	stale := b.dropRTTs(c, i, nR, nil)
 	a0 := c.avail[i]
 	c.set(i, m, s, nR)
 	b.addRTTs(m, nR)
@@ -368,14 +381,16 @@ func (b *book) nonZeroMins(regions uint64) uint64 {
 	return held
 }
 
-func (b *book) remove(price int64, slot uint32, nR int) {
+// remove takes row (price, slot) out of the book; held is as for
+// dropRTTs.
+func (b *book) remove(price int64, slot uint32, nR int, held []uint16) {
 	ci := b.chunkFor(price, slot)
 	c := b.chunks[ci]
 	p := c.pos(price, slot)
 	if p == c.n || c.slot[p] != slot || c.price[p] != price {
 		panic("market: index out of step with machines")
 	}
-	stale := b.dropRTTs(c, p, nR)
+	stale := b.dropRTTs(c, p, nR, held)
 	a0 := c.avail[p]
 	c.shift(p, -1)
 	b.n--

@@ -37,8 +37,8 @@ func checkInvariants(e *Engine) error {
 	union := map[uint32]uint64{}
 	for id, s := range orders {
 		o := e.ord(s)
-		if o.id != id || !o.alive {
-			return fmt.Errorf("order %s: slot holds %q", id, o.id)
+		if o.id != id || !o.alive || !o.is(id) || o.idHash != hashID(id) {
+			return fmt.Errorf("order %s: slot holds %q (key %q, hash %#x)", id, o.id, o.key, o.idHash)
 		}
 		if o.state == stResting {
 			continue

@@ -264,7 +264,7 @@ func (e *Engine) restore(b []byte) error {
 		}
 		o := e.ord(uint32(s))
 		o.alive = true
-		o.id = r.str()
+		o.setID(r.str())
 		o.buyer = r.str()
 		o.typ = OrderType(r.u())
 		o.state = uint8(r.u())
@@ -301,7 +301,7 @@ func (e *Engine) restore(b []byte) error {
 			if _, dup := e.orderSlot(o.id); dup {
 				r.fail("order %s twice", o.id)
 			} else {
-				e.orderIDs.insert(hashID(o.id), uint32(s))
+				e.orderIDs.insert(o.idHash, uint32(s))
 			}
 		}
 	}

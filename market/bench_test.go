@@ -210,6 +210,22 @@ func profileRun(b *testing.B) (stop func()) {
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }
 
+// thpMode is the kernel's transparent-huge-page mode ("always",
+// "madvise", "never"; "unknown" off Linux). The Go heap gets huge pages only
+// under "always", and at a million offers nearly every access misses the
+// TLB without them.
+func thpMode() string {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil {
+		return "unknown"
+	}
+	s := string(b)
+	if i, j := strings.IndexByte(s, '['), strings.IndexByte(s, ']'); i >= 0 && j > i {
+		return s[i+1 : j]
+	}
+	return strings.TrimSpace(s)
+}
+
 func percentileUs(ns []int64, p int) float64 {
 	if len(ns) == 0 {
 		return 0
@@ -358,6 +374,7 @@ func BenchmarkMarket(b *testing.B) {
 			searchNs = append(searchNs, time.Since(t0).Nanoseconds())
 		}
 		st := e.Stats()
+		b.Logf("transparent huge pages: %s (the figures depend on it: docs/matching.md)", thpMode())
 		b.Logf("build %.1fs; %d ops in %v (%d of them timed in bulk: %v): %d matched, %d failed (no capacity, vanished offers), final %+v; %d GCs, %v pause",
 			buildS, benchOps, total, thrOps, thrTime, matched, failed, st, ms1.NumGC-ms0.NumGC, time.Duration(ms1.PauseTotalNs-ms0.PauseTotalNs))
 		for _, cl := range []string{"fok", "latency-first", "any-model", "gtc"} {

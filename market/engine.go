@@ -857,6 +857,12 @@ func (e *Engine) place(c *Command) error {
 			return ErrNoMatch
 		}
 	}
+	if found {
+		// Start loading the machine now: the order's bookkeeping below
+		// (its record, its id-table entry: a miss of its own) then runs
+		// while the record arrives, instead of match waiting for it.
+		e.warmSink += e.mach(ms).held
+	}
 	e.seq++
 	o.seq = e.seq
 	os := e.newOrder()

@@ -30,7 +30,14 @@ type chunk struct {
 	// Its header shares n's cache line, and the columns follow in the
 	// order a scan tests them, so reading the head of a chunk costs as
 	// few lines as it can.
-	rtt   []uint16
+	rtt []uint16
+	// skey and sslot sample the keys of every sampleStep-th row (row
+	// j*sampleStep at j; j = 0 unused), beside the header: a row search
+	// picks its 16-row stretch from these two lines and then binary-
+	// searches 2 lines of the ask column, where a search of the whole
+	// column chased 4 or 5 lines in turn. Kept by resample.
+	skey  [chunkMax / sampleStep]int64
+	sslot [chunkMax / sampleStep]uint32
 	price [chunkMax]int64
 	avail [chunkMax]uint8
 	vram  [chunkMax]uint16
@@ -75,6 +82,7 @@ func (c *chunk) shift(p, d int) {
 		copy(c.cell[p+1:n+1], c.cell[p:n])
 		c.cell[p] = f
 		c.n++
+		c.resample(p + 1) // row p is the caller's to set
 		return
 	}
 	copy(c.price[p:n-1], c.price[p+1:n])
@@ -86,10 +94,29 @@ func (c *chunk) shift(p, d int) {
 	copy(c.cell[p:n-1], c.cell[p+1:n])
 	c.cell[n-1] = f
 	c.n--
+	c.resample(p)
 }
 
+// sampleStep is the row distance between two key samples of a chunk.
+const sampleStep = 16
+
+// resample refreshes the key samples of rows from on.
+func (c *chunk) resample(from int) {
+	for j := max((from+sampleStep-1)/sampleStep, 1); j*sampleStep < c.n; j++ {
+		c.skey[j], c.sslot[j] = c.price[j*sampleStep], c.slot[j*sampleStep]
+	}
+}
+
+// pos is the first row whose key is ≥ (price, slot), or n.
 func (c *chunk) pos(price int64, slot uint32) int {
 	lo, hi := 0, c.n
+	for j := 1; j*sampleStep < c.n; j++ {
+		if !keyLess(c.skey[j], c.sslot[j], price, slot) {
+			hi = j * sampleStep
+			break
+		}
+		lo = j*sampleStep + 1
+	}
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if keyLess(c.price[mid], c.slot[mid], price, slot) {
@@ -262,7 +289,8 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 				dst[j] = src[at]
 			}
 		}
-		c.n = half
+		c.n = half // its samples below half stand
+		right.resample(0)
 		b.chunks = append(b.chunks, nil)
 		copy(b.chunks[ci+2:], b.chunks[ci+1:])
 		b.chunks[ci+1] = right
@@ -281,6 +309,9 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 	p := c.pos(m.price, s)
 	c.shift(p, 1)
 	c.set(p, m, s, nR)
+	if p%sampleStep == 0 {
+		c.resample(p)
+	}
 	b.relast(ci)
 	b.minPrice = b.chunks[0].price[0]
 	b.availChanged(m.price, 0, a)

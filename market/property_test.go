@@ -93,6 +93,11 @@ func checkInvariants(e *Engine) error {
 			if c.n == 0 || c.n > chunkMax || b.lastPrice[ci] != c.price[c.n-1] || b.lastSlot[ci] != c.slot[c.n-1] {
 				return fmt.Errorf("book %d chunk %d: bad shape or last key", bi, ci)
 			}
+			for j := 1; j*sampleStep < c.n; j++ {
+				if c.skey[j] != c.price[j*sampleStep] || c.sslot[j] != c.slot[j*sampleStep] {
+					return fmt.Errorf("book %d chunk %d: key sample %d stale", bi, ci, j)
+				}
+			}
 			var seen [chunkMax]bool
 			for _, at := range c.cell {
 				if seen[at] {

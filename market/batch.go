@@ -84,9 +84,7 @@ func (e *Engine) warm(group []Command) {
 				sink += uint64(e.machineIDs.ids.cell(locs[i])[0])
 			}
 		} else {
-			if id := e.ord(slots[i]).id; id != "" {
-				sink += uint64(id[0])
-			}
+			sink += uint64(e.ord(slots[i]).key[0]) // the line orderSlot confirms the id on
 		}
 	}
 	e.warmSink += sink

@@ -347,19 +347,15 @@ func (b *book) addRTTs(m *machine, nR int) {
 // lines of the chunk.
 func (b *book) dropRTTs(c *chunk, i, nR int, held []uint16) uint64 {
 	var stale uint64
-	if held != nil {
-		for r, v := range held[:nR] {
-			if v == b.minRTT[r] {
-				if b.minCnt[r]--; b.minCnt[r] == 0 {
-					stale |= 1 << r
-				}
-			}
-		}
-		return stale
-	}
 	at := int(c.cell[i])
 	for r := 0; r < nR; r++ {
-		if c.rtt[r*chunkMax+at] == b.minRTT[r] {
+		var v uint16
+		if held != nil {
+			v = held[r] // the chunk's cell is not read at all
+		} else {
+			v = c.rtt[r*chunkMax+at]
+		}
+		if v == b.minRTT[r] {
 			if b.minCnt[r]--; b.minCnt[r] == 0 {
 				stale |= 1 << r
 			}

@@ -29,28 +29,28 @@ func (b *Buffer) Free() error {
 
 // Write copies src to the start of the buffer.
 func (b *Buffer) Write(src []byte) error {
-	if uint64(len(src)) > b.size {
-		return fmt.Errorf("cuda: write of %d bytes into a %d-byte buffer", len(src), b.size)
-	}
-	if len(src) == 0 {
-		return nil
-	}
-	return b.c.do(func() error {
-		return b.c.d.check("cuMemcpyHtoD", b.c.d.cuMemcpyHtoD(b.ptr, unsafe.Pointer(&src[0]), uint64(len(src))))
+	return b.copy("write of", "into", "cuMemcpyHtoD", src, func(p unsafe.Pointer) int32 {
+		return b.c.d.cuMemcpyHtoD(b.ptr, p, uint64(len(src)))
 	})
 }
 
 // Read copies the start of the buffer into dst.
 func (b *Buffer) Read(dst []byte) error {
-	if uint64(len(dst)) > b.size {
-		return fmt.Errorf("cuda: read of %d bytes from a %d-byte buffer", len(dst), b.size)
+	return b.copy("read of", "from", "cuMemcpyDtoH", dst, func(p unsafe.Pointer) int32 {
+		return b.c.d.cuMemcpyDtoH(p, b.ptr, uint64(len(dst)))
+	})
+}
+
+// copy runs a host↔device copy of host (at most the buffer's size) on the
+// context's thread; what and prep name it in the error.
+func (b *Buffer) copy(what, prep, call string, host []byte, run func(unsafe.Pointer) int32) error {
+	if uint64(len(host)) > b.size {
+		return fmt.Errorf("cuda: %s %d bytes %s a %d-byte buffer", what, len(host), prep, b.size)
 	}
-	if len(dst) == 0 {
+	if len(host) == 0 {
 		return nil
 	}
-	return b.c.do(func() error {
-		return b.c.d.check("cuMemcpyDtoH", b.c.d.cuMemcpyDtoH(unsafe.Pointer(&dst[0]), b.ptr, uint64(len(dst))))
-	})
+	return b.c.do(func() error { return b.c.d.check(call, run(unsafe.Pointer(&host[0]))) })
 }
 
 // Arg is a kernel argument: a device buffer's address, a 32- or 64-bit

@@ -9,10 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	errorsmod "cosmossdk.io/errors"
@@ -30,8 +29,6 @@ import (
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
 	txtypes "github.com/cosmos/cosmos-sdk/types/tx"
-	"github.com/cosmos/cosmos-sdk/types/tx/signing"
-	authsigning "github.com/cosmos/cosmos-sdk/x/auth/signing"
 	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 
@@ -77,6 +74,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	accounts map[string]*account
+	resends  atomic.Uint64
 }
 
 type account struct {
@@ -236,185 +234,6 @@ type Event struct {
 	Attributes map[string]string
 }
 
-// expectedSeq finds the sequence in the SDK's "account sequence mismatch,
-// expected N, got M" error.
-var expectedSeq = regexp.MustCompile(`expected (\d+), got \d+`)
-
-// maxSequenceRetries bounds resubmission after "account sequence mismatch",
-// which happens when another process signs for the same account.
-const maxSequenceRetries = 3
-
-// Send simulates, signs, broadcasts and waits for msgs to commit. A
-// transaction that fails in CheckTx or DeliverTx returns the chain's
-// registered error (errors.Is works against escrowtypes.ErrX), and the
-// returned TxResult still names the hash when it was broadcast.
-//
-// The account is held only until the node accepted the transaction into
-// its mempool (the sequence is then spoken for), not while it waits for a
-// block: a provider's agent proving several leases at once sends their
-// proofs side by side, and each must land within its own proof window.
-func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := c.broadcast(ctx, s, msgs)
-		if err != nil {
-			return res, err
-		}
-		res, err = c.WaitTx(ctx, res.Hash)
-		// Another process's transaction took the sequence in the same
-		// block: the node rejected ours at delivery. Reload and resend.
-		if errors.Is(err, sdkerrors.ErrWrongSequence) && attempt < maxSequenceRetries {
-			acc := c.account(s.Address())
-			acc.mu.Lock()
-			acc.loaded = false
-			acc.mu.Unlock()
-			continue
-		}
-		// Gas was simulated against the state before the block; a
-		// transaction ahead of ours in it can make ours cost more. The
-		// failed one changed nothing but its fee: simulate again on the
-		// new state and resend, once.
-		if errors.Is(err, sdkerrors.ErrOutOfGas) && attempt == 0 {
-			continue
-		}
-		return res, err
-	}
-}
-
-// broadcast signs and broadcasts under the account's lock, retrying when
-// another process used the account's sequence.
-func (c *Client) broadcast(ctx context.Context, s Signer, msgs []sdk.Msg) (*TxResult, error) {
-	acc := c.account(s.Address())
-	acc.mu.Lock()
-	defer acc.mu.Unlock()
-	var lastErr error
-	for attempt := 0; attempt <= maxSequenceRetries; attempt++ {
-		if !acc.loaded {
-			if err := c.loadAccount(ctx, s.Address(), acc); err != nil {
-				return nil, err
-			}
-		}
-		res, err := c.sendOnce(ctx, s, acc, msgs)
-		if err == nil {
-			return res, nil
-		}
-		lastErr = err
-		if !errors.Is(err, sdkerrors.ErrWrongSequence) {
-			return res, err
-		}
-		// Someone else used the account. The node says which sequence it
-		// expects (counting its mempool, which a query of committed state
-		// would not); without that, reload and let a block pass.
-		if m := expectedSeq.FindStringSubmatch(err.Error()); m != nil {
-			if n, perr := strconv.ParseUint(m[1], 10, 64); perr == nil {
-				acc.sequence = n
-				continue
-			}
-		}
-		acc.loaded = false
-		time.Sleep(time.Second)
-	}
-	return nil, fmt.Errorf("chain client: sequence kept changing: %w", lastErr)
-}
-
-func (c *Client) account(addr sdk.AccAddress) *account {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	a, ok := c.accounts[addr.String()]
-	if !ok {
-		a = &account{}
-		c.accounts[addr.String()] = a
-	}
-	return a
-}
-
-func (c *Client) loadAccount(ctx context.Context, addr sdk.AccAddress, acc *account) error {
-	res, err := c.Auth.Account(ctx, &authtypes.QueryAccountRequest{Address: addr.String()})
-	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return fmt.Errorf("chain client: account %s does not exist on chain (fund it first): %w", addr, sdkerrors.ErrUnknownAddress)
-		}
-		return fmt.Errorf("chain client: load account %s: %w", addr, err)
-	}
-	var ai sdk.AccountI
-	if err := c.enc.InterfaceRegistry.UnpackAny(res.Account, &ai); err != nil {
-		return fmt.Errorf("chain client: decode account: %w", err)
-	}
-	acc.number, acc.sequence, acc.loaded = ai.GetAccountNumber(), ai.GetSequence(), true
-	return nil
-}
-
-func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sdk.Msg) (*TxResult, error) {
-	// Simulate with an empty signature to learn the gas.
-	b := c.enc.TxConfig.NewTxBuilder()
-	if err := b.SetMsgs(msgs...); err != nil {
-		return nil, err
-	}
-	if err := b.SetSignatures(signing.SignatureV2{
-		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT}, Sequence: acc.sequence,
-	}); err != nil {
-		return nil, err
-	}
-	simBytes, err := c.enc.TxConfig.TxEncoder()(b.GetTx())
-	if err != nil {
-		return nil, err
-	}
-	sim, err := c.Tx.Simulate(ctx, &txtypes.SimulateRequest{TxBytes: simBytes})
-	if err != nil {
-		return nil, abciErrorFromStatus(err)
-	}
-	gas := sim.GasInfo.GasUsed * c.cfg.GasAdjustmentPct / 100
-	b.SetGasLimit(gas)
-	if !c.gasPrice.IsZero() {
-		fees := make(sdk.Coins, 0, len(c.gasPrice))
-		for _, p := range c.gasPrice {
-			fees = append(fees, sdk.NewCoin(p.Denom, p.Amount.MulInt(math.NewIntFromUint64(gas)).Ceil().RoundInt()))
-		}
-		b.SetFeeAmount(sdk.NewCoins(fees...))
-	}
-
-	signerData := authsigning.SignerData{
-		Address: s.Address().String(), ChainID: c.cfg.ChainID, AccountNumber: acc.number,
-		Sequence: acc.sequence, PubKey: s.PubKey(),
-	}
-	if err := b.SetSignatures(signing.SignatureV2{
-		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT}, Sequence: acc.sequence,
-	}); err != nil {
-		return nil, err
-	}
-	signBytes, err := authsigning.GetSignBytesAdapter(ctx, c.enc.TxConfig.SignModeHandler(), signing.SignMode_SIGN_MODE_DIRECT, signerData, b.GetTx())
-	if err != nil {
-		return nil, err
-	}
-	sig, err := s.Sign(signBytes)
-	if err != nil {
-		return nil, fmt.Errorf("chain client: sign: %w", err)
-	}
-	if err := b.SetSignatures(signing.SignatureV2{
-		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT, Signature: sig}, Sequence: acc.sequence,
-	}); err != nil {
-		return nil, err
-	}
-	txBytes, err := c.enc.TxConfig.TxEncoder()(b.GetTx())
-	if err != nil {
-		return nil, err
-	}
-	br, err := c.Tx.BroadcastTx(ctx, &txtypes.BroadcastTxRequest{TxBytes: txBytes, Mode: txtypes.BroadcastMode_BROADCAST_MODE_SYNC})
-	if err != nil {
-		return nil, fmt.Errorf("chain client: broadcast: %w", err)
-	}
-	r := br.TxResponse
-	if r.Code != 0 {
-		err := errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
-		if !errors.Is(err, sdkerrors.ErrTxInMempoolCache) {
-			return &TxResult{Hash: r.TxHash}, err
-		}
-		// The identical transaction is already pending (a retry after a
-		// lost response): it will commit once; wait for it.
-	}
-	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
-	return &TxResult{Hash: r.TxHash}, nil
-}
-
 // WaitTx polls until the transaction commits (or ctx / the timeout ends).
 // A committed transaction that failed returns its registered error.
 func (c *Client) WaitTx(ctx context.Context, hash string) (*TxResult, error) {
@@ -426,19 +245,9 @@ func (c *Client) WaitTx(ctx context.Context, hash string) (*TxResult, error) {
 		res, err := c.Tx.GetTx(ctx, &txtypes.GetTxRequest{Hash: hash})
 		if err == nil && res.TxResponse != nil {
 			r := res.TxResponse
-			out := &TxResult{Hash: r.TxHash, Height: r.Height, GasUsed: r.GasUsed}
-			for _, e := range r.Events {
-				ev := Event{Type: e.Type, Attributes: map[string]string{}}
-				for _, a := range e.Attributes {
-					ev.Attributes[a.Key] = a.Value
-				}
-				out.Events = append(out.Events, ev)
-			}
+			out := c.result(r)
 			if r.Code != 0 {
 				return out, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
-			}
-			if r.Data != "" {
-				out.Data = []byte(r.Data)
 			}
 			return out, nil
 		}
@@ -455,6 +264,22 @@ func (c *Client) WaitTx(ctx context.Context, hash string) (*TxResult, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// result converts a committed transaction's response.
+func (c *Client) result(r *sdk.TxResponse) *TxResult {
+	out := &TxResult{Hash: r.TxHash, Height: r.Height, GasUsed: r.GasUsed}
+	for _, e := range r.Events {
+		ev := Event{Type: e.Type, Attributes: map[string]string{}}
+		for _, a := range e.Attributes {
+			ev.Attributes[a.Key] = a.Value
+		}
+		out.Events = append(out.Events, ev)
+	}
+	if r.Code == 0 && r.Data != "" {
+		out.Data = []byte(r.Data)
+	}
+	return out
 }
 
 // abciErrorFromStatus turns a simulation failure ("... [codespace:code]")

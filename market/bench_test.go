@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/highway-compute/highway/hugeheap"
 )
 
 // Benchmarks for `make bench` (run with -benchtime 1x): each iteration does
@@ -255,6 +257,12 @@ func vmRSSMB() float64 {
 // ApplyBatch, a third in bulk through Apply (for the two ops/s figures), a
 // third timed one by one for the latency percentiles.
 func BenchmarkMarket(b *testing.B) {
+	// As highway serve does at start (docs/deploy.md): the book is built
+	// on 2 MiB pages where the kernel grants them only on request.
+	heap := hugeheap.Report{Mode: thpMode(), Why: "off (HIGHWAY_BENCH_HUGEHEAP=0)"}
+	if os.Getenv("HIGHWAY_BENCH_HUGEHEAP") != "0" {
+		heap = hugeheap.Prepare(1 << 30)
+	}
 	for it := 0; it < b.N; it++ {
 		w := newBenchWorld()
 		e, err := NewEngine(w.cfg)
@@ -374,7 +382,7 @@ func BenchmarkMarket(b *testing.B) {
 			searchNs = append(searchNs, time.Since(t0).Nanoseconds())
 		}
 		st := e.Stats()
-		b.Logf("transparent huge pages: %s (the figures depend on it: docs/matching.md)", thpMode())
+		b.Logf("transparent huge pages: %s, %d MiB of heap advised %s; %d MiB on huge pages (the figures depend on it: docs/matching.md)", heap.Mode, heap.Advised>>20, heap.Why, hugeheap.Huge()>>20)
 		b.Logf("build %.1fs; %d ops in %v (%d of them timed in bulk: %v): %d matched, %d failed (no capacity, vanished offers), final %+v; %d GCs, %v pause",
 			buildS, benchOps, total, thrOps, thrTime, matched, failed, st, ms1.NumGC-ms0.NumGC, time.Duration(ms1.PauseTotalNs-ms0.PauseTotalNs))
 		for _, cl := range []string{"fok", "latency-first", "any-model", "gtc"} {

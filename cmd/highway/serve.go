@@ -21,6 +21,7 @@ import (
 	"github.com/highway-compute/highway/chain/app"
 	"github.com/highway-compute/highway/chain/client"
 	"github.com/highway-compute/highway/handlers"
+	"github.com/highway-compute/highway/hugeheap"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/protocol"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
@@ -85,6 +86,11 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 		m.Logger = l
+	}
+	if c.HugeHeapMB > 0 {
+		// Before anything builds the engine's book (docs/deploy.md).
+		r := hugeheap.Prepare(c.HugeHeapMB << 20)
+		m.Logger.Info("heap huge pages", "thp_mode", r.Mode, "advised_mib", r.Advised>>20, "note", r.Why)
 	}
 	if len(c.SessionSecret) < 32 {
 		return errors.New("a session secret of at least 32 bytes is required: set --session-secret or HIGHWAY_SESSION_SECRET (for example: openssl rand -hex 32)")

@@ -456,6 +456,23 @@ func TestLogBufferBounded(t *testing.T) {
 	}
 }
 
+// TestLogBufferKeepsSequenceOrder: lines that arrive out of order leave
+// in order, so every batch passes the marketplace's check.
+func TestLogBufferKeepsSequenceOrder(t *testing.T) {
+	b := newLogBuffer(100)
+	for _, seq := range []uint64{2, 1, 3, 5, 4} {
+		b.add("l", protocol.LogLine{Seq: seq, Time: 1, Stream: protocol.StreamStdout, Text: "x"})
+	}
+	bs := b.batches()
+	if err := bs[0].Validate(); err != nil {
+		t.Fatalf("batch %+v: %v", bs[0].Lines, err)
+	}
+	b.ack("l", 5)
+	if len(b.batches()) != 0 {
+		t.Fatal("lines left after acking the last")
+	}
+}
+
 func TestNewRequiresDeps(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("empty config accepted")

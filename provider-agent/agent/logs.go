@@ -49,7 +49,13 @@ func (b *logBuffer) add(leaseID string, line protocol.LogLine) {
 		b.n--
 		b.dropped++
 	}
-	b.leases[leaseID] = append(b.leases[leaseID], line)
+	// Keep each lease's lines in sequence order whatever order they come
+	// in: a batch must increase, or the marketplace refuses it whole.
+	ls := append(b.leases[leaseID], line)
+	for i := len(ls) - 1; i > 0 && ls[i-1].Seq > ls[i].Seq; i-- {
+		ls[i-1], ls[i] = ls[i], ls[i-1]
+	}
+	b.leases[leaseID] = ls
 	b.n++
 	select {
 	case b.notify <- struct{}{}:

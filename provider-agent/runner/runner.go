@@ -130,12 +130,17 @@ func (m *Manager) Drivers() []string {
 	return out
 }
 
+// emit numbers a line and hands it to the sink under one lock, so the
+// sink sees a lease's lines in sequence order. Numbered under the lock but
+// sunk after it, the stdout and stderr readers (or a reader and the
+// "workload started" line) could swap two lines; the marketplace refuses
+// a batch whose sequence does not increase, and the agent resent that
+// batch for ever: the lease's logs stopped for good.
 func (l *lease) emit(m *Manager, stream, text string) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.seq++
-	line := protocol.LogLine{Seq: l.seq, Time: m.now().UnixMilli(), Stream: stream, Text: text}
-	l.mu.Unlock()
-	m.sink(l.status.LeaseID, line)
+	m.sink(l.status.LeaseID, protocol.LogLine{Seq: l.seq, Time: m.now().UnixMilli(), Stream: stream, Text: text})
 }
 
 // Preparer is a driver with work to do before a workload can start (Docker

@@ -164,6 +164,38 @@ func TestExecExitAndEnd(t *testing.T) {
 	}
 }
 
+// TestExecLogsInSequence: a workload writing to stdout and stderr at once
+// reaches the sink in sequence order, every line numbered once.
+func TestExecLogsInSequence(t *testing.T) {
+	var mu sync.Mutex
+	var seqs []uint64
+	sink := func(_ string, l protocol.LogLine) {
+		mu.Lock()
+		seqs = append(seqs, l.Seq)
+		mu.Unlock()
+	}
+	m := NewManager([]Driver{&Exec{}}, sink, time.Second, nil)
+	cmd := `for i in $(seq 300); do echo out$i; echo err$i >&2; done`
+	if err := m.Start(Spec{LeaseID: "l-seq", GPUs: []string{"GPU-a"}, Workload: protocol.Workload{Command: cmd}}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := m.Wait(ctx, "l-seq"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seqs) < 600 {
+		t.Fatalf("%d lines, want at least 600", len(seqs))
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("line %d reached the sink with seq %d", i+1, s)
+		}
+	}
+}
+
 func TestNoDriver(t *testing.T) {
 	m := NewManager([]Driver{&Docker{Binary: "/nonexistent/docker"}}, nil, time.Second, nil)
 	err := m.Start(Spec{LeaseID: "l", GPUs: []string{"GPU-a"}, Workload: protocol.Workload{Command: "echo"}}, time.Time{})

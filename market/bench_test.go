@@ -63,7 +63,29 @@ func newBenchWorld() *benchWorld {
 // a log entry does: commands must not share their id bytes with the
 // engine's copy, or the benchmark would hide the cache miss a real lookup
 // pays (or, here, pay it twice).
-func benchMachineID(i int) string { return "machine-" + strconv.Itoa(i) }
+func benchMachineID(i int) string { return benchUUID(1, i) }
+
+// benchUUID is a UUIDv7-shaped id, 36 bytes as the marketplace's are
+// (models.NewID): an id's length sets its arena cell, and so how many
+// cache lines confirming a lookup reads. Short ids ("machine-17") made
+// every lookup look cheaper than a real one.
+func benchUUID(kind, i int) string {
+	const hexDigits = "0123456789abcdef"
+	// One allocation, the string, as decoding it from a request makes.
+	b := [36]byte{8: '-', 13: '-', 14: '7', 18: '-', 19: '8', 23: '-'}
+	put := func(at, n int, v uint64) {
+		for j := at + n - 1; j >= at; j-- {
+			b[j], v = hexDigits[v&15], v>>4
+		}
+	}
+	x := uint64(i) * 0x9E3779B97F4A7C15
+	put(0, 8, 0x01900000|uint64(i)>>16&0xffff)
+	put(9, 4, uint64(i)&0xffff)
+	put(15, 3, uint64(kind)&0xfff)
+	put(20, 3, x>>52)
+	put(24, 12, x&0xffffffffffff)
+	return string(b[:])
+}
 
 func ringRTT(a, b int) int {
 	d := a - b
@@ -124,11 +146,14 @@ func (w *benchWorld) nextOp(c *Command, i int) opKind {
 	x := w.r.IntN(100)
 	switch {
 	case x < 50:
-		*c = Command{Kind: KindHeartbeat, Now: w.now, Machine: benchMachineID(w.r.IntN(w.next)), Free: 0xFF, Healthy: true}
+		j := w.r.IntN(w.next)
+		*c = Command{Kind: KindHeartbeat, Now: w.now, Machine: benchMachineID(j), Free: 0xFF, Healthy: true}
 		if w.r.IntN(10) == 0 {
-			region := 0
-			_, _ = fmt.Sscanf(c.Machine, "machine-%d", &region)
-			region %= benchRegions
+			// The machine's own region (machineCmd), so its RTTs keep
+			// their ring. Parsed from "machine-N" ids this once was, and
+			// any other id spelling moved every such machine to region 0
+			// and scrambled the latency bands: p99 tripled.
+			region := j % benchRegions
 			// A fresh slice per command: commands are generated a batch
 			// ahead, so a shared buffer would give every such heartbeat of
 			// the batch the last one's RTTs (another region's ring) and
@@ -143,7 +168,7 @@ func (w *benchWorld) nextOp(c *Command, i int) opKind {
 	case x < 70:
 		w.orderN++
 		model := w.r.IntN(benchModels)
-		*c = Command{Kind: KindPlaceOrder, Now: w.now, Order: "order-" + strconv.Itoa(w.orderN), Buyer: "buyer-" + strconv.Itoa(w.r.IntN(10000)),
+		*c = Command{Kind: KindPlaceOrder, Now: w.now, Order: benchUUID(2, w.orderN), Buyer: "buyer-" + strconv.Itoa(w.r.IntN(10000)),
 			Type: FillOrKill, Model: w.cfg.Models[model], GPUs: int64(1 + w.r.IntN(4)), VRAMGiB: 40,
 			Region: w.cfg.Regions[w.r.IntN(benchRegions)], Price: w.basePrice[model] * int64(95+w.r.IntN(45)) / 100,
 			MaxRTTms: int64(10 + w.r.IntN(70)), Hours: int64(1 + w.r.IntN(72))}

@@ -73,6 +73,10 @@ func TestIDArena(t *testing.T) {
 			if _, dup := live[loc]; dup {
 				t.Fatalf("location %d handed out twice", loc)
 			}
+			// A cell that fits a cache line lies within one.
+			if g, off := idGranules(len(s)), int(loc&(idBlockGranules-1)); g <= lineGranules && off%lineGranules+g > lineGranules {
+				t.Fatalf("a %d-granule cell at granule %d straddles a cache line", g, off)
+			}
 			live[loc] = s
 		} else {
 			for loc := range live {

@@ -54,8 +54,15 @@ type Config struct {
 	// GasAdjustmentPct scales simulated gas (default 140: simulation
 	// under-counts a little when state moves between simulate and deliver).
 	GasAdjustmentPct uint64
-	// Timeout bounds the wait for inclusion (default 30 s).
+	// Timeout bounds the wait for inclusion (default 30 s). A wait that
+	// ends without the transaction then waits on for its timeout height
+	// (below), so Send still reports what happened to it.
 	Timeout time.Duration
+	// TimeoutBlocks is how many blocks past the latest a transaction may
+	// still be included (its timeout_height; default 20). Past that it
+	// never can be, so a transaction not yet seen is known not applied
+	// and safe to send again.
+	TimeoutBlocks uint64
 }
 
 // Client talks to one node. It is safe for concurrent use; transactions
@@ -94,6 +101,9 @@ func Dial(cfg Config) (*Client, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.TimeoutBlocks == 0 {
+		cfg.TimeoutBlocks = 20
 	}
 	var price sdk.DecCoins
 	if cfg.GasPrice != "" {
@@ -214,6 +224,13 @@ type TxResult struct {
 	GasUsed int64
 	Data    []byte
 	Events  []Event
+
+	// Of a broadcast attempt (settle.go): the sequence it was signed
+	// with, the first and last heights that can include it, the height
+	// where it failed at delivery (0: none), and whether it is known
+	// never to apply.
+	sequence, fromHeight, timeoutHeight, failedAt uint64
+	dead                                          bool
 }
 
 // Attr returns the first value of attribute key in the first event of
@@ -260,7 +277,7 @@ func (c *Client) WaitTx(ctx context.Context, hash string) (*TxResult, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return &TxResult{Hash: hash}, fmt.Errorf("chain client: tx %s not committed: %w", hash, ctx.Err())
+			return &TxResult{Hash: hash}, fmt.Errorf("chain client: tx %s not committed yet, outcome unknown: %w", hash, ctx.Err())
 		case <-tick.C:
 		}
 	}

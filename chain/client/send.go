@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,15 +13,12 @@ import (
 
 	errorsmod "cosmossdk.io/errors"
 	"cosmossdk.io/math"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	sdkerrors "github.com/cosmos/cosmos-sdk/types/errors"
 	txtypes "github.com/cosmos/cosmos-sdk/types/tx"
 	"github.com/cosmos/cosmos-sdk/types/tx/signing"
 	authsigning "github.com/cosmos/cosmos-sdk/x/auth/signing"
-	authtypes "github.com/cosmos/cosmos-sdk/x/auth/types"
 )
 
 // expectedSeq finds the sequence in the SDK's "account sequence mismatch,
@@ -50,45 +48,81 @@ const maxSequenceSteps = 64
 // byte-identical to the failed transaction: the node accepted it again
 // (a failed transaction leaves the mempool cache), the wait then read
 // the old failure from the tx index, and the next resend at a higher
-// sequence applied the same transfer twice (docs/chain-client.md).
+// sequence applied the same transfer twice (docs/chain.md). Every send
+// ends in a known outcome, or an error that says "outcome unknown"
+// (settle.go).
 func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult, error) {
-	var failed []string // this send's attempts that failed at delivery
+	addr := s.Address()
+	var failed []*TxResult // this send's attempts that did not apply
 	for attempt := 0; ; attempt++ {
-		res, err := c.broadcast(ctx, s, msgs)
-		if err != nil {
-			return res, err
+		sent, err := c.broadcast(ctx, s, msgs, failed)
+		if errors.Is(err, errEarlierApplied) {
+			return sent, nil
 		}
-		res, err = c.WaitTx(ctx, res.Hash)
+		var res *TxResult
+		switch {
+		case errors.Is(err, errBroadcastLost) && ctx.Err() == nil:
+			// The node may or may not have taken it: find out.
+			c.forget(addr)
+			res, err = c.settle(ctx, addr, sent)
+		case err != nil:
+			if sent == nil {
+				sent = &TxResult{}
+			}
+			return sent, err
+		default:
+			res, err = c.WaitTx(ctx, sent.Hash)
+			if err != nil && res.Height == 0 && ctx.Err() == nil {
+				// The wait ran out, not the caller's patience: settle what
+				// happened rather than leave the caller guessing whether a
+				// retry would pay twice.
+				res, err = c.settle(ctx, addr, sent)
+			}
+		}
 		// Another transaction took the sequence first: two processes
 		// signing for one account, or a node that put our later sequence
 		// ahead of our earlier one in its mempool (CometBFT adds checked
 		// transactions to the mempool out of CheckTx order under load).
 		// The node rejected ours at delivery: it changed nothing but the
 		// fee. Reload and resend.
-		wrongSeq := errors.Is(err, sdkerrors.ErrWrongSequence) && attempt < maxSequenceRetries
+		wrongSeq := errors.Is(err, sdkerrors.ErrWrongSequence)
 		// Gas was simulated against the state before the block; a
 		// transaction ahead of ours in it can make ours cost more. The
 		// failed one changed nothing but its fee: simulate again on the
 		// new state and resend, once.
 		outOfGas := errors.Is(err, sdkerrors.ErrOutOfGas) && attempt == 0
-		if !wrongSeq && !outOfGas {
+		// Past its timeout height and not included (or refused for it at
+		// delivery): it never will be. Send it again.
+		expired := errors.Is(err, sdkerrors.ErrTxTimeoutHeight)
+		if !wrongSeq && !outOfGas && !expired {
 			return res, err
 		}
-		failed = append(failed, res.Hash)
-		// A failed transaction may be gossiped back into a validator's
-		// mempool and commit after all. Resending while one of ours did
-		// would pay twice, so look before each resend.
-		if done, ok := c.committedEarlier(ctx, failed); ok {
-			return done, nil
+		sent.failedAt = uint64(res.Height)
+		sent.dead = expired
+		failed = append(failed, sent)
+		if attempt >= maxSequenceRetries {
+			// Giving up: first make sure no earlier attempt can still
+			// apply, or the caller's retry could pay twice.
+			for _, f := range failed {
+				if r, applied, ferr := c.fate(ctx, addr, f); ferr != nil || applied {
+					return r, ferr
+				}
+			}
+			return res, err
 		}
-		if wrongSeq {
-			acc := c.account(s.Address())
-			acc.mu.Lock()
-			acc.loaded = false
-			acc.mu.Unlock()
+		if wrongSeq || expired {
+			c.forget(addr)
 		}
 		c.resends.Add(1)
 	}
+}
+
+// forget makes the next transaction for addr reload its account.
+func (c *Client) forget(addr sdk.AccAddress) {
+	acc := c.account(addr)
+	acc.mu.Lock()
+	acc.loaded = false
+	acc.mu.Unlock()
 }
 
 // Resends counts transactions this client signed again after the chain
@@ -96,21 +130,10 @@ func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult
 // or mempool reordering cost a block.
 func (c *Client) Resends() uint64 { return c.resends.Load() }
 
-// committedEarlier reports the first of hashes that is now committed
-// successfully.
-func (c *Client) committedEarlier(ctx context.Context, hashes []string) (*TxResult, bool) {
-	for _, h := range hashes {
-		res, err := c.Tx.GetTx(ctx, &txtypes.GetTxRequest{Hash: h})
-		if err == nil && res.TxResponse != nil && res.TxResponse.Code == 0 {
-			return c.result(res.TxResponse), true
-		}
-	}
-	return nil, false
-}
-
 // broadcast signs and broadcasts under the account's lock, retrying when
-// another process used the account's sequence.
-func (c *Client) broadcast(ctx context.Context, s Signer, msgs []sdk.Msg) (*TxResult, error) {
+// another process used the account's sequence. failed are the same send's
+// earlier attempts: see clearOf.
+func (c *Client) broadcast(ctx context.Context, s Signer, msgs []sdk.Msg, failed []*TxResult) (*TxResult, error) {
 	acc := c.account(s.Address())
 	acc.mu.Lock()
 	defer acc.mu.Unlock()
@@ -124,6 +147,12 @@ func (c *Client) broadcast(ctx context.Context, s Signer, msgs []sdk.Msg) (*TxRe
 			if err := c.loadAccount(ctx, s.Address(), acc); err != nil {
 				return nil, err
 			}
+		}
+		if r, err := c.clearOf(ctx, s.Address(), acc.sequence, failed); err != nil || r != nil {
+			if r != nil {
+				return r, errEarlierApplied
+			}
+			return nil, err
 		}
 		tried := acc.sequence
 		res, err := c.sendOnce(ctx, s, acc, msgs)
@@ -169,18 +198,11 @@ func (c *Client) account(addr sdk.AccAddress) *account {
 }
 
 func (c *Client) loadAccount(ctx context.Context, addr sdk.AccAddress, acc *account) error {
-	res, err := c.Auth.Account(ctx, &authtypes.QueryAccountRequest{Address: addr.String()})
+	number, seq, _, err := c.committedAccount(ctx, addr)
 	if err != nil {
-		if status.Code(err) == codes.NotFound {
-			return fmt.Errorf("chain client: account %s does not exist on chain (fund it first): %w", addr, sdkerrors.ErrUnknownAddress)
-		}
-		return fmt.Errorf("chain client: load account %s: %w", addr, err)
+		return err
 	}
-	var ai sdk.AccountI
-	if err := c.enc.InterfaceRegistry.UnpackAny(res.Account, &ai); err != nil {
-		return fmt.Errorf("chain client: decode account: %w", err)
-	}
-	acc.number, acc.sequence, acc.loaded = ai.GetAccountNumber(), ai.GetSequence(), true
+	acc.number, acc.sequence, acc.loaded = number, seq, true
 	return nil
 }
 
@@ -204,6 +226,12 @@ func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sd
 		return nil, err
 	}
 	b.SetMemo(memo)
+	h, err := c.latestHeight(ctx)
+	if err != nil {
+		return nil, err
+	}
+	timeoutHeight := uint64(h) + c.cfg.TimeoutBlocks
+	b.SetTimeoutHeight(timeoutHeight)
 	if err := b.SetSignatures(signing.SignatureV2{
 		PubKey: s.PubKey(), Data: &signing.SingleSignatureData{SignMode: signing.SignMode_SIGN_MODE_DIRECT}, Sequence: acc.sequence,
 	}); err != nil {
@@ -253,19 +281,21 @@ func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sd
 	if err != nil {
 		return nil, err
 	}
+	sent := &TxResult{Hash: fmt.Sprintf("%X", sha256.Sum256(txBytes)), sequence: acc.sequence, timeoutHeight: timeoutHeight, fromHeight: uint64(h)}
 	br, err := c.Tx.BroadcastTx(ctx, &txtypes.BroadcastTxRequest{TxBytes: txBytes, Mode: txtypes.BroadcastMode_BROADCAST_MODE_SYNC})
 	if err != nil {
-		return nil, fmt.Errorf("chain client: broadcast: %w", err)
+		// The node may have taken it before the answer was lost.
+		return sent, fmt.Errorf("chain client: broadcast of %s: %w: %w", sent.Hash, errBroadcastLost, err)
 	}
 	r := br.TxResponse
 	if r.Code != 0 {
 		err := errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
 		if !errors.Is(err, sdkerrors.ErrTxInMempoolCache) {
-			return &TxResult{Hash: r.TxHash}, err
+			return &TxResult{Hash: sent.Hash}, err
 		}
 		// The identical transaction is already pending (a retry after a
 		// lost response): it will commit once; wait for it.
 	}
 	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
-	return &TxResult{Hash: r.TxHash}, nil
+	return sent, nil
 }

@@ -22,13 +22,14 @@ dev:
 test:
 	$(GO) test $(TESTFLAGS) ./...
 ifneq (,$(findstring -race,$(TESTFLAGS)))
-	@# The in-process chain network trips a known SDK data race (see
+	@# The in-process chain network (and the client tests that start one)
+	@# trips a known SDK data race (see
 	@# chain/network/network_test.go), so it runs race-free here, and so
 	@# does the end-to-end loop (API and browser), the replicas behind a balancer
 	@# and with a chain (a real agent's one-second PoC), the test that kills `highway dev`
 	@# mid-lease, and the full 20-seed × 500-block escrow simulation (the race
 	@# build runs a shorter one).
-	$(GO) test -count=1 ./chain/network/ ./provider-agent/chainlink/
+	$(GO) test -count=1 ./chain/network/ ./chain/client/ ./provider-agent/chainlink/
 	$(GO) test -count=1 -run 'TestEndToEnd|TestPreemptionEndToEnd|TestBrowserInterruptible|TestShellEndToEnd|TestPortForwardEndToEnd|TestBrowserPortForward|TestBrowserShell|TestBrowserRentAndDispute|TestBuyerCLI|TestDevSurvivesItsCrash|TestHostileInputOnChain|TestReplicasBehindAProxy|TestFailoverWithLeasesInFlight|TestPrivateImageEndToEnd' ./cmd/highway/
 	$(GO) test -count=1 -timeout 30m -run TestEscrowSimulation ./chain/app/
 endif

@@ -19,7 +19,7 @@ const hugePage = 2 << 20
 // "always" (the heap gets them anyway) or "never", or when strict
 // overcommit could refuse the reservation.
 func Prepare(size int) Report {
-	mode := readMode("/sys/kernel/mm/transparent_hugepage/enabled")
+	mode := Mode()
 	r := Report{Mode: mode}
 	switch {
 	case size < 2*hugePage:
@@ -52,6 +52,10 @@ func Prepare(size int) Report {
 	runtime.GC()
 	return r
 }
+
+// Mode is the kernel's THP mode: "always", "madvise", "never", or
+// "unsupported" where there is no such setting.
+func Mode() string { return readMode("/sys/kernel/mm/transparent_hugepage/enabled") }
 
 // readMode reads a sysfs or procfs setting: the bracketed choice of a
 // list ("always [madvise] never"), or the whole value.

@@ -237,22 +237,6 @@ func profileRun(b *testing.B) (stop func()) {
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }
 
-// thpMode is the kernel's transparent-huge-page mode ("always",
-// "madvise", "never"; "unknown" off Linux). The Go heap gets huge pages only
-// under "always", and at a million offers nearly every access misses the
-// TLB without them.
-func thpMode() string {
-	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
-	if err != nil {
-		return "unknown"
-	}
-	s := string(b)
-	if i, j := strings.IndexByte(s, '['), strings.IndexByte(s, ']'); i >= 0 && j > i {
-		return s[i+1 : j]
-	}
-	return strings.TrimSpace(s)
-}
-
 func percentileUs(ns []int64, p int) float64 {
 	if len(ns) == 0 {
 		return 0
@@ -284,7 +268,7 @@ func vmRSSMB() float64 {
 func BenchmarkMarket(b *testing.B) {
 	// As highway serve does at start (docs/deploy.md): the book is built
 	// on 2 MiB pages where the kernel grants them only on request.
-	heap := hugeheap.Report{Mode: thpMode(), Why: "off (HIGHWAY_BENCH_HUGEHEAP=0)"}
+	heap := hugeheap.Report{Mode: hugeheap.Mode(), Why: "off (HIGHWAY_BENCH_HUGEHEAP=0)"}
 	if os.Getenv("HIGHWAY_BENCH_HUGEHEAP") != "0" {
 		heap = hugeheap.Prepare(1 << 30)
 	}

@@ -66,10 +66,12 @@ func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult
 			c.forget(addr)
 			res, err = c.settle(ctx, addr, sent)
 		case err != nil:
+			// This attempt never reached a node as far as we know; an
+			// earlier one may still land.
 			if sent == nil {
 				sent = &TxResult{}
 			}
-			return sent, err
+			return c.conclude(ctx, addr, failed, sent, err)
 		default:
 			res, err = c.WaitTx(ctx, sent.Hash)
 			if err != nil && res.Height == 0 && ctx.Err() == nil {
@@ -83,8 +85,8 @@ func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult
 		// signing for one account, or a node that put our later sequence
 		// ahead of our earlier one in its mempool (CometBFT adds checked
 		// transactions to the mempool out of CheckTx order under load).
-		// The node rejected ours at delivery: it changed nothing but the
-		// fee. Reload and resend.
+		// The node rejected ours at delivery: it changed nothing (not even
+		// the fee). Reload and resend.
 		wrongSeq := errors.Is(err, sdkerrors.ErrWrongSequence)
 		// Gas was simulated against the state before the block; a
 		// transaction ahead of ours in it can make ours cost more. The
@@ -94,21 +96,22 @@ func (c *Client) Send(ctx context.Context, s Signer, msgs ...sdk.Msg) (*TxResult
 		// Past its timeout height and not included (or refused for it at
 		// delivery): it never will be. Send it again.
 		expired := errors.Is(err, sdkerrors.ErrTxTimeoutHeight)
-		if !wrongSeq && !outOfGas && !expired {
-			return res, err
-		}
 		sent.failedAt = uint64(res.Height)
 		sent.dead = expired
+		if !wrongSeq && !outOfGas && !expired {
+			if err != nil && res.Height > 0 {
+				// Refused at delivery without spending its sequence (a
+				// fee it could not pay), it could still be included up
+				// to its timeout height: conclude checks it too.
+				return c.conclude(ctx, addr, append(failed, sent), res, err)
+			}
+			return c.conclude(ctx, addr, failed, res, err)
+		}
 		failed = append(failed, sent)
 		if attempt >= maxSequenceRetries {
-			// Giving up: first make sure no earlier attempt can still
-			// apply, or the caller's retry could pay twice.
-			for _, f := range failed {
-				if r, applied, ferr := c.fate(ctx, addr, f); ferr != nil || applied {
-					return r, ferr
-				}
-			}
-			return res, err
+			// Giving up: first make sure no attempt can still apply, or
+			// the caller's retry could pay twice.
+			return c.conclude(ctx, addr, failed, res, err)
 		}
 		if wrongSeq || expired {
 			c.forget(addr)

@@ -31,7 +31,7 @@ import (
 
 var (
 	// errBroadcastLost: the node's answer to a broadcast never came.
-	errBroadcastLost = errors.New("answer lost")
+	errBroadcastLost = errors.New("answer lost, outcome unknown")
 	// errEarlierApplied: an earlier attempt of the send applied after
 	// all; the result is that attempt's.
 	errEarlierApplied = errors.New("an earlier attempt applied")
@@ -41,24 +41,49 @@ var (
 // its committed result, or sdkerrors.ErrTxTimeoutHeight when it is known
 // never to apply.
 func (c *Client) settle(ctx context.Context, addr sdk.AccAddress, sent *TxResult) (*TxResult, error) {
-	res, applied, err := c.fate(ctx, addr, sent)
-	if err != nil || applied {
+	res, applied, failure, err := c.fate(ctx, addr, sent)
+	switch {
+	case err != nil:
 		return res, err
+	case applied:
+		return res, nil
+	case failure != nil:
+		// Included and refused (at delivery, for its sequence, its fee,
+		// its messages): nothing of it applied, as the error says.
+		return res, failure
 	}
-	sent.dead = true
 	return sent, errorsmod.Wrapf(sdkerrors.ErrTxTimeoutHeight, "chain client: tx %s was not included by height %d, and now never will be", sent.Hash, sent.timeoutHeight)
 }
 
-// fate waits until attempt f can no longer be included (the chain has
+// conclude returns res and err, a send's failure, unless one of its
+// attempts applied after all: a send that reports failure must leave no
+// attempt that could still land (the caller may well retry).
+func (c *Client) conclude(ctx context.Context, addr sdk.AccAddress, attempts []*TxResult, res *TxResult, err error) (*TxResult, error) {
+	if err == nil {
+		return res, nil
+	}
+	for _, f := range attempts {
+		r, applied, _, ferr := c.fate(ctx, addr, f)
+		if ferr != nil {
+			return r, ferr
+		}
+		if applied {
+			return r, nil
+		}
+	}
+	return res, err
+}
+
+// fate waits until attempt f can no longer apply (the chain has
 // committed its timeout height, or another transaction took its
 // sequence), then looks for it in the blocks where it could have landed
-// (after a delivery failure: only a later inclusion counts). applied
-// reports an inclusion, with its result and the chain's error when it
-// failed. A chain that commits nothing for max(Timeout, 30 s) leaves the
-// outcome unknown, and the error says so.
-func (c *Client) fate(ctx context.Context, addr sdk.AccAddress, f *TxResult) (res *TxResult, applied bool, err error) {
+// (after a known failed inclusion: only later ones). applied reports that
+// it applied; failure, that it was included and refused (so nothing of it
+// applied). A chain that commits nothing for max(Timeout, 30 s), or a
+// node that cannot say, leaves the outcome unknown: err says so.
+func (c *Client) fate(ctx context.Context, addr sdk.AccAddress, f *TxResult) (res *TxResult, applied bool, failure, err error) {
 	if f.dead {
-		return f, false, nil
+		return f, false, nil, nil
 	}
 	stall := max(c.cfg.Timeout, 30*time.Second)
 	var last int64
@@ -67,40 +92,43 @@ func (c *Client) fate(ctx context.Context, addr sdk.AccAddress, f *TxResult) (re
 		if err == nil && (seq > f.sequence || uint64(height) >= f.timeoutHeight) {
 			if seq <= f.sequence {
 				// Its sequence is still unused at its last possible
-				// height: nothing with it, ours included, applied.
-				return f, false, nil
+				// height: nothing signed with it, ours included, applied.
+				f.dead = true
+				return f, false, nil, nil
 			}
-			r, inc, err := c.included(ctx, f, min(uint64(height), f.timeoutHeight))
-			if err == nil && !inc {
+			res, applied, failure, err := c.included(ctx, f, min(uint64(height), f.timeoutHeight))
+			if err == nil && !applied {
 				f.dead = true
 			}
-			return r, inc, err
+			return res, applied, failure, err
 		}
 		if err == nil && height > last {
 			last, moved = height, time.Now()
 		}
 		if time.Since(moved) > stall {
-			return f, false, fmt.Errorf("chain client: tx %s: outcome unknown: no block committed for %v (at height %d; it may be included up to %d)",
+			return f, false, nil, fmt.Errorf("chain client: tx %s: outcome unknown: no block committed for %v (at height %d; it may be included up to %d)",
 				f.Hash, stall, last, f.timeoutHeight)
 		}
 		select {
 		case <-ctx.Done():
-			return f, false, fmt.Errorf("chain client: tx %s: outcome unknown: %w", f.Hash, ctx.Err())
+			return f, false, nil, fmt.Errorf("chain client: tx %s: outcome unknown: %w", f.Hash, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
 // included looks for f in the committed blocks from its first possible
-// height (after its failed inclusion, if any) to upTo, by hash, so it
-// does not depend on the node's tx index being on or caught up. Found, it
-// returns the transaction's result from the index, waiting for it.
-func (c *Client) included(ctx context.Context, f *TxResult, upTo uint64) (*TxResult, bool, error) {
-	from := max(f.fromHeight, f.failedAt+1, 1)
-	for h := from; h <= upTo; h++ {
+// height (after its failed inclusion, if any) to upTo, by hash, so that
+// whether it landed does not hang on the node's tx index. Found, the
+// index says how it fared; it keeps a success over any later failed
+// inclusion of the same bytes (CometBFT's kv indexer), so a success there
+// or a failure at the last inclusion decides.
+func (c *Client) included(ctx context.Context, f *TxResult, upTo uint64) (res *TxResult, applied bool, failure, err error) {
+	var lastAt int64
+	for h := max(f.fromHeight, f.failedAt+1, 1); h <= upTo; h++ {
 		b, err := c.Comet.GetBlockByHeight(ctx, &cmtservice.GetBlockByHeightRequest{Height: int64(h)})
 		if err != nil {
-			return f, false, fmt.Errorf("chain client: tx %s: outcome unknown: read block %d: %w", f.Hash, h, err)
+			return f, false, nil, fmt.Errorf("chain client: tx %s: outcome unknown: read block %d: %w", f.Hash, h, err)
 		}
 		var txs [][]byte
 		if b.SdkBlock != nil {
@@ -110,34 +138,35 @@ func (c *Client) included(ctx context.Context, f *TxResult, upTo uint64) (*TxRes
 		}
 		for _, tx := range txs {
 			if fmt.Sprintf("%X", sha256.Sum256(tx)) == f.Hash {
-				return c.resultAt(ctx, f, int64(h))
+				lastAt = int64(h)
 			}
 		}
 	}
-	return f, false, nil
-}
-
-// resultAt reads the result of f, included at height, from the tx index.
-func (c *Client) resultAt(ctx context.Context, f *TxResult, height int64) (*TxResult, bool, error) {
+	if lastAt == 0 {
+		return f, false, nil, nil
+	}
 	deadline := time.Now().Add(max(c.cfg.Timeout, 30*time.Second))
 	for {
-		res, err := c.Tx.GetTx(ctx, &txtypes.GetTxRequest{Hash: f.Hash})
-		if err == nil && res.TxResponse != nil && res.TxResponse.Height >= height {
-			r := res.TxResponse
-			if r.Code != 0 {
-				return c.result(r), true, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
+		got, err := c.Tx.GetTx(ctx, &txtypes.GetTxRequest{Hash: f.Hash})
+		if err == nil && got.TxResponse != nil {
+			r := got.TxResponse
+			if r.Code == 0 {
+				return c.result(r), true, nil, nil
 			}
-			return c.result(r), true, nil
-		}
-		if err != nil && status.Code(err) != codes.NotFound && time.Now().After(deadline) {
-			return f, true, fmt.Errorf("chain client: tx %s was included at height %d, result unknown: %w", f.Hash, height, err)
+			if r.Height >= lastAt {
+				return c.result(r), false, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog), nil
+			}
 		}
 		if time.Now().After(deadline) {
-			return f, true, fmt.Errorf("chain client: tx %s was included at height %d, result not in the node's tx index", f.Hash, height)
+			unknown := fmt.Errorf("chain client: tx %s: outcome unknown: included at height %d, but the node's tx index has no result for it", f.Hash, lastAt)
+			if err != nil {
+				unknown = fmt.Errorf("%w: %w", unknown, err)
+			}
+			return f, false, nil, unknown
 		}
 		select {
 		case <-ctx.Done():
-			return f, true, fmt.Errorf("chain client: tx %s was included at height %d, result unknown: %w", f.Hash, height, ctx.Err())
+			return f, false, nil, fmt.Errorf("chain client: tx %s: outcome unknown: included at height %d: %w", f.Hash, lastAt, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -157,15 +186,11 @@ func (c *Client) clearOf(ctx context.Context, addr sdk.AccAddress, seq uint64, f
 		if f.dead || f.sequence == seq {
 			continue
 		}
-		r, applied, err := c.fate(ctx, addr, f)
-		if err != nil && !applied {
+		r, applied, _, err := c.fate(ctx, addr, f)
+		if err != nil {
 			return nil, err
 		}
 		if applied {
-			// It landed: that is the send's outcome, whatever its result.
-			if err != nil {
-				return nil, fmt.Errorf("chain client: an earlier attempt landed after all: %w", err)
-			}
 			return r, nil
 		}
 	}
@@ -187,8 +212,14 @@ func (c *Client) committedAccount(ctx context.Context, addr sdk.AccAddress) (num
 	if err := c.enc.InterfaceRegistry.UnpackAny(res.Account, &ai); err != nil {
 		return 0, 0, 0, fmt.Errorf("chain client: decode account: %w", err)
 	}
-	if hs := md.Get(grpctypes.GRPCBlockHeightHeader); len(hs) > 0 {
-		height, _ = strconv.ParseInt(hs[0], 10, 64)
+	// The state's height decides whether an attempt can still land: a
+	// node (or proxy) that does not say it cannot be trusted to settle.
+	hs := md.Get(grpctypes.GRPCBlockHeightHeader)
+	if len(hs) == 0 {
+		return 0, 0, 0, fmt.Errorf("chain client: the node's answer for account %s names no block height (%s)", addr, grpctypes.GRPCBlockHeightHeader)
+	}
+	if height, err = strconv.ParseInt(hs[0], 10, 64); err != nil {
+		return 0, 0, 0, fmt.Errorf("chain client: the node's block height %q: %w", hs[0], err)
 	}
 	return ai.GetAccountNumber(), ai.GetSequence(), height, nil
 }

@@ -37,8 +37,8 @@ func Prepare(size int) Report {
 	// A large allocation comes straight from fresh address space and is
 	// never written here, so it costs no memory, only its mapping.
 	buf := make([]byte, size)
-	start := (uintptr(unsafe.Pointer(unsafe.SliceData(buf))) + hugePage - 1) &^ (hugePage - 1)
-	end := (uintptr(unsafe.Pointer(unsafe.SliceData(buf))) + uintptr(size)) &^ (hugePage - 1)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	start, end := (base+hugePage-1)&^(hugePage-1), (base+uintptr(size))&^(hugePage-1)
 	if end > start {
 		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_HUGEPAGE); e != 0 {
 			r.Why = fmt.Sprintf("madvise: %v", e)

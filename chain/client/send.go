@@ -292,12 +292,9 @@ func (c *Client) sendOnce(ctx context.Context, s Signer, acc *account, msgs []sd
 	}
 	r := br.TxResponse
 	if r.Code != 0 {
-		err := errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
-		if !errors.Is(err, sdkerrors.ErrTxInMempoolCache) {
-			return &TxResult{Hash: sent.Hash}, err
-		}
-		// The identical transaction is already pending (a retry after a
-		// lost response): it will commit once; wait for it.
+		// The memo nonce makes every attempt's bytes new, so "already in
+		// the mempool cache" cannot be ours: any refusal is final here.
+		return &TxResult{Hash: sent.Hash}, errorsmod.ABCIError(r.Codespace, r.Code, r.RawLog)
 	}
 	acc.sequence++ // accepted into the mempool: the next tx uses the next sequence
 	return sent, nil

@@ -62,16 +62,27 @@ func (c *Client) conclude(ctx context.Context, addr sdk.AccAddress, attempts []*
 	if err == nil {
 		return res, nil
 	}
+	r, ferr := c.firstApplied(ctx, addr, attempts)
+	if ferr != nil || r != nil {
+		return r, ferr
+	}
+	return res, err
+}
+
+// firstApplied settles attempts in turn and returns the first that
+// applied after all (nil when none did), or the error of one whose
+// outcome is unknown.
+func (c *Client) firstApplied(ctx context.Context, addr sdk.AccAddress, attempts []*TxResult) (*TxResult, error) {
 	for _, f := range attempts {
-		r, applied, _, ferr := c.fate(ctx, addr, f)
-		if ferr != nil {
-			return r, ferr
+		r, applied, _, err := c.fate(ctx, addr, f)
+		if err != nil {
+			return r, err
 		}
 		if applied {
 			return r, nil
 		}
 	}
-	return res, err
+	return nil, nil
 }
 
 // fate waits until attempt f can no longer apply (the chain has
@@ -182,19 +193,17 @@ func (c *Client) included(ctx context.Context, f *TxResult, upTo uint64) (res *T
 // transaction takes its sequence; at most its timeout height) and returns
 // its result if it applied after all.
 func (c *Client) clearOf(ctx context.Context, addr sdk.AccAddress, seq uint64, failed []*TxResult) (*TxResult, error) {
+	var others []*TxResult
 	for _, f := range failed {
-		if f.dead || f.sequence == seq {
-			continue
-		}
-		r, applied, _, err := c.fate(ctx, addr, f)
-		if err != nil {
-			return nil, err
-		}
-		if applied {
-			return r, nil
+		if f.sequence != seq {
+			others = append(others, f)
 		}
 	}
-	return nil, nil
+	r, err := c.firstApplied(ctx, addr, others)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // committedAccount reads addr's account number and sequence from the

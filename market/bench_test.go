@@ -66,9 +66,9 @@ func newBenchWorld() *benchWorld {
 func benchMachineID(i int) string { return benchUUID(1, i) }
 
 // benchUUID is a UUIDv7-shaped id, 36 bytes as the marketplace's are
-// (models.NewID): an id's length sets its arena cell, and so how many
-// cache lines confirming a lookup reads. Short ids ("machine-17") made
-// every lookup look cheaper than a real one.
+// (models.NewID): hashing and decoding an id cost by its length and
+// spelling, and ids of other shapes take other paths (idKey). Short ids
+// ("machine-17") made every lookup look cheaper than a real one.
 func benchUUID(kind, i int) string {
 	const hexDigits = "0123456789abcdef"
 	// One allocation, the string, as decoding it from a request makes.

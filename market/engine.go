@@ -9,9 +9,10 @@ import (
 // machine is one provider machine and its offer: all of its GPUs are one
 // model (a machine with mixed GPUs registers one machine id per model).
 type machine struct {
-	// The fields a heartbeat reads and writes come first, so the common
-	// beat touches one cache line of the machine.
-	id string
+	// The fields a heartbeat reads and writes come first, on one cache
+	// line (a record is machineSize bytes and pages are page-aligned): the
+	// id's key, which confirms a lookup by id (idKey), then the beat's.
+	keyLo, keyHi uint64
 	// free: GPUs the agent reports idle; held: GPUs in a live reservation
 	// or lease. Available = free &^ held. The agent sees a leased GPU as
 	// busy, so a lease is never counted twice, and a GPU the agent marks
@@ -26,6 +27,7 @@ type machine struct {
 	// drops it) or a new machine takes the slot and inherits it.
 	deadline int64
 	gpus     uint8
+	keyN     uint8
 
 	alive, verified, healthy, online, delisted bool
 	// indexed: the machine has an entry in books[ixBook] at ixPrice.
@@ -37,13 +39,13 @@ type machine struct {
 	rel      uint16
 	provider uint32
 	ixBook   uint32
+	id       string
 	held     uint64
 	price    int64
 	ixPrice  int64
 	listedAt int64
-	// idHash is hashID(id), kept so that forgetting the machine does not
-	// read the id's bytes again: they lie in their own allocation, and at
-	// scale that read was a cache miss in every removal.
+	// idHash is the id's hash in the id table (keyOf), kept so that
+	// forgetting the machine does not derive it again.
 	idHash uint64
 	rtt    [MaxRegions]uint16
 	// Interruptible use (spot.go): the floor per GPU-hour (0: none), the
@@ -54,6 +56,29 @@ type machine struct {
 	notice    int64
 	spot      uint64
 	spots     []uint32
+	_         [machinePad]byte
+}
+
+// machineSize is a machine record's size: a whole number of cache lines,
+// so that every record's first line holds its heartbeat fields
+// (TestMachineLayout).
+const (
+	machineSize = 256
+	machinePad  = machineSize - 232
+)
+
+// named reports whether m's id is id, whose key is k: from the key alone
+// when the id has one (no read of the id's bytes).
+func (m *machine) named(k idKey, id string) bool {
+	return m.keyN == k.n && m.keyLo == k.lo && m.keyHi == k.hi && (k.n != 0 || m.id == id)
+}
+
+// name gives machine s its id and files it in the id table.
+func (e *Engine) name(s uint32, id string) {
+	m := e.mach(s)
+	k, h := keyOf(id)
+	m.id, m.keyLo, m.keyHi, m.keyN, m.idHash = id, k.lo, k.hi, k.n, h
+	e.machineIDs.insert(h, s)
 }
 
 type rowHint struct {
@@ -153,6 +178,12 @@ type Engine struct {
 	bookRTT []uint16
 	// bookAsk mirrors book.ask, count-major: bookAsk[(k-2)*len(books)+book].
 	bookAsk []int64
+	// bookHead mirrors each book's first chunk (nil when empty): a match
+	// reads a book's cheap end first, and reaching it through the book
+	// header and its chunk list was two dependent cache misses before the
+	// chunk's own; from here (8 KB for 1 000 books, in cache) it is none,
+	// and the candidates' first chunks can be loaded together.
+	bookHead []*chunk
 	// modelAsk[(k-1)*nM+model] is the cheapest of the model's books' asks
 	// for k GPUs (bookMin for k = 1, bookAsk above), exact: an any-model
 	// order skips every book of a model that cannot beat its max price or
@@ -214,6 +245,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.bookMin[i] = 1<<63 - 1
 	}
 	e.bookAsk = make([]int64, (askMaxK-1)*len(e.books))
+	e.bookHead = make([]*chunk, len(e.books))
 	for i := range e.bookAsk {
 		e.bookAsk[i] = 1<<63 - 1
 	}
@@ -340,11 +372,16 @@ func (e *Engine) listed(m *machine) bool {
 
 // sync puts the machine's book entry in step with the machine: inserted,
 // removed, moved (price, model or region changed) or refreshed in place.
-func (e *Engine) sync(s uint32) { e.syncRow(s, true) }
+func (e *Engine) sync(s uint32) { e.syncRow(s, true, nil) }
 
 // syncRow is sync for a caller that knows whether the RTTs changed: an
 // in-place refresh then skips the RTT rows, one cache line per region.
-func (e *Engine) syncRow(s uint32, rtts bool) {
+// row, when not nil, is what the machine's book row holds for its RTTs
+// (the machine's RTTs before this command changed them), so taking them
+// out of the per-region minima reads that copy, one line, instead of the
+// row's nR cells in nR lines of the chunk: a sixteenth of the run, when
+// every price move and new RTT report read them.
+func (e *Engine) syncRow(s uint32, rtts bool, row []uint16) {
 	m := e.mach(s)
 	want := e.listed(m)
 	bk := uint32(int(m.model)*e.nR + int(m.region))
@@ -352,7 +389,7 @@ func (e *Engine) syncRow(s uint32, rtts bool) {
 		if want && m.ixBook == bk && m.ixPrice == m.price {
 			b := &e.books[bk]
 			if rtts {
-				e.bookOp(bk, func(b *book) { b.update(m, s, e.nR) })
+				e.bookOp(bk, func(b *book) { b.update(m, s, e.nR, row) })
 			} else {
 				c, i := b.find(m.price, s)
 				c.vram[i], c.rel[i] = m.vram, m.rel
@@ -362,11 +399,10 @@ func (e *Engine) syncRow(s uint32, rtts bool) {
 		}
 		// The row holds the machine's RTTs unless this command changed
 		// them.
-		var held []uint16
 		if !rtts {
-			held = m.rtt[:e.nR]
+			row = m.rtt[:e.nR]
 		}
-		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, held) })
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, row) })
 		m.indexed = false
 	}
 	if want {
@@ -430,6 +466,10 @@ func (e *Engine) bookOp(bi uint32, op func(*book)) {
 	b := &e.books[bi]
 	op(b)
 	e.mirrorAsks(bi)
+	e.bookHead[bi] = nil
+	if len(b.chunks) > 0 {
+		e.bookHead[bi] = b.chunks[0]
+	}
 	minP := int64(1<<63 - 1)
 	if b.n > 0 {
 		minP = b.minPrice
@@ -532,7 +572,11 @@ func (e *Engine) upsert(c *Command) error {
 	m.price, m.verified = c.Price, c.Verified
 	copy(m.rtt[:], c.RTTms)
 	e.setSpot(s, c.SpotFloor, c.NoticeMs)
-	e.sync(s)
+	if exists {
+		e.syncRow(s, true, old.rtt[:e.nR])
+	} else {
+		e.sync(s)
+	}
 	if !exists || e.improved(old, m) {
 		e.changed = append(e.changed, s)
 	}
@@ -552,9 +596,9 @@ func (e *Engine) newMachine(id, prov string) uint32 {
 		e.nMachines++
 	}
 	p := e.providerOf(prov)
-	*e.mach(s) = machine{id: id, provider: p, alive: true}
+	*e.mach(s) = machine{provider: p, alive: true}
 	e.providers[p].machines = append(e.providers[p].machines, s)
-	e.mach(s).idHash = e.machineIDs.add(id, s)
+	e.name(s, id)
 	return s
 }
 
@@ -636,7 +680,7 @@ func (e *Engine) heartbeat(c *Command) error {
 		e.beats.set(s, m.deadline)
 		e.events = append(e.events, Event{Kind: EvMachineOnline, Machine: m.id})
 	}
-	e.syncRow(s, rttChanged)
+	e.syncRow(s, rttChanged, old.rtt[:e.nR])
 	if e.improved(old, m) {
 		e.changed = append(e.changed, s)
 	}
@@ -738,7 +782,7 @@ func (e *Engine) releaseHold(s uint32, mask uint64) {
 		e.deleteMachine(s)
 		return
 	}
-	e.syncRow(s, false) // only its free GPUs changed
+	e.syncRow(s, false, nil) // only its free GPUs changed
 	e.changed = append(e.changed, s)
 }
 
@@ -914,7 +958,7 @@ func (e *Engine) match(os, ms uint32) {
 	if h := e.hint; h.ok && h.slot == ms && e.listed(m) {
 		e.setAvail(m.ixBook, h.c, h.i, m) // still listed: only its free GPUs changed
 	} else {
-		e.syncRow(ms, false)
+		e.syncRow(ms, false, nil)
 	}
 	e.hint.ok = false
 }

@@ -3,103 +3,113 @@ package market
 // idTable maps caller-chosen ids to slots. It replaces map[string]uint32
 // on the hot path because a Go map of a million string keys costs several
 // cache misses a lookup (control word, key header, key bytes); this table
-// costs one probe into a flat, pointer-free array of (hash, slot, copy)
-// entries, and the id is confirmed against the table's own copy while the
-// machine or order, which the caller needs next anyway, loads alongside.
-// Linear probing, load ≤ 1/2, deletion by backward shift (no tombstones).
-// It is never iterated, so its layout cannot leak into a result.
+// costs one probe into a flat, pointer-free array of (tag, slot) entries,
+// and the id is confirmed against the record the slot names, which the
+// caller needs next anyway: a machine's idKey or an order's key, both on
+// the record's first cache line. Linear probing, load ≤ 1/2, deletion by
+// backward shift (no tombstones). It is never iterated, so its layout
+// cannot leak into a result.
 type idTable struct {
 	e    []idEntry
 	n    int
 	mask uint64
-	ids  idArena
 }
 
 type idEntry struct {
-	h uint64 // hashID of the id; 0 marks an empty entry
+	t uint32 // tagOf the id's hash; 0 marks an empty entry
 	v uint32 // the slot
-	// loc is the table's own copy of the id in ids (0: none). Confirming
-	// a lookup against it rather than against the machine's or order's id
-	// string makes the two loads that follow a probe (the record and the
-	// id bytes) independent, so they overlap instead of queueing: one
-	// cache miss less per lookup. It fits the entry's padding.
-	loc uint32
 }
 
-// idArena holds copies of ids, each a length byte then the bytes, in
-// cells of whole 16-byte granules carved from 64 KiB pointer-free blocks.
-// Freed cells are reused per size, so churn does not grow it: it holds at
-// most, for each cell size, as many cells as were ever live at once.
-type idArena struct {
-	blocks [][]byte
-	next   uint32 // first unused granule of the last block
-	free   [idMaxGranules + 1][]uint32
+// tagOf is what an entry keeps of an id's hash: the low 32 bits, which
+// give its home in any table of up to 2^31 entries, with the top bit set
+// so that no tag is 0. Ids whose tags agree are told apart by the record's
+// own copy of the id, so a 32-bit tag costs at most a rare wasted record
+// read, and it halves the table: 8 bytes an entry, 8 entries a cache line,
+// 16 MB for a million machines where 16-byte entries took 32.
+func tagOf(h uint64) uint32 { return uint32(h) | 1<<31 }
+
+// idKey is an exact, compact spelling of a machine id that a lookup can
+// confirm against without reading the id's own bytes (a string in its own
+// allocation: at a million machines, a cache miss on every heartbeat).
+// The marketplace's ids are UUIDs (models.NewID), 36 characters that hold
+// 16 bytes; the canonical lowercase spelling is stored as those bytes, an
+// id of at most 16 bytes as itself, and any other id not at all (n = 0:
+// confirmed against the id string).
+type idKey struct {
+	lo, hi uint64
+	// n: 1..16, that many bytes of the id itself; keyUUID, a canonical
+	// UUID's 16 bytes; 0, no key.
+	n uint8
 }
 
-const (
-	idGranule       = 16
-	idBlockShift    = 12 // granules a block
-	idBlockGranules = 1 << idBlockShift
-	idMaxGranules   = (1 + MaxIDLen + idGranule - 1) / idGranule
-)
+const keyUUID = 0x80
 
-func idGranules(n int) int { return (1 + n + idGranule - 1) / idGranule }
-
-func (a *idArena) cell(loc uint32) []byte {
-	off := int(loc&(idBlockGranules-1)) * idGranule
-	return a.blocks[loc>>idBlockShift][off:]
-}
-
-// lineGranules is how many granules a 64-byte cache line holds; blocks
-// are page-aligned, so granule k starts line k/lineGranules.
-const lineGranules = 64 / idGranule
-
-// lineStart is the first granule from next where a cell of g granules
-// lies within one cache line, if it can. Confirming a lookup reads the
-// whole cell: a UUID's cell (37 bytes in 3 granules) packed end to end
-// would straddle two lines half the time, and each is a cache miss.
-func lineStart(next uint32, g int) uint32 {
-	if r := next % lineGranules; g <= lineGranules && r+uint32(g) > lineGranules {
-		return next + lineGranules - r
-	}
-	return next
-}
-
-// put copies id (at most MaxIDLen bytes) into a cell and returns its
-// location, never 0.
-func (a *idArena) put(id string) uint32 {
-	g := idGranules(len(id))
-	var loc uint32
-	if f := a.free[g]; len(f) > 0 {
-		loc = f[len(f)-1]
-		a.free[g] = f[:len(f)-1]
-	} else {
-		start := lineStart(a.next, g)
-		if len(a.blocks) == 0 || int(start)+g > idBlockGranules {
-			a.blocks = append(a.blocks, make([]byte, idBlockGranules*idGranule))
-			start = 0
-			if len(a.blocks) == 1 {
-				start = 1 // location 0 means "no copy"
-			}
-			start = lineStart(start, g)
+// keyOf returns id's key and the hash the tables file it under: a mix of
+// the key when it has one (two words instead of 36 bytes), hashID of the
+// string otherwise. Both are pure functions of the string.
+func keyOf(id string) (idKey, uint64) {
+	var k idKey
+	switch {
+	case len(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-':
+		// The 32 digits as four words of eight: 0-7, 9-12 and 14-17,
+		// 19-22 and 24-27, 28-35.
+		w0 := le64s(id[0:8])
+		w1 := le32s(id[9:13]) | le32s(id[14:18])<<32
+		w2 := le32s(id[19:23]) | le32s(id[24:28])<<32
+		w3 := le64s(id[28:36])
+		a, okA := hex8(w0)
+		b, okB := hex8(w1)
+		c, okC := hex8(w2)
+		d, okD := hex8(w3)
+		if okA && okB && okC && okD {
+			k = idKey{lo: a<<32 | b, hi: c<<32 | d, n: keyUUID}
 		}
-		loc = uint32(len(a.blocks)-1)<<idBlockShift | start
-		a.next = start + uint32(g)
+	case len(id) <= 16 && len(id) > 0:
+		var b [16]byte
+		copy(b[:], id)
+		k = idKey{lo: le64(b[:8]), hi: le64(b[8:]), n: uint8(len(id))}
 	}
-	c := a.cell(loc)
-	c[0] = byte(len(id))
-	copy(c[1:], id)
-	return loc
+	if k.n == 0 {
+		return k, hashID(id)
+	}
+	h := (k.lo ^ uint64(k.n)<<56) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>31 ^ k.hi) * 0x94d049bb133111eb
+	h ^= h >> 29
+	return k, h | 1
 }
 
-func (a *idArena) equal(loc uint32, id string) bool {
-	c := a.cell(loc)
-	return int(c[0]) == len(id) && string(c[1:1+len(id)]) == id
+// hex8 decodes eight lowercase hex digits, the first in w's low byte, all
+// eight at once (SWAR): parsing a UUID digit by digit cost more than the
+// rest of a heartbeat's lookup. Any other byte, an uppercase digit
+// included, reports false: a key spells one string only.
+func hex8(w uint64) (uint64, bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// With every byte below 0x80, adding 0x80-lo sets a byte's high bit
+	// exactly when the byte is ≥ lo, and no carry crosses bytes.
+	digit := (w + ones*(0x80-'0')) &^ (w + ones*(0x80-'9'-1))
+	alpha := (w + ones*(0x80-'a')) &^ (w + ones*(0x80-'f'-1))
+	if w&highs != 0 || (digit|alpha)&highs != highs {
+		return 0, false
+	}
+	// A byte's value: its low nibble, plus 9 for a letter (bit 6 set).
+	v := w&(ones*0x0F) + (w>>6&ones)*9
+	// Pack the nibbles, first digit most significant.
+	v = (v<<4 | v>>8) & 0x00FF00FF00FF00FF
+	return v&0xFF<<24 | v>>16&0xFF<<16 | v>>32&0xFF<<8 | v>>48&0xFF, true
 }
 
-func (a *idArena) release(loc uint32) {
-	g := idGranules(int(a.cell(loc)[0]))
-	a.free[g] = append(a.free[g], loc)
+func le64s(s string) uint64 {
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func le32s(s string) uint64 {
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+}
+
+func le64(b []byte) uint64 {
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // hashID is a fixed (unseeded) 64-bit hash, so a table is the same on
@@ -108,9 +118,7 @@ func (a *idArena) release(loc uint32) {
 func hashID(s string) uint64 {
 	h := uint64(len(s)) * 0x9E3779B97F4A7C15
 	for len(s) >= 8 {
-		x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		h = (h ^ x) * 0xbf58476d1ce4e5b9
+		h = (h ^ le64s(s)) * 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 		s = s[8:]
 	}
@@ -132,9 +140,9 @@ func (t *idTable) grow() {
 	t.e = make([]idEntry, size)
 	t.mask = uint64(size - 1)
 	for _, x := range old {
-		if x.h != 0 {
-			i := x.h & t.mask
-			for t.e[i].h != 0 {
+		if x.t != 0 {
+			i := uint64(x.t) & t.mask
+			for t.e[i].t != 0 {
 				i = (i + 1) & t.mask
 			}
 			t.e[i] = x
@@ -143,45 +151,34 @@ func (t *idTable) grow() {
 }
 
 // insert adds (h, v); the id must not be present.
-func (t *idTable) insert(h uint64, v uint32) { t.insertLoc(h, v, 0) }
-
-// add inserts id (not present) for slot v, with the table's own copy, and
-// returns its hash.
-func (t *idTable) add(id string, v uint32) uint64 {
-	h := hashID(id)
-	t.insertLoc(h, v, t.ids.put(id))
-	return h
-}
-
-func (t *idTable) insertLoc(h uint64, v, loc uint32) {
+func (t *idTable) insert(h uint64, v uint32) {
 	if 2*(t.n+1) > len(t.e) {
 		t.grow()
 	}
-	i := h & t.mask
-	for t.e[i].h != 0 {
+	tg := tagOf(h)
+	i := uint64(tg) & t.mask
+	for t.e[i].t != 0 {
 		i = (i + 1) & t.mask
 	}
-	t.e[i] = idEntry{h: h, v: v, loc: loc}
+	t.e[i] = idEntry{t: tg, v: v}
 	t.n++
 }
 
 // delete removes (h, v), which must be present, and shifts later entries
 // of the probe run back so lookups never stop early.
 func (t *idTable) delete(h uint64, v uint32) {
-	i := h & t.mask
-	for t.e[i].h != h || t.e[i].v != v {
+	tg := tagOf(h)
+	i := uint64(tg) & t.mask
+	for t.e[i].t != tg || t.e[i].v != v {
 		i = (i + 1) & t.mask
-	}
-	if loc := t.e[i].loc; loc != 0 {
-		t.ids.release(loc)
 	}
 	j := i
 	for {
 		j = (j + 1) & t.mask
-		if t.e[j].h == 0 {
+		if t.e[j].t == 0 {
 			break
 		}
-		k := t.e[j].h & t.mask // the entry's home
+		k := uint64(t.e[j].t) & t.mask // the entry's home
 		// Move it into the hole unless its home lies cyclically in (i, j].
 		if i <= j && (k <= i || k > j) || i > j && k <= i && k > j {
 			t.e[i] = t.e[j]
@@ -192,16 +189,17 @@ func (t *idTable) delete(h uint64, v uint32) {
 	t.n--
 }
 
-// machineSlot looks a machine up by id. Machine ids are copied into the
-// table (add): a heartbeat, half of all commands, is one lookup.
+// machineSlot looks a machine up by id: a heartbeat, half of all
+// commands, is this lookup and little else.
 func (e *Engine) machineSlot(id string) (uint32, bool) {
 	t := &e.machineIDs
 	if t.n == 0 {
 		return 0, false
 	}
-	h := hashID(id)
-	for i := h & t.mask; t.e[i].h != 0; i = (i + 1) & t.mask {
-		if x := t.e[i]; x.h == h && t.ids.equal(x.loc, id) {
+	k, h := keyOf(id)
+	tg := tagOf(h)
+	for i := uint64(tg) & t.mask; t.e[i].t != 0; i = (i + 1) & t.mask {
+		if x := t.e[i]; x.t == tg && e.mach(x.v).named(k, id) {
 			return x.v, true
 		}
 	}
@@ -214,14 +212,10 @@ func (e *Engine) orderSlot(id string) (uint32, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	// No copies in the table: an order id is written once and looked up
-	// about once, so an arena copy would move a cache miss from lookup to
-	// placement, where it lands on match latency. The order record keeps
-	// its own copy instead (order.key), written with the record.
-	h := hashID(id)
-	for i := h & t.mask; t.e[i].h != 0; i = (i + 1) & t.mask {
-		if t.e[i].h == h && e.ord(t.e[i].v).is(id) {
-			return t.e[i].v, true
+	tg := tagOf(hashID(id))
+	for i := uint64(tg) & t.mask; t.e[i].t != 0; i = (i + 1) & t.mask {
+		if x := t.e[i]; x.t == tg && e.ord(x.v).is(id) {
+			return x.v, true
 		}
 	}
 	return 0, false

@@ -111,6 +111,12 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 		for bi := lo * e.nR; bi < hi*e.nR; bi++ {
 			if p := asks[bi]; p <= o.maxPrice && rtts[bi] <= maxRTT {
 				cands = append(cands, cursor{book: uint32(bi), head: p, bound: rtts[bi]})
+				// Start loading the book's cheap end, where the merge
+				// starts reading: the candidates' loads overlap instead of
+				// queueing one book after another.
+				if h := e.bookHead[bi]; h != nil { // always, for a candidate
+					e.warmSink += uint64(h.price[0])
+				}
 			}
 		}
 		if o.latencyFirst {
@@ -220,15 +226,23 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 				next = h.c[j].head
 			}
 		}
-		b := &e.books[cur.book]
 		limit := next
 		if best.found && best.price < limit {
 			limit = best.price
 		}
 		done := true
 	scan:
-		for ; cur.ci < len(b.chunks); cur.ci, cur.i = cur.ci+1, 0 {
-			c := b.chunks[cur.ci]
+		for ; ; cur.ci, cur.i = cur.ci+1, 0 {
+			var c *chunk
+			if cur.ci == 0 {
+				if c = e.bookHead[cur.book]; c == nil {
+					break // never: a candidate has offers
+				}
+			} else if b := &e.books[cur.book]; cur.ci < len(b.chunks) {
+				c = b.chunks[cur.ci]
+			} else {
+				break
+			}
 			row := c.rttRow(br)
 			for ; cur.i < c.n; cur.i++ {
 				i := cur.i

@@ -54,8 +54,8 @@ func checkInvariants(e *Engine) error {
 	listed := 0
 	for id, s := range machines {
 		m := e.mach(s)
-		if m.id != id || !m.alive || m.idHash != hashID(id) {
-			return fmt.Errorf("machine %s: slot holds %q (hash %#x)", id, m.id, m.idHash)
+		if k, h := keyOf(id); m.id != id || !m.alive || m.idHash != h || !m.named(k, id) {
+			return fmt.Errorf("machine %s: slot holds %q (hash %#x, key %x %x %d)", id, m.id, m.idHash, m.keyLo, m.keyHi, m.keyN)
 		}
 		if m.held != union[s] {
 			return fmt.Errorf("machine %s: held %#x, live orders hold %#x", id, m.held, union[s])

@@ -243,7 +243,7 @@ func (e *Engine) restore(b []byte) error {
 			if _, dup := e.machineSlot(m.id); dup {
 				r.fail("machine %s twice", m.id)
 			} else {
-				m.idHash = e.machineIDs.add(m.id, uint32(s))
+				e.name(uint32(s), m.id)
 			}
 		}
 	}

@@ -230,7 +230,7 @@ func (e *Engine) spotLeased(os uint32) {
 	m := e.mach(o.machine)
 	m.spot |= o.mask
 	m.spots = append(m.spots, os)
-	e.syncRow(o.machine, false)
+	e.syncRow(o.machine, false, nil)
 	e.changed = append(e.changed, o.machine)
 	e.spotDirty = true
 }

@@ -9,9 +9,10 @@ import (
 // machine is one provider machine and its offer: all of its GPUs are one
 // model (a machine with mixed GPUs registers one machine id per model).
 type machine struct {
-	// The fields a heartbeat reads and writes come first, on one cache
-	// line (a record is machineSize bytes and pages are page-aligned): the
-	// id's key, which confirms a lookup by id (idKey), then the beat's.
+	// The fields a common heartbeat (no new RTTs, nothing changed) reads
+	// and writes come first, on one cache line (a record is machineSize
+	// bytes and pages are page-aligned): the id's key, which confirms a
+	// lookup by id (idKey), then the beat's.
 	keyLo, keyHi uint64
 	// free: GPUs the agent reports idle; held: GPUs in a live reservation
 	// or lease. Available = free &^ held. The agent sees a leased GPU as
@@ -61,7 +62,8 @@ type machine struct {
 
 // machineSize is a machine record's size: a whole number of cache lines,
 // so that every record's first line holds its heartbeat fields
-// (TestMachineLayout).
+// (TestMachineLayout, which fails if the fields above change size: the
+// pad assumes a 64-bit platform, as the engine's int64 state does).
 const (
 	machineSize = 256
 	machinePad  = machineSize - 232

@@ -41,6 +41,26 @@ type gen struct {
 	models   []string
 	// homes are the regions machines are listed in.
 	homes []string
+	// style spells machine and order ids (idStyle), one of the three
+	// shapes the engine keys differently: short ids, canonical UUIDs, and
+	// ids longer than 16 bytes (idKey).
+	style int
+}
+
+// id spells id number n of a kind ('m' machine, 'o' order) in the
+// stream's style. Every style keeps the numbers' order, so tie-breaks by
+// id are the same in each.
+func (g *gen) id(kind byte, n int) string {
+	switch g.style {
+	case 1:
+		return fmt.Sprintf("%08x-0000-7000-8000-%012x", 0x01900000+int(kind), n)
+	case 2:
+		return fmt.Sprintf("%c%06d.rack-7.example-provider", kind, n)
+	}
+	if kind == 'm' {
+		return fmt.Sprintf("m%03d", n)
+	}
+	return fmt.Sprintf("o%06d", n)
 }
 
 // observe feeds the engine's events back into the generator.
@@ -69,7 +89,7 @@ func (g *gen) heldOrder() string {
 
 func newGen(seed uint64) *gen {
 	return &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), cfg: testConfig(), gpus: map[string]int64{}, buyer: map[string]string{},
-		machines: 20, models: []string{"A100", "H100", "L4"}, homes: []string{"eu", "us", "ap", "sa"}}
+		machines: 20, models: []string{"A100", "H100", "L4"}, homes: []string{"eu", "us", "ap", "sa"}, style: int(seed % 3)}
 }
 
 // newWideGen is a stream whose books hold hundreds of offers (one model,
@@ -92,7 +112,7 @@ func (g *gen) rtts() []uint16 {
 	return out
 }
 
-func (g *gen) machineID() string { return fmt.Sprintf("m%03d", g.r.IntN(g.machines)) }
+func (g *gen) machineID() string { return g.id('m', g.r.IntN(g.machines)) }
 
 func (g *gen) recentOrder() string {
 	if len(g.recent) == 0 || g.r.IntN(20) == 0 {
@@ -176,7 +196,7 @@ func (g *gen) next() Command {
 	case x < 86:
 		c.Kind = KindPlaceOrder
 		g.orderN++
-		c.Order = fmt.Sprintf("o%06d", g.orderN)
+		c.Order = g.id('o', g.orderN)
 		if g.r.IntN(100) == 0 && len(g.recent) > 0 {
 			c.Order = g.recentOrder() // maybe a duplicate
 		}

@@ -16,14 +16,16 @@ func TestIDTable(t *testing.T) {
 	var tb idTable
 	ref := map[uint32]uint64{} // slot → hash
 	for i := 0; i < 200_000; i++ {
-		if r.IntN(2) == 0 && len(ref) < 400 {
+		// Inserts outweigh deletions up to 1 500 live entries, so the
+		// table grows twice on the way (checked below).
+		if r.IntN(5) < 3 && len(ref) < 1500 {
 			v := uint32(r.IntN(1 << 20))
 			if _, ok := ref[v]; ok {
 				continue
 			}
-			// Few distinct homes near the end of the array, so probe runs
-			// collide and wrap.
-			h := uint64(1020+r.IntN(8))&1023 | uint64(r.IntN(1<<20))<<10 | 1<<40
+			// Few distinct homes near the end of the array (the tag is
+			// the hash's high half), so probe runs collide and wrap.
+			h := (uint64(1020+r.IntN(8))&1023 | uint64(r.IntN(1<<20))<<10) << 32
 			tb.insert(h, v)
 			ref[v] = h
 		} else {
@@ -51,6 +53,9 @@ func TestIDTable(t *testing.T) {
 				}
 			}
 		}
+	}
+	if len(tb.e) < 4096 {
+		t.Fatalf("the table never grew past %d entries", len(tb.e))
 	}
 }
 

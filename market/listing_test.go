@@ -1,7 +1,6 @@
 package market
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 )
@@ -30,7 +29,7 @@ func TestListingMatchesReference(t *testing.T) {
 			continue
 		}
 		for m := range g.machines {
-			id := fmt.Sprintf("m%03d", m)
+			id := g.id('m', m)
 			l, ok := e.Listing(id)
 			want, held := n.machines[id]
 			if ok != held {
@@ -56,7 +55,7 @@ func TestListingMatchesReference(t *testing.T) {
 			}
 			before := r.StateDigest()
 			for m := range g.machines {
-				l, ok := r.Listing(fmt.Sprintf("m%03d", m))
+				l, ok := r.Listing(g.id('m', m))
 				if !ok || l.Delisted {
 					continue
 				}

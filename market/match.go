@@ -113,8 +113,8 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 				cands = append(cands, cursor{book: uint32(bi), head: p, bound: rtts[bi]})
 				// Start loading the book's cheap end, where the merge
 				// starts reading (the chunk's header and the first line of
-				// each column a row is tested on): the candidates' loads
-				// overlap instead of queueing one book after another.
+				// its ask, free-GPU and cell columns): the candidates'
+				// loads overlap instead of queueing one book after another.
 				if h := e.bookHead[bi]; h != nil { // always, for a candidate
 					e.warmSink += uint64(h.price[0]) + uint64(h.n) + uint64(h.avail[0]) + uint64(h.cell[0])
 				}

@@ -57,7 +57,9 @@ type machine struct {
 	notice    int64
 	spot      uint64
 	spots     []uint32
-	_         [machinePad]byte
+	// ixChunk is the chunk its book row was put in: a hint (book.find).
+	ixChunk *chunk
+	_       [machinePad]byte
 }
 
 // machineSize is a machine record's size: a whole number of cache lines,
@@ -66,7 +68,7 @@ type machine struct {
 // pad assumes a 64-bit platform, as the engine's int64 state does).
 const (
 	machineSize = 256
-	machinePad  = machineSize - 232
+	machinePad  = machineSize - 240
 )
 
 // named reports whether m's id is id, whose key is k: from the key alone
@@ -393,7 +395,7 @@ func (e *Engine) syncRow(s uint32, rtts bool, row []uint16) {
 			if rtts {
 				e.bookOp(bk, func(b *book) { b.update(m, s, e.nR, row) })
 			} else {
-				c, i := b.find(m.price, s)
+				c, i := b.find(m.price, s, m.ixChunk)
 				c.vram[i], c.rel[i] = m.vram, m.rel
 				e.setAvail(bk, c, i, m)
 			}
@@ -404,11 +406,11 @@ func (e *Engine) syncRow(s uint32, rtts bool, row []uint16) {
 		if !rtts {
 			row = m.rtt[:e.nR]
 		}
-		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, row) })
-		m.indexed = false
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, row, m.ixChunk) })
+		m.indexed, m.ixChunk = false, nil
 	}
 	if want {
-		e.bookOp(bk, func(b *book) { b.insert(m, s, e.nR) })
+		e.bookOp(bk, func(b *book) { m.ixChunk = b.insert(m, s, e.nR) })
 		m.indexed, m.ixBook, m.ixPrice = true, bk, m.price
 	}
 }
@@ -618,7 +620,7 @@ func (e *Engine) providerOf(id string) uint32 {
 func (e *Engine) deleteMachine(s uint32) {
 	m := e.mach(s)
 	if m.indexed {
-		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, m.rtt[:e.nR]) }) // unchanged since written
+		e.bookOp(m.ixBook, func(b *book) { b.remove(m.ixPrice, s, e.nR, m.rtt[:e.nR], m.ixChunk) }) // unchanged since written
 	}
 	// The beats entry stays: removing it from the middle of a million-entry
 	// heap costs several cache misses, while Tick drops it for free when it

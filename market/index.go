@@ -249,8 +249,9 @@ func (b *book) newChunk(nR int) *chunk {
 	return c
 }
 
-// insert adds machine m (slot s) at its ask.
-func (b *book) insert(m *machine, s uint32, nR int) {
+// insert adds machine m (slot s) at its ask, and returns the chunk it
+// put the row in (machine.ixChunk).
+func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 	if b.n == 0 {
 		for i := range b.minRTT {
 			b.minRTT[i], b.minCnt[i] = 0xFFFF, 0
@@ -269,7 +270,7 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 		b.relast(0)
 		b.minPrice = m.price
 		b.availChanged(m.price, 0, a)
-		return
+		return c
 	}
 	ci := b.chunkFor(m.price, s)
 	c := b.chunks[ci]
@@ -317,10 +318,22 @@ func (b *book) insert(m *machine, s uint32, nR int) {
 	b.relast(ci)
 	b.minPrice = b.chunks[0].price[0]
 	b.availChanged(m.price, 0, a)
+	return c
 }
 
-// find returns the chunk and row of (price, slot); it must be there.
-func (b *book) find(price int64, slot uint32) (*chunk, int) {
+// find returns the chunk and row of (price, slot), which must be there,
+// trying hint first: the chunk the row was put in (machine.ixChunk). It
+// still holds the row unless a split moved it, and then the row test
+// fails and the book is searched; a chunk dropped from the book is empty
+// for good, and a machine has one row, so a stale hint never finds a
+// wrong one. A hit spares the search of the book's chunk keys, a chain of
+// dependent cache misses at scale.
+func (b *book) find(price int64, slot uint32, hint *chunk) (*chunk, int) {
+	if c := hint; c != nil {
+		if p := c.pos(price, slot); p < c.n && c.slot[p] == slot && c.price[p] == price {
+			return c, p
+		}
+	}
 	c := b.chunks[b.chunkFor(price, slot)]
 	p := c.pos(price, slot)
 	if p == c.n || c.slot[p] != slot || c.price[p] != price {
@@ -391,7 +404,7 @@ func (b *book) fixMins(stale uint64) {
 // update rewrites the row of machine m (slot s, same ask) in place; held
 // is as for dropRTTs.
 func (b *book) update(m *machine, s uint32, nR int, held []uint16) {
-	c, i := b.find(m.price, s)
+	c, i := b.find(m.price, s, m.ixChunk)
 	stale := b.dropRTTs(c, i, nR, held)
 	a0 := c.avail[i]
 	c.set(i, m, s, nR)
@@ -412,20 +425,24 @@ func (b *book) nonZeroMins(regions uint64) uint64 {
 }
 
 // remove takes row (price, slot) out of the book; held is as for
-// dropRTTs.
-func (b *book) remove(price int64, slot uint32, nR int, held []uint16) {
-	ci := b.chunkFor(price, slot)
-	c := b.chunks[ci]
-	p := c.pos(price, slot)
-	if p == c.n || c.slot[p] != slot || c.price[p] != price {
-		panic("market: index out of step with machines")
+// dropRTTs, hint as for find.
+func (b *book) remove(price int64, slot uint32, nR int, held []uint16, hint *chunk) {
+	c, p := b.find(price, slot, hint)
+	// The chunk's place in the list matters only when its last key
+	// changes or it empties: the row is its last. The chunk keys still
+	// hold the row's key then, so the search finds this chunk.
+	ci := -1
+	if p == c.n-1 {
+		ci = b.chunkFor(price, slot)
 	}
 	stale := b.dropRTTs(c, p, nR, held)
 	a0 := c.avail[p]
 	c.shift(p, -1)
 	b.n--
 	if c.n > 0 {
-		b.relast(ci)
+		if ci >= 0 {
+			b.relast(ci)
+		}
 	} else {
 		b.chunks = append(b.chunks[:ci], b.chunks[ci+1:]...)
 		b.chunks[:len(b.chunks)+1][len(b.chunks)] = nil // drop the freed chunk

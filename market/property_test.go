@@ -71,7 +71,10 @@ func checkInvariants(e *Engine) error {
 		}
 		if m.indexed {
 			listed++
-			c, i := e.books[m.ixBook].find(m.ixPrice, s)
+			c, i := e.books[m.ixBook].find(m.ixPrice, s, nil)
+			if hc, hi := e.books[m.ixBook].find(m.ixPrice, s, m.ixChunk); hc != c || hi != i {
+				return fmt.Errorf("machine %s: its chunk hint finds another row", id)
+			}
 			stale := c.price[i] != m.price || c.vram[i] != m.vram || c.rel[i] != m.rel ||
 				int(c.avail[i]) != bits.OnesCount64(m.avail())
 			for r := 0; r < e.nR; r++ {

@@ -576,11 +576,9 @@ func (e *Engine) upsert(c *Command) error {
 	m.price, m.verified = c.Price, c.Verified
 	copy(m.rtt[:], c.RTTms)
 	e.setSpot(s, c.SpotFloor, c.NoticeMs)
-	if exists {
-		e.syncRow(s, true, old.rtt[:e.nR])
-	} else {
-		e.sync(s)
-	}
+	// old.rtt is what an indexed machine's row holds; a new machine has
+	// no row, so it is not read.
+	e.syncRow(s, true, old.rtt[:e.nR])
 	if !exists || e.improved(old, m) {
 		e.changed = append(e.changed, s)
 	}

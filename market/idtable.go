@@ -1,5 +1,7 @@
 package market
 
+import "encoding/binary"
+
 // idTable maps caller-chosen ids to slots. It replaces map[string]uint32
 // on the hot path because a Go map of a million string keys costs several
 // cache misses a lookup (control word, key header, key bytes); this table
@@ -69,7 +71,7 @@ func keyOf(id string) (idKey, uint64) {
 	case len(id) <= 16 && len(id) > 0:
 		var b [16]byte
 		copy(b[:], id)
-		k = idKey{lo: le64(b[:8]), hi: le64(b[8:]), n: uint8(len(id))}
+		k = idKey{lo: binary.LittleEndian.Uint64(b[:8]), hi: binary.LittleEndian.Uint64(b[8:]), n: uint8(len(id))}
 	}
 	if k.n == 0 {
 		return k, hashID(id)
@@ -107,11 +109,6 @@ func le64s(s string) uint64 {
 
 func le32s(s string) uint64 {
 	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
-}
-
-func le64(b []byte) uint64 {
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // hashID is a fixed (unseeded) 64-bit hash, so a table is the same on

@@ -69,16 +69,21 @@ generate:
 	./scripts/protogen.sh
 	@if command -v nvcc >/dev/null; then $(MAKE) --no-print-directory ptx; else echo "nvcc not found: keeping the committed PTX (make ptx rebuilds it on a machine with the CUDA toolkit)"; fi
 
-## ptx: rebuild the GPU prover's PTX from its CUDA source. It needs nvcc
-## (a GPU machine has it; CI does not and uses the committed file). The
+## ptx: rebuild the GPU prover's PTX from its CUDA sources. It needs nvcc
+## (a GPU machine has it; CI does not and uses the committed files). The
 ## output is byte-identical only with the same nvcc (13.0 made the
-## committed one); .version is lowered to 7.8 so drivers from CUDA 11.8
-## on load it (the kernel uses nothing newer than PTX 7.0).
+## committed ones). .version is lowered so older drivers load them: 7.8
+## (CUDA 11.8 on) for the mma.sync kernels, which use nothing newer than
+## PTX 7.0, and 8.0 (CUDA 12.0 on) for Hopper's wgmma kernels, the first
+## version with wgmma.
 PTX_SRC := provider-agent/gpuprover/kernels/poc_v2.cu
+PTX_H := provider-agent/gpuprover/kernels/poc_v2_sm90a.cu
 ptx:
 	nvcc -arch=compute_80 -ptx -O3 $(PTX_SRC) -o $(PTX_SRC:.cu=.ptx).tmp
 	sed 's/^\.version .*/.version 7.8/' $(PTX_SRC:.cu=.ptx).tmp > $(PTX_SRC:.cu=.ptx)
-	rm -f $(PTX_SRC:.cu=.ptx).tmp
+	nvcc -arch=compute_90a -ptx -O3 $(PTX_H) -o $(PTX_H:.cu=.ptx).tmp
+	sed 's/^\.version .*/.version 8.0/' $(PTX_H:.cu=.ptx).tmp > $(PTX_H:.cu=.ptx)
+	rm -f $(PTX_SRC:.cu=.ptx).tmp $(PTX_H:.cu=.ptx).tmp
 
 ## check-generate: fail if generated code is stale
 check-generate: generate

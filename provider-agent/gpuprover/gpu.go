@@ -32,21 +32,51 @@ var ErrNoKernel = errors.New("gpuprover: no GPU kernel in this build")
 
 var errClosed = errors.New("gpuprover: backend closed")
 
-// Variant is one compiled shape of the kernel: rows per warp (RM) and
-// warps along the tile's rows (WM); a CTA takes 16·RM·WM nonces.
+// Variant is one compiled shape of the kernel. An mma.sync kernel
+// (poc_v2.cu) has rows per warp (RM) and warps along the tile's rows (WM);
+// a CTA takes 16·RM·WM nonces. A wgmma kernel (poc_v2_sm90a.cu, Hopper)
+// has WGS warpgroups of 64 nonces each, Stages weight chunks in flight
+// and MinBlocks CTAs an SM.
 type Variant struct {
-	Dim, RM, WM int
+	Dim, RM, WM            int
+	WGS, Stages, MinBlocks int
 }
 
+// Hopper reports a wgmma kernel.
+func (v Variant) Hopper() bool { return v.WGS > 0 }
+
 // Name is the entry point's name in the PTX.
-func (v Variant) Name() string { return fmt.Sprintf("poc_v2_d%d_r%d_w%d", v.Dim, v.RM, v.WM) }
+func (v Variant) Name() string {
+	if v.Hopper() {
+		return v.hopperName()
+	}
+	return fmt.Sprintf("poc_v2_d%d_r%d_w%d", v.Dim, v.RM, v.WM)
+}
 
 // The shape's sizes, as the source computes them: TILE_M, THREADS, and
-// the dynamic shared memory (two activation buffers of TILE_M rows and
-// STAGES = 3 weight chunks of Dim rows, every row padded by PAD = 16).
-func (v Variant) tile() int    { return 16 * v.RM * v.WM }
-func (v Variant) threads() int { return 32 * v.WM * v.Dim / 64 }
-func (v Variant) shared() int  { return 2*v.tile()*(v.Dim+16) + 3*v.Dim*(v.kc()+16) }
+// the dynamic shared memory. mma.sync: two activation buffers of TILE_M
+// rows and STAGES = 3 weight chunks of Dim rows, every row padded by PAD
+// = 16; wgmma: Stages chunks and 1 KB to align them for the swizzle.
+func (v Variant) tile() int {
+	if v.Hopper() {
+		return 64 * v.WGS
+	}
+	return 16 * v.RM * v.WM
+}
+
+func (v Variant) threads() int {
+	if v.Hopper() {
+		return 128 * v.WGS
+	}
+	return 32 * v.WM * v.Dim / 64
+}
+
+func (v Variant) shared() int {
+	if v.Hopper() {
+		return 1024 + v.Stages*hopperChunk
+	}
+	return 2*v.tile()*(v.Dim+16) + 3*v.Dim*(v.kc()+16)
+}
 
 // kc is the kernel's weight chunk (KC in the source): input rows of W per
 // shared-memory window, and the inner size of the host's weight layout.
@@ -55,7 +85,12 @@ func (v Variant) kc() int { return min(v.Dim, 128) }
 // Variants lists every entry point the PTX has, the default for each Dim
 // first (the fastest measured; docs/poc.md has the figures).
 var Variants = []Variant{
-	{64, 2, 4}, {128, 2, 4}, {256, 2, 4}, {256, 4, 2},
+	{Dim: 256, WGS: 2, Stages: 3, MinBlocks: 1},
+	{Dim: 256, WGS: 2, Stages: 2, MinBlocks: 2},
+	{Dim: 256, WGS: 2, Stages: 3, MinBlocks: 2},
+	{Dim: 256, WGS: 3, Stages: 3, MinBlocks: 1},
+	{Dim: 256, WGS: 4, Stages: 3, MinBlocks: 1},
+	{Dim: 64, RM: 2, WM: 4}, {Dim: 128, RM: 2, WM: 4}, {Dim: 256, RM: 2, WM: 4}, {Dim: 256, RM: 4, WM: 2},
 }
 
 // launchNonces bounds one launch, so a cancelled context is seen within a
@@ -72,6 +107,7 @@ type Backend struct {
 	mu      sync.Mutex
 	ctx     *cuda.Context
 	mod     *cuda.Module
+	hmod    *cuda.Module    // the wgmma kernels, on Hopper
 	kernels map[int]*kernel // by Dim
 	model   *poc.Model      // whose weights are on the device
 	weights *cuda.Buffer
@@ -85,8 +121,8 @@ type kernel struct {
 
 // New opens dev (one of d.Devices()) and loads the kernels. prefer
 // overrides the default variant per Dim (benchmarks); nil keeps it.
-func New(d *cuda.Driver, dev cuda.Device, ptx []byte, prefer map[int]Variant) (*Backend, error) {
-	if !strings.Contains(string(ptx), ".entry") {
+func New(d *cuda.Driver, dev cuda.Device, ks Kernels, prefer map[int]Variant) (*Backend, error) {
+	if !hasEntry(ks.PTX) {
 		return nil, ErrNoKernel
 	}
 	if dev.Major < 8 {
@@ -97,18 +133,28 @@ func New(d *cuda.Driver, dev cuda.Device, ptx []byte, prefer map[int]Variant) (*
 		return nil, err
 	}
 	b := &Backend{Device: dev, ctx: c, kernels: map[int]*kernel{}, bufs: map[string]*cuda.Buffer{}}
-	if b.mod, err = c.LoadPTX(ptx); err != nil {
+	if b.mod, err = c.LoadPTX(ks.PTX); err != nil {
 		_ = c.Close()
 		return nil, err
+	}
+	if onHopper(dev.Major, dev.Minor) && hasEntry(ks.Hopper) {
+		if b.hmod, err = c.LoadPTX(ks.Hopper); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
 	for _, v := range Variants {
 		if p, ok := prefer[v.Dim]; ok && p != v {
 			continue
 		}
-		if b.kernels[v.Dim] != nil {
+		if b.kernels[v.Dim] != nil || v.Hopper() && b.hmod == nil {
 			continue
 		}
-		fn, err := b.mod.Function(v.Name())
+		mod := b.mod
+		if v.Hopper() {
+			mod = b.hmod
+		}
+		fn, err := mod.Function(v.Name())
 		if err == nil {
 			err = fn.SetMaxDynamicShared(v.shared())
 		}
@@ -134,11 +180,13 @@ func (b *Backend) Close() {
 	if b.weights != nil {
 		_ = b.weights.Free()
 	}
-	if b.mod != nil {
-		_ = b.mod.Unload()
+	for _, m := range []*cuda.Module{b.mod, b.hmod} {
+		if m != nil {
+			_ = m.Unload()
+		}
 	}
 	_ = b.ctx.Close()
-	b.ctx, b.mod, b.weights, b.model, b.bufs = nil, nil, nil, nil, nil
+	b.ctx, b.mod, b.hmod, b.weights, b.model, b.bufs = nil, nil, nil, nil, nil, nil
 }
 
 // OnGPUs implements prover.GPUBackend.
@@ -157,8 +205,12 @@ func (b *Backend) Describe() string {
 		dims = append(dims, d)
 	}
 	slices.Sort(dims)
-	return fmt.Sprintf("gpu: %s (sm_%d%d, %d SMs), work function v%d kernels for Dim %v; other models prove on the CPU",
-		b.Device.Name, b.Device.Major, b.Device.Minor, b.Device.SMs, poc.Version2, dims)
+	names := make([]string, len(dims))
+	for i, d := range dims {
+		names[i] = b.kernels[d].v.Name()
+	}
+	return fmt.Sprintf("gpu: %s (sm_%d%d, %d SMs), work function v%d kernels for Dim %v (%s); other models prove on the CPU",
+		b.Device.Name, b.Device.Major, b.Device.Minor, b.Device.SMs, poc.Version2, dims, strings.Join(names, ", "))
 }
 
 // Evaluate implements poc.Backend.
@@ -254,19 +306,11 @@ func (b *Backend) prepare(m *poc.Model) (*kernel, error) {
 	if b.model == m {
 		return k, nil
 	}
-	d, L, kc := int(in.Dim), int(in.Layers), k.v.kc()
-	// W[l][kc·c+i][n] → ((l·D/kc + c)·D + n)·kc + i: each chunk of kc input
-	// rows is one contiguous copy, column-major so a B fragment (4
-	// consecutive inputs of one column) is a single 32-bit load.
-	lay := make([]byte, L*d*d)
-	for l := 0; l < L; l++ {
-		w := in.Weights[l*d*d : (l+1)*d*d]
-		for i := 0; i < d; i++ {
-			c, r := i/kc, i%kc
-			for n := 0; n < d; n++ {
-				lay[((l*(d/kc)+c)*d+n)*kc+r] = byte(w[i*d+n])
-			}
-		}
+	var lay []byte
+	if k.v.Hopper() {
+		lay = hopperLayout(in.Weights, int(in.Layers))
+	} else {
+		lay = mmaLayout(in, k.v.kc())
 	}
 	if b.weights != nil {
 		_ = b.weights.Free()
@@ -299,4 +343,23 @@ func (b *Backend) buffer(name string, n int) (*cuda.Buffer, error) {
 	}
 	b.bufs[name] = x
 	return x, nil
+}
+
+// mmaLayout lays the weights out for the mma.sync kernel:
+// W[l][kc·c+i][n] → ((l·D/kc + c)·D + n)·kc + i: each chunk of kc input
+// rows is one contiguous copy, column-major so a B fragment (4
+// consecutive inputs of one column) is a single 32-bit load.
+func mmaLayout(in poc.AccelInputs, kc int) []byte {
+	d, L := int(in.Dim), int(in.Layers)
+	lay := make([]byte, L*d*d)
+	for l := 0; l < L; l++ {
+		w := in.Weights[l*d*d : (l+1)*d*d]
+		for i := 0; i < d; i++ {
+			c, r := i/kc, i%kc
+			for n := 0; n < d; n++ {
+				lay[((l*(d/kc)+c)*d+n)*kc+r] = byte(w[i*d+n])
+			}
+		}
+	}
+	return lay
 }

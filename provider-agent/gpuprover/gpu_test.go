@@ -21,10 +21,10 @@ import (
 // where these tests must run the kernel rather than skip.
 var realGPU = os.Getenv("HIGHWAY_REAL_GPU") == "1"
 
-// gpu0 loads the driver and lists its GPUs, and returns the PTX to run:
-// HIGHWAY_POC_PTX when set (a freshly built kernel), else the embedded
-// one. It skips without a GPU.
-func gpu0(t testing.TB) (*cuda.Driver, []cuda.Device, []byte) {
+// gpu0 loads the driver and lists its GPUs, and returns the kernels to
+// run: HIGHWAY_POC_PTX and HIGHWAY_POC_PTX_SM90A when set (freshly built
+// ones), else the embedded ones. It skips without a GPU.
+func gpu0(t testing.TB) (*cuda.Driver, []cuda.Device, Kernels) {
 	t.Helper()
 	if !realGPU {
 		t.Skip("HIGHWAY_REAL_GPU=1 runs the kernel on a real GPU; without one the agent proves on the CPU (TestNoKernel)")
@@ -37,13 +37,18 @@ func gpu0(t testing.TB) (*cuda.Driver, []cuda.Device, []byte) {
 	if err != nil || len(devs) == 0 {
 		t.Fatalf("the driver lists no GPU (%v)", err)
 	}
-	ptx := PTX
-	if f := os.Getenv("HIGHWAY_POC_PTX"); f != "" {
-		if ptx, err = os.ReadFile(f); err != nil {
-			t.Fatal(err)
+	ks := Embedded()
+	for _, o := range []struct {
+		env string
+		dst *[]byte
+	}{{"HIGHWAY_POC_PTX", &ks.PTX}, {"HIGHWAY_POC_PTX_SM90A", &ks.Hopper}} {
+		if f := os.Getenv(o.env); f != "" {
+			if *o.dst, err = os.ReadFile(f); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	return d, devs, ptx
+	return d, devs, ks
 }
 
 // open returns the backend on GPU 0 (see gpu0).
@@ -66,7 +71,7 @@ func v2(p poc.Params) poc.Params {
 // TestNoKernel: a build whose PTX holds no kernel refuses to start, so the
 // agent falls back to the CPU with this reason.
 func TestNoKernel(t *testing.T) {
-	_, err := New(nil, cuda.Device{}, []byte("// nothing\n"), nil)
+	_, err := New(nil, cuda.Device{}, Kernels{PTX: []byte("// nothing\n")}, nil)
 	if !errors.Is(err, ErrNoKernel) {
 		t.Fatalf("New with empty PTX: %v, want ErrNoKernel", err)
 	}
@@ -212,9 +217,13 @@ func TestGPUVariantsAgree(t *testing.T) {
 	const n = 1 << 16
 	for _, v := range Variants {
 		b := open(t, map[int]Variant{v.Dim: v})
+		if b.kernels[v.Dim].v != v {
+			t.Logf("%s: not on this card", v.Name())
+			continue
+		}
 		p := v2(poc.DefaultParams())
 		p.Dim = uint32(v.Dim)
-		m, err := poc.NewModel(p, poc.Seed{0x7a, byte(v.RM), byte(v.WM)})
+		m, err := poc.NewModel(p, poc.Seed{0x7a, byte(v.RM), byte(v.WM), byte(v.WGS), byte(v.Stages), byte(v.MinBlocks)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,8 +247,8 @@ func TestGPUVariantsAgree(t *testing.T) {
 // TestPoolPerLease: the pool proves a lease on that lease's GPU (found by
 // its NVML UUID) and agrees with the CPU; unknown UUIDs mean every GPU.
 func TestPoolPerLease(t *testing.T) {
-	d, devs, ptx := gpu0(t)
-	pool, err := OpenAll(d, devs, ptx)
+	d, devs, ks := gpu0(t)
+	pool, err := OpenAll(d, devs, ks)
 	if err != nil {
 		t.Fatal(err)
 	}

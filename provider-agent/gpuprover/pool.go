@@ -21,14 +21,14 @@ type Pool struct {
 
 // OpenAll opens every GPU of devs (the driver's list) that can run the
 // kernel.
-func OpenAll(d *cuda.Driver, devs []cuda.Device, ptx []byte) (*Pool, error) {
+func OpenAll(d *cuda.Driver, devs []cuda.Device, ks Kernels) (*Pool, error) {
 	if len(devs) == 0 {
 		return nil, errors.New("gpuprover: the CUDA driver lists no GPU")
 	}
 	p := &Pool{}
 	var why []string
 	for _, x := range devs {
-		b, err := New(d, x, ptx, nil)
+		b, err := New(d, x, ks, nil)
 		if err != nil {
 			if errors.Is(err, ErrNoKernel) {
 				p.Close()

@@ -20,7 +20,8 @@ var datasheetINT8 = map[string]float64{"H100": 1979e12, "H200": 1979e12}
 // TestGPUThroughput measures every production-Dim variant scanning the
 // production v2 network and prints BENCH lines: nonces per second, the
 // fraction of the card's dense INT8 peak, and mma.sync's own ceiling.
-// HIGHWAY_GPU_SECONDS (default 2) sets each measurement's length.
+// HIGHWAY_GPU_SECONDS (default 2) sets each measurement's length;
+// HIGHWAY_GPU_VARIANTS, a part of the names, picks which are measured.
 func TestGPUThroughput(t *testing.T) {
 	secs := 2.0
 	if s := os.Getenv("HIGHWAY_GPU_SECONDS"); s != "" {
@@ -34,12 +35,18 @@ func TestGPUThroughput(t *testing.T) {
 	macs := float64(p.Layers) * float64(p.Dim) * float64(p.Dim)
 	best, bestName := 0.0, ""
 	var card string
+	only := os.Getenv("HIGHWAY_GPU_VARIANTS") // a substring of the names to measure
 	for _, v := range Variants {
-		if v.Dim != int(p.Dim) {
+		if v.Dim != int(p.Dim) || !strings.Contains(v.Name(), only) {
 			continue
 		}
 		b := open(t, map[int]Variant{v.Dim: v})
 		card = b.Device.Name
+		if b.kernels[v.Dim].v != v {
+			t.Logf("%s: not on this card", v.Name())
+			b.Close()
+			continue
+		}
 		ctx := context.Background()
 		// Warm up (JIT, clocks), then size a run to the requested length.
 		if _, err := b.Scan(ctx, m, 1<<30, 0, 1<<22, nil); err != nil {
@@ -81,13 +88,13 @@ func TestGPUThroughput(t *testing.T) {
 // mmaPeak runs the PTX's mma_peak kernel: register-only int8 mma.sync on
 // every SM, the most the prover's instruction could give.
 func mmaPeak(t *testing.T) float64 {
-	d, devs, ptx := gpu0(t)
+	d, devs, ks := gpu0(t)
 	c, err := d.Open(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.Close() }()
-	mod, err := c.LoadPTX(ptx)
+	mod, err := c.LoadPTX(ks.PTX)
 	if err != nil {
 		t.Fatal(err)
 	}

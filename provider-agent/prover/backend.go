@@ -26,7 +26,7 @@ func Choose() (poc.Backend, string) {
 		return poc.CPUBackend{}, "cpu: the CUDA driver lists no GPU"
 	}
 	v, _ := d.Version()
-	pool, err := gpuprover.OpenAll(d, devs, gpuprover.PTX)
+	pool, err := gpuprover.OpenAll(d, devs, gpuprover.Embedded())
 	if err != nil {
 		return poc.CPUBackend{}, fmt.Sprintf("cpu: CUDA driver %d.%d with %d GPU(s) (%s, sm_%d%d), but the GPU prover did not start: %v",
 			v/1000, v%1000/10, len(devs), devs[0].Name, devs[0].Major, devs[0].Minor, err)

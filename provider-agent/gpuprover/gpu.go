@@ -82,8 +82,10 @@ func (v Variant) shared() int {
 // shared-memory window, and the inner size of the host's weight layout.
 func (v Variant) kc() int { return min(v.Dim, 128) }
 
-// Variants lists every entry point the PTX has, the default for each Dim
-// first (the fastest measured; docs/poc.md has the figures).
+// Variants lists every entry point the PTX files have, the default for
+// each Dim first: on Hopper the wgmma kernels (their order a guess until
+// a GPU run measures them), elsewhere the fastest measured mma.sync one
+// (docs/poc.md has the figures).
 var Variants = []Variant{
 	{Dim: 256, WGS: 2, Stages: 3, MinBlocks: 1},
 	{Dim: 256, WGS: 2, Stages: 2, MinBlocks: 2},
@@ -104,14 +106,17 @@ type Backend struct {
 	// CPU evaluates what the kernel does not cover.
 	CPU poc.CPUBackend
 
-	mu      sync.Mutex
-	ctx     *cuda.Context
-	mod     *cuda.Module
-	hmod    *cuda.Module    // the wgmma kernels, on Hopper
-	kernels map[int]*kernel // by Dim
-	model   *poc.Model      // whose weights are on the device
-	weights *cuda.Buffer
-	bufs    map[string]*cuda.Buffer
+	mu   sync.Mutex
+	ctx  *cuda.Context
+	mod  *cuda.Module
+	hmod *cuda.Module // the wgmma kernels, on Hopper
+	// hopperErr says why the wgmma kernels are not in use on a Hopper
+	// card that was given them, for Describe.
+	hopperErr error
+	kernels   map[int]*kernel // by Dim
+	model     *poc.Model      // whose weights are on the device
+	weights   *cuda.Buffer
+	bufs      map[string]*cuda.Buffer
 }
 
 type kernel struct {
@@ -138,9 +143,10 @@ func New(d *cuda.Driver, dev cuda.Device, ks Kernels, prefer map[int]Variant) (*
 		return nil, err
 	}
 	if onHopper(dev.Major, dev.Minor) && hasEntry(ks.Hopper) {
+		// A Hopper module the driver refuses (an old driver, a bad
+		// build) costs the wgmma kernels only: the mma.sync ones prove.
 		if b.hmod, err = c.LoadPTX(ks.Hopper); err != nil {
-			b.Close()
-			return nil, err
+			b.hopperErr, b.hmod = err, nil
 		}
 	}
 	for _, v := range Variants {
@@ -157,6 +163,10 @@ func New(d *cuda.Driver, dev cuda.Device, ks Kernels, prefer map[int]Variant) (*
 		fn, err := mod.Function(v.Name())
 		if err == nil {
 			err = fn.SetMaxDynamicShared(v.shared())
+		}
+		if err != nil && v.Hopper() {
+			b.hopperErr = fmt.Errorf("%s: %w", v.Name(), err)
+			continue
 		}
 		if err != nil {
 			b.Close()
@@ -209,8 +219,12 @@ func (b *Backend) Describe() string {
 	for i, d := range dims {
 		names[i] = b.kernels[d].v.Name()
 	}
-	return fmt.Sprintf("gpu: %s (sm_%d%d, %d SMs), work function v%d kernels for Dim %v (%s); other models prove on the CPU",
-		b.Device.Name, b.Device.Major, b.Device.Minor, b.Device.SMs, poc.Version2, dims, strings.Join(names, ", "))
+	why := ""
+	if b.hopperErr != nil {
+		why = fmt.Sprintf(" (wgmma kernels not loaded: %v)", b.hopperErr)
+	}
+	return fmt.Sprintf("gpu: %s (sm_%d%d, %d SMs), work function v%d kernels for Dim %v (%s)%s; other models prove on the CPU",
+		b.Device.Name, b.Device.Major, b.Device.Minor, b.Device.SMs, poc.Version2, dims, strings.Join(names, ", "), why)
 }
 
 // Evaluate implements poc.Backend.

@@ -42,7 +42,7 @@ func TestGPUThroughput(t *testing.T) {
 		}
 		b := open(t, map[int]Variant{v.Dim: v})
 		card = b.Device.Name
-		if b.kernels[v.Dim].v != v {
+		if k := b.kernels[v.Dim]; k == nil || k.v != v {
 			t.Logf("%s: not on this card", v.Name())
 			b.Close()
 			continue

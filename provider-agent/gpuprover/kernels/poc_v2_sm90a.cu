@@ -23,13 +23,18 @@
 // for K step s (0-7), half h of its 32 bytes, quad thread t and byte b.
 //
 // The weights stream through shared memory in chunks of 128 output
-// columns × 256 inputs (32 KB), in the 128-byte swizzle wgmma reads, three
-// chunks deep, shared by the CTA's warpgroups.
+// columns × 256 inputs (32 KB), in the 128-byte swizzle wgmma reads, two
+// or three chunks deep, shared by the CTA's warpgroups.
 #include "poc_v2_common.cuh"
 
 #define CHUNK_BYTES (128 * 256)  // 128 output columns × 256 inputs
 
-__device__ __forceinline__ void wgmma_rs(int32_t (&d)[64], const uint32_t (&a)[4], uint64_t b, int accumulate) {
+// wgmma_rs: d += A·Bᵀ over one K step of 32, A (64×32) from registers
+// (4 a warp-thread, the mma.sync A layout per warp), B (128 rows × 32)
+// through descriptor b. wgmma_rs0 overwrites d instead (scale-d false)
+// and does not read it, so the accumulators need not stay live between
+// chunks: fewer registers across the chunk loads and the barrier.
+__device__ __forceinline__ void wgmma_rs(int32_t (&d)[64], const uint32_t (&a)[4], uint64_t b) {
     asm volatile(
         "{\n.reg .pred scd;\nsetp.ne.b32 scd, %69, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
@@ -47,7 +52,28 @@ __device__ __forceinline__ void wgmma_rs(int32_t (&d)[64], const uint32_t (&a)[4
           "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
           "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
           "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_rs0(int32_t (&d)[64], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile(
+        "{\n.reg .pred scd;\nsetp.ne.b32 scd, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+        "}, {%64, %65, %66, %67}, %68, scd;\n}\n"
+        :
+          "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3]), "=r"(d[4]), "=r"(d[5]), "=r"(d[6]), "=r"(d[7]),
+          "=r"(d[8]), "=r"(d[9]), "=r"(d[10]), "=r"(d[11]), "=r"(d[12]), "=r"(d[13]), "=r"(d[14]), "=r"(d[15]),
+          "=r"(d[16]), "=r"(d[17]), "=r"(d[18]), "=r"(d[19]), "=r"(d[20]), "=r"(d[21]), "=r"(d[22]), "=r"(d[23]),
+          "=r"(d[24]), "=r"(d[25]), "=r"(d[26]), "=r"(d[27]), "=r"(d[28]), "=r"(d[29]), "=r"(d[30]), "=r"(d[31]),
+          "=r"(d[32]), "=r"(d[33]), "=r"(d[34]), "=r"(d[35]), "=r"(d[36]), "=r"(d[37]), "=r"(d[38]), "=r"(d[39]),
+          "=r"(d[40]), "=r"(d[41]), "=r"(d[42]), "=r"(d[43]), "=r"(d[44]), "=r"(d[45]), "=r"(d[46]), "=r"(d[47]),
+          "=r"(d[48]), "=r"(d[49]), "=r"(d[50]), "=r"(d[51]), "=r"(d[52]), "=r"(d[53]), "=r"(d[54]), "=r"(d[55]),
+          "=r"(d[56]), "=r"(d[57]), "=r"(d[58]), "=r"(d[59]), "=r"(d[60]), "=r"(d[61]), "=r"(d[62]), "=r"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(0));
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -70,6 +96,21 @@ __device__ __forceinline__ uint32_t pack4(int32_t y0, int32_t y1, int32_t y2, in
     uint32_t p = __byte_perm((uint32_t)y0, (uint32_t)y1, 0x6251);  // y0.b1 y1.b1 y0.b2 y1.b2
     uint32_t q = __byte_perm((uint32_t)y2, (uint32_t)y3, 0x6251);
     return __byte_perm(p, q, 0x5410) ^ __byte_perm(p, q, 0x7632);
+}
+
+// chunk_product multiplies the warpgroup's 64 rows (A, all 8 K steps) by
+// the chunk at shared address cb (128 columns × 256 inputs) into acc, and
+// waits for it. The empty asm after the wait keeps the compiler from
+// reading the accumulators before it.
+__device__ __forceinline__ void chunk_product(int32_t (&acc)[64], const uint32_t (&a)[8][4], uint32_t cb) {
+    wgmma_fence();
+    wgmma_rs0(acc, a[0], bdesc(cb));
+#pragma unroll
+    for (int s = 1; s < 8; s++) wgmma_rs(acc, a[s], bdesc(cb + (s >> 2) * 16384 + (s & 3) * 32));
+    wgmma_commit();
+    wgmma_wait0();
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+r"(acc[i])::"memory");
 }
 
 template <int WGS, int STAGES>
@@ -123,8 +164,6 @@ __device__ __forceinline__ void poc_v2h(const Args& p) {
     }
 
     int32_t acc[64];
-#pragma unroll
-    for (int i = 0; i < 64; i++) acc[i] = 0;
     uint32_t nx[8][4];
     for (int l = 0; l < (int)p.layers; l++) {
         // nh (the column half) unrolled: nx is indexed by constants only,
@@ -138,14 +177,7 @@ __device__ __forceinline__ void poc_v2h(const Args& p) {
             if (q + STAGES - 1 < total) load_chunk(q + STAGES - 1);
             cp_async_commit();
 
-            const uint32_t cb = wbase + (q % STAGES) * CHUNK_BYTES;
-            wgmma_fence();
-#pragma unroll
-            for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(cb + (s >> 2) * 16384 + (s & 3) * 32), s);
-            wgmma_commit();
-            wgmma_wait0();
-#pragma unroll
-            for (int i = 0; i < 64; i++) asm volatile("" : "+r"(acc[i])::"memory");
+            chunk_product(acc, a, wbase + (q % STAGES) * CHUNK_BYTES);
 
             // Columns 128nh + 8j + 2t (+1) become K step 4nh + j/4 of the
             // next layer: accumulator register i is row g + 8((i/2)%2),

@@ -45,21 +45,13 @@ __global__ void __launch_bounds__(128, 1) one(const int8_t* A, const int8_t* B, 
         a[s][2] = *(const uint32_t*)(r0 + 16);
         a[s][3] = *(const uint32_t*)(r0 + 8 * 256 + 16);
     }
-    int32_t acc[64];
-#pragma unroll
-    for (int i = 0; i < 64; i++) acc[i] = 0;
-    wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(base + (s >> 2) * 16384 + (s & 3) * 32), s);
-    wgmma_commit();
-    wgmma_wait0();
-#pragma unroll
-    for (int i = 0; i < 64; i++) asm volatile("" : "+r"(acc[i])::"memory");
+    int32_t acc[64];  // the first product writes it (scale-d false)
+    chunk_product(acc, a, base);
 #pragma unroll
     for (int i = 0; i < 64; i++) D[(16 * w + g + 8 * ((i >> 1) & 1)) * 128 + 8 * (i >> 2) + 2 * t + (i & 1)] = acc[i];
 }
 
-// wgmma_peak: WGS warpgroups a CTA, each issuing chains of 8 products.
+// wgmma_peak: four warpgroups a CTA, each issuing chains of 8 products.
 __global__ void __launch_bounds__(512, 1) wgmma_peak(const int8_t* B, int32_t* out, int iters) {
     extern __shared__ __align__(1024) uint8_t smem[];
     const int tid = threadIdx.x;
@@ -75,7 +67,7 @@ __global__ void __launch_bounds__(512, 1) wgmma_peak(const int8_t* B, int32_t* o
     for (int it = 0; it < iters; it++) {
         wgmma_fence();
 #pragma unroll
-        for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(base + (s >> 2) * 16384 + (s & 3) * 32), 1);
+        for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(base + (s >> 2) * 16384 + (s & 3) * 32));
         wgmma_commit();
         wgmma_wait0();
 #pragma unroll

@@ -20,17 +20,21 @@ K=provider-agent/gpuprover/kernels
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader
 nvcc --version | tail -1
 cp $K/poc_v2.ptx /tmp/old.ptx
+# The check program compiles while make ptx runs (16 cores there).
+(cd $K && nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -o /tmp/wgmma_check wgmma_check.cu > /tmp/wgmma_check.log 2>&1) &
 if command -v make >/dev/null; then make ptx 2>&1 | tail -20; else
   nvcc -arch=compute_80 -ptx -O3 $K/poc_v2.cu -o /tmp/g.ptx && sed 's/^\.version .*/.version 7.8/' /tmp/g.ptx > $K/poc_v2.ptx
   nvcc -arch=compute_90a -ptx -O3 $K/poc_v2_sm90a.cu -o /tmp/h.ptx 2>&1 | tail -20; sed 's/^\.version .*/.version 8.0/' /tmp/h.ptx > $K/poc_v2_sm90a.ptx
 fi
 cmp $K/poc_v2.ptx /tmp/old.ptx && echo "generic PTX reproduced byte for byte"
 cp $K/poc_v2.ptx $K/poc_v2_sm90a.ptx $OUT/
-echo "== ptxas sm_90a"
-nvcc -gencode=arch=compute_90a,code=sm_90a -cubin -O3 -Xptxas -v $K/poc_v2_sm90a.cu -o /tmp/h.cubin 2>&1 | grep -v '^$' | tail -24
+echo "== ptxas sm_90a (registers, spills, wgmma serialisation warnings)"
+ptxas -arch=sm_90a -O3 -v $K/poc_v2_sm90a.ptx -o /tmp/h.cubin 2>&1 | grep -v '^$' | tail -24
 cuobjdump --dump-sass /tmp/h.cubin > /tmp/h.sass; echo "IGMMA: $(grep -c IGMMA /tmp/h.sass)  LDL/STL: $(grep -c 'LDL\|STL' /tmp/h.sass)"
 echo "== wgmma_check"
-(cd $K && nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -o /tmp/wgmma_check wgmma_check.cu 2>&1 | tail -5) && timeout 60 /tmp/wgmma_check
+wait
+tail -5 /tmp/wgmma_check.log
+timeout 60 /tmp/wgmma_check
 cd provider-agent/gpuprover
 export HIGHWAY_REAL_GPU=1 HIGHWAY_POC_PTX=$PWD/kernels/poc_v2.ptx HIGHWAY_POC_PTX_SM90A=$PWD/kernels/poc_v2_sm90a.ptx
 echo "== agree"

@@ -229,6 +229,9 @@ __device__ __forceinline__ void poc_v2h(const Args& p) {
     }
 }
 
+// wgmma_check.cu defines POC_NO_ENTRIES: it needs the building blocks,
+// not five more kernels to compile.
+#ifndef POC_NO_ENTRIES
 // The entry points: warpgroups a CTA, weight chunks in flight, CTAs an SM
 // should hold. The Go side launches ceil(count / (64·WGS)) CTAs of 128·WGS
 // threads with 1024 + STAGES·32 KB of shared memory.
@@ -241,3 +244,4 @@ ENTRY(2, 2, 2)
 ENTRY(3, 3, 1)
 ENTRY(4, 3, 1)
 ENTRY(2, 3, 2)
+#endif

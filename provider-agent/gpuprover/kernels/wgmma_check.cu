@@ -11,6 +11,7 @@
 //    digests.
 // 2. wgmma_peak: the rate of m64n128k32 int8 wgmma with A in registers on
 //    every SM, no memory traffic: the ceiling the prover is compared with.
+#define POC_NO_ENTRIES
 #include "poc_v2_sm90a.cu"
 
 #include <cstdio>

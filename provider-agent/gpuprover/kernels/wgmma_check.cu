@@ -63,16 +63,8 @@ __global__ void __launch_bounds__(512, 1) wgmma_peak(const int8_t* B, int32_t* o
 #pragma unroll
         for (int k = 0; k < 4; k++) a[s][k] = (tid + s) * 0x01030507u + k;
     int32_t acc[64];
-#pragma unroll
-    for (int i = 0; i < 64; i++) acc[i] = 0;
     for (int it = 0; it < iters; it++) {
-        wgmma_fence();
-#pragma unroll
-        for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(base + (s >> 2) * 16384 + (s & 3) * 32));
-        wgmma_commit();
-        wgmma_wait0();
-#pragma unroll
-        for (int i = 0; i < 64; i++) asm volatile("" : "+r"(acc[i])::"memory");
+        chunk_product(acc, a, base);
     }
     int32_t x = 0;
 #pragma unroll

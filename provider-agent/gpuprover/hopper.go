@@ -1,9 +1,9 @@
 package gpuprover
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
-	"strings"
 )
 
 // HopperPTX is kernels/poc_v2_sm90a.cu compiled by `make ptx` (nvcc,
@@ -22,7 +22,9 @@ type Kernels struct {
 // Embedded is this build's kernels.
 func Embedded() Kernels { return Kernels{PTX: PTX, Hopper: HopperPTX} }
 
-func hasEntry(ptx []byte) bool { return strings.Contains(string(ptx), ".entry") }
+// hasEntry: the PTX holds a kernel (a placeholder, written where nvcc was
+// not at hand, holds none).
+func hasEntry(ptx []byte) bool { return bytes.Contains(ptx, []byte(".entry")) }
 
 // onHopper: the card runs sm_90a code (compute capability 9.0 exactly;
 // the "a" features do not carry to later architectures).

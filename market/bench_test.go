@@ -526,3 +526,56 @@ func BenchmarkEngineRebuild(b *testing.B) {
 		b.ReportMetric(float64(gpus), "BENCH:engine_rebuild_live_gpus:GPUs")
 	}
 }
+
+// BenchmarkBigProviderChurn: one provider with 200 000 machines (a large
+// datacenter under one account) removes and lists machines, 20 000 of
+// each, so that removals take machines out of the middle of its machine
+// list. market_big_provider_churn_us is the time of one removal and one
+// new listing together; the provider's list then still names exactly
+// its live machines.
+func BenchmarkBigProviderChurn(b *testing.B) {
+	const fleet, churn = 200_000, 20_000
+	cfg := Config{Models: []string{"h100"}, Regions: []string{"eu"}, HeartbeatIntervalMs: 10_000, MissedBeats: 3, ReservationTTLms: 5_000}
+	for it := 0; it < b.N; it++ {
+		e, err := NewEngine(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(3, 4))
+		listing := func(i int) Command {
+			return Command{Kind: KindUpsertMachine, Machine: benchMachineID(i), Provider: "big-provider", Model: "h100", Region: "eu",
+				GPUs: 8, VRAMGiB: 80, Price: 1_000_000 + int64(r.IntN(100_000)), ReliabilityBps: 9_900, Verified: true, RTTms: []uint16{3}}
+		}
+		live := make([]int, 0, fleet)
+		for i := 0; i < fleet; i++ {
+			c := listing(i)
+			if _, err := e.Apply(&c); err != nil {
+				b.Fatal(err)
+			}
+			live = append(live, i)
+		}
+		cmds := make([]Command, 0, 2*churn)
+		for i := 0; i < churn; i++ {
+			j := r.IntN(len(live))
+			cmds = append(cmds, Command{Kind: KindRemoveMachine, Machine: benchMachineID(live[j])}, listing(fleet+i))
+			live[j] = fleet + i
+		}
+		t0 := time.Now()
+		for i := range cmds {
+			if _, err := e.Apply(&cmds[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d := time.Since(t0)
+		p := e.providers[e.providerIdx["big-provider"]]
+		if len(p.machines) != fleet || e.machineIDs.n != fleet {
+			b.Fatalf("provider lists %d machines, id table %d, want %d", len(p.machines), e.machineIDs.n, fleet)
+		}
+		for j, s := range p.machines {
+			if m := e.mach(s); !m.alive || int(m.provPos) != j {
+				b.Fatalf("slot %d at %d of the list: alive %v, provPos %d", s, j, m.alive, m.provPos)
+			}
+		}
+		b.ReportMetric(float64(d.Microseconds())/churn, "BENCH:market_big_provider_churn_us:us")
+	}
+}

@@ -59,6 +59,10 @@ type machine struct {
 	spots     []uint32
 	// ixChunk is the chunk its book row was put in: a hint (book.find).
 	ixChunk *chunk
+	// provPos is the machine's index in its provider's machine list, so
+	// that forgetting it is O(1) (the last entry moves into its place)
+	// however many machines the provider has.
+	provPos uint32
 	_       [machinePad]byte
 }
 
@@ -68,7 +72,7 @@ type machine struct {
 // pad assumes a 64-bit platform, as the engine's int64 state does).
 const (
 	machineSize = 256
-	machinePad  = machineSize - 240
+	machinePad  = machineSize - 244
 )
 
 // named reports whether m's id is id, whose key is k: from the key alone
@@ -598,7 +602,7 @@ func (e *Engine) newMachine(id, prov string) uint32 {
 		e.nMachines++
 	}
 	p := e.providerOf(prov)
-	*e.mach(s) = machine{provider: p, alive: true}
+	*e.mach(s) = machine{provider: p, alive: true, provPos: uint32(len(e.providers[p].machines))}
 	e.providers[p].machines = append(e.providers[p].machines, s)
 	e.name(s, id)
 	return s
@@ -623,10 +627,14 @@ func (e *Engine) deleteMachine(s uint32) {
 	// The beats entry stays: removing it from the middle of a million-entry
 	// heap costs several cache misses, while Tick drops it for free when it
 	// comes up (or a new machine in this slot adopts it).
+	// The list's order means nothing (suspending and reinstating visit
+	// all of it, and what they change does not depend on the order), so
+	// the last entry takes the machine's place.
 	p := &e.providers[m.provider]
-	if i := slices.Index(p.machines, s); i >= 0 {
-		p.machines = slices.Delete(p.machines, i, i+1)
-	}
+	last := p.machines[len(p.machines)-1]
+	p.machines[m.provPos] = last
+	e.mach(last).provPos = m.provPos
+	p.machines = p.machines[:len(p.machines)-1]
 	e.machineIDs.delete(m.idHash, s)
 	e.setSpot(s, 0, 0)
 	*m = machine{}

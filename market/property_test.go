@@ -182,6 +182,16 @@ func checkInvariants(e *Engine) error {
 		if m.online != inHeap || m.deadline != m.lastBeat+e.beatWindow {
 			return fmt.Errorf("machine %s: online %v, queued %v, deadline %d", id, m.online, inHeap, m.deadline)
 		}
+		if l := e.providers[m.provider].machines; int(m.provPos) >= len(l) || l[m.provPos] != s {
+			return fmt.Errorf("machine %s: not at its place %d in its provider's list", id, m.provPos)
+		}
+	}
+	onLists := 0
+	for _, p := range e.providers {
+		onLists += len(p.machines)
+	}
+	if onLists != len(machines) {
+		return fmt.Errorf("providers list %d machines, %d alive", onLists, len(machines))
 	}
 	if err := checkSpot(e, machines, orders); err != nil {
 		return err

@@ -383,11 +383,12 @@ func (e *Engine) restore(b []byte) error {
 func (e *Engine) checkMachineLists() error {
 	owner := make([]int, e.nMachines)
 	for pi := range e.providers {
-		for _, s := range e.providers[pi].machines {
+		for j, s := range e.providers[pi].machines {
 			if int(s) >= e.nMachines || !e.mach(s).alive || e.mach(s).provider != uint32(pi) || owner[s] != 0 {
 				return fmt.Errorf("provider %q lists machine slot %d wrongly", e.providers[pi].id, s)
 			}
 			owner[s] = pi + 1
+			e.mach(s).provPos = uint32(j)
 		}
 	}
 	for s := 0; s < e.nMachines; s++ {

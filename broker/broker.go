@@ -60,6 +60,9 @@ type Config struct {
 	// ReservationTTL is how long a match may take to become a lease on
 	// chain (quote from the agent + one transaction); default 60 s.
 	ReservationTTL time.Duration
+	// MaxOpenOrders is how many open orders (resting, or matched with the
+	// lease not yet on chain) one buyer may have at once; default 100.
+	MaxOpenOrders int
 	// EpochDuration is the chain's epoch (epoch blocks × block time); it
 	// converts prices per GPU-hour to prices per epoch.
 	EpochDuration time.Duration
@@ -120,6 +123,9 @@ type Broker struct {
 	store Store
 	log   *slog.Logger
 	now   func() time.Time
+
+	// buyerLocks serialise each buyer's order placements (buyerLock).
+	buyerLocks [64]sync.Mutex
 
 	// The chain's proof window, read once a minute for the order page.
 	paramsMu  sync.Mutex
@@ -210,6 +216,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	def(&cfg.SnapshotEvery, time.Minute)
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 10_000
+	}
+	if cfg.MaxOpenOrders <= 0 {
+		cfg.MaxOpenOrders = DefaultMaxOpenOrders
 	}
 	if cfg.OfflineMisses < 2 {
 		cfg.OfflineMisses = 3

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/highway-compute/highway"
@@ -46,6 +48,44 @@ func withoutPassword(w protocol.Workload) protocol.Workload {
 
 // MaxOrderRest is how long a good-til-cancelled order may rest.
 const MaxOrderRest = 30 * 24 * time.Hour
+
+// DefaultMaxOpenOrders is Config.MaxOpenOrders's default. Exchanges cap
+// open orders per account too: each resting order is scanned whenever
+// capacity of its model comes back, so the cap bounds what one account
+// adds to every such command, and funds in view (fundsInView) bound what
+// the orders may claim.
+const DefaultMaxOpenOrders = 100
+
+// fundsInView is what the buyer's open orders may still take from the
+// wallet into escrow, and how many there are. An order is checked against
+// the balance less this, and a withdrawal may not dip into it: otherwise
+// one order's funds would back any number of resting orders, each of
+// which, once matched, holds GPUs from other buyers until its lease
+// fails for want of funds.
+func (b *Broker) fundsInView(ctx context.Context, buyerID string) (highway.Total, int, error) {
+	os, err := b.store.OpenOrdersOf(ctx, buyerID, b.cfg.MaxOpenOrders+1)
+	if err != nil {
+		return highway.Total{}, 0, err
+	}
+	held := highway.TotalOf(0)
+	for _, o := range os {
+		if _, _, need, ok := b.EscrowFor(o.MaxPrice, o.GPUs, o.Hours); ok {
+			held = held.Add(need)
+		}
+	}
+	return held, len(os), nil
+}
+
+// buyerLock serialises one buyer's order placements from the check of
+// funds in view to the order's record, so that two placed at once cannot
+// both count on the same funds. Striped: a lock per buyer would need
+// forgetting, and a stripe shared by a few buyers only queues their
+// placements, which take milliseconds.
+func (b *Broker) buyerLock(buyerID string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(buyerID))
+	return &b.buyerLocks[h.Sum32()%uint32(len(b.buyerLocks))]
+}
 
 // OrderRequest is a buyer's order as pages and the API submit it.
 type OrderRequest struct {
@@ -195,6 +235,21 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	if bal.Cmp(need) < 0 {
 		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
 			Message: fmt.Sprintf("This order may need up to %s %s in escrow; your balance is %s.", need, b.cfg.Denom, bal)}
+	}
+	mu := b.buyerLock(r.BuyerID)
+	mu.Lock()
+	defer mu.Unlock()
+	held, open, err := b.fundsInView(ctx, r.BuyerID)
+	if err != nil {
+		return nil, err
+	}
+	if open >= b.cfg.MaxOpenOrders {
+		return nil, &highway.Error{Code: highway.ECONFLICT, Field: "type",
+			Message: fmt.Sprintf("You have %d open orders, the most one account may have; cancel one or let it fill first.", open)}
+	}
+	if bal.Cmp(held.Add(need)) < 0 {
+		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
+			Message: fmt.Sprintf("This order may need up to %s %s in escrow, and your %d open orders up to %s; your balance is %s.", need, b.cfg.Denom, open, held, bal)}
 	}
 	login, err := b.sealLogin(cmd.Order, r.Workload.RegistryAuth)
 	if err != nil {

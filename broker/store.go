@@ -50,6 +50,7 @@ type orderStore interface {
 	CreateOrder(ctx context.Context, o *models.Order) (existing bool, err error)
 	OrderByID(ctx context.Context, id string) (*models.Order, error)
 	OrderByIdempotencyKey(ctx context.Context, buyerID, key string, now time.Time) (*models.Order, error)
+	OpenOrdersOf(ctx context.Context, buyerID string, limit int) ([]models.Order, error)
 	UpdateOrder(ctx context.Context, o *models.Order) error
 	SetOrderQuoteNonce(ctx context.Context, orderID string, nonce int64) error
 	ClearRegistryLogin(ctx context.Context, orderID string) error

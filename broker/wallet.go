@@ -203,6 +203,15 @@ func (b *Broker) Withdraw(ctx context.Context, userID, to string, amount highway
 	if info.Balance.Cmp(highway.TotalOf(amount)) < 0 {
 		return "", &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "amount", Message: fmt.Sprintf("Your balance is %s %s.", info.Balance, b.cfg.Denom)}
 	}
+	// What open orders hold in view stays: their leases are funded from it.
+	held, open, err := b.fundsInView(ctx, userID)
+	if err != nil {
+		return "", err
+	}
+	if info.Balance.Cmp(held.Add(highway.TotalOf(amount))) < 0 {
+		return "", &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "amount",
+			Message: fmt.Sprintf("Your balance is %s %s, and your %d open orders hold up to %s of it for their leases; cancel them to withdraw it.", info.Balance, b.cfg.Denom, open, held)}
+	}
 	signer, err := b.walletSigner(ctx, userID)
 	if err != nil {
 		return "", err

@@ -176,6 +176,18 @@ func (s *Store) OrdersOf(ctx context.Context, buyerID string, limit int) ([]Orde
 	return os, err
 }
 
+// OpenOrdersOf lists up to limit of a buyer's open orders: resting (or
+// not yet through the engine) and matched with the lease not yet on
+// chain, the orders whose escrow is still to come out of the wallet. Only
+// the fields that size an escrow are read.
+func (s *Store) OpenOrdersOf(ctx context.Context, buyerID string, limit int) ([]Order, error) {
+	var os []Order
+	err := s.DB.WithContext(ctx).Select("id", "max_price", "gpus", "hours", "status").
+		Where("buyer_id = ? AND status IN ?", buyerID, []string{OrderOpen, OrderMatched}).
+		Order("id").Limit(limit).Find(&os).Error
+	return os, err
+}
+
 // OrdersPage lists a buyer's orders, newest first, from after cursor (""
 // for the newest), and the cursor of the next page ("" at the end). The
 // cursor names the last order shown (its creation time and id), so a page

@@ -59,6 +59,7 @@ func (ch *e2eChain) tune(chain broker.Chain) func(*Main) {
 		m.Broker = broker.Config{Chain: chain, Faucet: chainclient.KeySigner{Key: ch.faucet.Key}, FaucetAmount: 100 * highway.UhwyPerHWY,
 			Arbiter: chainclient.KeySigner{Key: ch.arbiter.Key}, WalletKey: ch.walletKey, VerifyParams: poc.DevParams(),
 			VerifyWork: time.Second, EpochDuration: time.Duration(ch.params.EpochBlocks) * ch.block, ReservationTTL: 30 * time.Second,
+			MaxOpenOrders: 8, // hostile_chain_test.go reaches it
 			// Auto-extend looks every second and takes a lease ending
 			// within 150 minutes: a one-hour lease extended by hand once is
 			// due at once, and once more it is not.

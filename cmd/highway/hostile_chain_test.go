@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
 
+	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/chain/app"
 	chainclient "github.com/highway-compute/highway/chain/client"
 )
@@ -101,6 +103,82 @@ func TestHostileInputOnChain(t *testing.T) {
 		}
 		if got := e.balance(dest); !got.Equal(e.faucet.MulRaw(6).QuoRaw(10)) {
 			t.Fatalf("withdrawn %s, want exactly one withdrawal", got)
+		}
+	})
+
+	t.Run("funds in view", func(t *testing.T) {
+		// One faucet grant, and resting orders that each need a little
+		// more than a quarter of it: ten placed at once, and only three
+		// may rest; the balance they hold cannot be withdrawn.
+		_, api := e.user("inview@example.com", "buyer")
+		if code := api.do(http.MethodPost, "/wallet/faucet", nil, nil); code != http.StatusOK {
+			t.Fatalf("faucet: %d", code)
+		}
+		const price = 1_000_000 // under every ask: the orders rest
+		hours, need := int64(0), highway.Total{}
+		for h := int64(1); h < 10_000; h++ {
+			if _, _, n, ok := e.srv.market().EscrowFor(price, 1, h); ok && n.Cmp(highway.TotalOf(highway.Amount(e.faucet.Int64()/4))) > 0 {
+				hours, need = h, n
+				break
+			}
+		}
+		if hours == 0 || need.Mul(3).Cmp(highway.TotalOf(highway.Amount(e.faucet.Int64()))) > 0 {
+			t.Fatalf("no duration whose escrow is just over a quarter of the grant (%d h, %s)", hours, need)
+		}
+		body := map[string]any{"type": "gtc", "model": "H100", "count": 1, "hours": hours, "max_price_per_gpu_hour": strconv.Itoa(price),
+			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "workload": map[string]string{"command": "true"}}
+		type placed struct {
+			Order struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"order"`
+			Error struct{ Code, Field string } `json:"error"`
+		}
+		var ids []string
+		codes := map[string]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var out placed
+				code := api.do(http.MethodPost, "/orders", body, &out)
+				mu.Lock()
+				defer mu.Unlock()
+				codes[strconv.Itoa(code)+" "+out.Order.Status+out.Error.Code]++
+				if code == http.StatusCreated {
+					ids = append(ids, out.Order.ID)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(ids) != 3 || codes["201 open"] != 3 || codes["402 insufficient_funds"] != 7 {
+			t.Fatalf("10 parallel resting orders, each over a quarter of the balance: %v, want 3 resting and 7 refused", codes)
+		}
+		dest := chainclient.KeySigner{Key: secp256k1.GenPrivKey()}.Address().String()
+		a, _ := need.Amount()
+		free := e.faucet.SubRaw(3 * int64(a))
+		var out placed
+		if code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": free.AddRaw(1).String()}, &out); code != http.StatusPaymentRequired {
+			t.Fatalf("withdrawing into what open orders hold: %d %+v", code, out)
+		}
+		if code := api.do(http.MethodDelete, "/orders/"+ids[0], nil, nil); code != http.StatusOK {
+			t.Fatalf("cancel: %d", code)
+		}
+		if code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": free.AddRaw(1).String()}, &out); code != http.StatusOK {
+			t.Fatalf("withdrawing what a cancelled order held: %d %+v", code, out)
+		}
+		// Cheap orders fill up to the account's cap (8 here): two rest
+		// already, six more may, and the ninth is refused.
+		body["hours"] = 1
+		for i := 0; i < 6; i++ {
+			if code := api.do(http.MethodPost, "/orders", body, &out); code != http.StatusCreated {
+				t.Fatalf("cheap resting order %d: %d %+v", i+3, code, out)
+			}
+		}
+		if code := api.do(http.MethodPost, "/orders", body, &out); code != http.StatusConflict || out.Error.Code != "conflict" {
+			t.Fatalf("an order past the open-order cap: %d %+v", code, out)
 		}
 	})
 

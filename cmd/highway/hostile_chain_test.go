@@ -31,20 +31,7 @@ func TestHostileInputOnChain(t *testing.T) {
 
 	t.Run("faucet", func(t *testing.T) {
 		_, api := e.user("tap@example.com", "buyer")
-		codes := map[int]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 25; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				code := api.do(http.MethodPost, "/wallet/faucet", nil, nil)
-				mu.Lock()
-				codes[code]++
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
+		codes := tally(25, func() int { return api.do(http.MethodPost, "/wallet/faucet", nil, nil) })
 		for i := 0; i < 5; i++ {
 			codes[api.do(http.MethodPost, "/wallet/faucet", nil, nil)]++
 		}
@@ -84,20 +71,9 @@ func TestHostileInputOnChain(t *testing.T) {
 		}
 		dest := chainclient.KeySigner{Key: secp256k1.GenPrivKey()}.Address().String()
 		amount := e.faucet.MulRaw(6).QuoRaw(10).String()
-		codes := map[int]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 10; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": amount}, nil)
-				mu.Lock()
-				codes[code]++
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
+		codes := tally(10, func() int {
+			return api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": amount}, nil)
+		})
 		if codes[http.StatusOK] != 1 || codes[http.StatusPaymentRequired] != 9 {
 			t.Fatalf("10 parallel withdrawals of 60 %%: %v, want one 200 and nine 402", codes)
 		}
@@ -127,39 +103,30 @@ func TestHostileInputOnChain(t *testing.T) {
 		}
 		body := map[string]any{"type": "gtc", "model": "H100", "count": 1, "hours": hours, "max_price_per_gpu_hour": strconv.Itoa(price),
 			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "workload": map[string]string{"command": "true"}}
-		type placed struct {
-			Order struct {
-				ID     string `json:"id"`
-				Status string `json:"status"`
-			} `json:"order"`
-			Error struct{ Code, Field string } `json:"error"`
+		type result struct {
+			code                int
+			id, status, refusal string
 		}
+		results := tally(10, func() result {
+			var out placedOrder
+			code := api.do(http.MethodPost, "/orders", body, &out)
+			return result{code, out.Order.ID, out.Order.Status, out.Error.Code}
+		})
 		var ids []string
 		codes := map[string]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 10; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var out placed
-				code := api.do(http.MethodPost, "/orders", body, &out)
-				mu.Lock()
-				defer mu.Unlock()
-				codes[strconv.Itoa(code)+" "+out.Order.Status+out.Error.Code]++
-				if code == http.StatusCreated {
-					ids = append(ids, out.Order.ID)
-				}
-			}()
+		for r, n := range results {
+			codes[strconv.Itoa(r.code)+" "+r.status+r.refusal] += n
+			if r.code == http.StatusCreated {
+				ids = append(ids, r.id)
+			}
 		}
-		wg.Wait()
 		if len(ids) != 3 || codes["201 open"] != 3 || codes["402 insufficient_funds"] != 7 {
 			t.Fatalf("10 parallel resting orders, each over a quarter of the balance: %v, want 3 resting and 7 refused", codes)
 		}
 		dest := chainclient.KeySigner{Key: secp256k1.GenPrivKey()}.Address().String()
 		a, _ := need.Amount()
 		free := e.faucet.SubRaw(3 * int64(a))
-		var out placed
+		var out placedOrder
 		if code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": free.AddRaw(1).String()}, &out); code != http.StatusPaymentRequired {
 			t.Fatalf("withdrawing into what open orders hold: %d %+v", code, out)
 		}
@@ -189,32 +156,16 @@ func TestHostileInputOnChain(t *testing.T) {
 		}
 		body := map[string]any{"type": "gtc", "model": "H100", "count": 1, "hours": 1, "max_price_per_gpu_hour": "1000000",
 			"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "workload": map[string]string{"command": "true"}}
-		type placed struct {
-			Order struct {
-				ID string `json:"id"`
-			} `json:"order"`
-			Error struct{ Code, Field string } `json:"error"`
-		}
-		ids := map[string]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 10; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var out placed
-				code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-1"}, body, &out)
-				mu.Lock()
-				ids[out.Order.ID+"/"+http.StatusText(code)]++
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
+		ids := tally(10, func() string {
+			var out placedOrder
+			code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-1"}, body, &out)
+			return out.Order.ID + "/" + http.StatusText(code)
+		})
 		if len(ids) != 1 {
 			t.Fatalf("10 racing requests with one key: %v, want one order", ids)
 		}
 		body["hours"] = 2
-		var out placed
+		var out placedOrder
 		if code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-1"}, body, &out); code != http.StatusUnprocessableEntity || out.Error.Field != "Idempotency-Key" {
 			t.Fatalf("the key with another body: %d %+v", code, out)
 		}
@@ -226,4 +177,23 @@ func TestHostileInputOnChain(t *testing.T) {
 			t.Fatalf("orders stored: %d, want 1", len(list.Orders))
 		}
 	})
+}
+
+// tally runs f n times at once and counts what the runs return.
+func tally[K comparable](n int, f func() K) map[K]int {
+	out := map[K]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := f()
+			mu.Lock()
+			out[k]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }

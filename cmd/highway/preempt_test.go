@@ -31,11 +31,13 @@ type preemptLease struct {
 	}
 }
 
+// placedOrder is what POST /orders answers.
 type placedOrder struct {
 	Order struct {
 		ID, Status, Failure string
 		LeaseID             string `json:"lease_id"`
 	} `json:"order"`
+	Error struct{ Code, Field string } `json:"error"`
 }
 
 // preemptWorld is a provider with one H100 that rents idle GPUs as

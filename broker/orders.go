@@ -57,7 +57,8 @@ const MaxOrderRest = 30 * 24 * time.Hour
 const DefaultMaxOpenOrders = 100
 
 // fundsInView is what the buyer's open orders may still take from the
-// wallet into escrow, and how many there are. An order is checked against
+// wallet into escrow (at their max prices: a matched order's price may be
+// lower, so this errs towards refusing), and how many there are. An order is checked against
 // the balance less this, and a withdrawal may not dip into it: otherwise
 // one order's funds would back any number of resting orders, each of
 // which, once matched, holds GPUs from other buyers until its lease
@@ -76,9 +77,30 @@ func (b *Broker) fundsInView(ctx context.Context, buyerID string) (highway.Total
 	return held, len(os), nil
 }
 
-// buyerLock serialises one buyer's order placements from the check of
-// funds in view to the order's record, so that two placed at once cannot
-// both count on the same funds. Striped: a lock per buyer would need
+// placedBefore is the order placed before under r's Idempotency-Key, if
+// any (an error when the key came with another request).
+func (b *Broker) placedBefore(ctx context.Context, r OrderRequest, hash string) (*models.Order, error) {
+	if r.IdempotencyKey == "" {
+		return nil, nil
+	}
+	prev, err := b.store.OrderByIdempotencyKey(ctx, r.BuyerID, r.IdempotencyKey, b.now())
+	switch highway.ErrorCode(err) {
+	case "":
+		if err := prev.RetriedWith(hash); err != nil {
+			return nil, err
+		}
+		return prev, nil
+	case highway.ENOTFOUND:
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// buyerLock serialises one buyer's order placements (from the check of
+// funds in view to the order's record) and withdrawals (from the check to
+// the transaction's commit), so that two at once cannot both count on the
+// same funds. Striped: a lock per buyer would need
 // forgetting, and a stripe shared by a few buyers only queues their
 // placements, which take milliseconds.
 func (b *Broker) buyerLock(buyerID string) *sync.Mutex {
@@ -141,18 +163,8 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	// before anything that may have changed since (the balance now in
 	// escrow, the offer now taken) is checked again.
 	hash := r.digest()
-	if r.IdempotencyKey != "" {
-		prev, err := b.store.OrderByIdempotencyKey(ctx, r.BuyerID, r.IdempotencyKey, b.now())
-		switch highway.ErrorCode(err) {
-		case "":
-			if err := prev.RetriedWith(hash); err != nil {
-				return nil, err
-			}
-			return prev, nil
-		case highway.ENOTFOUND:
-		default:
-			return nil, err
-		}
+	if prev, err := b.placedBefore(ctx, r, hash); prev != nil || err != nil {
+		return prev, err
 	}
 	typ, ok := orderTypes[r.Type]
 	if !ok {
@@ -239,6 +251,11 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	mu := b.buyerLock(r.BuyerID)
 	mu.Lock()
 	defer mu.Unlock()
+	// A retry that arrived while the first request was being placed finds
+	// its order now, rather than counting its funds against itself.
+	if prev, err := b.placedBefore(ctx, r, hash); prev != nil || err != nil {
+		return prev, err
+	}
 	held, open, err := b.fundsInView(ctx, r.BuyerID)
 	if err != nil {
 		return nil, err
@@ -246,6 +263,13 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	if open >= b.cfg.MaxOpenOrders {
 		return nil, &highway.Error{Code: highway.ECONFLICT, Field: "type",
 			Message: fmt.Sprintf("You have %d open orders, the most one account may have; cancel one or let it fill first.", open)}
+	}
+	// The balance again, after the open orders: a lease that commits
+	// meanwhile takes its escrow out of the balance before its order
+	// leaves the open ones, so read in this order it is counted twice
+	// (refusing too much), never not at all.
+	if bal, err = b.balance(ctx, w.Address); err != nil {
+		return nil, err
 	}
 	if bal.Cmp(held.Add(need)) < 0 {
 		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",

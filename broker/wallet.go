@@ -196,17 +196,23 @@ func (b *Broker) Withdraw(ctx context.Context, userID, to string, amount highway
 	if amount <= 0 {
 		return "", &highway.Error{Code: highway.EINVALID, Field: "amount", Message: "Amount must be a positive integer of micro-units."}
 	}
+	// What open orders hold in view stays: their leases are funded from
+	// it. Under the buyer's lock until the transfer commits, so parallel
+	// withdrawals (or an order placed meanwhile) see each other; the open
+	// orders are read before the balance, as PlaceOrder reads them.
+	mu := b.buyerLock(userID)
+	mu.Lock()
+	defer mu.Unlock()
+	held, open, err := b.fundsInView(ctx, userID)
+	if err != nil {
+		return "", err
+	}
 	info, err := b.Wallet(ctx, userID)
 	if err != nil {
 		return "", err
 	}
 	if info.Balance.Cmp(highway.TotalOf(amount)) < 0 {
 		return "", &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "amount", Message: fmt.Sprintf("Your balance is %s %s.", info.Balance, b.cfg.Denom)}
-	}
-	// What open orders hold in view stays: their leases are funded from it.
-	held, open, err := b.fundsInView(ctx, userID)
-	if err != nil {
-		return "", err
 	}
 	if info.Balance.Cmp(held.Add(highway.TotalOf(amount))) < 0 {
 		return "", &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "amount",

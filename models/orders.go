@@ -183,7 +183,9 @@ func (s *Store) OrdersOf(ctx context.Context, buyerID string, limit int) ([]Orde
 func (s *Store) OpenOrdersOf(ctx context.Context, buyerID string, limit int) ([]Order, error) {
 	var os []Order
 	err := s.DB.WithContext(ctx).Select("id", "max_price", "gpus", "hours", "status").
-		Where("buyer_id = ? AND status IN ?", buyerID, []string{OrderOpen, OrderMatched}).
+		// The statuses written out, not bound: a planner can then match the
+		// partial index orders_buyer_open (SQLite does not with parameters).
+		Where("buyer_id = ? AND status IN ('"+OrderOpen+"', '"+OrderMatched+"')", buyerID).
 		Order("id").Limit(limit).Find(&os).Error
 	return os, err
 }

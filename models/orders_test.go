@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,63 @@ func TestIdempotencyKeyRace(t *testing.T) {
 		again := order("other")
 		if existing, err := s.CreateOrder(ctx, again); err != nil || existing || again.ID == first {
 			t.Fatalf("expired key: existing=%v err=%v id=%s, want a new order", existing, err, again.ID)
+		}
+	})
+}
+
+// TestOpenOrdersOf: a buyer's open and matched orders, no one else's and
+// none that ended, up to the limit; and the lookup goes through the
+// partial index on SQLite (the plan names it), not the buyer's history.
+func TestOpenOrdersOf(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		var buyers [2]string
+		for i := range buyers {
+			u := &models.User{Email: "open" + string(rune('a'+i)) + "@example.com", Name: "O", PasswordHash: "h", IsBuyer: true}
+			if err := s.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			buyers[i] = u.ID
+		}
+		want := map[string]bool{}
+		for i, st := range []string{models.OrderOpen, models.OrderMatched, models.OrderLeased, models.OrderFailed,
+			models.OrderCancelled, models.OrderExpired, models.OrderOpen, models.OrderMatched} {
+			for b, buyer := range buyers {
+				o := &models.Order{ID: models.NewID(), BuyerID: buyer, Type: "gtc", Model: "H100", GPUs: int64(1 + i), MaxPrice: 7, Hours: 3, Status: st}
+				if _, err := s.CreateOrder(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				if b == 0 && (st == models.OrderOpen || st == models.OrderMatched) {
+					want[o.ID] = true
+				}
+			}
+		}
+		got, err := s.OpenOrdersOf(ctx, buyers[0], 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d open orders, want %d", len(got), len(want))
+		}
+		for _, o := range got {
+			if !want[o.ID] || o.MaxPrice != 7 || o.Hours != 3 || o.GPUs == 0 {
+				t.Fatalf("open order %+v: not one of the buyer's open ones, or its escrow fields not read", o)
+			}
+		}
+		if got, err := s.OpenOrdersOf(ctx, buyers[0], 3); err != nil || len(got) != 3 {
+			t.Fatalf("limit 3: %d orders, %v", len(got), err)
+		}
+		if s.DB.Name() == "sqlite" {
+			var plan []struct {
+				Detail string
+			}
+			if err := s.DB.Raw("EXPLAIN QUERY PLAN SELECT id, max_price, gpus, hours, status FROM orders WHERE buyer_id = ? AND status IN ('"+
+				models.OrderOpen+"', '"+models.OrderMatched+"') ORDER BY id LIMIT 10", buyers[0]).Scan(&plan).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(plan) == 0 || !strings.Contains(plan[0].Detail, "orders_buyer_open") {
+				t.Fatalf("query plan %+v: not the partial index orders_buyer_open", plan)
+			}
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"cosmossdk.io/math"
 	"github.com/cosmos/cosmos-sdk/crypto/keys/secp256k1"
 	sdk "github.com/cosmos/cosmos-sdk/types"
 	banktypes "github.com/cosmos/cosmos-sdk/x/bank/types"
@@ -133,8 +134,17 @@ func TestHostileInputOnChain(t *testing.T) {
 		if code := api.do(http.MethodDelete, "/orders/"+ids[0], nil, nil); code != http.StatusOK {
 			t.Fatalf("cancel: %d", code)
 		}
-		if code := api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": free.AddRaw(1).String()}, &out); code != http.StatusOK {
-			t.Fatalf("withdrawing what a cancelled order held: %d %+v", code, out)
+		// Two orders hold 2·need now: what is free fits one withdrawal of
+		// just over half of it, however many race for it.
+		half := free.Add(math.NewIntFromUint64(uint64(a))).QuoRaw(2).AddRaw(1).String()
+		codes = map[string]int{}
+		for code, n := range tally(4, func() int {
+			return api.do(http.MethodPost, "/wallet/withdraw", map[string]string{"to": dest, "amount": half}, nil)
+		}) {
+			codes[strconv.Itoa(code)] += n
+		}
+		if codes["200"] != 1 || codes["402"] != 3 {
+			t.Fatalf("4 parallel withdrawals, each over half of what open orders leave free: %v, want one 200 and three 402", codes)
 		}
 		// Cheap orders fill up to the account's cap (8 here): two rest
 		// already, six more may, and the ninth is refused.
@@ -175,6 +185,27 @@ func TestHostileInputOnChain(t *testing.T) {
 		api.do(http.MethodGet, "/orders", nil, &list)
 		if len(list.Orders) != 1 {
 			t.Fatalf("orders stored: %d, want 1", len(list.Orders))
+		}
+		// Retries racing with one key for an order that needs most of the
+		// balance: each gets the first's order, none is refused for the
+		// funds that order holds.
+		grant := highway.TotalOf(highway.Amount(e.faucet.Int64()))
+		for h := int64(1); h < 10_000; h++ {
+			if _, _, n, ok := e.srv.market().EscrowFor(1_000_000, 1, h); ok && n.Mul(10).Cmp(grant.Mul(6)) > 0 {
+				if n.Mul(10).Cmp(grant.Mul(9)) > 0 {
+					t.Fatalf("no duration whose escrow is 60–90 %% of the grant")
+				}
+				body["hours"] = h
+				break
+			}
+		}
+		ids = tally(10, func() string {
+			var out placedOrder
+			code := api.doWith(http.MethodPost, "/orders", map[string]string{"Idempotency-Key": "k-big"}, body, &out)
+			return out.Order.ID + "/" + http.StatusText(code) + out.Error.Code
+		})
+		if len(ids) != 1 {
+			t.Fatalf("10 racing requests with one key for most of the balance: %v, want one order", ids)
 		}
 	})
 }

@@ -58,11 +58,11 @@ const DefaultMaxOpenOrders = 100
 
 // fundsInView is what the buyer's open orders may still take from the
 // wallet into escrow (at their max prices: a matched order's price may be
-// lower, so this errs towards refusing), and how many there are. An order is checked against
-// the balance less this, and a withdrawal may not dip into it: otherwise
-// one order's funds would back any number of resting orders, each of
-// which, once matched, holds GPUs from other buyers until its lease
-// fails for want of funds.
+// lower, so this errs towards refusing), and how many there are. An
+// order is checked against the balance less this, and a withdrawal may
+// not dip into it: otherwise one order's funds would back any number of
+// resting orders, each of which, once matched, holds GPUs from other
+// buyers until its lease fails for want of funds.
 func (b *Broker) fundsInView(ctx context.Context, buyerID string) (highway.Total, int, error) {
 	os, err := b.store.OpenOrdersOf(ctx, buyerID, b.cfg.MaxOpenOrders+1)
 	if err != nil {
@@ -100,9 +100,9 @@ func (b *Broker) placedBefore(ctx context.Context, r OrderRequest, hash string) 
 // buyerLock serialises one buyer's order placements (from the check of
 // funds in view to the order's record) and withdrawals (from the check to
 // the transaction's commit), so that two at once cannot both count on the
-// same funds. Striped: a lock per buyer would need
-// forgetting, and a stripe shared by a few buyers only queues their
-// placements, which take milliseconds.
+// same funds. Striped: a lock per buyer would need forgetting, and a
+// stripe shared by a few buyers only queues their placements, which take
+// milliseconds.
 func (b *Broker) buyerLock(buyerID string) *sync.Mutex {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(buyerID))
@@ -240,14 +240,6 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 	if err != nil {
 		return nil, err
 	}
-	bal, err := b.balance(ctx, w.Address)
-	if err != nil {
-		return nil, err
-	}
-	if bal.Cmp(need) < 0 {
-		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
-			Message: fmt.Sprintf("This order may need up to %s %s in escrow; your balance is %s.", need, b.cfg.Denom, bal)}
-	}
 	mu := b.buyerLock(r.BuyerID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -264,12 +256,17 @@ func (b *Broker) PlaceOrder(ctx context.Context, r OrderRequest) (*models.Order,
 		return nil, &highway.Error{Code: highway.ECONFLICT, Field: "type",
 			Message: fmt.Sprintf("You have %d open orders, the most one account may have; cancel one or let it fill first.", open)}
 	}
-	// The balance again, after the open orders: a lease that commits
-	// meanwhile takes its escrow out of the balance before its order
-	// leaves the open ones, so read in this order it is counted twice
-	// (refusing too much), never not at all.
-	if bal, err = b.balance(ctx, w.Address); err != nil {
+	// The balance after the open orders: a lease that commits meanwhile
+	// takes its escrow out of the balance before its order leaves the
+	// open ones, so read in this order it is counted twice (refusing too
+	// much), never not at all.
+	bal, err := b.balance(ctx, w.Address)
+	if err != nil {
 		return nil, err
+	}
+	if bal.Cmp(need) < 0 {
+		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",
+			Message: fmt.Sprintf("This order may need up to %s %s in escrow; your balance is %s.", need, b.cfg.Denom, bal)}
 	}
 	if bal.Cmp(held.Add(need)) < 0 {
 		return nil, &highway.Error{Code: highway.EINSUFFICIENTFUNDS, Field: "hours",

@@ -93,6 +93,9 @@ func Config(opts Options) (sdknetwork.Config, error) {
 				return app.New(val.GetCtx().Logger, dbm.NewMemDB(), nil, true,
 					simtestutil.NewAppOptionsWithFlagHome(val.GetCtx().Config.RootDir),
 					baseapp.SetPruning(pruningtypes.NewPruningOptionsFromString(val.GetAppConfig().Pruning)),
+					// Synchronous pruning: IAVL's background pruner can
+					// deadlock against commits on a MemDB (chain/app/sim_test.go).
+					baseapp.SetIAVLSyncPruning(true),
 					baseapp.SetMinGasPrices(val.GetAppConfig().MinGasPrices),
 					baseapp.SetChainID(val.GetCtx().Viper.GetString(flags.FlagChainID)),
 				)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/highway-compute/highway"
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
@@ -98,8 +100,19 @@ func TestOpenOrdersOf(t *testing.T) {
 				}
 			}
 		}
+		// The statement OpenOrdersOf runs, for its query plan below.
+		var query string
+		var vars []any
+		if err := s.DB.Callback().Query().After("gorm:query").Register("test:open_orders_sql", func(db *gorm.DB) {
+			query, vars = db.Statement.SQL.String(), db.Statement.Vars
+		}); err != nil {
+			t.Fatal(err)
+		}
 		got, err := s.OpenOrdersOf(ctx, buyers[0], 10)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB.Callback().Query().Remove("test:open_orders_sql"); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != len(want) {
@@ -117,8 +130,7 @@ func TestOpenOrdersOf(t *testing.T) {
 			var plan []struct {
 				Detail string
 			}
-			if err := s.DB.Raw("EXPLAIN QUERY PLAN SELECT id, max_price, gpus, hours, status FROM orders WHERE buyer_id = ? AND status IN ('"+
-				models.OrderOpen+"', '"+models.OrderMatched+"') ORDER BY id LIMIT 10", buyers[0]).Scan(&plan).Error; err != nil {
+			if err := s.DB.Raw("EXPLAIN QUERY PLAN "+query, vars...).Scan(&plan).Error; err != nil {
 				t.Fatal(err)
 			}
 			if len(plan) == 0 || !strings.Contains(plan[0].Detail, "orders_buyer_open") {

@@ -235,10 +235,31 @@ func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Hea
 	u := models.HeartbeatUpdate{
 		AgentID: agentID, MachineID: e.machineID, BootID: hb.BootID, Seq: hb.Seq, AgentVersion: hb.AgentVersion, DriverVersion: hb.DriverVersion,
 		CUDAVersion: hb.CUDAVersion, Simulated: hb.Simulated, RTTs: hb.RTTms, Now: b.now(),
-		GPUs: make([]models.GPU, 0, len(hb.GPUs)),
 	}
-	for _, g := range hb.GPUs {
-		u.GPUs = append(u.GPUs, models.GPU{
+	if b.gpusStored(e.machineID, hb.GPUs) {
+		// Stored behind (flushed once a second): the request path
+		// touches no database, and the GPUs are converted for the row
+		// when it is written, once a flush, not once a beat.
+		b.mail.queueBeat(u, hb.GPUs, hb.Leases)
+	} else {
+		// A machine's first beat, or one whose GPUs changed, is stored
+		// before the engine lists its GPUs: a leader that took over
+		// between the two would otherwise know the offer but not which
+		// GPUs a lease on it runs on.
+		u.GPUs = storedGPUs(hb.GPUs)
+		if err := b.store.ApplyHeartbeat(ctx, u); err != nil && highway.ErrorField(err) != "seq" {
+			return err
+		}
+		b.leaseReports(ctx, agentID, hb.Leases)
+	}
+	return b.MachineBeat(ctx, Beat{MachineID: e.machineID, AgentID: agentID, ProviderID: e.providerID, Heartbeat: hb})
+}
+
+// storedGPUs is a beat's GPUs as the machine's row stores them.
+func storedGPUs(gpus []protocol.GPU) []models.GPU {
+	out := make([]models.GPU, 0, len(gpus))
+	for _, g := range gpus {
+		out = append(out, models.GPU{
 			Idx: g.Index, UUID: g.UUID, Name: g.Name, Class: g.Class,
 			MemoryTotalMiB: g.MemoryTotalMiB, MemoryUsedMiB: g.MemoryUsedMiB, UtilizationPct: g.UtilizationPct,
 			TemperatureC: g.TemperatureC, PowerMW: uint64(g.PowerMW), PowerLimitMW: uint64(g.PowerLimitMW),
@@ -246,21 +267,7 @@ func (b *Broker) Heartbeat(ctx context.Context, agentID string, hb *protocol.Hea
 			Free: g.Free, LeaseID: g.LeaseID,
 		})
 	}
-	if b.gpusStored(e.machineID, hb.GPUs) {
-		// Stored behind (flushed once a second): the request path
-		// touches no database.
-		b.mail.queueBeat(u, hb.Leases)
-	} else {
-		// A machine's first beat, or one whose GPUs changed, is stored
-		// before the engine lists its GPUs: a leader that took over
-		// between the two would otherwise know the offer but not which
-		// GPUs a lease on it runs on.
-		if err := b.store.ApplyHeartbeat(ctx, u); err != nil && highway.ErrorField(err) != "seq" {
-			return err
-		}
-		b.leaseReports(ctx, agentID, hb.Leases)
-	}
-	return b.MachineBeat(ctx, Beat{MachineID: e.machineID, AgentID: agentID, ProviderID: e.providerID, Heartbeat: hb})
+	return out
 }
 
 // gpusStored says whether machine id's stored GPUs are the beat's (by

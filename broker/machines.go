@@ -49,7 +49,6 @@ type machineState struct {
 	verifying   uint64
 	verifyAfter time.Time
 	suspended   bool
-	leases      map[string]protocol.RunningLease
 	// epochsCleared and epochsMissed are the machine's settled epochs in
 	// the reliability window (from the chain indexer).
 	epochsCleared, epochsMissed int64
@@ -111,11 +110,9 @@ func (b *Broker) MachineBeat(ctx context.Context, bt Beat) error {
 	m.cuda, m.driver, m.simulated = hb.CUDAVersion, hb.DriverVersion, hb.Simulated
 	addrChanged := hb.ProviderAddress != m.providerAddress
 	m.providerAddress = hb.ProviderAddress
-	m.gpus = slices.Clone(hb.GPUs)
-	m.leases = map[string]protocol.RunningLease{}
-	for _, l := range hb.Leases {
-		m.leases[l.LeaseID] = l
-	}
+	// Copied into the machine's own slice: hb is the request's, and the
+	// machine's GPUs are read only under b.mu.
+	m.gpus = append(m.gpus[:0], hb.GPUs...)
 	prevRegion := m.region
 	b.shapeLocked(m, hb.RTTms)
 	if addrChanged || m.region != prevRegion {
@@ -159,27 +156,39 @@ func gpuAt(gpus []protocol.GPU, idx int) *protocol.GPU {
 // only its main model; mixed machines are rare and a buyer renting "4 ×
 // H100" must get four H100s.
 func (b *Broker) shapeLocked(m *machineState, rtt map[string]int64) {
-	count := map[string]int{}
-	first := map[string]int{}
-	for _, g := range m.gpus {
-		count[g.Class]++
-		if _, ok := first[g.Class]; !ok {
-			first[g.Class] = g.Index
-		}
+	// Every heartbeat reshapes its machine, so the tally is a short list
+	// on the stack (a machine has a class or two), not maps on the heap.
+	type tally struct {
+		class    string
+		n, first int
 	}
-	best := ""
-	for c, n := range count {
-		if !slices.Contains(b.cfg.Models, c) {
+	var buf [4]tally
+	classes := buf[:0]
+	for _, g := range m.gpus {
+		i := slices.IndexFunc(classes, func(t tally) bool { return t.class == g.Class })
+		if i < 0 {
+			classes = append(classes, tally{class: g.Class, first: g.Index})
+			i = len(classes) - 1
+		}
+		classes[i].n++
+	}
+	var best *tally
+	for i := range classes {
+		c := &classes[i]
+		if !slices.Contains(b.cfg.Models, c.class) {
 			continue
 		}
-		if best == "" || n > count[best] || (n == count[best] && first[c] < first[best]) {
+		if best == nil || c.n > best.n || (c.n == best.n && c.first < best.first) {
 			best = c
 		}
 	}
-	m.model, m.offered, m.vramGiB = best, m.offered[:0], 0
-	var idx []int
+	m.model, m.vramGiB = "", 0
+	if best != nil {
+		m.model = best.class
+	}
+	idx := m.offered[:0] // reused: read only under b.mu, as here
 	for _, g := range m.gpus {
-		if g.Class == best {
+		if g.Class == m.model {
 			idx = append(idx, g.Index)
 			v := int64(protocol.GiB(g.MemoryTotalMiB))
 			if m.vramGiB == 0 || v < m.vramGiB {

@@ -42,7 +42,8 @@ type mailbox struct {
 }
 
 type queuedBeat struct {
-	update models.HeartbeatUpdate
+	update models.HeartbeatUpdate // GPUs filled in from gpus at the flush
+	gpus   []protocol.GPU
 	leases []protocol.RunningLease
 }
 
@@ -154,7 +155,10 @@ func (m *mailbox) poll(ctx context.Context, agentID string, after uint64, wait t
 // per machine is kept, and the tick loop writes them once a second, so
 // heartbeats cost no database write on the request path (a machine's row
 // lags by at most a second; the engine has the beat at once).
-func (m *mailbox) queueBeat(u models.HeartbeatUpdate, leases []protocol.RunningLease) {
+//
+// gpus is the beat's own slice, kept as it is until the flush converts it
+// for the row: nothing writes a decoded beat once Heartbeat has applied it.
+func (m *mailbox) queueBeat(u models.HeartbeatUpdate, gpus []protocol.GPU, leases []protocol.RunningLease) {
 	m.beatMu.Lock()
 	defer m.beatMu.Unlock()
 	// The machine's row takes the latest beat, but workload reports are
@@ -168,7 +172,7 @@ func (m *mailbox) queueBeat(u models.HeartbeatUpdate, leases []protocol.RunningL
 			merged = append(merged, l)
 		}
 	}
-	m.beats[u.MachineID] = queuedBeat{update: u, leases: merged}
+	m.beats[u.MachineID] = queuedBeat{update: u, gpus: gpus, leases: merged}
 }
 
 // flushBeats stores the queued heartbeats in machine id order and hands
@@ -185,6 +189,7 @@ func (m *mailbox) flushBeats(ctx context.Context, warn func(machineID string, er
 	slices.Sort(ids)
 	for _, id := range ids {
 		q := pending[id]
+		q.update.GPUs = storedGPUs(q.gpus)
 		if err := m.store.ApplyHeartbeat(ctx, q.update); err != nil {
 			// A beat the database holds something newer than (seq) is
 			// simply superseded; anything else is worth a warning.

@@ -266,12 +266,7 @@ func vmRSSMB() float64 {
 // ApplyBatch, a third in bulk through Apply (for the two ops/s figures), a
 // third timed one by one for the latency percentiles.
 func BenchmarkMarket(b *testing.B) {
-	// As highway serve does at start (docs/deploy.md): the book is built
-	// on 2 MiB pages where the kernel grants them only on request.
-	heap := hugeheap.Report{Mode: hugeheap.Mode(), Why: "off (HIGHWAY_BENCH_HUGEHEAP=0)"}
-	if os.Getenv("HIGHWAY_BENCH_HUGEHEAP") != "0" {
-		heap = hugeheap.Prepare(1 << 30)
-	}
+	heap := benchHeap()
 	for it := 0; it < b.N; it++ {
 		w := newBenchWorld()
 		e, err := NewEngine(w.cfg)

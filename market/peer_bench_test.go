@@ -112,6 +112,10 @@ func BenchmarkMarketVsPeer(b *testing.B) {
 			fills++
 		}
 	}
+	// Both sides run on the heap BenchmarkMarket runs on, and the same
+	// whether or not it ran first in this process.
+	heap := benchHeap()
+	b.Logf("transparent huge pages: %s, %d MiB of heap advised %s", heap.Mode, heap.Advised>>20, heap.Why)
 	for range b.N {
 		// Each side starts its clock with the garbage of what ran before
 		// collected, and its state is dropped when it returns, so neither

@@ -91,8 +91,11 @@ check-generate: generate
 	@test -z "$$(git status --porcelain --untracked-files=all | grep -E '(_templ|\.pb|\.pb\.gw|\.pulsar)\.go$$')" || { echo "uncommitted generated files"; exit 1; }
 
 ## bench: benchmarks, one line per figure: BENCH <name> <value> <unit>
+## (-p 1: one package's benchmarks at a time; go test otherwise runs a
+## package per core, and on two cores each figure then shares the machine
+## with another package's benchmark)
 bench:
-	@$(GO) test -run '^$$' -bench . -benchtime 1x ./... | awk '\
+	@$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x ./... | awk '\
 		/^Benchmark/ { for (i = 3; i < NF; i += 2) if ($$(i+1) ~ /^BENCH:/) { split($$(i+1), a, ":"); print "BENCH", a[2], $$i, a[3] } } \
 		/^(FAIL|panic:)/ { print; failed = 1 } \
 		/^--- FAIL/ { print; failing = 1; next } \

@@ -282,6 +282,24 @@ func registerTestAgent(t testing.TB, m *Main, providerID, name string) (string, 
 	return a.ID, key
 }
 
+// postBeat sends hb signed as agent id to m's heartbeat endpoint and
+// answers the status.
+func postBeat(t testing.TB, m *Main, id string, key ed25519.PrivateKey, hb protocol.Heartbeat) int {
+	t.Helper()
+	body, _ := json.Marshal(hb)
+	req, _ := http.NewRequest(http.MethodPost, m.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if err := protocol.Sign(req, id, key); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // Each agent has its own request budget, spent only by requests that
 // carry its valid signature: over it, 429 with Retry-After; another
 // agent is unaffected.

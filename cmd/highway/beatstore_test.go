@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -39,19 +37,8 @@ func TestQueuedBeatStoresItsGPUs(t *testing.T) {
 	send := func(seq uint64, gpus []protocol.GPU) {
 		t.Helper()
 		hb := protocol.Heartbeat{AgentID: id, Seq: seq, BootID: "boot", SentAt: time.Now().UnixMilli(), AgentVersion: "test", Simulated: true, GPUs: gpus}
-		body, _ := json.Marshal(hb)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if err := protocol.Sign(req, id, key); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("beat %d: %d", seq, resp.StatusCode)
+		if code := postBeat(t, srv, id, key, hb); code != http.StatusOK {
+			t.Fatalf("beat %d: %d", seq, code)
 		}
 	}
 	first := append([]protocol.GPU(nil), inv.GPUs...)

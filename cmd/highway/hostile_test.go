@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -268,19 +267,7 @@ func TestHostileInput(t *testing.T) {
 		}
 		id, key := registerTestAgent(t, m, pu.ID, "seq")
 		beat := func(seq uint64) int {
-			hb := protocol.Heartbeat{AgentID: id, Seq: seq, BootID: "boot-1", SentAt: time.Now().UnixMilli(), AgentVersion: "x"}
-			body, _ := json.Marshal(hb)
-			req, _ := http.NewRequest(http.MethodPost, m.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			if err := protocol.Sign(req, id, key); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode
+			return postBeat(t, m, id, key, protocol.Heartbeat{AgentID: id, Seq: seq, BootID: "boot-1", SentAt: time.Now().UnixMilli(), AgentVersion: "x"})
 		}
 		// The agent API answers malformed messages 400 (docs/api.md).
 		if code := beat(1<<64 - 1); code != http.StatusBadRequest {

@@ -289,6 +289,14 @@ func postBeat(t testing.TB, m *Main, id string, key ed25519.PrivateKey, hb proto
 	body, _ := json.Marshal(hb)
 	req, _ := http.NewRequest(http.MethodPost, m.URL()+protocol.PathHeartbeat, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	code, _ := doSigned(t, req, id, key)
+	return code
+}
+
+// doSigned signs req as agent id, sends it, and answers the status and
+// headers.
+func doSigned(t testing.TB, req *http.Request, id string, key ed25519.PrivateKey) (int, http.Header) {
+	t.Helper()
 	if err := protocol.Sign(req, id, key); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +305,7 @@ func postBeat(t testing.TB, m *Main, id string, key ed25519.PrivateKey, hb proto
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 // Each agent has its own request budget, spent only by requests that
@@ -317,15 +325,8 @@ func TestAgentRateLimit(t *testing.T) {
 	// poll answers the status and Retry-After of one signed poll.
 	poll := func(id string, key ed25519.PrivateKey) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL()+protocol.PathAssignments+"?wait=0", nil)
-		if err := protocol.Sign(req, id, key); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Retry-After")
+		code, h := doSigned(t, req, id, key)
+		return code, h.Get("Retry-After")
 	}
 	// Unsigned (forged) requests naming agent A do not spend its budget.
 	_, forged, _ := ed25519.GenerateKey(rand.Reader)

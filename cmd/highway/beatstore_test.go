@@ -10,7 +10,6 @@ import (
 	"github.com/highway-compute/highway/models"
 	"github.com/highway-compute/highway/models/dbtest"
 	"github.com/highway-compute/highway/protocol"
-	"github.com/highway-compute/highway/provider-agent/gpu"
 )
 
 // A beat whose GPUs are the machine's stored ones is stored behind: it is
@@ -26,13 +25,7 @@ func TestQueuedBeatStoresItsGPUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, key := registerTestAgent(t, srv, u.ID, "queued")
-	fake, _ := gpu.FakeProfile("dgxh100")
-	sess, err := gpu.Open(fake)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, _ := sess.Snapshot()
-	_ = sess.Close()
+	_, inv := fakeGPUs(t, "dgxh100", "queued")
 
 	send := func(seq uint64, gpus []protocol.GPU) {
 		t.Helper()

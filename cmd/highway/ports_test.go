@@ -74,14 +74,26 @@ func startPortWorld(t testing.TB) (w *shellWorld, buyerBrowser *browser, port in
 }
 
 // rentServer rents the GPU to buyer for a workload serving HTTP on the
-// port it returns, once it runs.
+// port it returns, once it listens. The lease says "running" when the
+// process has started; the test binary it execs needs a moment more
+// before it listens, and a forward tried in between is refused (a
+// 502 that is right for the marketplace and wrong for the test).
 func (w *shellWorld) rentServer(t testing.TB, buyer apiClient) int {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	w.rentRunning(t, buyer, "echo workload up; HIGHWAY_TEST_SERVE_HTTP=127.0.0.1:"+strconv.Itoa(port)+" exec "+self)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	w.rentRunning(t, buyer, "echo workload up; HIGHWAY_TEST_SERVE_HTTP="+addr+" exec "+self)
+	waitFor(t, "the workload listening on "+addr, 30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 	return port
 }
 

@@ -50,13 +50,17 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 	// every outcome is the same, only later by a few blocks (proof windows
 	// are checked against heights when a proof arrives, not at settlement;
 	// a dispute pays overdue payouts before it freezes).
-	payouts := &payBatch{}
-	payout := func(ctx context.Context, leaseID, e uint64) error { return k.payout(ctx, leaseID, e, payouts) }
+	// The block's refunds and payouts are summed per account and sent once
+	// at its end (payBatch).
+	sends := &payBatch{}
+	judge := func(ctx context.Context, leaseID, e uint64) error { return k.judge(ctx, leaseID, e, sends) }
+	settle := func(ctx context.Context, leaseID, e uint64) error { return k.settleDeadline(ctx, leaseID, e, sends) }
+	payout := func(ctx context.Context, leaseID, e uint64) error { return k.payout(ctx, leaseID, e, sends) }
 	for _, due := range []struct {
 		set collections.KeySet[collections.Triple[int64, uint64, uint64]]
 		run func(context.Context, uint64, uint64) error
 		cap int
-	}{{k.JudgeDue, k.judge, types.MaxJudgesPerBlock}, {k.DeadlineDue, k.settleDeadline, types.MaxSettlementsPerBlock}, {k.PayoutDue, payout, types.MaxPayoutsPerBlock}} {
+	}{{k.JudgeDue, judge, types.MaxJudgesPerBlock}, {k.DeadlineDue, settle, types.MaxSettlementsPerBlock}, {k.PayoutDue, payout, types.MaxPayoutsPerBlock}} {
 		keys, err := dueKeys(ctx, due.set, h, due.cap)
 		if err != nil {
 			return err
@@ -70,7 +74,7 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 			}
 		}
 	}
-	if err := k.sendPayouts(ctx, payouts); err != nil {
+	if err := k.sendPayouts(ctx, sends); err != nil {
 		return err
 	}
 	return k.forgetExpiredQuotes(ctx, sdkCtx.BlockTime().Unix())
@@ -79,8 +83,8 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 // judge gives an epoch's pending proof its verdict. The sample seed is
 // this block's hash, which did not exist when the proof was sent, so the
 // prover could not know which nonces would be recomputed; the verdict is
-// final either way: cleared, or missed and refunded.
-func (k Keeper) judge(ctx context.Context, leaseID, e uint64) error {
+// final either way: cleared, or missed and refunded (into sends).
+func (k Keeper) judge(ctx context.Context, leaseID, e uint64, sends *payBatch) error {
 	key := collections.Join(leaseID, e)
 	pending, err := k.PendingProofs.Get(ctx, key)
 	if errors.Is(err, collections.ErrNotFound) {
@@ -109,7 +113,7 @@ func (k Keeper) judge(ctx context.Context, leaseID, e uint64) error {
 		// Carried past the block hashes kept (a backlog of MaxCarryBlocks):
 		// the proof can no longer be checked. Settled as missed, refunded,
 		// rather than an error that would halt every block from here on.
-		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+"its epoch's seed is no longer kept", pending.SubmittedHeight, pending.ValidNonces, pending.Required)
+		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+"its epoch's seed is no longer kept", pending.SubmittedHeight, pending.ValidNonces, pending.Required, sends)
 	}
 	if err != nil {
 		return err
@@ -121,7 +125,7 @@ func (k Keeper) judge(ctx context.Context, leaseID, e uint64) error {
 	pp := pending.Poc.ToPoC()
 	err = poc.VerifyBytes(pp, seed, poc.Target{Difficulty: pending.Difficulty, Required: pending.Required}, pending.Proof, sample)
 	if err != nil {
-		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+err.Error(), pending.SubmittedHeight, pending.ValidNonces, pending.Required)
+		return k.missEpoch(ctx, &lease, e, reasonRejectedProof+err.Error(), pending.SubmittedHeight, pending.ValidNonces, pending.Required, sends)
 	}
 	return k.clearEpoch(ctx, &lease, e, pending)
 }
@@ -153,22 +157,25 @@ func (k Keeper) clearEpoch(ctx context.Context, lease *types.Lease, e uint64, pe
 	if err := k.Leases.Set(ctx, lease.Id, *lease); err != nil {
 		return err
 	}
-	return sdkCtx.EventManager().EmitTypedEvent(&types.EventProofAccepted{
+	sdkCtx.EventManager().EmitEvent(proofAcceptedEvent(&types.EventProofAccepted{
 		LeaseId: lease.Id, Epoch: e, ValidNonces: rec.ValidNonces, Required: pending.Required,
 		Amount: rec.Amount, PayoutHeight: rec.PayoutHeight,
-	})
+	}))
+	return nil
 }
 
 // missEpoch records a missed epoch and refunds its price to the buyer,
 // unless a dispute froze the lease first (then the arbiter splits it).
+// The refund goes into sends, the end of block's batch, or straight to
+// the buyer when sends is nil (a message's handler).
 // The in-a-row count that can end the lease moves at settlement, in epoch
 // order; the event reports the run as it stands, this epoch included.
-func (k Keeper) missEpoch(ctx context.Context, lease *types.Lease, e uint64, reason string, submitted int64, valid, required uint64) error {
+func (k Keeper) missEpoch(ctx context.Context, lease *types.Lease, e uint64, reason string, submitted int64, valid, required uint64, sends *payBatch) error {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	refund := math.ZeroInt()
 	if lease.DisputedHeight == 0 {
 		refund = lease.PricePerEpoch
-		if err := k.pay(ctx, lease.Denom, lease.Buyer, refund); err != nil {
+		if err := k.refund(ctx, sends, lease.Denom, lease.Buyer, refund); err != nil {
 			return err
 		}
 		lease.Remaining = lease.Remaining.Sub(refund)
@@ -189,9 +196,10 @@ func (k Keeper) missEpoch(ctx context.Context, lease *types.Lease, e uint64, rea
 	if err != nil {
 		return err
 	}
-	return sdkCtx.EventManager().EmitTypedEvent(&types.EventEpochMissed{
+	sdkCtx.EventManager().EmitEvent(epochMissedEvent(&types.EventEpochMissed{
 		LeaseId: lease.Id, Epoch: e, Refunded: refund, MissedInRow: run, Reason: reason, ValidNonces: valid, Required: required,
-	})
+	}))
+	return nil
 }
 
 // missedRun counts the missed epochs ending at e (e is missed), looking
@@ -248,8 +256,8 @@ func dueKeys(ctx context.Context, set collections.KeySet[collections.Triple[int6
 // proof that could land for it has been judged by now. An epoch with no
 // verdict had no proof and is refunded to the buyer; "missed in a row"
 // counts in epoch order here, so an early proof of a later epoch does not
-// reset it out of turn.
-func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
+// reset it out of turn. Refunds go into sends.
+func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64, sends *payBatch) error {
 	lease, err := k.getLease(ctx, leaseID)
 	if err != nil {
 		return err
@@ -264,7 +272,7 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
 		if err := k.JudgeDue.Remove(ctx, collections.Join3(p.JudgeHeight, leaseID, e)); err != nil {
 			return err
 		}
-		if err := k.judge(ctx, leaseID, e); err != nil {
+		if err := k.judge(ctx, leaseID, e, sends); err != nil {
 			return err
 		}
 		if lease, err = k.getLease(ctx, leaseID); err != nil {
@@ -276,7 +284,7 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
 	rec, err := k.Epochs.Get(ctx, collections.Join(leaseID, e))
 	switch {
 	case errors.Is(err, collections.ErrNotFound):
-		if err := k.missEpoch(ctx, &lease, e, ReasonNoProof, 0, 0, 0); err != nil {
+		if err := k.missEpoch(ctx, &lease, e, ReasonNoProof, 0, 0, 0, sends); err != nil {
 			return err
 		}
 		lease.MissedInRow++
@@ -290,10 +298,10 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64) error {
 	lease.NextEpoch = e + 1
 	switch {
 	case lease.MissedInRow >= lease.MaxMissedEpochs:
-		_, err = k.closeLease(ctx, &lease, "", ReasonMissedEpochs)
+		_, err = k.closeLease(ctx, &lease, "", ReasonMissedEpochs, sends)
 		return err
 	case lease.NextEpoch >= lease.EpochsTotal:
-		_, err = k.closeLease(ctx, &lease, "", ReasonCompleted)
+		_, err = k.closeLease(ctx, &lease, "", ReasonCompleted, sends)
 		return err
 	}
 	if err := k.Leases.Set(ctx, leaseID, lease); err != nil {
@@ -321,7 +329,8 @@ func (k Keeper) payout(ctx context.Context, leaseID, e uint64, batch *payBatch) 
 	}
 	fee := rec.Amount.MulRaw(int64(lease.FeeBps)).QuoRaw(10_000)
 	net := rec.Amount.Sub(fee)
-	batch.add(lease.Denom, lease.Provider, net, fee)
+	batch.credit(lease.Denom, lease.Provider, net)
+	batch.fee(lease.Denom, fee)
 	lease.Pending = lease.Pending.Sub(rec.Amount)
 	lease.Paid = lease.Paid.Add(net)
 	lease.Fees = lease.Fees.Add(fee)
@@ -332,9 +341,10 @@ func (k Keeper) payout(ctx context.Context, leaseID, e uint64, batch *payBatch) 
 	if err := k.Leases.Set(ctx, leaseID, lease); err != nil {
 		return err
 	}
-	return sdkCtx.EventManager().EmitTypedEvent(&types.EventPayout{
+	sdkCtx.EventManager().EmitEvent(payoutEvent(&types.EventPayout{
 		LeaseId: leaseID, Epoch: e, Provider: lease.Provider, Amount: net, Fee: fee,
-	})
+	}))
+	return nil
 }
 
 // payOverdue pays the lease's cleared epochs whose dispute window closed
@@ -370,34 +380,55 @@ func (k Keeper) payOverdue(ctx context.Context, lease *types.Lease, h int64) err
 	return nil
 }
 
-// payBatch is one block's payouts, summed per (denom, provider) and the
-// fees per denom: a provider with many leases, or many epochs carried
-// into one block, gets one bank send, not one per epoch. Sends go out in
-// sorted order (no map order reaches the state).
+// payBatch is one block's money out of escrow, payouts and refunds summed
+// per (denom, account) and the fees per denom: a provider with many
+// leases, or many epochs carried into one block, gets one bank send, not
+// one per epoch, and so does a buyer refunded for many (a burst of 200
+// refunds to one buyer was 200 sends, a quarter of such a block's time).
+// Sends go out in sorted order (no map order reaches the state).
 type payBatch struct {
-	net  map[[2]string]math.Int // (denom, provider)
+	net  map[[2]string]math.Int // (denom, account)
 	fees map[string]math.Int
 }
 
-func (b *payBatch) add(denom, provider string, net, fee math.Int) {
+// credit adds amount for addr.
+func (b *payBatch) credit(denom, addr string, amount math.Int) {
 	if b.net == nil {
-		b.net, b.fees = map[[2]string]math.Int{}, map[string]math.Int{}
+		b.net = map[[2]string]math.Int{}
 	}
-	key := [2]string{denom, provider}
+	key := [2]string{denom, addr}
 	if cur, ok := b.net[key]; ok {
-		net = cur.Add(net)
+		amount = cur.Add(amount)
 	}
-	b.net[key] = net
+	b.net[key] = amount
+}
+
+// fee adds a marketplace fee.
+func (b *payBatch) fee(denom string, fee math.Int) {
+	if b.fees == nil {
+		b.fees = map[string]math.Int{}
+	}
 	if cur, ok := b.fees[denom]; ok {
 		fee = cur.Add(fee)
 	}
 	b.fees[denom] = fee
 }
 
-// sendPayouts makes the batch's bank sends. Until then the paid epochs'
-// money is still in the module account while the leases' books already
-// count it paid: nothing between reads the account, and the invariant is
-// checked after the block.
+// refund pays a buyer: into sends when there is a batch, at once when
+// sends is nil.
+func (k Keeper) refund(ctx context.Context, sends *payBatch, denom, addr string, amount math.Int) error {
+	if sends == nil {
+		return k.pay(ctx, denom, addr, amount)
+	}
+	sends.credit(denom, addr, amount)
+	return nil
+}
+
+// sendPayouts makes the batch's bank sends. Until then the money paid or
+// refunded is still in the module account while the leases' books
+// already count it gone: nothing between reads the account (a message
+// never runs inside EndBlock), and the invariant is checked after the
+// block.
 func (k Keeper) sendPayouts(ctx context.Context, b *payBatch) error {
 	keys := make([][2]string, 0, len(b.net))
 	for key := range b.net {

@@ -38,6 +38,7 @@ func TestEndBlockBudgetCarriesWorkInDueOrder(t *testing.T) {
 		}
 		return count, prefix
 	}
+	before := f.balance(f.buyer)
 	for block, want := range []int{types.MaxSettlementsPerBlock, 2 * types.MaxSettlementsPerBlock, n} {
 		f.endBlockFast(t)
 		f.checkInvariant()
@@ -45,6 +46,8 @@ func TestEndBlockBudgetCarriesWorkInDueOrder(t *testing.T) {
 		if got != want || !inOrder {
 			t.Fatalf("after block %d of the burst: %d settled (in lease order: %v), want %d", block+1, got, inOrder, want)
 		}
+		// The block's refunds reached the buyer within the block.
+		eq(t, "buyer refunded so far", f.balance(f.buyer).Sub(before), math.NewInt(int64(want)*1000))
 	}
 	for _, l := range leases {
 		got := f.lease(l.Id)
@@ -106,6 +109,48 @@ func TestPayoutsToOneProviderAreOneSend(t *testing.T) {
 	}
 	eq(t, "provider", f.balance(f.provider), math.NewInt(3*price).Sub(fee.MulRaw(3)))
 	eq(t, "fee collector", f.feeBalance(), fee.MulRaw(3))
+}
+
+// TestRefundsToOneBuyerAreOneSend: the missed epochs of one buyer's
+// leases settled in one block are refunded in one bank send, each epoch
+// still with its own event, to the micro-unit; a lease that ends in that
+// block (its last epoch missed) has its remainder in the same send.
+func TestRefundsToOneBuyerAreOneSend(t *testing.T) {
+	f := newFixture(t)
+	leases := []types.Lease{f.createLease(1, price, 4), f.createLease(1, price, 4), f.createLease(1, price, 1)}
+	f.advanceTo(epochStart(leases[0], 0))
+	before := f.balance(f.buyer)
+	settle := epochSettle(leases[0], 0)
+	for _, l := range leases {
+		settle = max(settle, epochSettle(l, 0))
+	}
+	f.ctx = f.ctx.WithBlockHeight(settle).WithHeaderHash(blockHash(settle)).WithEventManager(sdk.NewEventManager())
+	if err := f.k.EndBlocker(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.checkInvariant()
+	sends, missed, closed := 0, 0, 0
+	for _, ev := range f.ctx.EventManager().Events() {
+		switch ev.Type {
+		case banktypes.EventTypeTransfer:
+			for _, a := range ev.Attributes {
+				if a.Key == banktypes.AttributeKeyRecipient && a.Value == f.buyer.String() {
+					sends++
+				}
+			}
+		case gogoproto.MessageName(&types.EventEpochMissed{}):
+			missed++
+		case gogoproto.MessageName(&types.EventLeaseClosed{}):
+			closed++
+		}
+	}
+	if sends != 1 || missed != 3 || closed != 1 {
+		t.Fatalf("%d sends to the buyer, %d missed-epoch and %d lease-closed events, want 1, 3 and 1", sends, missed, closed)
+	}
+	eq(t, "buyer refunded", f.balance(f.buyer).Sub(before), math.NewInt(3*price))
+	if got := f.lease(leases[2].Id); got.Status != types.LEASE_STATUS_CLOSED || !got.Remaining.IsZero() {
+		t.Fatalf("the one-epoch lease after its epoch: %s", got.String())
+	}
 }
 
 // TestDisputePaysPayoutsTheCapsCarried: an epoch whose dispute window has

@@ -213,7 +213,7 @@ func (m msgServer) SubmitProof(ctx context.Context, msg *types.MsgSubmitProof) (
 		// The one attempt, and it can never clear: no sample is needed to
 		// say so, and waiting for one would only delay the refund.
 		reason := reasonRejectedProof + err.Error()
-		if err := m.missEpoch(ctx, &lease, msg.Epoch, reason, h, valid, task.target.Required); err != nil {
+		if err := m.missEpoch(ctx, &lease, msg.Epoch, reason, h, valid, task.target.Required, nil); err != nil {
 			return nil, err
 		}
 		return &types.MsgSubmitProofResponse{ValidNonces: valid, Verdict: VerdictMissed, Reason: reason}, nil
@@ -265,7 +265,7 @@ func (m msgServer) CloseLease(ctx context.Context, msg *types.MsgCloseLease) (*t
 	if lease.Status != types.LEASE_STATUS_ACTIVE {
 		return nil, errorsmod.Wrapf(types.ErrLeaseNotActive, "lease %d is %s", lease.Id, lease.Status)
 	}
-	refunded, err := m.closeLease(ctx, &lease, msg.Sender, reason)
+	refunded, err := m.closeLease(ctx, &lease, msg.Sender, reason, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -430,8 +430,9 @@ func (k Keeper) getLease(ctx context.Context, id uint64) (types.Lease, error) {
 // buyer's to take back: its price stays in remaining until the judging
 // block clears it (for the provider) or rejects it (for the buyer).
 // Otherwise a buyer watching for proofs could close each lease in the
-// gap and be refunded for work done.
-func (k Keeper) closeLease(ctx context.Context, lease *types.Lease, by, reason string) (math.Int, error) {
+// gap and be refunded for work done. The refund goes into sends (the end
+// of block's batch), or to the buyer at once when sends is nil.
+func (k Keeper) closeLease(ctx context.Context, lease *types.Lease, by, reason string, sends *payBatch) (math.Int, error) {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	judging, err := k.pendingCount(ctx, lease.Id)
 	if err != nil {
@@ -442,7 +443,7 @@ func (k Keeper) closeLease(ctx context.Context, lease *types.Lease, by, reason s
 		return math.Int{}, fmt.Errorf("lease %d: %d epochs being judged hold %s, more than the %s remaining", lease.Id, judging, held, lease.Remaining)
 	}
 	refund := lease.Remaining.Sub(held)
-	if err := k.pay(ctx, lease.Denom, lease.Buyer, refund); err != nil {
+	if err := k.refund(ctx, sends, lease.Denom, lease.Buyer, refund); err != nil {
 		return math.Int{}, err
 	}
 	lease.Refunded = lease.Refunded.Add(refund)
@@ -453,8 +454,8 @@ func (k Keeper) closeLease(ctx context.Context, lease *types.Lease, by, reason s
 	if err := k.Leases.Set(ctx, lease.Id, *lease); err != nil {
 		return math.Int{}, err
 	}
-	err = sdkCtx.EventManager().EmitTypedEvent(&types.EventLeaseClosed{LeaseId: lease.Id, By: by, Reason: reason, Refunded: refund})
-	return refund, err
+	sdkCtx.EventManager().EmitEvent(leaseClosedEvent(&types.EventLeaseClosed{LeaseId: lease.Id, By: by, Reason: reason, Refunded: refund}))
+	return refund, nil
 }
 
 // pay sends amount of denom from escrow to addr (nothing when zero).

@@ -53,14 +53,11 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 	// The block's refunds and payouts are summed per account and sent once
 	// at its end (payBatch).
 	sends := &payBatch{}
-	judge := func(ctx context.Context, leaseID, e uint64) error { return k.judge(ctx, leaseID, e, sends) }
-	settle := func(ctx context.Context, leaseID, e uint64) error { return k.settleDeadline(ctx, leaseID, e, sends) }
-	payout := func(ctx context.Context, leaseID, e uint64) error { return k.payout(ctx, leaseID, e, sends) }
 	for _, due := range []struct {
 		set collections.KeySet[collections.Triple[int64, uint64, uint64]]
-		run func(context.Context, uint64, uint64) error
+		run func(context.Context, uint64, uint64, *payBatch) error
 		cap int
-	}{{k.JudgeDue, judge, types.MaxJudgesPerBlock}, {k.DeadlineDue, settle, types.MaxSettlementsPerBlock}, {k.PayoutDue, payout, types.MaxPayoutsPerBlock}} {
+	}{{k.JudgeDue, k.judge, types.MaxJudgesPerBlock}, {k.DeadlineDue, k.settleDeadline, types.MaxSettlementsPerBlock}, {k.PayoutDue, k.payout, types.MaxPayoutsPerBlock}} {
 		keys, err := dueKeys(ctx, due.set, h, due.cap)
 		if err != nil {
 			return err
@@ -69,12 +66,12 @@ func (k Keeper) EndBlocker(ctx context.Context) error {
 			if err := due.set.Remove(ctx, key); err != nil {
 				return err
 			}
-			if err := due.run(ctx, key.K2(), key.K3()); err != nil {
+			if err := due.run(ctx, key.K2(), key.K3(), sends); err != nil {
 				return err
 			}
 		}
 	}
-	if err := k.sendPayouts(ctx, sends); err != nil {
+	if err := k.sendBatch(ctx, sends); err != nil {
 		return err
 	}
 	return k.forgetExpiredQuotes(ctx, sdkCtx.BlockTime().Unix())
@@ -313,7 +310,7 @@ func (k Keeper) settleDeadline(ctx context.Context, leaseID, e uint64, sends *pa
 // payout pays a cleared epoch to the provider, less the fee, once its
 // dispute window has passed. A dispute froze it meanwhile if its record is
 // no longer CLEARED. The money goes into batch, sent at the end of the
-// block (sendPayouts).
+// block (sendBatch).
 func (k Keeper) payout(ctx context.Context, leaseID, e uint64, batch *payBatch) error {
 	sdkCtx := sdk.UnwrapSDKContext(ctx)
 	rec, err := k.Epochs.Get(ctx, collections.Join(leaseID, e))
@@ -369,7 +366,7 @@ func (k Keeper) payOverdue(ctx context.Context, lease *types.Lease, h int64) err
 			return err
 		}
 	}
-	if err := k.sendPayouts(ctx, batch); err != nil {
+	if err := k.sendBatch(ctx, batch); err != nil {
 		return err
 	}
 	l, err := k.getLease(ctx, lease.Id)
@@ -424,12 +421,12 @@ func (k Keeper) refund(ctx context.Context, sends *payBatch, denom, addr string,
 	return nil
 }
 
-// sendPayouts makes the batch's bank sends. Until then the money paid or
+// sendBatch makes the batch's bank sends. Until then the money paid or
 // refunded is still in the module account while the leases' books
 // already count it gone: nothing between reads the account (a message
 // never runs inside EndBlock), and the invariant is checked after the
 // block.
-func (k Keeper) sendPayouts(ctx context.Context, b *payBatch) error {
+func (k Keeper) sendBatch(ctx context.Context, b *payBatch) error {
 	keys := make([][2]string, 0, len(b.net))
 	for key := range b.net {
 		keys = append(keys, key)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -72,9 +73,18 @@ type Driver struct {
 // The _v2 names are the 64-bit-size entry points the CUDA headers map the
 // plain names to.
 func Load() (*Driver, error) {
+	// dlerror's message lives in the calling OS thread, and purego reads it
+	// in a second call: a goroutine moved to another thread in between
+	// reads an empty message (seen in CI). Pinning the thread keeps the
+	// message; naming the library here keeps the log useful even so.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	lib, err := purego.Dlopen(LibraryName, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoDriver, err) // dlerror names the library
+		if msg := err.Error(); strings.Contains(msg, LibraryName) {
+			return nil, fmt.Errorf("%w: %s", ErrNoDriver, msg)
+		}
+		return nil, fmt.Errorf("%w: cannot open %s: %v", ErrNoDriver, LibraryName, err)
 	}
 	d := &Driver{}
 	for _, s := range []struct {

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -104,5 +106,54 @@ func TestKernelOnRealGPU(t *testing.T) {
 		if got := binary.LittleEndian.Uint32(out[4*i:]); got != want {
 			t.Fatalf("element %d: %d, want %d", i, got, want)
 		}
+	}
+}
+
+// TestLoadErrorSurvivesThreadMoves: dlerror's message belongs to one OS
+// thread, so a Load whose goroutine moved between dlopen and dlerror once
+// logged "no CUDA driver: " and nothing else (a CI run failed on it). Many
+// Loads at once, with other goroutines forcing moves, must all name the
+// library.
+func TestLoadErrorSurvivesThreadMoves(t *testing.T) {
+	if _, err := Load(); err == nil {
+		t.Skip("a driver is here; the no-driver message cannot be checked")
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 4 {
+		go func() { // churn: keeps the scheduler moving goroutines
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	bad := make(chan error, 1)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				_, err := Load()
+				if err == nil || !errors.Is(err, ErrNoDriver) || !strings.Contains(err.Error(), LibraryName) {
+					select {
+					case bad <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-bad:
+		t.Fatalf("a Load's error lost its reason: %v", err)
+	default:
 	}
 }

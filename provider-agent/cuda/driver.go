@@ -84,7 +84,7 @@ func Load() (*Driver, error) {
 		if msg := err.Error(); strings.Contains(msg, LibraryName) {
 			return nil, fmt.Errorf("%w: %s", ErrNoDriver, msg)
 		}
-		return nil, fmt.Errorf("%w: cannot open %s: %v", ErrNoDriver, LibraryName, err)
+		return nil, fmt.Errorf("%w: cannot open %s: %w", ErrNoDriver, LibraryName, err)
 	}
 	d := &Driver{}
 	for _, s := range []struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/highway-compute/highway/chain/app"
 	chainclient "github.com/highway-compute/highway/chain/client"
 	escrowtypes "github.com/highway-compute/highway/chain/x/escrow/types"
+	"github.com/highway-compute/highway/procstate"
 	"github.com/highway-compute/highway/provider-agent/chainlink"
 )
 
@@ -219,7 +220,7 @@ func stopOrphan(pidFile, home string) (int, error) {
 	}
 	_ = p.Signal(syscall.SIGTERM)
 	for i := 0; i < 100; i++ { // up to 10 s for a clean stop
-		if err := p.Signal(syscall.Signal(0)); err != nil {
+		if !procstate.Running(pid) { // gone, or a zombie: its locks and ports are free
 			return pid, os.Remove(pidFile)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -47,6 +47,7 @@ type env struct {
 }
 
 func main() {
+	superviseIfPID1()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newNVML: func() nvml.Interface { return nvml.New() }})
 	stop()

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -25,27 +26,44 @@ func Running(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false // ESRCH: no such process (EPERM: one exists, not ours)
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	state, _, err := Stat(pid)
 	if err != nil {
 		// Gone between the two calls, or no /proc: trust kill's answer
 		// unless /proc exists and lacks the pid.
 		_, perr := os.Stat("/proc/self/stat")
 		return perr != nil
 	}
-	return !exited(stat)
+	return !Exited(state)
 }
 
-// exited reads the state letter of a /proc/<pid>/stat line: "pid (comm)
-// S ...". The command name may hold spaces and parentheses, so the state
-// is the field after the last ')'.
-func exited(stat []byte) bool {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return false // unreadable: not evidence that it exited
+// Exited reports whether a state letter is a process that has exited:
+// a zombie, or dead.
+func Exited(state byte) bool { return state == 'Z' || state == 'X' || state == 'x' }
+
+// Stat reads a process's state letter (R running, S sleeping, T stopped,
+// Z zombie, ...) and its parent's pid from /proc/<pid>/stat (Linux).
+func Stat(pid int) (state byte, ppid int, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
 	}
-	switch stat[i+2] {
-	case 'Z', 'X', 'x': // zombie, dead
-		return true
+	return parseStat(b)
+}
+
+// parseStat reads "pid (comm) S ppid ...". The command name may hold
+// spaces and parentheses, so the fields start after the last ')'.
+func parseStat(b []byte) (state byte, ppid int, err error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("procstate: malformed stat %q", b)
 	}
-	return false
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("procstate: malformed stat %q", b)
+	}
+	ppid, err = strconv.Atoi(string(f[1]))
+	if err != nil {
+		return 0, 0, fmt.Errorf("procstate: malformed stat %q", b)
+	}
+	return f[0][0], ppid, nil
 }

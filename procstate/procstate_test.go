@@ -42,17 +42,24 @@ func TestZombieIsNotRunning(t *testing.T) {
 	}
 }
 
-func TestExitedParsesOddNames(t *testing.T) {
-	for in, want := range map[string]bool{
-		"12 (sh) S 1 12":            false,
-		"12 (a) b) Z 1 12":          true,
-		"12 (we ird ) name) X 1 12": true,
-		"12 (sleep) D 1":            false,
-		"garbage":                   false,
-		"12 (x)":                    false,
+func TestParseStat(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		state byte
+		ppid  int
+		ok    bool
+	}{
+		{"12 (sh) S 1 12", 'S', 1, true},
+		{"12 (a) b) Z 7 12", 'Z', 7, true},
+		{"12 (we ird ) name) X 3 12", 'X', 3, true},
+		{"garbage", 0, 0, false},
+		{"12 (x)", 0, 0, false},
+		{"12 (x) S", 0, 0, false},
+		{"12 (x) S y", 0, 0, false},
 	} {
-		if got := exited([]byte(in)); got != want {
-			t.Errorf("exited(%q) = %v, want %v", in, got, want)
+		state, ppid, err := parseStat([]byte(c.in))
+		if (err == nil) != c.ok || state != c.state || ppid != c.ppid {
+			t.Errorf("parseStat(%q) = %c, %d, %v", c.in, state, ppid, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ package reaper
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/highway-compute/highway/procstate"
 )
 
 // The test binary plays the agent's PID 1: with helperCmd set it runs Run
@@ -63,20 +64,14 @@ func children(t *testing.T, pid int) (n, zombies int) {
 	t.Helper()
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // exited while listed
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		state, ppid, err := procstate.Stat(p)
+		if err != nil || ppid != pid {
+			continue // exited while listed, or not a child
 		}
-		i := bytes.LastIndexByte(b, ')')
-		fields := bytes.Fields(b[i+1:]) // state, ppid, ...
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(string(fields[1])); ppid == pid {
-			n++
-			if fields[0][0] == 'Z' {
-				zombies++
-			}
+		n++
+		if procstate.Exited(state) {
+			zombies++
 		}
 	}
 	return n, zombies

@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/highway-compute/highway/procstate"
 	"github.com/highway-compute/highway/protocol"
 )
 
 // state is a process's state letter from /proc (T: stopped).
 func state(t *testing.T, pid int) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, _, err := procstate.Stat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return rest[:1]
+	return string(st)
 }
 
 // TestPauseFreezesTheWorkload: a paused exec workload (its whole process

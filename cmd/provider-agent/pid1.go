@@ -18,5 +18,5 @@ func superviseIfPID1() {
 	if err != nil {
 		exe = os.Args[0]
 	}
-	os.Exit(reaper.Run(append([]string{exe}, os.Args[1:]...), os.Stderr))
+	os.Exit(reaper.Run(append([]string{exe}, os.Args[1:]...)))
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -75,16 +74,12 @@ type Driver struct {
 func Load() (*Driver, error) {
 	// dlerror's message lives in the calling OS thread, and purego reads it
 	// in a second call: a goroutine moved to another thread in between
-	// reads an empty message (seen in CI). Pinning the thread keeps the
-	// message; naming the library here keeps the log useful even so.
+	// read an empty message (seen in CI). Pinned, it reads the loader's.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	lib, err := purego.Dlopen(LibraryName, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
-		if msg := err.Error(); strings.Contains(msg, LibraryName) {
-			return nil, fmt.Errorf("%w: %s", ErrNoDriver, msg)
-		}
-		return nil, fmt.Errorf("%w: cannot open %s: %w", ErrNoDriver, LibraryName, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoDriver, err) // dlerror names the library
 	}
 	d := &Driver{}
 	for _, s := range []struct {

@@ -41,7 +41,7 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // a shell reports it), or 1 if it cannot start it. A process that is not
 // PID 1 only gets orphans if it is a child subreaper, so Run makes itself
 // one: the tests run it that way, and on PID 1 it changes nothing.
-func Run(argv []string, stderr *os.File) int {
+func Run(argv []string) int {
 	_ = setSubreaper()
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
@@ -59,7 +59,7 @@ func Run(argv []string, stderr *os.File) int {
 			return supervise(child, sigs)
 		}
 	}
-	_, _ = stderr.WriteString("provider-agent: cannot start the agent under its reaper: " + err.Error() + "\n")
+	_, _ = os.Stderr.WriteString("provider-agent: cannot start the agent under its reaper: " + err.Error() + "\n")
 	return 1
 }
 

@@ -22,7 +22,7 @@ const helperCmd = "REAPER_TEST_CMD"
 
 func TestMain(m *testing.M) {
 	if c := os.Getenv(helperCmd); c != "" {
-		os.Exit(Run([]string{"sh", "-c", c}, os.Stderr))
+		os.Exit(Run([]string{"sh", "-c", c}))
 	}
 	os.Exit(m.Run())
 }

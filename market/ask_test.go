@@ -12,7 +12,7 @@ func checkAsks(e *Engine) error {
 	nb := len(e.books)
 	for bi := range e.books {
 		b := &e.books[bi]
-		for k := 2; k <= askMaxK; k++ {
+		for k := 1; k <= askMaxK; k++ {
 			want := int64(1<<63 - 1)
 		scan:
 			for _, c := range b.chunks {
@@ -23,8 +23,8 @@ func checkAsks(e *Engine) error {
 					}
 				}
 			}
-			if b.ask[k-2] != want || e.bookAsk[(k-2)*nb+bi] != want {
-				return fmt.Errorf("book %d, %d GPUs: ask %d, mirrored %d, want %d", bi, k, b.ask[k-2], e.bookAsk[(k-2)*nb+bi], want)
+			if b.ask[k-1] != want || e.bookAsk[(k-1)*nb+bi] != want {
+				return fmt.Errorf("book %d, %d GPUs: ask %d, mirrored %d, want %d", bi, k, b.ask[k-1], e.bookAsk[(k-1)*nb+bi], want)
 			}
 		}
 	}

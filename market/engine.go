@@ -177,14 +177,13 @@ type Engine struct {
 	warmSink uint64
 
 	books []book // index model*nR + machine region
-	// bookMin and bookRTT mirror the book headers (cheapest ask, lowest RTT
-	// to each region; region-major: bookRTT[r*len(books)+book]) in two
-	// flat arrays, so choosing the books to read touches a few cache lines
-	// even for an any-model order over all 1 000 books. An empty book reads
-	// as unreachable (MaxInt64, 0xFFFF).
-	bookMin []int64
+	// bookAsk and bookRTT mirror the book headers (book.ask, count-major:
+	// bookAsk[(k-1)*len(books)+book]; the lowest RTT to each region,
+	// region-major: bookRTT[r*len(books)+book]) in flat arrays, so choosing
+	// the books to read touches a few cache lines even for an any-model
+	// order over all 1 000 books. An empty book reads as unreachable
+	// (MaxInt64, 0xFFFF).
 	bookRTT []uint16
-	// bookAsk mirrors book.ask, count-major: bookAsk[(k-2)*len(books)+book].
 	bookAsk []int64
 	// bookHead mirrors each book's first chunk (nil when empty): a match
 	// reads a book's cheap end first, and reaching it through the book
@@ -193,7 +192,7 @@ type Engine struct {
 	// and the candidates' first chunks can be loaded together.
 	bookHead []*chunk
 	// modelAsk[(k-1)*nM+model] is the cheapest of the model's books' asks
-	// for k GPUs (bookMin for k = 1, bookAsk above), exact: an any-model
+	// for k GPUs (bookAsk above), exact: an any-model
 	// order skips every book of a model that cannot beat its max price or
 	// the best found so far from this one entry, instead of reading its
 	// nR book entries (priceFirstWide).
@@ -247,12 +246,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.regionIdx[r] = uint8(i)
 	}
 	e.books = make([]book, e.nM*e.nR)
-	e.bookMin = make([]int64, len(e.books))
 	e.bookRTT = make([]uint16, e.nR*len(e.books))
-	for i := range e.bookMin {
-		e.bookMin[i] = 1<<63 - 1
-	}
-	e.bookAsk = make([]int64, (askMaxK-1)*len(e.books))
+	e.bookAsk = make([]int64, askMaxK*len(e.books))
 	e.bookHead = make([]*chunk, len(e.books))
 	for i := range e.bookAsk {
 		e.bookAsk[i] = 1<<63 - 1
@@ -292,7 +287,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	s := Stats{Machines: e.machineIDs.n, Resting: e.resting, Reservations: len(e.reservations.h)}
 	for i := range e.books {
-		s.Listed += e.books[i].n
+		s.Listed += e.books[i].n - e.books[i].full
 	}
 	s.Leases = e.orderIDs.n - e.resting - s.Reservations
 	return s
@@ -369,13 +364,21 @@ func (m *machine) avail() uint64 { return m.free&^m.held | m.spot }
 // idle is GPUs free and held by nothing.
 func (m *machine) idle() uint64 { return m.free &^ m.held }
 
-// listed says whether the machine's offer may be matched at all: it is a
-// live listing, its verification PoC cleared, its agent is beating and
-// reports it healthy, its provider is in good standing, and it has a free
-// GPU.
-func (e *Engine) listed(m *machine) bool {
+// listed says whether the machine's offer may be matched at all: it is
+// present and has a free GPU.
+func (e *Engine) listed(m *machine) bool { return e.present(m) && m.avail() != 0 }
+
+// present says whether the machine has a row in its book: it is a live
+// listing, its verification PoC cleared, its agent is beating and reports
+// it healthy, and its provider is in good standing. A machine whose GPUs
+// are all taken keeps its row (avail 0, which every search skips): taking
+// its last GPUs and freeing them again, a fifth of a busy market's
+// commands, then refresh the row in place instead of removing it and
+// inserting it again, each a chunk shift, a cold chunk and one line per
+// region's RTT row.
+func (e *Engine) present(m *machine) bool {
 	return m.alive && !m.delisted && m.verified && m.online && m.healthy &&
-		!e.providers[m.provider].suspended && m.avail() != 0
+		!e.providers[m.provider].suspended
 }
 
 // sync puts the machine's book entry in step with the machine: inserted,
@@ -391,7 +394,7 @@ func (e *Engine) sync(s uint32) { e.syncRow(s, true, nil) }
 // every price move and new RTT report read them.
 func (e *Engine) syncRow(s uint32, rtts bool, row []uint16) {
 	m := e.mach(s)
-	want := e.listed(m)
+	want := e.present(m)
 	bk := uint32(int(m.model)*e.nR + int(m.region))
 	if m.indexed {
 		if want && m.ixBook == bk && m.ixPrice == m.price {
@@ -427,7 +430,7 @@ func (e *Engine) setAvail(bi uint32, c *chunk, i int, m *machine) {
 	}
 	c.avail[i] = a1
 	b := &e.books[bi]
-	b.availChanged(c.price[i], a0, a1)
+	b.rowAvail(c.price[i], a0, a1)
 	e.mirrorAsks(bi)
 }
 
@@ -444,13 +447,13 @@ func (e *Engine) mirrorAsks(bi uint32) {
 		row := e.bookAsk[k*nb : (k+1)*nb]
 		if old := row[bi]; old != v {
 			row[bi] = v
-			e.modelAskMoved(k+1, bi, row, old, v)
+			e.modelAskMoved(k, bi, row, old, v)
 		}
 	}
 }
 
 // modelAskMoved keeps modelAsk exact when book bi's ask for row k (k+1
-// GPUs; row is that count's mirror, already holding v) moved from old to
+// GPUs; row is that count's mirror in bookAsk, already holding v) moved from old to
 // v: a cheaper ask is the new minimum at once, and only when the model's
 // minimum itself rose are its books read again.
 func (e *Engine) modelAskMoved(k int, bi uint32, row []int64, old, v int64) {
@@ -477,14 +480,6 @@ func (e *Engine) bookOp(bi uint32, op func(*book)) {
 	e.bookHead[bi] = nil
 	if len(b.chunks) > 0 {
 		e.bookHead[bi] = b.chunks[0]
-	}
-	minP := int64(1<<63 - 1)
-	if b.n > 0 {
-		minP = b.minPrice
-	}
-	if old := e.bookMin[bi]; old != minP {
-		e.bookMin[bi] = minP
-		e.modelAskMoved(0, bi, e.bookMin, old, minP)
 	}
 	nb := len(e.books)
 	for r := 0; r < e.nR; r++ {
@@ -965,8 +960,8 @@ func (e *Engine) match(os, ms uint32) {
 		GPUs: mask, Count: o.count, Price: price, Total: total, RTTms: int64(m.rtt[o.region]), Expiry: o.resExpiry,
 		At: at, Interruptible: o.spot,
 	})
-	if h := e.hint; h.ok && h.slot == ms && e.listed(m) {
-		e.setAvail(m.ixBook, h.c, h.i, m) // still listed: only its free GPUs changed
+	if h := e.hint; h.ok && h.slot == ms && e.present(m) {
+		e.setAvail(m.ixBook, h.c, h.i, m) // still present: only its free GPUs changed
 	} else {
 		e.syncRow(ms, false, nil)
 	}

@@ -136,9 +136,9 @@ func (c *chunk) pos(price int64, slot uint32) int {
 // of one model are adjacent in Engine.books, so choosing which books to
 // read touches a few cache lines.
 type book struct {
-	// minPrice is the cheapest ask in the book (valid when n > 0).
-	minPrice int64
-	n        int
+	n int
+	// full counts the rows with no free GPU (Stats: n - full are listed).
+	full int
 	// chunks sits on the header's first cache line: a scan reads nothing
 	// else of the header.
 	chunks []*chunk
@@ -151,14 +151,15 @@ type book struct {
 	// when the last offer at the minimum leaves is a row rescanned.
 	minRTT [MaxRegions]uint16
 	minCnt [MaxRegions]uint32
-	// ask[k-2] is the cheapest ask among offers with at least k free GPUs
-	// (MaxInt64 when none), k = 2..askMaxK, exact. Busy books fill their
-	// cheap end with offers already partly taken: for an order of k GPUs
-	// a book without such an offer within the max price is not a
+	// ask[k-1] is the cheapest ask among offers with at least k free GPUs
+	// (MaxInt64 when none), k = 1..askMaxK, exact. Busy books fill their
+	// cheap end with offers already partly or wholly taken (a machine
+	// with no free GPU keeps its row: see Engine.present): for an order of
+	// k GPUs a book without such an offer within the max price is not a
 	// candidate, and the merge ranks the book by this ask, not by offers
 	// that cannot serve the order. Kept exact by availChanged; mirrored
 	// into Engine.bookAsk.
-	ask [askMaxK - 1]int64
+	ask [askMaxK]int64
 	// askMoved: ask changed since the engine last mirrored it.
 	askMoved bool
 	// last key of each chunk, contiguous so the chunk search does not
@@ -168,7 +169,7 @@ type book struct {
 }
 
 // askMaxK bounds the counts book.ask is kept for: orders for more GPUs
-// use ask[askMaxK-2], a lower bound for them.
+// use ask[askMaxK-1], a lower bound for them.
 const askMaxK = 8
 
 // availChanged updates ask for a row at price whose free GPUs went from
@@ -176,19 +177,30 @@ const askMaxK = 8
 // row must already hold a1. Only when the row was the cheapest with k
 // free GPUs and drops below k is the book rescanned, from its cheap end.
 func (b *book) availChanged(price int64, a0, a1 uint8) {
-	var stale uint8 // bit k-2
-	for k := uint8(2); k <= askMaxK; k++ {
+	var stale uint8 // bit k-1
+	for k := uint8(1); k <= askMaxK; k++ {
 		switch {
-		case a1 >= k && price < b.ask[k-2]:
-			b.ask[k-2], b.askMoved = price, true
-		case a0 >= k && a1 < k && price == b.ask[k-2]:
-			stale |= 1 << (k - 2)
+		case a1 >= k && price < b.ask[k-1]:
+			b.ask[k-1], b.askMoved = price, true
+		case a0 >= k && a1 < k && price == b.ask[k-1]:
+			stale |= 1 << (k - 1)
 		}
 	}
 	if stale != 0 {
 		b.fixAsks(stale)
 		b.askMoved = true
 	}
+}
+
+// rowAvail is availChanged for a row that stays in the book.
+func (b *book) rowAvail(price int64, a0, a1 uint8) {
+	switch {
+	case a0 == 0 && a1 != 0:
+		b.full--
+	case a0 != 0 && a1 == 0:
+		b.full++
+	}
+	b.availChanged(price, a0, a1)
 }
 
 // fixAsks recomputes the stale entries of ask: the first offer in ask
@@ -199,7 +211,7 @@ func (b *book) fixAsks(stale uint8) {
 			a := c.avail[i]
 			for x := stale; x != 0; x &= x - 1 {
 				j := bits.TrailingZeros8(x)
-				if a >= uint8(j+2) {
+				if a >= uint8(j+1) {
 					b.ask[j] = c.price[i]
 					stale &^= 1 << j
 				}
@@ -260,6 +272,9 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 	b.addRTTs(m, nR)
 	b.n++
 	a := uint8(bits.OnesCount64(m.avail()))
+	if a == 0 {
+		b.full++
+	}
 	if len(b.chunks) == 0 {
 		c := b.newChunk(nR)
 		c.n = 1
@@ -268,7 +283,6 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 		b.lastPrice = append(b.lastPrice, 0)
 		b.lastSlot = append(b.lastSlot, 0)
 		b.relast(0)
-		b.minPrice = m.price
 		b.availChanged(m.price, 0, a)
 		return c
 	}
@@ -316,7 +330,6 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 		c.resample(p)
 	}
 	b.relast(ci)
-	b.minPrice = b.chunks[0].price[0]
 	b.availChanged(m.price, 0, a)
 	return c
 }
@@ -410,7 +423,7 @@ func (b *book) update(m *machine, s uint32, nR int, held []uint16) {
 	c.set(i, m, s, nR)
 	b.addRTTs(m, nR)
 	b.fixMins(stale &^ b.nonZeroMins(stale))
-	b.availChanged(m.price, a0, c.avail[i])
+	b.rowAvail(m.price, a0, c.avail[i])
 }
 
 // nonZeroMins is the subset of regions whose minimum is still held.
@@ -439,6 +452,9 @@ func (b *book) remove(price int64, slot uint32, nR int, held []uint16, hint *chu
 	a0 := c.avail[p]
 	c.shift(p, -1)
 	b.n--
+	if a0 == 0 {
+		b.full--
+	}
 	if c.n > 0 {
 		if ci >= 0 {
 			b.relast(ci)
@@ -450,7 +466,6 @@ func (b *book) remove(price int64, slot uint32, nR int, held []uint16, hint *chu
 		b.lastSlot = append(b.lastSlot[:ci], b.lastSlot[ci+1:]...)
 	}
 	if b.n > 0 {
-		b.minPrice = b.chunks[0].price[0]
 		b.fixMins(stale)
 	}
 	b.availChanged(price, a0, 0)

@@ -99,10 +99,7 @@ func (e *Engine) bestOffer(o *order) (uint32, bool) {
 	// free GPUs (book.ask): a book without one within the max price is not
 	// a candidate, and the partly taken offers below it, which cannot
 	// serve the order, do not draw the merge into the book early.
-	asks := e.bookMin
-	if o.count >= 2 {
-		asks = e.bookAsk[int(min(o.count, askMaxK)-2)*len(e.books):]
-	}
+	asks := e.bookAsk[int(min(max(o.count, 1), askMaxK)-1)*len(e.books):]
 	var best scanBest
 	if hi-lo > 1 && !o.latencyFirst {
 		modelAsks := e.modelAsk[int(min(max(o.count, 1), askMaxK)-1)*e.nM:]

@@ -66,11 +66,13 @@ func checkInvariants(e *Engine) error {
 		if m.delisted && m.held == 0 {
 			return fmt.Errorf("machine %s: delisted with nothing held but not forgotten", id)
 		}
-		if e.listed(m) != m.indexed {
-			return fmt.Errorf("machine %s: listed %v, indexed %v", id, e.listed(m), m.indexed)
+		if e.present(m) != m.indexed {
+			return fmt.Errorf("machine %s: present %v, indexed %v", id, e.present(m), m.indexed)
+		}
+		if e.listed(m) {
+			listed++
 		}
 		if m.indexed {
-			listed++
 			c, i := e.books[m.ixBook].find(m.ixPrice, s, nil)
 			if hc, hi := e.books[m.ixBook].find(m.ixPrice, s, m.ixChunk); hc != c || hi != i {
 				return fmt.Errorf("machine %s: its chunk hint finds another row", id)
@@ -87,11 +89,11 @@ func checkInvariants(e *Engine) error {
 		}
 	}
 	if got := e.Stats().Listed; got != listed {
-		return fmt.Errorf("books hold %d rows, %d machines listed", got, listed)
+		return fmt.Errorf("books hold %d rows with a free GPU, %d machines listed", got, listed)
 	}
 	for bi := range e.books {
 		b := &e.books[bi]
-		n := 0
+		n, full := 0, 0
 		for ci, c := range b.chunks {
 			if c.n == 0 || c.n > chunkMax || b.lastPrice[ci] != c.price[c.n-1] || b.lastSlot[ci] != c.slot[c.n-1] {
 				return fmt.Errorf("book %d chunk %d: bad shape or last key", bi, ci)
@@ -115,13 +117,11 @@ func checkInvariants(e *Engine) error {
 				}
 			}
 			n += c.n
-		}
-		wantMin := int64(1<<63 - 1)
-		if n > 0 {
-			wantMin = b.minPrice
-		}
-		if e.bookMin[bi] != wantMin {
-			return fmt.Errorf("book %d: mirrored min ask %d, want %d", bi, e.bookMin[bi], wantMin)
+			for _, a := range c.avail[:c.n] {
+				if a == 0 {
+					full++
+				}
+			}
 		}
 		for r := 0; r < e.nR; r++ {
 			want := uint16(0xFFFF)
@@ -132,8 +132,8 @@ func checkInvariants(e *Engine) error {
 				return fmt.Errorf("book %d region %d: mirrored min RTT %d, want %d", bi, r, got, want)
 			}
 		}
-		if n != b.n || n > 0 && b.minPrice != b.chunks[0].price[0] {
-			return fmt.Errorf("book %d: count or min price wrong", bi)
+		if n != b.n || full != b.full {
+			return fmt.Errorf("book %d: %d rows, %d of them full; counted %d and %d", bi, n, full, b.n, b.full)
 		}
 		for r := 0; n > 0 && r < e.nR; r++ {
 			lo, cnt := uint16(0xFFFF), uint32(0)
@@ -157,15 +157,12 @@ func checkInvariants(e *Engine) error {
 	for bi := range e.books {
 		for k, v := range e.books[bi].ask {
 			if e.bookAsk[k*nb+bi] != v {
-				return fmt.Errorf("book %d: mirrored ask for %d GPUs %d, want %d", bi, k+2, e.bookAsk[k*nb+bi], v)
+				return fmt.Errorf("book %d: mirrored ask for %d GPUs %d, want %d", bi, k+1, e.bookAsk[k*nb+bi], v)
 			}
 		}
 	}
 	for k := 1; k <= askMaxK; k++ {
-		row := e.bookMin
-		if k >= 2 {
-			row = e.bookAsk[(k-2)*nb:]
-		}
+		row := e.bookAsk[(k-1)*nb:]
 		for m := 0; m < e.nM; m++ {
 			want := int64(1<<63 - 1)
 			for _, a := range row[m*e.nR : (m+1)*e.nR] {

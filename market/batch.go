@@ -126,5 +126,22 @@ func (w *warmup) records(e *Engine) {
 			sink += uint64(e.reservations.h[e.reservations.pos[s]].at)
 		}
 	}
+	// A removal moves its provider's last machine into its place in the
+	// provider's list (deleteMachine): the two list entries and the last
+	// machine's record.
+	for i := range w.group {
+		if !w.hit[i] || w.group[i].Kind != KindRemoveMachine {
+			continue
+		}
+		m := e.mach(w.slots[i])
+		if int(m.provider) >= len(e.providers) {
+			continue
+		}
+		ms := e.providers[m.provider].machines
+		if len(ms) == 0 || int(m.provPos) >= len(ms) {
+			continue
+		}
+		sink += uint64(ms[m.provPos]) + e.mach(ms[len(ms)-1]).keyHi
+	}
 	e.warmSink += sink
 }

@@ -33,6 +33,11 @@ type machine struct {
 	alive, verified, healthy, online, delisted bool
 	// indexed: the machine has an entry in books[ixBook] at ixPrice.
 	indexed bool
+	// suspended mirrors its provider's flag (suspend and reinstate visit
+	// the provider's machines anyway), so that deciding whether the
+	// machine is offered, on every book change and match, reads its own
+	// first line and not also the provider's record.
+	suspended bool
 
 	region   uint8
 	model    uint16
@@ -377,8 +382,7 @@ func (e *Engine) listed(m *machine) bool { return e.present(m) && m.avail() != 0
 // inserting it again, each a chunk shift, a cold chunk and one line per
 // region's RTT row.
 func (e *Engine) present(m *machine) bool {
-	return m.alive && !m.delisted && m.verified && m.online && m.healthy &&
-		!e.providers[m.provider].suspended
+	return m.alive && !m.delisted && m.verified && m.online && m.healthy && !m.suspended
 }
 
 // sync puts the machine's book entry in step with the machine: inserted,
@@ -597,7 +601,7 @@ func (e *Engine) newMachine(id, prov string) uint32 {
 		e.nMachines++
 	}
 	p := e.providerOf(prov)
-	*e.mach(s) = machine{provider: p, alive: true, provPos: uint32(len(e.providers[p].machines))}
+	*e.mach(s) = machine{provider: p, alive: true, suspended: e.providers[p].suspended, provPos: uint32(len(e.providers[p].machines))}
 	e.providers[p].machines = append(e.providers[p].machines, s)
 	e.name(s, id)
 	return s
@@ -758,6 +762,7 @@ func (e *Engine) suspend(c *Command) error {
 	p := e.providerOf(c.Provider)
 	e.providers[p].suspended = true
 	for _, s := range e.providers[p].machines {
+		e.mach(s).suspended = true
 		e.sync(s)
 	}
 	return nil
@@ -771,6 +776,7 @@ func (e *Engine) reinstate(c *Command) error {
 	e.providers[p].suspended = false
 	e.spotDirty = true
 	for _, s := range e.providers[p].machines {
+		e.mach(s).suspended = false
 		e.sync(s)
 		e.changed = append(e.changed, s)
 	}

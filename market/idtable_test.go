@@ -144,7 +144,7 @@ func TestMachineLayout(t *testing.T) {
 	}
 	for name, end := range map[string]uintptr{
 		"keys": unsafe.Offsetof(m.keyHi) + 8, "free": unsafe.Offsetof(m.free) + 8, "lastBeat": unsafe.Offsetof(m.lastBeat) + 8,
-		"deadline": unsafe.Offsetof(m.deadline) + 8, "flags": unsafe.Offsetof(m.indexed) + 1,
+		"deadline": unsafe.Offsetof(m.deadline) + 8, "flags": unsafe.Offsetof(m.suspended) + 1, "provider": unsafe.Offsetof(m.provider) + 4,
 	} {
 		if end > 64 {
 			t.Errorf("%s ends at byte %d, past the first cache line", name, end)

@@ -66,6 +66,9 @@ func checkInvariants(e *Engine) error {
 		if m.delisted && m.held == 0 {
 			return fmt.Errorf("machine %s: delisted with nothing held but not forgotten", id)
 		}
+		if m.suspended != e.providers[m.provider].suspended {
+			return fmt.Errorf("machine %s: suspended %v, its provider %v", id, m.suspended, e.providers[m.provider].suspended)
+		}
 		if e.present(m) != m.indexed {
 			return fmt.Errorf("machine %s: present %v, indexed %v", id, e.present(m), m.indexed)
 		}

@@ -351,6 +351,7 @@ func (e *Engine) restore(b []byte) error {
 		if !m.alive {
 			continue
 		}
+		m.suspended = e.providers[m.provider].suspended
 		e.sync(uint32(s))
 		if m.online {
 			e.beats.set(uint32(s), m.deadline)

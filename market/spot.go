@@ -40,11 +40,6 @@ import (
 // sweep runs only after a command that changed something it depends on
 // (spotDirty), never on the common heartbeat.
 
-// live is listed without the need for an available GPU.
-func (e *Engine) live(m *machine) bool {
-	return m.alive && !m.delisted && m.verified && m.online && m.healthy && !e.providers[m.provider].suspended
-}
-
 // setSpot records machine s's interruptible terms and keeps spotMachines
 // (by slot) in step.
 func (e *Engine) setSpot(s uint32, floor, notice int64) {
@@ -66,7 +61,7 @@ func spotPrice(o *order, m *machine) int64 { return min(o.maxPrice, m.price) }
 // spotFit says whether bid o can have machine m, and whether only by
 // preempting leases that pay less.
 func (e *Engine) spotFit(o *order, m *machine) (ok, preempt bool) {
-	if m.spotFloor == 0 || o.maxPrice < m.spotFloor || !e.live(m) ||
+	if m.spotFloor == 0 || o.maxPrice < m.spotFloor || !e.present(m) ||
 		(o.model >= 0 && int32(m.model) != o.model) || int64(m.vram) < o.minVRAM || int64(m.rtt[o.region]) > o.maxRTT {
 		return false, false
 	}
@@ -124,7 +119,7 @@ func (e *Engine) spotOffer(c *Command, o *order) (uint32, bool, error) {
 	}
 	s, ok := e.machineSlot(c.Machine)
 	switch {
-	case !ok || !e.live(e.mach(s)):
+	case !ok || !e.present(e.mach(s)):
 		return 0, false, ErrOfferNotFound
 	case e.mach(s).spotFloor == 0:
 		return 0, false, ErrNotInterruptible

@@ -197,10 +197,10 @@ type Engine struct {
 	// and the candidates' first chunks can be loaded together.
 	bookHead []*chunk
 	// modelAsk[(k-1)*nM+model] is the cheapest of the model's books' asks
-	// for k GPUs (bookAsk above), exact: an any-model
-	// order skips every book of a model that cannot beat its max price or
-	// the best found so far from this one entry, instead of reading its
-	// nR book entries (priceFirstWide).
+	// for k GPUs (bookAsk above), exact: an any-model order skips every
+	// book of a model that cannot beat its max price or the best found so
+	// far from this one entry, instead of reading its nR book entries
+	// (priceFirstWide).
 	modelAsk []int64
 	rest     []restList // index model; nM is "any model"
 	resting  int
@@ -457,8 +457,8 @@ func (e *Engine) mirrorAsks(bi uint32) {
 }
 
 // modelAskMoved keeps modelAsk exact when book bi's ask for row k (k+1
-// GPUs; row is that count's mirror in bookAsk, already holding v) moved from old to
-// v: a cheaper ask is the new minimum at once, and only when the model's
+// GPUs; row is that count's mirror in bookAsk, already holding v) moved
+// from old to v: a cheaper ask is the new minimum at once, and only when the model's
 // minimum itself rose are its books read again.
 func (e *Engine) modelAskMoved(k int, bi uint32, row []int64, old, v int64) {
 	m := int(bi) / e.nR

@@ -31,12 +31,14 @@ func (e *Engine) ApplyBatch(cmds []Command, fn func(i int, evs []Event, err erro
 		w.entries(e, group)
 		w.records(e)
 		for i := range group {
+			e.memo = w.memo(e, i)
 			evs, err := e.Apply(&group[i])
 			if !fn(start+i, evs, err) {
 				return start + i + 1
 			}
 		}
 	}
+	e.memo = idMemo{}
 	return len(cmds)
 }
 
@@ -53,6 +55,22 @@ type warmup struct {
 	tabs  [batchGroup]*idTable
 	slots [batchGroup]uint32
 	hit   [batchGroup]bool
+	// the keys and hashes the ids were looked up by, kept for the
+	// commands (idMemo)
+	keys   [batchGroup]idKey
+	hashes [batchGroup]uint64
+}
+
+// memo is command i's id memo.
+func (w *warmup) memo(e *Engine, i int) idMemo {
+	c := &w.group[i]
+	switch w.tabs[i] {
+	case &e.machineIDs:
+		return idMemo{id: c.Machine, k: w.keys[i], h: w.hashes[i], ok: true, machine: true}
+	case &e.orderIDs:
+		return idMemo{id: c.Order, h: w.hashes[i], ok: true}
+	}
+	return idMemo{}
 }
 
 // entries loads the home table entry of each id the group looks up, and
@@ -70,7 +88,7 @@ func (w *warmup) entries(e *Engine, group []Command) {
 		var h uint64
 		switch c.Kind {
 		case KindHeartbeat, KindUpsertMachine, KindRemoveMachine:
-			_, h = keyOf(c.Machine)
+			w.keys[i], h = keyOf(c.Machine)
 			w.tabs[i] = &e.machineIDs
 		case KindConfirmLease, KindReleaseLease, KindCancelOrder, KindPlaceOrder:
 			// A new order's id is looked up too (it must not be live yet):
@@ -79,7 +97,7 @@ func (w *warmup) entries(e *Engine, group []Command) {
 		default:
 			w.tabs[i] = nil
 		}
-		tags[i] = tagOf(h)
+		tags[i], w.hashes[i] = tagOf(h), h
 	}
 	for i := range group {
 		w.hit[i] = false

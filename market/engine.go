@@ -89,7 +89,7 @@ func (m *machine) named(k idKey, id string) bool {
 // name gives machine s its id and files it in the id table.
 func (e *Engine) name(s uint32, id string) {
 	m := e.mach(s)
-	k, h := keyOf(id)
+	k, h := e.machineKey(id)
 	m.id, m.keyLo, m.keyHi, m.keyN, m.idHash = id, k.lo, k.hi, k.n, h
 	e.machineIDs.insert(h, s)
 }
@@ -206,6 +206,9 @@ type Engine struct {
 	resting  int
 
 	beats, reservations, gtc deadlines
+
+	// memo: the id key ApplyBatch derived for the command being applied.
+	memo idMemo
 
 	// hint is where bestOffer found its answer; match uses it to refresh
 	// that row without searching the book. Valid only until the next book
@@ -818,9 +821,9 @@ func (e *Engine) appendOrder() uint32 {
 // orderKeyLen is how many bytes of an order id its record copies.
 const orderKeyLen = 40
 
-// setID names order o.
-func (o *order) setID(id string) {
-	o.id, o.idHash = id, hashID(id)
+// setID names order o; h is hashID(id).
+func (o *order) setID(id string, h uint64) {
+	o.id, o.idHash = id, h
 	copy(o.key[:], id)
 }
 
@@ -888,7 +891,7 @@ func (e *Engine) place(c *Command) error {
 		count: c.GPUs, minVRAM: c.VRAMGiB, maxPrice: c.Price, maxRTT: c.MaxRTTms, hours: c.Hours, expiresAt: c.ExpiresAt,
 		alive: true, spot: c.Interruptible,
 	}
-	o.setID(c.Order)
+	o.setID(c.Order, e.orderHash(c.Order))
 	var ms uint32
 	var found bool
 	switch {

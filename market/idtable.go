@@ -188,6 +188,35 @@ func (t *idTable) delete(h uint64, v uint32) {
 	t.n--
 }
 
+// idMemo is the key and hash of an id that ApplyBatch's warm-up derived
+// for the command being applied (keyOf for a machine id, hashID for an
+// order id), so that the command's own lookup does not decode the id's
+// digits again. Only a string equal to the one memoised gets its values
+// back: both functions are pure, so equal strings have equal keys.
+type idMemo struct {
+	id      string
+	k       idKey
+	h       uint64
+	ok      bool
+	machine bool
+}
+
+// machineKey is keyOf(id), from the memo when it holds id.
+func (e *Engine) machineKey(id string) (idKey, uint64) {
+	if p := &e.memo; p.ok && p.machine && p.id == id {
+		return p.k, p.h
+	}
+	return keyOf(id)
+}
+
+// orderHash is hashID(id), from the memo when it holds id.
+func (e *Engine) orderHash(id string) uint64 {
+	if p := &e.memo; p.ok && !p.machine && p.id == id {
+		return p.h
+	}
+	return hashID(id)
+}
+
 // machineSlot looks a machine up by id: a heartbeat, half of all
 // commands, is this lookup and little else.
 func (e *Engine) machineSlot(id string) (uint32, bool) {
@@ -195,7 +224,7 @@ func (e *Engine) machineSlot(id string) (uint32, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	k, h := keyOf(id)
+	k, h := e.machineKey(id)
 	tg := tagOf(h)
 	for i := uint64(tg) & t.mask; t.e[i].t != 0; i = (i + 1) & t.mask {
 		if x := t.e[i]; x.t == tg && e.mach(x.v).named(k, id) {
@@ -211,7 +240,7 @@ func (e *Engine) orderSlot(id string) (uint32, bool) {
 	if t.n == 0 {
 		return 0, false
 	}
-	tg := tagOf(hashID(id))
+	tg := tagOf(e.orderHash(id))
 	for i := uint64(tg) & t.mask; t.e[i].t != 0; i = (i + 1) & t.mask {
 		if x := t.e[i]; x.t == tg && e.ord(x.v).is(id) {
 			return x.v, true

@@ -168,7 +168,7 @@ func TestOrderIs(t *testing.T) {
 		long[:orderKeyLen-1], long, long + "y", long + "z", long + "yy", strings.Repeat("y", MaxIDLen)}
 	for _, a := range ids {
 		var o order
-		o.setID(a)
+		o.setID(a, hashID(a))
 		for _, b := range ids {
 			if got := o.is(b); got != (a == b) {
 				t.Errorf("order %q is %q: %v", a, b, got)

@@ -264,7 +264,8 @@ func (e *Engine) restore(b []byte) error {
 		}
 		o := e.ord(uint32(s))
 		o.alive = true
-		o.setID(r.str())
+		id := r.str()
+		o.setID(id, hashID(id))
 		o.buyer = r.str()
 		o.typ = OrderType(r.u())
 		o.state = uint8(r.u())

@@ -26,6 +26,7 @@ package market
 // differential streams.
 func (e *Engine) ApplyBatch(cmds []Command, fn func(i int, evs []Event, err error) bool) int {
 	var w warmup
+	defer func() { e.memo = idMemo{} }() // let go of the last command's id
 	for start := 0; start < len(cmds); start += batchGroup {
 		group := cmds[start:min(start+batchGroup, len(cmds))]
 		w.entries(e, group)
@@ -38,7 +39,6 @@ func (e *Engine) ApplyBatch(cmds []Command, fn func(i int, evs []Event, err erro
 			}
 		}
 	}
-	e.memo = idMemo{}
 	return len(cmds)
 }
 

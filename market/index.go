@@ -1,6 +1,9 @@
 package market
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // Storage is designed for a million offers with little garbage-collector
 // work: offers live in one slice of structs indexed by a uint32 slot (freed
@@ -187,7 +190,7 @@ func (b *book) availChanged(price int64, a0, a1 uint8) {
 		}
 	}
 	if stale != 0 {
-		b.fixAsks(stale)
+		b.fixAsks(stale, price)
 		b.askMoved = true
 	}
 }
@@ -204,10 +207,23 @@ func (b *book) rowAvail(price int64, a0, a1 uint8) {
 }
 
 // fixAsks recomputes the stale entries of ask: the first offer in ask
-// order with enough free GPUs.
-func (b *book) fixAsks(stale uint8) {
-	for _, c := range b.chunks {
-		for i := 0; i < c.n && stale != 0; i++ {
+// order with enough free GPUs. Each stale entry held price, so every
+// offer cheaper than it has too few free GPUs, and the search starts
+// there: a busy book's cheap end is full machines (they keep their rows),
+// and reading them all from the book's head on every change made a book
+// whose cheapest offers were rented cost its whole length a match.
+func (b *book) fixAsks(stale uint8, price int64) {
+	ci0, i0 := b.seek(price)
+	for ci := ci0; ci < len(b.chunks); ci++ {
+		c, i := b.chunks[ci], 0
+		if ci == ci0 {
+			i = i0
+		}
+		for ; i < c.n && stale != 0; i++ {
+			if i%8 == 0 && !anyAtLeast(c.avail[i:i+8], uint8(bits.TrailingZeros8(stale))+1) {
+				i += 7 // eight rows, none with enough free GPUs for any entry
+				continue
+			}
 			a := c.avail[i]
 			for x := stale; x != 0; x &= x - 1 {
 				j := bits.TrailingZeros8(x)
@@ -224,6 +240,16 @@ func (b *book) fixAsks(stale uint8) {
 	for x := stale; x != 0; x &= x - 1 {
 		b.ask[bits.TrailingZeros8(x)] = 1<<63 - 1
 	}
+}
+
+// anyAtLeast reports whether any of the eight free-GPU counts in a is at
+// least k (1..8), eight at a time: a count is at most 8, so adding 0x80-k
+// to each byte carries into no other and sets its top bit exactly when
+// the count is ≥ k. Bytes past a chunk's n are stale rows: a false yes
+// there only sends the caller to its row-by-row test, which stops at n.
+func anyAtLeast(a []uint8, k uint8) bool {
+	w := binary.LittleEndian.Uint64(a[:8])
+	return (w+0x0101010101010101*uint64(0x80-k))&0x8080808080808080 != 0
 }
 
 func keyLess(p1 int64, s1 uint32, p2 int64, s2 uint32) bool {
@@ -246,6 +272,17 @@ func (b *book) chunkFor(price int64, slot uint32) int {
 		lo--
 	}
 	return lo
+}
+
+// seek is where a book's first offer asking at least price is: chunk
+// ci, row i (i = the chunk's n when there is none). Every offer before
+// it asks less.
+func (b *book) seek(price int64) (ci, i int) {
+	if len(b.chunks) == 0 || b.lastPrice[0] >= price {
+		return 0, 0 // within the first chunk: scanning it is as cheap
+	}
+	ci = b.chunkFor(price, 0)
+	return ci, b.chunks[ci].pos(price, 0)
 }
 
 func (b *book) relast(ci int) {

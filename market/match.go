@@ -229,6 +229,13 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 			limit = best.price
 		}
 		done := true
+		if cur.ci == 0 && cur.i == 0 {
+			// Unread: start at the book's ask for the order's GPU count.
+			// The offers below it have too few free GPUs, and in a busy
+			// book they are most of its cheap end (full machines keep
+			// their rows).
+			cur.ci, cur.i = e.books[cur.book].seek(cur.head)
+		}
 	scan:
 		for ; ; cur.ci, cur.i = cur.ci+1, 0 {
 			var c *chunk
@@ -328,7 +335,7 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 	h := curHeap{c: cands, lf: true}
 	h.init()
 	for len(h.c) > 0 {
-		bi, floor := h.c[0].book, h.c[0].bound // no offer in the book is faster than floor
+		bi, floor, ask := h.c[0].book, h.c[0].bound, h.c[0].head // no offer in the book is faster than floor
 		h.pop()
 		if best.found && floor > best.rtt {
 			return // every remaining book is slower than the best
@@ -338,14 +345,20 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 		if best.found {
 			cut = best.rtt
 		}
+		// From the book's ask for the order's GPU count, as priceFirst.
+		ci0, i0 := b.seek(ask)
 	scan:
-		for _, c := range b.chunks {
+		for ci := ci0; ci < len(b.chunks); ci++ {
+			c, from := b.chunks[ci], 0
+			if ci == ci0 {
+				from = i0
+			}
 			if c.price[0] > o.maxPrice {
 				break
 			}
 			row := c.rttRow(br)
-			for i, at := range c.cell[:c.n] {
-				rt := row[at]
+			for i := from; i < c.n; i++ {
+				rt := row[c.cell[i]]
 				if best.found && best.rtt == floor && c.price[i] > best.price {
 					// The best already has the book's lowest RTT and every
 					// later offer asks more: nothing after it can win.

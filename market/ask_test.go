@@ -58,18 +58,19 @@ func TestAskIndex(t *testing.T) {
 }
 
 // TestAnyAtLeast checks the eight-at-a-time free-GPU test against a
-// byte-by-byte one, for every k and counts of 0..8 in every position.
+// byte-by-byte one, for every k and counts of 0..MaxGPUs in every
+// position.
 func TestAnyAtLeast(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for n := 0; n < 20_000; n++ {
 		var a [8]uint8
 		for i := range a {
-			a[i] = uint8(r.IntN(9))
+			a[i] = uint8(r.IntN(MaxGPUs + 1))
 			if r.IntN(3) == 0 {
 				a[i] = 0
 			}
 		}
-		for k := uint8(1); k <= 8; k++ {
+		for k := uint8(1); k <= MaxGPUs; k++ {
 			want := false
 			for _, v := range a {
 				want = want || v >= k

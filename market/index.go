@@ -243,9 +243,9 @@ func (b *book) fixAsks(stale uint8, price int64) {
 }
 
 // anyAtLeast reports whether any of the eight free-GPU counts in a is at
-// least k (1..8), eight at a time: a count is at most 8, so adding 0x80-k
-// to each byte carries into no other and sets its top bit exactly when
-// the count is ≥ k. Bytes past a chunk's n are stale rows: a false yes
+// least k (1..MaxGPUs), eight at a time: counts and k are at most
+// MaxGPUs = 64, so adding 0x80-k to each byte gives 0x40..0xBF, carries
+// into no other byte and sets its top bit exactly when the count is ≥ k. Bytes past a chunk's n are stale rows: a false yes
 // there only sends the caller to its row-by-row test, which stops at n.
 func anyAtLeast(a []uint8, k uint8) bool {
 	w := binary.LittleEndian.Uint64(a[:8])

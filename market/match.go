@@ -251,6 +251,13 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 			row := c.rttRow(br)
 			for ; cur.i < c.n; cur.i++ {
 				i := cur.i
+				if i%8 == 0 && !anyAtLeast(c.avail[i:i+8], cnt) {
+					// Eight rows without enough free GPUs: none can serve
+					// the order, whatever they ask (the first row read
+					// after them still stops the read at the limit).
+					cur.i += 7
+					continue
+				}
 				p := c.price[i]
 				if p > limit {
 					if p <= o.maxPrice && (!best.found || p <= best.price) {

@@ -14,6 +14,16 @@ func checkAsks(e *Engine) error {
 	nb := len(e.books)
 	for bi := range e.books {
 		b := &e.books[bi]
+		if len(b.top) != len(b.chunks) {
+			return fmt.Errorf("book %d: %d chunk bounds for %d chunks", bi, len(b.top), len(b.chunks))
+		}
+		for ci, c := range b.chunks {
+			for i := 0; i < c.n; i++ {
+				if c.avail[i] > b.top[ci] {
+					return fmt.Errorf("book %d chunk %d row %d: %d free GPUs above its chunk's bound %d", bi, ci, i, c.avail[i], b.top[ci])
+				}
+			}
+		}
 		for k := 1; k <= askMaxK; k++ {
 			want := int64(1<<63 - 1)
 		scan:

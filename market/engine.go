@@ -437,6 +437,7 @@ func (e *Engine) setAvail(bi uint32, c *chunk, i int, m *machine) {
 	}
 	c.avail[i] = a1
 	b := &e.books[bi]
+	b.raise(c.price[i], c.slot[i], a0, a1)
 	b.rowAvail(c.price[i], a0, a1)
 	e.mirrorAsks(bi)
 }

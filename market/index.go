@@ -169,6 +169,12 @@ type book struct {
 	// chase a pointer per probe.
 	lastPrice []int64
 	lastSlot  []uint32
+	// top[ci] bounds the free GPUs of chunk ci's rows from above (raised
+	// at once when a row's rise past it, lowered when a repair of ask
+	// reads the whole chunk): fixAsks and the price-first scan pass over a
+	// chunk that cannot serve them without loading it, so the full
+	// machines that fill a busy book's cheap end cost a byte a chunk.
+	top []uint8
 }
 
 // askMaxK bounds the counts book.ask is kept for: orders for more GPUs
@@ -215,10 +221,15 @@ func (b *book) rowAvail(price int64, a0, a1 uint8) {
 func (b *book) fixAsks(stale uint8, price int64) {
 	ci0, i0 := b.seek(price)
 	for ci := ci0; ci < len(b.chunks); ci++ {
+		kmin := uint8(bits.TrailingZeros8(stale)) + 1
+		if b.top[ci] < kmin {
+			continue // no row here has enough free GPUs for any entry
+		}
 		c, i := b.chunks[ci], 0
 		if ci == ci0 {
 			i = i0
 		}
+		whole, before := i == 0, stale
 		for ; i < c.n && stale != 0; i++ {
 			if i%8 == 0 && !anyAtLeast(c.avail[i:i+8], uint8(bits.TrailingZeros8(stale))+1) {
 				i += 7 // eight rows, none with enough free GPUs for any entry
@@ -232,6 +243,11 @@ func (b *book) fixAsks(stale uint8, price int64) {
 					stale &^= 1 << j
 				}
 			}
+		}
+		if whole && stale == before {
+			// Read whole and nothing had kmin free GPUs: every row has
+			// fewer.
+			b.top[ci] = kmin - 1
 		}
 		if stale == 0 {
 			return
@@ -319,6 +335,7 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 		b.chunks = append(b.chunks, c)
 		b.lastPrice = append(b.lastPrice, 0)
 		b.lastSlot = append(b.lastSlot, 0)
+		b.top = append(b.top, a)
 		b.relast(0)
 		b.availChanged(m.price, 0, a)
 		return c
@@ -352,6 +369,9 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 		copy(b.lastPrice[ci+2:], b.lastPrice[ci+1:])
 		b.lastSlot = append(b.lastSlot, 0)
 		copy(b.lastSlot[ci+2:], b.lastSlot[ci+1:])
+		b.top = append(b.top, 0)
+		copy(b.top[ci+2:], b.top[ci+1:])
+		b.top[ci+1] = b.top[ci] // the halves' rows are the chunk's
 		b.relast(ci)
 		b.relast(ci + 1)
 		if !keyLess(b.lastPrice[ci], b.lastSlot[ci], m.price, s) {
@@ -363,6 +383,7 @@ func (b *book) insert(m *machine, s uint32, nR int) *chunk {
 	p := c.pos(m.price, s)
 	c.shift(p, 1)
 	c.set(p, m, s, nR)
+	b.top[ci] = max(b.top[ci], a)
 	if p%sampleStep == 0 {
 		c.resample(p)
 	}
@@ -460,7 +481,19 @@ func (b *book) update(m *machine, s uint32, nR int, held []uint16) {
 	c.set(i, m, s, nR)
 	b.addRTTs(m, nR)
 	b.fixMins(stale &^ b.nonZeroMins(stale))
+	b.raise(m.price, s, a0, c.avail[i])
 	b.rowAvail(m.price, a0, c.avail[i])
+}
+
+// raise keeps top for row (price, slot), whose free GPUs went from a0 to
+// a1, in place.
+func (b *book) raise(price int64, slot uint32, a0, a1 uint8) {
+	if a1 <= a0 {
+		return // a bound stays a bound
+	}
+	if ci := b.chunkFor(price, slot); a1 > b.top[ci] {
+		b.top[ci] = a1
+	}
 }
 
 // nonZeroMins is the subset of regions whose minimum is still held.
@@ -501,6 +534,7 @@ func (b *book) remove(price int64, slot uint32, nR int, held []uint16, hint *chu
 		b.chunks[:len(b.chunks)+1][len(b.chunks)] = nil // drop the freed chunk
 		b.lastPrice = append(b.lastPrice[:ci], b.lastPrice[ci+1:]...)
 		b.lastSlot = append(b.lastSlot[:ci], b.lastSlot[ci+1:]...)
+		b.top = append(b.top[:ci], b.top[ci+1:]...)
 	}
 	if b.n > 0 {
 		b.fixMins(stale)

@@ -229,22 +229,26 @@ func (e *Engine) priceFirst(cands []cursor, o *order, best *scanBest) {
 			limit = best.price
 		}
 		done := true
+		bk := &e.books[cur.book]
 		if cur.ci == 0 && cur.i == 0 {
 			// Unread: start at the book's ask for the order's GPU count.
 			// The offers below it have too few free GPUs, and in a busy
 			// book they are most of its cheap end (full machines keep
 			// their rows).
-			cur.ci, cur.i = e.books[cur.book].seek(cur.head)
+			cur.ci, cur.i = bk.seek(cur.head)
 		}
 	scan:
 		for ; ; cur.ci, cur.i = cur.ci+1, 0 {
+			if cur.i == 0 && cur.ci < len(bk.top) && bk.top[cur.ci] < cnt {
+				continue // no row in the chunk has enough free GPUs
+			}
 			var c *chunk
 			if cur.ci == 0 {
 				if c = e.bookHead[cur.book]; c == nil {
 					break // never: a candidate has offers
 				}
-			} else if b := &e.books[cur.book]; cur.ci < len(b.chunks) {
-				c = b.chunks[cur.ci]
+			} else if cur.ci < len(bk.chunks) {
+				c = bk.chunks[cur.ci]
 			} else {
 				break
 			}

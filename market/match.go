@@ -360,6 +360,9 @@ func (e *Engine) latencyFirst(cands []cursor, o *order, best *scanBest) {
 		ci0, i0 := b.seek(ask)
 	scan:
 		for ci := ci0; ci < len(b.chunks); ci++ {
+			if b.top[ci] < cnt {
+				continue // no row in the chunk has enough free GPUs
+			}
 			c, from := b.chunks[ci], 0
 			if ci == ci0 {
 				from = i0

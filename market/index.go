@@ -170,8 +170,8 @@ type book struct {
 	lastPrice []int64
 	lastSlot  []uint32
 	// top[ci] bounds the free GPUs of chunk ci's rows from above (raised
-	// at once when a row's rise past it, lowered when a repair of ask
-	// reads the whole chunk): fixAsks and the price-first scan pass over a
+	// at once when a row's free GPUs rise past it, lowered when a repair
+	// of ask reads the whole chunk): fixAsks and both scans pass over a
 	// chunk that cannot serve them without loading it, so the full
 	// machines that fill a busy book's cheap end cost a byte a chunk.
 	top []uint8
@@ -261,8 +261,9 @@ func (b *book) fixAsks(stale uint8, price int64) {
 // anyAtLeast reports whether any of the eight free-GPU counts in a is at
 // least k (1..MaxGPUs), eight at a time: counts and k are at most
 // MaxGPUs = 64, so adding 0x80-k to each byte gives 0x40..0xBF, carries
-// into no other byte and sets its top bit exactly when the count is ≥ k. Bytes past a chunk's n are stale rows: a false yes
-// there only sends the caller to its row-by-row test, which stops at n.
+// into no other byte and sets its top bit exactly when the count is ≥ k.
+// Bytes past a chunk's n are stale rows: a false yes there only sends
+// the caller to its row-by-row test, which stops at n.
 func anyAtLeast(a []uint8, k uint8) bool {
 	w := binary.LittleEndian.Uint64(a[:8])
 	return (w+0x0101010101010101*uint64(0x80-k))&0x8080808080808080 != 0

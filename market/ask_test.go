@@ -1,7 +1,6 @@
 package market
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -110,13 +109,9 @@ func TestFullCheapEnd(t *testing.T) {
 	var matched []string
 	apply := func(c Command) {
 		t.Helper()
-		got, gerr := e.Apply(&c)
-		want, werr := n.Apply(&c)
-		if !errors.Is(gerr, werr) || !errors.Is(werr, gerr) {
-			t.Fatalf("%+v: engine error %v, reference %v", c, gerr, werr)
-		}
-		if gs, ws := eventsString(got), eventsString(want); gs != ws {
-			t.Fatalf("%+v:\nengine:\n%sreference:\n%s", c, gs, ws)
+		got, diff, _ := applyBoth(e, n, &c, &c)
+		if diff != "" {
+			t.Fatalf("%+v: %s", c, diff)
 		}
 		if err := checkAsks(e); err != nil {
 			t.Fatalf("%+v: %v", c, err)

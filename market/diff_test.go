@@ -18,6 +18,21 @@ func eventsString(evs []Event) string {
 	return b.String()
 }
 
+// applyBoth applies ec to the engine and rc (the same command) to the
+// reference matcher, and returns the engine's events, diff saying how the
+// two differ ("" when they agree) and the engine's error.
+func applyBoth(e *Engine, n *naive, ec, rc *Command) (got []Event, diff string, gerr error) {
+	got, gerr = e.Apply(ec)
+	want, werr := n.Apply(rc)
+	if !errors.Is(gerr, werr) || !errors.Is(werr, gerr) {
+		return got, fmt.Sprintf("engine error %v, naive %v", gerr, werr), gerr
+	}
+	if gs, ws := eventsString(got), eventsString(want); gs != ws {
+		return got, fmt.Sprintf("\nengine:\n%snaive:\n%s", gs, ws), gerr
+	}
+	return got, "", gerr
+}
+
 // TestDifferential runs diffCommands random commands through the engine
 // and the naive reference matcher and requires identical events and
 // errors for every one. Each command goes through the wire codec first, as
@@ -50,13 +65,9 @@ func TestDifferential(t *testing.T) {
 				if err != nil {
 					t.Fatalf("cmd %d: decode: %v", i, err)
 				}
-				got, gerr := e.Apply(&dc)
-				want, werr := n.Apply(&c)
-				if !errors.Is(gerr, werr) || !errors.Is(werr, gerr) {
-					t.Fatalf("cmd %d %+v: engine error %v, naive %v", i, c, gerr, werr)
-				}
-				if gs, ws := eventsString(got), eventsString(want); gs != ws {
-					t.Fatalf("cmd %d %+v:\nengine:\n%snaive:\n%s", i, c, gs, ws)
+				got, diff, gerr := applyBoth(e, n, &dc, &c)
+				if diff != "" {
+					t.Fatalf("cmd %d %+v: %s", i, c, diff)
 				}
 				g.observe(got)
 				if gerr != nil {

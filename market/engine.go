@@ -462,8 +462,8 @@ func (e *Engine) mirrorAsks(bi uint32) {
 
 // modelAskMoved keeps modelAsk exact when book bi's ask for row k (k+1
 // GPUs; row is that count's mirror in bookAsk, already holding v) moved
-// from old to v: a cheaper ask is the new minimum at once, and only when the model's
-// minimum itself rose are its books read again.
+// from old to v: a cheaper ask is the new minimum at once, and only when
+// the model's minimum itself rose are its books read again.
 func (e *Engine) modelAskMoved(k int, bi uint32, row []int64, old, v int64) {
 	m := int(bi) / e.nR
 	p := &e.modelAsk[k*e.nM+m]

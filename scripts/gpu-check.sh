@@ -27,6 +27,9 @@ if command -v make >/dev/null; then make ptx 2>&1 | tail -20; else
   nvcc -arch=compute_90a -ptx -O3 $K/poc_v2_sm90a.cu -o /tmp/h.ptx 2>&1 | tail -20; sed 's/^\.version .*/.version 8.0/' /tmp/h.ptx > $K/poc_v2_sm90a.ptx
 fi
 cmp $K/poc_v2.ptx /tmp/old.ptx && echo "generic PTX reproduced byte for byte"
+# A Hopper kernel that did not compile leaves the placeholder: stop here
+# and keep the GPU minutes for the run after the fix.
+grep -q '^\.visible \.entry' $K/poc_v2_sm90a.ptx || { echo "poc_v2_sm90a.ptx has no entry point: nvcc failed"; cp $K/poc_v2.ptx $OUT/; exit 1; }
 cp $K/poc_v2.ptx $K/poc_v2_sm90a.ptx $OUT/
 echo "== ptxas sm_90a (registers, spills, wgmma serialisation warnings)"
 ptxas -arch=sm_90a -O3 -v $K/poc_v2_sm90a.ptx -o /tmp/h.cubin 2>&1 | grep -v '^$' | tail -24

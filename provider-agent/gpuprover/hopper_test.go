@@ -1,8 +1,10 @@
 package gpuprover
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"testing"
 
@@ -131,4 +133,22 @@ func testPhilox(c [4]uint32, k [2]uint32) [4]uint32 {
 		c = [4]uint32{hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0}
 	}
 	return c
+}
+
+// TestEmbeddedEntryPoints: every variant's kernel is in the module it is
+// loaded from, taking the Args block encodeArgs writes, so a PTX rebuilt
+// from changed sources cannot ship without an entry point New looks up.
+// Without a GPU this is the check that the committed PTX and Variants agree.
+func TestEmbeddedEntryPoints(t *testing.T) {
+	ks := Embedded()
+	for _, v := range Variants {
+		ptx := ks.PTX
+		if v.Hopper() {
+			ptx = ks.Hopper
+		}
+		entry := fmt.Sprintf(".visible .entry %s(\n\t.param .align 8 .b8 %s_param_0[%d]\n)", v.Name(), v.Name(), argsSize)
+		if !bytes.Contains(ptx, []byte(entry)) {
+			t.Errorf("%s: no entry point taking %d bytes of Args in its PTX", v.Name(), argsSize)
+		}
+	}
 }

@@ -11,6 +11,7 @@
 //    digests.
 // 2. wgmma_peak: the rate of m64n128k32 int8 wgmma with A in registers on
 //    every SM, no memory traffic: the ceiling the prover is compared with.
+//    Not yet measured: the first run's loop was wrong (see wgmma_peak).
 #define POC_NO_ENTRIES
 #include "poc_v2_sm90a.cu"
 
@@ -63,8 +64,19 @@ __global__ void __launch_bounds__(512, 1) wgmma_peak(const int8_t* B, int32_t* o
 #pragma unroll
         for (int k = 0; k < 4; k++) a[s][k] = (tid + s) * 0x01030507u + k;
     int32_t acc[64];
-    for (int it = 0; it < iters; it++) {
-        chunk_product(acc, a, base);
+    chunk_product(acc, a, base);
+    // Every later product accumulates into acc (scale-d true), so each
+    // depends on the one before. The first H200 run (2026-12-05) called
+    // chunk_product here, whose first product overwrites acc: every chain
+    // but the last was dead, and the loop "ran" at 7.14e15 ops/s, 3.6
+    // times the datasheet, so dead chains were dropped somewhere (that
+    // run kept no SASS to show where). This form is not yet compiled.
+    for (int it = 1; it < iters; it++) {
+        wgmma_fence();
+#pragma unroll
+        for (int s = 0; s < 8; s++) wgmma_rs(acc, a[s], bdesc(base + (s >> 2) * 16384 + (s & 3) * 32));
+        wgmma_commit();
+        wgmma_wait0();
     }
     int32_t x = 0;
 #pragma unroll

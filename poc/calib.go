@@ -8,15 +8,15 @@ import (
 )
 
 // ClassRate is one GPU class's expected work-function throughput relative
-// to an H100 SXM, in milli-H100 (1000 = one H100). The basis is the rate
-// of the instruction the GPU prover is built on, int8 mma.sync, not the
-// datasheet's headline: on Hopper the datasheet's dense INT8 figure needs
-// wgmma, and mma.sync reaches 1,297 TOPS of its 1,979 (measured on an
-// H200, docs/poc.md §14), while Ampere and Ada reach their datasheet rate
-// with mma.sync. A datasheet ratio would so price an A100 at 315 when the
-// kernel runs it at about 480. Hopper is measured; the other classes are
-// estimates that assume the kernel reaches the same share of each card's
-// mma.sync rate; the verification PoC's measured rate (Offer's measured
+// to an H100 SXM, in milli-H100 (1000 = one H100): the rate of the GPU
+// prover that runs on the class, not the datasheet's headline. On Hopper
+// the prover is the wgmma kernel; elsewhere (Ampere, Ada, Blackwell,
+// which have no wgmma) it is the mma.sync kernel. Both were measured on
+// an H200 SXM on 2026-12-05 (docs/poc.md §14) as shares of the card's
+// int8 mma.sync ceiling: wgmma 0.6096, mma.sync 0.3841. A class's rate is
+// its mma.sync rate times its kernel's share; Hopper rows are measured,
+// the others assume their kernel reaches the share it reached on the
+// H200. The verification PoC's measured rate (Offer's measured
 // H100-equivalents) is what buyers see per machine.
 type ClassRate struct {
 	// Class is the GPU model name as the agent reports it.
@@ -25,13 +25,26 @@ type ClassRate struct {
 	// boost clock × ops per SM per clock (Ampere 4,096, Ada 2,048, Hopper
 	// 4,963 as measured).
 	MmaTOPS uint32
-	// MilliH100 = round(1000 × MmaTOPS / 1297).
+	// Wgmma: the prover runs the wgmma kernel here (Hopper, sm_90).
+	Wgmma bool
+	// MilliH100 = round(1000 × MmaTOPS × share / (1297 × 0.6096)), share
+	// being the class's kernel's (wgmmaShareBP or mmaShareBP).
 	MilliH100 uint64
 }
 
 // h100MmaTOPS is the H100 SXM's int8 mma.sync rate: 1,297 TOPS measured
-// on an H200 SXM (same 132 SMs at 1.98 GHz) on 2026-12-04.
+// on an H200 SXM (same 132 SMs at 1.98 GHz) on 2026-12-04 (1,299 on
+// 2026-12-05).
 const h100MmaTOPS = 1297
+
+// The kernels' shares of the mma.sync ceiling, in basis points, measured
+// in one run on an H200 SXM on 2026-12-05: the wgmma kernel evaluated
+// 1.510e9 nonces/s (7.918e14 int8 ops/s), the mma.sync kernel 0.952e9,
+// the ceiling 1.299e15 ops/s.
+const (
+	wgmmaShareBP = 6096
+	mmaShareBP   = 3841
+)
 
 // classRates is sorted by Class so lookup is a binary search and the
 // order never depends on a map. MmaTOPS per class (SMs × GHz × ops/clk):
@@ -42,15 +55,15 @@ const h100MmaTOPS = 1297
 // 128 × 2.52 × 2,048 = 660. CPU-SIM is the dev fleet's simulated GPU: one
 // H100-equivalent of DevParams.
 var classRates = []ClassRate{
-	{"A100", 624, 481},
-	{"B200", 1443, 1113},
-	{"CPU-SIM", h100MmaTOPS, 1000},
-	{"H100", 1297, 1000},
-	{"H100-PCIE", 993, 766},
-	{"H200", 1297, 1000},
-	{"L4", 242, 187},
-	{"L40S", 733, 565},
-	{"RTX4090", 660, 509},
+	{"A100", 624, false, 303},
+	{"B200", 1443, false, 701},
+	{"CPU-SIM", h100MmaTOPS, true, 1000},
+	{"H100", 1297, true, 1000},
+	{"H100-PCIE", 993, true, 766},
+	{"H200", 1297, true, 1000},
+	{"L4", 242, false, 118},
+	{"L40S", 733, false, 356},
+	{"RTX4090", 660, false, 321},
 }
 
 // ClassRates returns the rate table, sorted by class name (a copy).

@@ -13,8 +13,12 @@ func TestClassTable(t *testing.T) {
 		t.Fatal("class table not sorted")
 	}
 	for _, c := range rates {
-		// MilliH100 is round(1000 × MmaTOPS / 1297).
-		if want := (uint64(c.MmaTOPS)*1000 + h100MmaTOPS/2) / h100MmaTOPS; c.MilliH100 != want {
+		// MilliH100 is round(1000 × MmaTOPS × share / (1297 × wgmma's share)).
+		share, h100 := uint64(mmaShareBP), uint64(h100MmaTOPS*wgmmaShareBP)
+		if c.Wgmma {
+			share = wgmmaShareBP
+		}
+		if want := (uint64(c.MmaTOPS)*share*1000 + h100/2) / h100; c.MilliH100 != want {
 			t.Errorf("%s: milli %d, want %d", c.Class, c.MilliH100, want)
 		}
 	}
@@ -24,7 +28,7 @@ func TestClassTable(t *testing.T) {
 	if _, err := LookupClass("Voodoo2"); !errors.Is(err, ErrUnknownClass) {
 		t.Fatal(err)
 	}
-	if m, _ := H100Equivalents("A100", 8); m != 3848 {
+	if m, _ := H100Equivalents("A100", 8); m != 2424 {
 		t.Fatalf("8×A100 = %d milli-H100", m)
 	}
 }
@@ -41,10 +45,10 @@ func TestEpochTarget(t *testing.T) {
 		wantR   uint64
 		wantErr error
 	}{
-		// N = 8.5e8 × 60 = 5.1e10; D = 5.1e10/3000 = 17,000,000; R = 2730.
-		{"1×H100 60s", p, "H100", 1, 60, 17_000_000, 2730, nil},
-		// 8 × 1113 milli × 8.5e8 /1000 × 600 = 4.54104e12 → D = 1,513,680,000.
-		{"8×B200 600s", p, "B200", 8, 600, 1_513_680_000, 2730, nil},
+		// N = 1.35e9 × 60 = 8.1e10; D = 8.1e10/3000 = 27,000,000; R = 2730.
+		{"1×H100 60s", p, "H100", 1, 60, 27_000_000, 2730, nil},
+		// 8 × 701 milli × 1.35e9 /1000 × 600 = 4.54248e12 → D = 1,514,160,000.
+		{"8×B200 600s", p, "B200", 8, 600, 1_514_160_000, 2730, nil},
 		{"unknown", p, "Voodoo2", 1, 60, 0, 0, ErrUnknownClass},
 		{"too short", p, "L4", 1, 0, 0, 0, ErrEpochTooSmall},
 		{"overflow", p, "B200", 1 << 31, 1 << 40, 0, 0, ErrOverflow},
@@ -112,10 +116,10 @@ func TestMeasuredMilliH100(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The expected count is N/D ≥ λ = 3000.
-	if got := MeasuredMilliH100(p, tg, 3000, 5); got < 480 || got > 481 {
-		t.Fatalf("an A100 at its expected count measures %d milli, want 481", got)
+	if got := MeasuredMilliH100(p, tg, 3000, 5); got < 302 || got > 303 {
+		t.Fatalf("an A100 at its expected count measures %d milli, want 303", got)
 	}
-	if got := MeasuredMilliH100(p, tg, 6000, 5); got < 961 || got > 962 {
+	if got := MeasuredMilliH100(p, tg, 6000, 5); got < 605 || got > 606 {
 		t.Fatalf("twice the count measures %d", got)
 	}
 	for _, c := range []struct {

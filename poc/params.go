@@ -106,12 +106,13 @@ func DefaultParams() Params {
 		// Verify/prove ≤ k / (λ × D) = 40 / (3000 × 2048) ≈ 6.5e-6 in
 		// nonces; the floor also covers weight generation (see docs).
 		MinDifficulty: 2048,
-		// Measured (docs/poc.md §14): the GPU prover evaluates 0.94–0.95e9
-		// v2 nonces/s on an H200 SXM (2026-12-04), whose SMs and clocks
-		// an H100 SXM shares. 850e6 is 0.9 of it: an honest card at 0.975
-		// × this (88 % of the measured rate) still clears an epoch with
-		// probability ≥ 1 − 1e-4, which covers clock and power-cap spread.
-		H100NoncesPerSecond: 850_000_000,
+		// Measured (docs/poc.md §14): the GPU prover's wgmma kernel
+		// evaluates 1.51e9 v2 nonces/s on an H200 SXM (2026-12-05), whose
+		// SMs and clocks an H100 SXM shares. 1.35e9 is 0.89 of it: an
+		// honest card at 0.975 × this (87 % of the measured rate) still
+		// clears an epoch with probability ≥ 1 − 1e-4, which covers clock
+		// and power-cap spread.
+		H100NoncesPerSecond: 1_350_000_000,
 	}
 }
 

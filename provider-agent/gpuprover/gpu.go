@@ -224,7 +224,7 @@ func (b *Backend) Describe() string {
 		// The chain's rates assume wgmma on Hopper (docs/poc.md §6): the
 		// provider must learn here, not from missed epochs, that this card
 		// will fall short of its class.
-		why = fmt.Sprintf(" (wgmma kernels not loaded: %v; on mma.sync this card proves about 0.7 of its class's rate, so its epochs will miss; the wgmma PTX needs a driver of CUDA 12.0 or newer)", b.hopperErr)
+		why = fmt.Sprintf(" (wgmma kernels not loaded: %v; on mma.sync this card proves about 0.7 of the rate the chain's targets assume for its class, so its epochs will miss; the wgmma PTX needs a driver of CUDA 12.0 or newer)", b.hopperErr)
 	}
 	return fmt.Sprintf("gpu: %s (sm_%d%d, %d SMs), work function v%d kernels for Dim %v (%s)%s; other models prove on the CPU",
 		b.Device.Name, b.Device.Major, b.Device.Minor, b.Device.SMs, poc.Version2, dims, strings.Join(names, ", "), why)

@@ -57,7 +57,7 @@ const (
 var classRates = []ClassRate{
 	{"A100", 624, false, 303},
 	{"B200", 1443, false, 701},
-	{"CPU-SIM", h100MmaTOPS, true, 1000},
+	{"CPU-SIM", h100MmaTOPS, true, 1000}, // an H100 by definition: the H100 row's figures
 	{"H100", 1297, true, 1000},
 	{"H100-PCIE", 993, true, 766},
 	{"H200", 1297, true, 1000},

@@ -140,17 +140,3 @@ func TestMeasuredMilliH100(t *testing.T) {
 		}
 	}
 }
-
-// TestDevTargetsEveryClass: on the dev chain (DevParams, 2 s of proving
-// an epoch: chain/x/escrow/types.DevParams' ProofWorkSeconds) one GPU of
-// every listed class gets an epoch target, so a dev lease on any of the
-// demo fleet's cards can run. The recalibration of 2026-12-05 put an L4
-// at D = 3, under the MinDifficulty of 4 it had.
-func TestDevTargetsEveryClass(t *testing.T) {
-	const devWorkSeconds = 2
-	for _, c := range ClassRates() {
-		if _, err := EpochTarget(DevParams(), c.Class, 1, devWorkSeconds); err != nil {
-			t.Errorf("one %s, %d s at DevParams: %v", c.Class, devWorkSeconds, err)
-		}
-	}
-}

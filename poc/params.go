@@ -126,7 +126,7 @@ func DevParams() Params {
 	p.Layers = 2
 	// Low enough that every listed class gets an epoch target from the
 	// dev chain's 2 s of proving: one L4 (118 milli-H100) has N = 11,800
-	// and D = 3 (TestDevTargetsEveryClass).
+	// and D = 3 (the chain's TestDevTargetsEveryClass).
 	p.MinDifficulty = 2
 	// A dev "H100" is one CPU core's worth of the dev network, so the demo
 	// fleet's simulated agents can keep up on a laptop.
